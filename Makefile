@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Everything installs into .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install demo test lint docs clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
+# llama-cpp-python compiles from source the first time (~5 min on 2 cores); pip caches the wheel.
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[local,llamacpp,dev]'
+	touch $@
+
+install: $(STAMP)  ## install Tryouts with every extra into .venv
+
+demo: install  ## build the tiny offline demo models and compare them across the local routes
+	HF_HUB_OFFLINE=1 $(BIN)/tryouts demo
+
+test: install  ## lint, check the generated docs, and run every test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python docs/gen_cli.py --check
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+
+docs: install  ## regenerate docs/cli.md from --help
+	$(BIN)/python docs/gen_cli.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

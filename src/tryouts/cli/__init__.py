@@ -1,0 +1,70 @@
+"""The ``tryouts`` command: a Typer app, one module per command, Rich output.
+
+Exit codes (docs/cli.md): 0 success; 1 bad usage or a Tryouts error (message says what to do);
+2 some models failed (the others' results are stored); 130 interrupted.
+
+Command modules import heavy code inside the command functions, so ``tryouts --help`` imports
+neither torch nor any provider SDK.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from .. import __version__
+
+app = typer.Typer(
+    name="tryouts",
+    help="Put pre-trained AI models through the same drills: one prompt through API and local models, "
+    "measured (TTFT, tokens/s, latency), costed and stored.",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK, EXIT_ERROR, EXIT_MODEL_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"tryouts {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version and exit."),
+) -> None:
+    """Tryouts: compare pre-trained models on the same prompts."""
+
+
+from . import compare as _compare  # noqa: E402,F401  (registers commands)
+from . import demo as _demo  # noqa: E402,F401
+from . import providers as _providers  # noqa: E402,F401
+from . import runs as _runs  # noqa: E402,F401
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``tryouts`` console script."""
+    from ..errors import TryoutsError
+
+    try:
+        code = app(args=argv, prog_name="tryouts", standalone_mode=False)
+    except (typer.Abort, KeyboardInterrupt):
+        print("Interrupted.", file=sys.stderr)
+        code = EXIT_INTERRUPTED
+    except typer.exceptions.TyperException as exc:  # usage errors from the (vendored) click layer
+        show = getattr(exc, "show", None)
+        if show is not None:
+            show()
+        no_args_help = type(exc).__name__ == "NoArgsIsHelpError"
+        code = EXIT_OK if no_args_help else EXIT_ERROR
+    except TryoutsError as exc:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[bold red]Error:[/] {exc.message}", highlight=False)
+        code = EXIT_ERROR
+    sys.exit(code if isinstance(code, int) else EXIT_OK)

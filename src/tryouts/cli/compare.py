@@ -1,0 +1,122 @@
+"""``tryouts compare``: one prompt through several models, side by side."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+
+from . import app
+
+DB_HELP = "Results database: a file path or an SQLAlchemy URL [default: TRYOUTS_DB or the user data dir]."
+
+
+def parse_options(raw: list[str], n_models: int) -> list[dict[str, Any]]:
+    """``[N:]KEY=VALUE`` items -> one options mapping per model (N is the model's 1-based position)."""
+    import yaml
+
+    from ..errors import UsageError
+
+    per_model: list[dict[str, Any]] = [{} for _ in range(n_models)]
+    for item in raw:
+        target, key_value = None, item
+        head, sep, rest = item.partition(":")
+        if sep and head.isdigit():
+            target, key_value = int(head), rest
+        key, sep, value = key_value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"Option {item!r} is not KEY=VALUE (or N:KEY=VALUE for the N-th model only).")
+        if target is not None and not 1 <= target <= n_models:
+            raise UsageError(f"Option {item!r} names model {target}, but there are {n_models} models.")
+        parsed = yaml.safe_load(value) if value else ""
+        for i in [target - 1] if target else range(n_models):
+            per_model[i][key.strip()] = parsed
+    return per_model
+
+
+def open_store(db: str | None):
+    from ..paths import default_db
+    from ..store import Store
+
+    return Store(db or default_db())
+
+
+@app.command()
+def compare(
+    prompt: str = typer.Argument(..., help="The prompt; '-' reads it from standard input."),
+    model: list[str] = typer.Option(..., "--model", "-m", help="A model as PROVIDER:MODEL; repeat for each model."),
+    option: list[str] = typer.Option(
+        [], "--option", "-o", help="Model option KEY=VALUE for every model, or N:KEY=VALUE for the N-th model only."
+    ),
+    system: str | None = typer.Option(None, "--system", "-s", help="A system prompt."),
+    max_tokens: int = typer.Option(256, "--max-tokens", min=1, help="Upper bound on output tokens."),
+    temperature: float | None = typer.Option(None, "--temperature", "-t", min=0.0, help="Sampling temperature (0 = greedy)."),
+    top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling."),
+    seed: int | None = typer.Option(None, "--seed", help="Random seed, where the provider supports one."),
+    price: list[str] = typer.Option(
+        [], "--price", help="Price override REF=IN,OUT in USD per million tokens (e.g. 'openai:gpt-4o-mini=0.15,0.6')."
+    ),
+    sequential: bool = typer.Option(False, "--sequential", help="Run one model at a time (cleanest timings)."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Show outputs streaming side by side (terminals only)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Run one prompt through several models and compare outputs, timing and cost.
+
+    Example: tryouts compare "Explain pretrained models in one paragraph" -m hf:./models/tiny -m openai:gpt-4o-mini
+
+    Exit code 0 when every model succeeded, 2 when some failed (the rest are still stored), 1 on bad usage.
+    """
+    import asyncio
+    import json
+
+    from rich.live import Live
+
+    from ..config import price_overrides
+    from ..engine.compare import compare as run_compare
+    from ..errors import UsageError
+    from ..pricing import PriceOverride
+    from ..types import GenParams, ModelSpec
+    from .render import LiveView, make_console, print_outputs, print_results
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise UsageError("The prompt is empty; give it as an argument or pipe it with '-'.")
+    options = parse_options(option, len(model))
+    specs = [ModelSpec.parse(ref, opts) for ref, opts in zip(model, options, strict=True)]
+    prices = price_overrides()
+    for item in price:
+        ref, sep, value = item.rpartition("=")
+        if not sep or not ref:
+            raise UsageError(f"--price {item!r} is not REF=IN,OUT.")
+        prices[ref] = PriceOverride.parse(value, ref)
+    params = GenParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+
+    console = make_console(stderr=fmt == "json")
+    store = open_store(db)
+    view = LiveView([s.ref for s in specs])
+    use_live = live and console.is_terminal
+
+    async def go():
+        return await run_compare(
+            prompt, specs, params=params, system=system, store=store, on_event=view.on_event,
+            sequential=sequential, prices=prices,
+        )
+
+    if use_live:
+        with Live(view, console=console, refresh_per_second=8, transient=True):
+            outcome = asyncio.run(go())
+    else:
+        outcome = asyncio.run(go())
+    run = store.get_run(outcome.run_id)
+    if fmt == "json":
+        print(json.dumps(run, indent=2, default=str))
+    else:
+        print_outputs(console, run["results"])
+        print_results(console, run["results"], title=f"Run {outcome.run_id}")
+        console.print(f"Stored as run [bold]{outcome.run_id}[/] in {store.url}. Show it again: tryouts show {outcome.run_id}")
+    return 0 if outcome.all_ok else 2

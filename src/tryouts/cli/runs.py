@@ -1,0 +1,77 @@
+"""``tryouts runs`` and ``tryouts show``: the run history."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from .compare import DB_HELP, open_store
+
+
+def _check_format(fmt: str) -> None:
+    from ..errors import UsageError
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+
+
+@app.command()
+def runs(
+    limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many runs (0 = all)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """List past runs, newest first."""
+    import json
+
+    from rich.table import Table
+
+    from .render import make_console
+
+    _check_format(fmt)
+    rows = open_store(db).list_runs(limit or None)
+    if fmt == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    console = make_console()
+    if not rows:
+        console.print("No runs yet. Try: tryouts demo")
+        return 0
+    table = Table(header_style="bold")
+    for name in ("Run", "Started (UTC)", "Kind", "Status", "Models", "Results", "Failed"):
+        table.add_column(name, justify="right" if name in ("Results", "Failed") else "left", overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["id"], r["started_at"][:19].replace("T", " "), r["kind"], r["status"],
+            "\n".join(r["models"]), str(r["n_results"]), str(r["n_failed"]),
+        )
+    console.print(table)
+    return 0
+
+
+@app.command()
+def show(
+    run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (see docs/json.md)."),
+    outputs: bool = typer.Option(True, "--outputs/--no-outputs", help="Print each model's output."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Print a stored run again: outputs, then timing, tokens and cost per model."""
+    import json
+
+    from .render import make_console, print_outputs, print_results
+
+    _check_format(fmt)
+    data = open_store(db).get_run(run)
+    if fmt == "json":
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    console = make_console()
+    r = data["run"]
+    prompt = "\n".join(f"{m['role']}: {m['content']}" for m in r["request"].get("messages", []))
+    console.print(f"[bold]Run {r['id']}[/] · {r['kind']} · {r['status']} · started {r['started_at'][:19]} UTC")
+    console.print(f"[dim]{prompt}[/]")
+    if outputs:
+        print_outputs(console, data["results"])
+    print_results(console, data["results"])
+    return 0

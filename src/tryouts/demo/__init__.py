@@ -1,0 +1,1 @@
+"""The offline demo: tiny random-weight models that need no download."""

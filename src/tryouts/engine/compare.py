@@ -1,0 +1,148 @@
+"""One prompt through several models in one run (``tryouts compare``).
+
+Scheduling: models behind an API stream concurrently; in-process local models (``hf``,
+``llamacpp``) take turns on one "local lane", each loaded once and then given its request, so two
+local models never compete for the same CPU or GPU while being timed. ``sequential=True`` runs
+everything one model at a time (the cleanest timings when the API server is itself local).
+Each result is stored the moment it completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+
+from ..pricing import PriceOverride
+from ..providers import create_provider
+from ..store import Store
+from ..types import GenParams, Message, ModelSpec, Request, Result
+from .execute import execute, failed_result
+
+#: on_event(model_index, kind, payload): kinds are "loading", "started", "delta" (text), "done" (Result)
+OnEvent = Callable[[int, str, Any], None]
+
+
+@dataclass
+class CompareOutcome:
+    """What ``compare`` returns: the run id (None when not stored) and one result per model."""
+
+    run_id: str | None
+    results: list[Result]
+
+    @property
+    def all_ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+
+def build_request(prompt: str | Sequence[Message], system: str | None, params: GenParams | None) -> Request:
+    """A request from a prompt string (or messages), an optional system prompt and parameters."""
+    if isinstance(prompt, str):
+        messages = [Message(role="user", content=prompt)]
+    else:
+        messages = list(prompt)
+    if system:
+        messages.insert(0, Message(role="system", content=system))
+    return Request(messages=messages, params=params or GenParams())
+
+
+async def compare(
+    prompt: str | Sequence[Message],
+    models: Sequence[str | ModelSpec],
+    *,
+    params: GenParams | None = None,
+    system: str | None = None,
+    store: Store | None = None,
+    on_event: OnEvent | None = None,
+    sequential: bool = False,
+    prices: dict[str, PriceOverride] | None = None,
+    meta: dict[str, Any] | None = None,
+) -> CompareOutcome:
+    """Run one prompt through every model; a model's failure never stops the others.
+
+    Args:
+        prompt: the user prompt, or a list of chat messages.
+        models: references such as ``openai:gpt-4o-mini`` or parsed :class:`ModelSpec` s.
+        params: generation parameters shared by all models.
+        system: an optional system prompt.
+        store: where each result is committed as it completes (None: not stored).
+        on_event: progress callback for live views.
+        sequential: run one model at a time.
+        prices: price overrides by model reference.
+        meta: stored with the run.
+    """
+    request = build_request(prompt, system, params)
+    specs = [m if isinstance(m, ModelSpec) else ModelSpec.parse(m) for m in models]
+    emit = on_event or (lambda i, kind, payload: None)
+    prices = prices or {}
+    run_id = None
+    if store is not None:
+        run_id = store.create_run(
+            "compare", [s.ref for s in specs], request.model_dump(mode="json"), meta or {}
+        )
+
+    results: list[Result | None] = [None] * len(specs)
+    local_lane = asyncio.Lock()
+    global_lane = asyncio.Lock() if sequential else None
+
+    def record(i: int, result: Result) -> None:
+        results[i] = result
+        if store is not None and run_id is not None:
+            store.add_result(run_id, result)
+        emit(i, "done", result)
+
+    async def one(i: int, spec: ModelSpec) -> None:
+        override = prices.get(spec.ref)
+        if override is None and "price" in spec.options:
+            override = PriceOverride.parse(spec.options["price"], spec.ref)
+        try:
+            provider = create_provider(spec)
+        except Exception as exc:
+            record(i, failed_result(spec, request, exc, model_index=i))
+            return
+        lanes = [lock for lock in (global_lane, local_lane if provider.local else None) if lock is not None]
+        t_wait = perf_counter_ns()
+        for lock in lanes:
+            await lock.acquire()
+        try:
+            queue_ms = (perf_counter_ns() - t_wait) / 1e6
+            emit(i, "loading", None)
+            try:
+                load_ms = await provider.load()
+            except Exception as exc:
+                record(i, failed_result(spec, request, exc, model_index=i))
+                return
+            emit(i, "started", None)
+            result = await execute(
+                provider,
+                request,
+                on_delta=lambda d: emit(i, "delta", d),
+                queue_ms=queue_ms,
+                load_ms=load_ms,
+                price_override=override,
+                tokenizer_ref=spec.options.get("tokenizer"),
+                model_index=i,
+            )
+            record(i, result)
+        finally:
+            try:
+                await provider.aclose()  # a local model leaves memory before the next one loads
+            except Exception:
+                pass
+            for lock in reversed(lanes):
+                lock.release()
+
+    status = "done"
+    try:
+        await asyncio.gather(*(one(i, s) for i, s in enumerate(specs)))
+    except BaseException:
+        status = "interrupted"
+        raise
+    finally:
+        if store is not None and run_id is not None:
+            if status == "done" and not all(r is not None and r.ok for r in results):
+                status = "failed" if not any(r is not None and r.ok for r in results) else "partial"
+            store.finish_run(run_id, status)
+    return CompareOutcome(run_id, [r for r in results if r is not None])

@@ -1,0 +1,119 @@
+"""One request on one provider -> one :class:`~tryouts.types.Result`. Never raises for a model's failure."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from .. import errors
+from ..measure import compute_timing
+from ..pricing import PriceOverride, price
+from ..providers.base import Provider
+from ..tokens import complete_usage
+from ..types import Collected, Delta, Finish, ModelSpec, Request, Result, Sent, ServerTimings, UsageReport
+
+OnDelta = Callable[[Delta], None]
+
+
+def failed_result(spec: ModelSpec, request: Request, exc: BaseException, **kw) -> Result:
+    """A result for a model that failed before (or without) streaming anything."""
+    message, kind = describe(exc)
+    return Result(
+        model=spec.ref,
+        provider=spec.provider,
+        model_name=spec.model,
+        ok=False,
+        error=message,
+        error_kind=kind,
+        started_at=datetime.now(UTC),
+        request=request,
+        options=spec.options,
+        **kw,
+    )
+
+
+def describe(exc: BaseException) -> tuple[str, str]:
+    """(message, kind) for an exception; unexpected ones say to report them."""
+    if isinstance(exc, errors.TryoutsError):
+        return exc.message, exc.kind
+    return f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it.", "internal"
+
+
+async def execute(
+    provider: Provider,
+    request: Request,
+    *,
+    on_delta: OnDelta | None = None,
+    queue_ms: float | None = None,
+    load_ms: float | None = None,
+    price_override: PriceOverride | None = None,
+    tokenizer_ref: str | None = None,
+    model_index: int = 0,
+    case_index: int = 0,
+    repeat_index: int = 0,
+) -> Result:
+    """Stream ``request`` through ``provider`` and measure it (docs/metrics.md)."""
+    spec = provider.spec
+    got = Collected()
+    started_at = datetime.now(UTC)
+    error: BaseException | None = None
+    try:
+        async for ev in provider.stream(request):
+            if isinstance(ev, Delta):
+                got.deltas.append(ev)
+                if on_delta is not None:
+                    on_delta(ev)
+            elif isinstance(ev, Sent):
+                got.t0_ns = ev.t_ns
+                started_at = datetime.now(UTC)
+            elif isinstance(ev, UsageReport):
+                got.usage = ev.usage
+            elif isinstance(ev, ServerTimings):
+                got.server_timings = {**(got.server_timings or {}), **ev.data}
+            elif isinstance(ev, Finish):
+                got.finish_reason = ev.reason or got.finish_reason
+                got.finished = True
+    except Exception as exc:  # every failure becomes a recorded result, partial text kept
+        error = exc
+
+    text = "".join(d.text for d in got.deltas if d.channel == "text")
+    reasoning = "".join(d.text for d in got.deltas if d.channel == "reasoning")
+    usage = got.usage
+    if error is None or got.deltas:
+        counter = provider.count_tokens if provider.count_tokens("") is not None else None
+        usage = complete_usage(
+            usage, request.messages, text + reasoning, model_counter=counter, tokenizer_ref=tokenizer_ref
+        )
+    timing = compute_timing(
+        got.t0_ns, got.deltas, usage.output_tokens if usage else None, queue_ms=queue_ms, load_ms=load_ms
+    )
+    result = Result(
+        model=spec.ref,
+        provider=spec.provider,
+        model_name=provider.model_name,
+        ok=error is None,
+        text=text,
+        reasoning_text=reasoning,
+        finish_reason=got.finish_reason,
+        started_at=started_at,
+        timing=timing,
+        server_timings=got.server_timings,
+        request=request,
+        options=spec.options,
+        model_index=model_index,
+        case_index=case_index,
+        repeat_index=repeat_index,
+    )
+    if usage is not None:
+        result.usage = usage
+        result.cost = price(
+            provider.price_provider,
+            provider.model_name,
+            usage,
+            started_at,
+            override=price_override,
+            local=provider.local,
+        )
+    if error is not None:
+        result.error, result.error_kind = describe(error)
+    return result

@@ -1,0 +1,138 @@
+"""Errors raised by Tryouts.
+
+Every error a user can see derives from :class:`TryoutsError`, and every message says what to do next.
+
+::
+
+    TryoutsError
+    ├── UsageError              bad input from the user (a malformed model reference, a bad option)
+    ├── UnknownProviderError    a model reference names a provider Tryouts does not know
+    ├── MissingExtraError       an optional dependency group is not installed
+    ├── StoreError              the results database cannot be opened or a run is not found
+    └── ProviderError           a model call failed
+        ├── MissingKeyError     the API key's environment variable is not set
+        ├── AuthError           the provider refused the key (401/403)
+        ├── ModelNotFoundError  the provider or the local path does not have this model
+        ├── BadRequestError     the provider refused the request (400/422)
+        ├── RateLimitError      429; carries ``retry_after`` seconds when the provider sent it
+        ├── ServerError         5xx or an overloaded provider
+        ├── ConnectError        the endpoint cannot be reached (nothing listening, DNS, TLS)
+        ├── TimeoutError_       no answer in time
+        └── StreamCutError      the stream ended before the model finished; partial text is kept
+
+``ProviderError.retryable`` tells the engine whether a retry may help.
+"""
+
+from __future__ import annotations
+
+
+class TryoutsError(Exception):
+    """Base class of every error Tryouts raises on purpose."""
+
+    #: short machine-readable kind, stored with failed results
+    kind: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(TryoutsError):
+    """Raised for bad input: a malformed model reference, option or argument."""
+
+    kind = "usage"
+
+
+class UnknownProviderError(UsageError):
+    """Raised when a model reference names a provider that is not registered."""
+
+    kind = "unknown_provider"
+
+
+class MissingExtraError(TryoutsError):
+    """Raised when a provider needs an optional dependency group that is not installed."""
+
+    kind = "missing_extra"
+
+    def __init__(self, what: str, extra: str, package: str | None = None) -> None:
+        pkg = f" (package {package})" if package else ""
+        super().__init__(
+            f"{what} needs the '{extra}' extra{pkg}, which is not installed. "
+            f"Install it with: pip install 'tryouts[{extra}]'"
+        )
+        self.extra = extra
+
+
+class StoreError(TryoutsError):
+    """Raised when the results database cannot be used, or a run id matches no run."""
+
+    kind = "store"
+
+
+class ProviderError(TryoutsError):
+    """A model call failed. ``partial_text`` keeps whatever streamed before the failure."""
+
+    kind = "provider"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, partial_text: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.partial_text = partial_text
+
+
+class MissingKeyError(ProviderError):
+    """Raised before any request when the API key's environment variable is unset."""
+
+    kind = "missing_key"
+
+    def __init__(self, env_var: str, provider: str) -> None:
+        super().__init__(
+            f"{env_var} is not set: export {env_var}=<your {provider} key> and run again "
+            f"(the other models are not affected)."
+        )
+        self.env_var = env_var
+
+
+class AuthError(ProviderError):
+    kind = "auth"
+
+
+class ModelNotFoundError(ProviderError):
+    kind = "model_not_found"
+
+
+class BadRequestError(ProviderError):
+    kind = "bad_request"
+
+
+class RateLimitError(ProviderError):
+    kind = "rate_limit"
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class ServerError(ProviderError):
+    kind = "server"
+    retryable = True
+
+
+class ConnectError(ProviderError):
+    kind = "connect"
+    retryable = True
+
+
+class TimeoutError_(ProviderError):
+    kind = "timeout"
+    retryable = True
+
+
+class StreamCutError(ProviderError):
+    kind = "stream_cut"
+    retryable = True

@@ -1,0 +1,147 @@
+"""The provider registry.
+
+Providers are registered by name with the module that implements them and the optional packages
+they need. Nothing is imported until a model of that provider is used, so ``tryouts --help`` and the
+core import no SDK and no torch. A missing optional package gives an install hint for its extra.
+
+Third-party packages add providers through the ``tryouts.providers`` entry-point group, whose value
+is a :class:`ProviderInfo` (or a callable returning one): the same path the built-ins take.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import dataclass, field
+
+from ..errors import MissingExtraError, UnknownProviderError
+from ..types import ModelSpec
+from .base import Provider
+
+
+@dataclass(frozen=True)
+class ProviderInfo:
+    """What the registry knows about a provider before importing it."""
+
+    name: str
+    module: str
+    cls: str
+    description: str
+    #: import names that must be present, with the extra that installs them
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+    #: environment variables it reads (shown by ``tryouts providers``)
+    env: tuple[str, ...] = ()
+    example: str = ""
+    local: bool = False
+    kwargs: dict = field(default_factory=dict)
+
+
+_BUILTIN: tuple[ProviderInfo, ...] = (
+    ProviderInfo(
+        "openai",
+        "tryouts.providers.openai_compat",
+        "OpenAICompatProvider",
+        "OpenAI Chat Completions API",
+        env=("OPENAI_API_KEY", "OPENAI_BASE_URL"),
+        example="openai:gpt-4o-mini",
+        kwargs={"preset": "openai"},
+    ),
+    ProviderInfo(
+        "openai-compat",
+        "tryouts.providers.openai_compat",
+        "OpenAICompatProvider",
+        "Any OpenAI-compatible endpoint (llama.cpp server, vLLM, LM Studio, a proxy)",
+        env=("OPENAI_COMPAT_API_KEY",),
+        example="openai-compat:http://127.0.0.1:8080/v1#model-name",
+        kwargs={"preset": "openai-compat"},
+    ),
+    ProviderInfo(
+        "hf",
+        "tryouts.providers.hf",
+        "HFProvider",
+        "Hugging Face transformers causal LM, in process",
+        requires=("torch", "transformers"),
+        extra="local",
+        env=("HF_HOME", "HF_HUB_OFFLINE"),
+        example="hf:Qwen/Qwen2.5-0.5B-Instruct or hf:./path/to/folder",
+        local=True,
+    ),
+    ProviderInfo(
+        "llamacpp",
+        "tryouts.providers.llamacpp",
+        "LlamaCppProvider",
+        "llama.cpp in process (llama-cpp-python), from a GGUF file",
+        requires=("llama_cpp",),
+        extra="llamacpp",
+        example="llamacpp:./model.gguf",
+        local=True,
+    ),
+)
+
+_REGISTRY: dict[str, ProviderInfo] = {p.name: p for p in _BUILTIN}
+_entry_points_loaded = False
+
+
+def register(info: ProviderInfo) -> None:
+    """Register (or replace) a provider."""
+    _REGISTRY[info.name] = info
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="tryouts.providers"):
+        obj = ep.load()
+        register(obj() if callable(obj) else obj)
+
+
+def all_providers() -> list[ProviderInfo]:
+    """Every registered provider, built-ins first."""
+    _load_entry_points()
+    return list(_REGISTRY.values())
+
+
+def get_info(name: str) -> ProviderInfo:
+    """The registry entry for ``name``; :class:`UnknownProviderError` lists the known ones."""
+    if name not in _REGISTRY:
+        _load_entry_points()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(_REGISTRY))
+        raise UnknownProviderError(
+            f"Unknown provider {name!r}. Known providers: {known}. "
+            "Write models as PROVIDER:MODEL (see 'tryouts providers')."
+        ) from None
+
+
+def missing_requirements(info: ProviderInfo) -> list[str]:
+    """Import names ``info`` needs that are not installed."""
+    return [mod for mod in info.requires if importlib.util.find_spec(mod) is None]
+
+
+def create_provider(spec: ModelSpec) -> Provider:
+    """Import the provider's module (only now) and build a provider for ``spec``."""
+    info = get_info(spec.provider)
+    missing = missing_requirements(info)
+    if missing:
+        raise MissingExtraError(f"The {info.name!r} provider", info.extra or "all", ", ".join(missing))
+    module = importlib.import_module(info.module)
+    cls = getattr(module, info.cls)
+    return cls(spec, **info.kwargs)
+
+
+__all__ = [
+    "Provider",
+    "ProviderInfo",
+    "all_providers",
+    "create_provider",
+    "get_info",
+    "missing_requirements",
+    "register",
+]

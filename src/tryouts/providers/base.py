@@ -1,0 +1,110 @@
+"""The provider contract: one async stream of stamped events per request.
+
+A provider adapts one wire format or backend. It does three things and nothing else:
+
+* ``load()`` prepares it (opens a client, or loads a local model once) and returns the load time;
+* ``stream(request)`` yields :mod:`tryouts.types` events: :class:`Sent` at t0, a :class:`Delta` per
+  content chunk stamped with ``perf_counter_ns()`` when parsed, then :class:`UsageReport`,
+  :class:`ServerTimings` and :class:`Finish` when it has them; it raises a
+  :class:`~tryouts.errors.ProviderError` subclass on failure;
+* ``aclose()`` releases what ``load()`` took.
+
+Retries, concurrency, caching, timing arithmetic, token counting and pricing are added once, around
+every provider, by the engine; no provider does them itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable
+from typing import ClassVar
+
+from ..types import Event, ModelSpec, Request
+
+
+class Provider(ABC):
+    """Base class of every provider. Subclasses set ``name`` and implement :meth:`stream`."""
+
+    #: the prefix of model references this class serves, e.g. ``openai``
+    name: ClassVar[str]
+    #: True for in-process models: their requests run one at a time and the model is loaded once
+    local: ClassVar[bool] = False
+    #: options this provider accepts; anything else is refused with the list
+    options: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        unknown = set(spec.options) - self.options
+        if unknown:
+            from ..errors import UsageError
+
+            known = ", ".join(sorted(self.options)) or "none"
+            raise UsageError(
+                f"Unknown option(s) {', '.join(sorted(unknown))} for {spec.ref}; "
+                f"the {self.name} provider accepts: {known}."
+            )
+
+    @property
+    def model_name(self) -> str:
+        """The model's name as the provider and the price list know it."""
+        return self.spec.model
+
+    #: id used to look up prices (genai-prices provider id); None = no public price list
+    price_provider: ClassVar[str | None] = None
+
+    async def load(self) -> float | None:
+        """Prepare the provider; return the milliseconds spent loading a model, or None."""
+        return None
+
+    @abstractmethod
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        """Yield the events of one request (see the module docstring)."""
+
+    def count_tokens(self, text: str) -> int | None:
+        """Count ``text`` with the model's own tokenizer when this provider has it, else None."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release clients or models taken by :meth:`load`."""
+        return None
+
+
+async def stream_from_thread(
+    work: Callable[[Callable[[Event], None], threading.Event], None],
+) -> AsyncIterator[Event]:
+    """Run blocking ``work(emit, stop)`` in a thread and yield the events it emits.
+
+    Used by in-process backends: the generating thread stamps each event itself (so a busy event
+    loop cannot delay the stamp), and ``stop`` is set when the consumer goes away.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+    done = object()
+
+    def emit(ev: Event) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ev)
+
+    def run() -> None:
+        try:
+            work(emit, stop)
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, exc)
+        finally:
+            loop.call_soon_threadsafe(queue.put_nowait, done)
+
+    thread = threading.Thread(target=run, name="tryouts-local-gen", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is done:
+                break
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        await asyncio.to_thread(thread.join)

@@ -1,0 +1,222 @@
+"""Hugging Face transformers causal LMs, in process.
+
+``hf:./path/to/folder`` loads a local folder; ``hf:ORG/NAME`` a Hub id through the Hub cache
+(``HF_HOME``; ``HF_HUB_OFFLINE=1`` is respected, so an uncached model fails with advice instead of a
+download). The model is loaded once per run; the load and a one-token warm-up are timed apart from
+TTFT. Generation runs in a thread; each new token is stamped in that thread as soon as ``generate``
+hands it over, and text is detokenized incrementally so multi-byte characters are never split.
+
+Options: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (auto | cpu | cuda | cuda:N | mps),
+``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any
+
+from .. import errors
+from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
+from .base import Provider, stream_from_thread
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def looks_like_path(model: str) -> bool:
+    """True when ``model`` is meant as a filesystem path rather than a Hub id."""
+    return model.startswith((".", "/", "~")) or Path(model).expanduser().exists()
+
+
+class IncrementalDetokenizer:
+    """Turns a growing list of token ids into text deltas in O(1) decode work per token.
+
+    Decodes a short window (ids since the last emitted boundary) twice: the text already emitted
+    and the text with the new ids; the difference is the delta. A window ending in an incomplete
+    UTF-8 sequence (decoded as U+FFFD) is held back until it completes.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tok = tokenizer
+        self.ids: list[int] = []
+        self.prefix = 0
+        self.read = 0
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tok.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+    def add(self, new_ids: list[int]) -> str:
+        self.ids.extend(new_ids)
+        before = self._decode(self.ids[self.prefix : self.read])
+        after = self._decode(self.ids[self.prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self.prefix, self.read = self.read, len(self.ids)
+            return after[len(before) :]
+        return ""
+
+
+class HFProvider(Provider):
+    """A transformers ``AutoModelForCausalLM`` with its tokenizer's chat template."""
+
+    name = "hf"
+    local = True
+    options = frozenset({"dtype", "device", "revision", "trust_remote_code", "warmup", "price"})
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        dtype = str(spec.options.get("dtype", "auto"))
+        if dtype not in _DTYPES:
+            raise errors.UsageError(f"{spec.ref}: dtype {dtype!r} is not one of {', '.join(_DTYPES)}.")
+        self.source = spec.model
+        if looks_like_path(spec.model):
+            path = Path(spec.model).expanduser()
+            if not path.is_dir():
+                raise errors.ModelNotFoundError(
+                    f"No model folder at {spec.model!r}. Give a folder with config.json and weights "
+                    "(as saved by save_pretrained), or a Hub id such as hf:Qwen/Qwen2.5-0.5B-Instruct."
+                )
+            self.source = str(path)
+        self.model: Any = None
+        self.tokenizer: Any = None
+        self.device: str = "cpu"
+
+    async def load(self) -> float:
+        import asyncio
+
+        t = perf_counter_ns()
+        await asyncio.to_thread(self._load)
+        return (perf_counter_ns() - t) / 1e6
+
+    def _load(self) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # our own view shows progress; keep the terminal clean
+        opts = self.spec.options
+        device = str(opts.get("device", "auto"))
+        if device == "auto":
+            if torch.cuda.is_available():
+                device = "cuda"
+            elif getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+                device = "mps"
+            else:
+                device = "cpu"
+        dtype_name = str(opts.get("dtype", "auto"))
+        if dtype_name == "auto":
+            dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
+        else:
+            dtype = getattr(torch, dtype_name)
+        kw = {"revision": opts.get("revision"), "trust_remote_code": bool(opts.get("trust_remote_code", False))}
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(self.source, **kw)
+            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **kw)
+        except OSError as exc:
+            raise errors.ModelNotFoundError(
+                f"Could not load hf model {self.source!r}: {exc}. If it is a Hub id, it must be in the "
+                "Hugging Face cache when offline (download it once with network: "
+                f"'hf download {self.source}'), or pass a local folder: hf:./path."
+            ) from exc
+        self.model = model.to(device).eval()
+        self.device = device
+        if opts.get("warmup", True):
+            self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
+
+    def _encode(self, messages: list[dict[str, str]]) -> Any:
+        tok = self.tokenizer
+        if getattr(tok, "chat_template", None):
+            enc = tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+            ids = enc["input_ids"]
+        else:  # a base model without a chat template: plain text of the conversation
+            text = "\n".join(m["content"] for m in messages)
+            ids = tok(text, return_tensors="pt")["input_ids"]
+        return ids.to(self.model.device)
+
+    def _generate_ids(self, ids: Any, kwargs: dict[str, Any], streamer: Any = None, stop: Any = None) -> Any:
+        import torch
+
+        gen: dict[str, Any] = {"max_new_tokens": 256, "do_sample": False, **kwargs}
+        pad = self.tokenizer.pad_token_id
+        if pad is None:
+            pad = self.tokenizer.eos_token_id
+        with torch.inference_mode():
+            return self.model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                pad_token_id=pad,
+                streamer=streamer,
+                stopping_criteria=stop,
+                **gen,
+            )
+
+    def count_tokens(self, text: str) -> int | None:
+        if self.tokenizer is None:
+            return None
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        if self.model is None:
+            raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
+        messages = [m.model_dump() for m in request.messages]
+        p = request.params
+        kwargs: dict[str, Any] = {}
+        if p.max_tokens is not None:
+            kwargs["max_new_tokens"] = p.max_tokens
+        if p.temperature:
+            kwargs.update(do_sample=True, temperature=p.temperature)
+            if p.top_p is not None:
+                kwargs["top_p"] = p.top_p
+        if p.stop:
+            kwargs["stop_strings"] = p.stop
+            kwargs["tokenizer"] = self.tokenizer
+
+        def work(emit: Callable[[Event], None], stop_flag: threading.Event) -> None:
+            import torch
+            from transformers import StoppingCriteria, StoppingCriteriaList
+            from transformers.generation.streamers import BaseStreamer
+
+            ids = self._encode(messages)
+            n_in = int(ids.shape[1])
+            detok = IncrementalDetokenizer(self.tokenizer)
+            special = set(self.tokenizer.all_special_ids)
+
+            class Stamp(BaseStreamer):
+                first = True
+
+                def put(self, value: Any) -> None:
+                    t = perf_counter_ns()
+                    if self.first:  # generate() hands over the prompt first
+                        self.first = False
+                        return
+                    text = detok.add([int(v) for v in value.reshape(-1).tolist()])
+                    if text:
+                        emit(Delta(t, text))
+
+                def end(self) -> None:
+                    return None
+
+            class Stop(StoppingCriteria):
+                def __call__(self, input_ids: Any, scores: Any, **kw: Any) -> Any:
+                    return torch.full((input_ids.shape[0],), stop_flag.is_set(), dtype=torch.bool)
+
+            if p.seed is not None:
+                torch.manual_seed(p.seed)
+            t0 = perf_counter_ns()
+            emit(Sent(t0))
+            out = self._generate_ids(ids, kwargs, Stamp(), StoppingCriteriaList([Stop()]))
+            t_end = perf_counter_ns()
+            generated = [int(x) for x in out[0, n_in:].tolist()]
+            while generated and generated[-1] in special:
+                generated.pop()  # a trailing end-of-turn token is not output
+            n_out = len(generated)
+            emit(UsageReport(Usage(input_tokens=n_in, output_tokens=n_out, method="exact")))
+            limit = kwargs.get("max_new_tokens", 256)
+            emit(Finish(t_end, "length" if len(out[0]) - n_in >= limit else "stop"))
+
+        return stream_from_thread(work)
+
+    async def aclose(self) -> None:
+        self.model = None
+        self.tokenizer = None

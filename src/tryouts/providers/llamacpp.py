@@ -1,0 +1,192 @@
+"""llama.cpp in process (llama-cpp-python), from a GGUF file.
+
+``llamacpp:./model.gguf``. The model is loaded once per run (load and a one-token warm-up timed
+apart from TTFT). Tryouts formats the conversation with the chat template stored in the GGUF and
+drives llama.cpp token by token, so every token is stamped as it is sampled and the output token
+count is exact (not estimated from chunks or re-tokenized text).
+
+Options: ``n_ctx`` (default 4096, capped at the model's), ``n_gpu_layers`` (default -1: all layers on
+the GPU when llama.cpp was built with one, else ignored), ``n_threads``, ``kv_type`` (f16 | f32: the KV
+cache's precision; f32 matches an fp32 transformers model exactly), ``warmup`` (default true).
+"""
+
+from __future__ import annotations
+
+import codecs
+import threading
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from time import perf_counter_ns
+from typing import Any
+
+from .. import errors
+from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
+from .base import Provider, stream_from_thread
+
+
+def _quiet():
+    """Silence llama.cpp's C-level logging for a block (its own helper when available)."""
+    import contextlib
+
+    try:
+        from llama_cpp._utils import suppress_stdout_stderr
+
+        return suppress_stdout_stderr(disable=False)
+    except ImportError:
+        return contextlib.nullcontext()
+
+
+class LlamaCppProvider(Provider):
+    """A GGUF model run by llama.cpp inside this process."""
+
+    name = "llamacpp"
+    local = True
+    options = frozenset({"n_ctx", "n_gpu_layers", "n_threads", "kv_type", "warmup", "price"})
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        path = Path(spec.model).expanduser()
+        if not path.is_file():
+            raise errors.ModelNotFoundError(
+                f"No GGUF file at {spec.model!r}. Give the path of a .gguf model file, "
+                "e.g. llamacpp:./models/qwen2.5-0.5b-instruct-q4_k_m.gguf."
+            )
+        self.path = path
+        self.llm: Any = None
+        self._formatter: Any = None
+        self._lock = threading.Lock()
+
+    async def load(self) -> float:
+        import asyncio
+
+        t = perf_counter_ns()
+        await asyncio.to_thread(self._load)
+        return (perf_counter_ns() - t) / 1e6
+
+    def _load(self) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        opts = self.spec.options
+        n_ctx = int(opts.get("n_ctx", 4096))
+        try:  # cap at the context the model was trained with (reading the vocabulary only is quick)
+            with _quiet():
+                meta = Llama(model_path=str(self.path), vocab_only=True, verbose=False).metadata
+            trained = int(meta.get(f"{meta.get('general.architecture', 'llama')}.context_length", 0))
+            n_ctx = min(n_ctx, trained) if trained > 0 else n_ctx
+        except (ValueError, RuntimeError):
+            pass  # the full load below reports the problem
+        kw: dict[str, Any] = {
+            "model_path": str(self.path),
+            "n_ctx": n_ctx,
+            "n_gpu_layers": int(opts.get("n_gpu_layers", -1)),
+            "verbose": False,
+        }
+        if "n_threads" in opts:
+            kw["n_threads"] = int(opts["n_threads"])
+        kv_type = str(opts.get("kv_type", "f16"))
+        if kv_type not in ("f16", "f32"):
+            raise errors.UsageError(f"{self.spec.ref}: kv_type must be f16 or f32, not {kv_type!r}.")
+        if kv_type == "f32":  # exact parity with an fp32 transformers model, at twice the cache memory
+            import llama_cpp
+
+            kw["type_k"] = kw["type_v"] = llama_cpp.GGML_TYPE_F32
+        try:
+            llm = Llama(**kw)
+        except (ValueError, RuntimeError) as exc:
+            raise errors.ModelNotFoundError(
+                f"llama.cpp could not load {str(self.path)!r} ({exc}). Is it a GGUF model file "
+                "of an architecture this llama-cpp-python version supports?"
+            ) from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if template:
+            eos, bos = llm.token_eos(), llm.token_bos()
+            self._formatter = Jinja2ChatFormatter(
+                template=template,
+                eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
+                bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
+            )
+        self.llm = llm
+        if opts.get("warmup", True):
+            for _ in self._tokens(self._prompt([{"role": "user", "content": "Hi"}]), 0.0, None, 1, None):
+                pass
+
+    def _prompt(self, messages: list[dict[str, str]]) -> list[int]:
+        llm = self.llm
+        if self._formatter is not None:
+            text = self._formatter(messages=messages).prompt
+            return llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        text = "\n".join(m["content"] for m in messages)  # no template in the GGUF: plain text
+        return llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+
+    def _is_end(self, token: int) -> bool:
+        try:
+            import llama_cpp
+
+            return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
+        except (AttributeError, TypeError):
+            return token == self.llm.token_eos()
+
+    def _tokens(self, prompt: list[int], temp: float, top_p: float | None, limit: int, stop: Any):
+        """Yield sampled token ids (end-of-generation tokens excluded), at most ``limit``."""
+        kw: dict[str, Any] = {"temp": temp, "reset": True}
+        if top_p is not None:
+            kw["top_p"] = top_p
+        n = 0
+        for token in self.llm.generate(prompt, **kw):
+            if self._is_end(token) or (stop is not None and stop.is_set()):
+                return
+            yield token
+            n += 1
+            if n >= limit:
+                return
+
+    def count_tokens(self, text: str) -> int | None:
+        if self.llm is None:
+            return None
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        if self.llm is None:
+            raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
+        messages = [m.model_dump() for m in request.messages]
+        p = request.params
+
+        def work(emit: Callable[[Event], None], stop_flag: threading.Event) -> None:
+            with self._lock:  # one generation at a time per loaded model
+                llm = self.llm
+                prompt = self._prompt(messages)
+                room = llm.n_ctx() - len(prompt)
+                if room <= 0:
+                    raise errors.BadRequestError(
+                        f"The prompt has {len(prompt)} tokens, more than the context of {llm.n_ctx()}; "
+                        "raise the n_ctx option or shorten the prompt."
+                    )
+                limit = min(p.max_tokens or room, room)
+                if p.seed is not None:
+                    llm.set_seed(p.seed)
+                temp = 0.8 if p.temperature is None else float(p.temperature)
+                decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                text, n_out, reason = "", 0, "stop"
+                emit(Sent(perf_counter_ns()))
+                for token in self._tokens(prompt, temp, p.top_p, limit, stop_flag):
+                    t = perf_counter_ns()
+                    n_out += 1
+                    piece = decoder.decode(llm.detokenize([token], special=False))
+                    if piece:
+                        text += piece
+                        emit(Delta(t, piece))
+                    if p.stop and any(s in text for s in p.stop):
+                        break
+                else:
+                    if n_out >= limit:
+                        reason = "length"
+                emit(UsageReport(Usage(input_tokens=len(prompt), output_tokens=n_out, method="exact")))
+                emit(Finish(perf_counter_ns(), reason))
+
+        return stream_from_thread(work)
+
+    async def aclose(self) -> None:
+        if self.llm is not None:
+            self.llm.close()
+        self.llm = None

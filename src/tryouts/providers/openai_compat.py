@@ -1,0 +1,271 @@
+"""OpenAI Chat Completions over httpx, with our own SSE parsing, and its presets.
+
+Model references:
+
+* ``openai:MODEL`` - the OpenAI API (``OPENAI_API_KEY``; ``OPENAI_BASE_URL`` moves it, e.g. to a proxy).
+* ``openai-compat:BASE_URL#MODEL`` - any compatible server: llama.cpp's server, vLLM, LM Studio...
+  The key, if the server wants one, comes from ``OPENAI_COMPAT_API_KEY`` (or ``api_key_env``).
+
+The request asks for ``stream_options.include_usage``; a server that sends no usage while streaming
+(llama.cpp's) is coped with by the engine, which counts tokens and marks them estimated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+
+import httpx
+
+from .. import errors
+from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
+from .base import Provider
+from .sse import SSEDecoder
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The few facts that tell one OpenAI-compatible service from another."""
+
+    name: str
+    label: str
+    base_url: str | None
+    key_env: str | None
+    key_required: bool
+    base_url_env: str | None = None
+    #: OpenAI's own API wants max_completion_tokens (reasoning models refuse max_tokens)
+    max_tokens_field: str = "max_tokens"
+    #: genai-prices provider id, when the service has a public price list
+    price_provider: str | None = None
+
+
+PRESETS: dict[str, Preset] = {
+    "openai": Preset(
+        "openai",
+        "OpenAI",
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+        True,
+        base_url_env="OPENAI_BASE_URL",
+        max_tokens_field="max_completion_tokens",
+        price_provider="openai",
+    ),
+    "openai-compat": Preset("openai-compat", "OpenAI-compatible server", None, "OPENAI_COMPAT_API_KEY", False),
+}
+
+
+class OpenAICompatProvider(Provider):
+    """Streams ``/chat/completions`` from any OpenAI-compatible endpoint."""
+
+    name = "openai-compat"
+    options = frozenset(
+        {"base_url", "api_key_env", "tokenizer", "timeout", "connect_timeout", "extra_body", "headers",
+         "include_usage", "price"}
+    )
+
+    def __init__(self, spec: ModelSpec, preset: str = "openai-compat") -> None:
+        self.preset = PRESETS[preset]
+        self.name = self.preset.name  # type: ignore[misc]
+        super().__init__(spec)
+        opts = spec.options
+        model = spec.model
+        base_url = opts.get("base_url")
+        if preset == "openai-compat":
+            url, sep, model = spec.model.rpartition("#")
+            if not sep or not url or not model:
+                raise errors.UsageError(
+                    f"{spec.ref!r}: write openai-compat models as openai-compat:BASE_URL#MODEL, "
+                    "e.g. openai-compat:http://127.0.0.1:8080/v1#my-model."
+                )
+            base_url = base_url or url
+        else:
+            env_url = os.environ.get(self.preset.base_url_env or "") if self.preset.base_url_env else None
+            base_url = base_url or env_url or self.preset.base_url
+        if not base_url or not base_url.startswith(("http://", "https://")):
+            raise errors.UsageError(f"{spec.ref!r}: the base URL {base_url!r} must start with http:// or https://.")
+        self.base_url = base_url.rstrip("/")
+        self._model = model
+        self.key_env = opts.get("api_key_env", self.preset.key_env)
+        self.price_provider = self.preset.price_provider  # type: ignore[misc]
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def model_name(self) -> str:
+        return self._model
+
+    async def load(self) -> None:
+        key = os.environ.get(self.key_env) if self.key_env else None
+        if self.preset.key_required and not key:
+            raise errors.MissingKeyError(self.key_env or "API key", self.preset.label)
+        headers = {"Accept": "text/event-stream", **(self.spec.options.get("headers") or {})}
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        timeout = httpx.Timeout(
+            float(self.spec.options.get("timeout", 600)),
+            connect=float(self.spec.options.get("connect_timeout", 10)),
+        )
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
+        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
+        return None
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def body(self, request: Request) -> dict[str, Any]:
+        """The JSON body sent for ``request``."""
+        p = request.params
+        body: dict[str, Any] = {
+            "model": self._model,
+            "messages": [m.model_dump() for m in request.messages],
+            "stream": True,
+        }
+        if self.spec.options.get("include_usage", True):
+            body["stream_options"] = {"include_usage": True}
+        if p.max_tokens is not None:
+            body[self.preset.max_tokens_field] = p.max_tokens
+        for name in ("temperature", "top_p", "seed", "stop"):
+            value = getattr(p, name)
+            if value is not None:
+                body[name] = value
+        body.update(self.spec.options.get("extra_body") or {})
+        return body
+
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        if self._client is None:
+            await self.load()
+        assert self._client is not None
+        url = f"{self.base_url}/chat/completions"
+        req = self._client.build_request("POST", url, json=self.body(request))
+        finished = False
+        try:
+            t0 = perf_counter_ns()
+            response = await self._client.send(req, stream=True)
+            yield Sent(t0)
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._http_error(response)
+                decoder = SSEDecoder()
+                async for raw in response.aiter_raw():
+                    for sse in decoder.feed(raw):
+                        if sse.data == "[DONE]":
+                            finished = True
+                            continue
+                        for ev in self._parse(sse.data, sse.t_ns):
+                            if isinstance(ev, Finish):
+                                finished = True
+                            yield ev
+            finally:
+                await response.aclose()
+        except httpx.ConnectError as exc:
+            raise errors.ConnectError(
+                f"Cannot connect to {self.base_url} ({exc}). Is the server running and the URL right?"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise errors.TimeoutError_(
+                f"{self.base_url} did not answer in time ({type(exc).__name__}); "
+                "raise the 'timeout' option or check the server."
+            ) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise errors.StreamCutError(
+                f"The stream from {self.base_url} was cut before the model finished ({exc}); "
+                "the partial output is kept. Run again, or check the server's logs."
+            ) from exc
+        if not finished:
+            raise errors.StreamCutError(
+                f"The stream from {self.base_url} ended without a finish reason or [DONE]; "
+                "the partial output is kept. Run again, or check the server's logs."
+            )
+
+    def _parse(self, data: str, t_ns: int) -> list[Event]:
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise errors.ServerError(f"{self.base_url} sent a chunk that is not JSON: {data[:200]!r}") from exc
+        if chunk.get("error"):
+            err = chunk["error"]
+            msg = err.get("message", err) if isinstance(err, dict) else err
+            raise errors.ServerError(f"{self.preset.label} reported an error mid-stream: {msg}")
+        out: list[Event] = []
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") or {}
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if reasoning:
+                out.append(Delta(t_ns, reasoning, "reasoning"))
+            if delta.get("content"):
+                out.append(Delta(t_ns, delta["content"], "text"))
+            for call in delta.get("tool_calls") or ():
+                fn = call.get("function") or {}
+                piece = (fn.get("name") or "") + (fn.get("arguments") or "")
+                if piece:
+                    out.append(Delta(t_ns, piece, "tool"))
+            if choice.get("finish_reason"):
+                out.append(Finish(t_ns, choice["finish_reason"]))
+        usage = chunk.get("usage")
+        if usage:
+            out.append(UsageReport(parse_usage(usage)))
+        if chunk.get("timings"):
+            out.append(ServerTimings(chunk["timings"]))
+        return out
+
+    def _http_error(self, response: httpx.Response) -> errors.ProviderError:
+        status = response.status_code
+        try:
+            err = response.json().get("error") or {}
+            detail = err.get("message") if isinstance(err, dict) else str(err)
+        except (json.JSONDecodeError, AttributeError):
+            detail = response.text[:300]
+        detail = detail or response.reason_phrase
+        where = f"{self.preset.label} ({self.base_url})"
+        if status in (401, 403):
+            hint = f"check {self.key_env}" if self.key_env else "check the server's key"
+            return errors.AuthError(f"{where} refused the key (HTTP {status}: {detail}); {hint}.", status=status)
+        if status == 404:
+            return errors.ModelNotFoundError(
+                f"{where} has no model {self._model!r} or no /chat/completions route (HTTP 404: {detail}).",
+                status=status,
+            )
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            wait = f" Retry after {retry_after:g} s." if retry_after is not None else ""
+            return errors.RateLimitError(
+                f"{where} is rate limiting (HTTP 429: {detail}).{wait} Lower the concurrency or wait.",
+                retry_after=retry_after,
+                status=status,
+            )
+        if status >= 500:
+            return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); try again later.", status=status)
+        return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).", status=status)
+
+
+def parse_usage(usage: dict[str, Any]) -> Usage:
+    """OpenAI usage -> :class:`Usage` (input includes cached tokens; output includes reasoning)."""
+    prompt_details = usage.get("prompt_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or {}
+    return Usage(
+        input_tokens=usage.get("prompt_tokens"),
+        output_tokens=usage.get("completion_tokens"),
+        cached_input_tokens=prompt_details.get("cached_tokens"),
+        reasoning_tokens=completion_details.get("reasoning_tokens"),
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None

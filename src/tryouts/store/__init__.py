@@ -1,0 +1,248 @@
+"""The results store: runs and their results, in SQLite by default or PostgreSQL by URL.
+
+Every result is committed the moment it completes, so a crash loses nothing already measured.
+SQLite runs in WAL mode, so a reader (``tryouts runs``, the dashboard) never blocks a run.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+
+from .. import __version__
+from ..errors import StoreError
+from ..types import Result
+from . import schema
+from .migrations import migrate
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: ``YYYYMMDD-HHMMSS-xxxx`` (UTC)."""
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def _url(target: str | Path) -> str:
+    text = str(target)
+    if "://" in text:
+        return text
+    path = Path(text).expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _dec(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class Store:
+    """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.url = _url(target)
+        try:
+            self.engine: Engine = create_engine(self.url)
+            if self.engine.dialect.name == "sqlite":
+                event.listen(self.engine, "connect", _sqlite_pragmas)
+            with self.engine.begin() as conn:
+                migrate(conn)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(
+                f"Cannot open the results database {target!s} ({exc}). "
+                "Check the path or URL, or pass another with --db."
+            ) from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ---- writing ------------------------------------------------------------------------------
+
+    def create_run(self, kind: str, models: list[str], request: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+        """Record a new run (status ``running``) and return its id."""
+        run_id = new_run_id()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(schema.runs).values(
+                    id=run_id,
+                    kind=kind,
+                    status="running",
+                    started_at=_now(),
+                    models=models,
+                    request=request,
+                    meta=meta or {},
+                    tryouts_version=__version__,
+                )
+            )
+        return run_id
+
+    def add_result(self, run_id: str, r: Result) -> int:
+        """Commit one result now; return its row id."""
+        t, u, c = r.timing, r.usage, r.cost
+        values = {
+            "run_id": run_id,
+            "model_index": r.model_index,
+            "case_index": r.case_index,
+            "repeat_index": r.repeat_index,
+            "model": r.model,
+            "provider": r.provider,
+            "model_name": r.model_name,
+            "options": redact(_jsonable(r.options)),
+            "ok": r.ok,
+            "error": r.error,
+            "error_kind": r.error_kind,
+            "text": r.text,
+            "reasoning_text": r.reasoning_text,
+            "finish_reason": r.finish_reason,
+            "started_at": r.started_at.isoformat(),
+            "queue_ms": t.queue_ms,
+            "load_ms": t.load_ms,
+            "ttft_ms": t.ttft_ms,
+            "ttfat_ms": t.ttfat_ms,
+            "e2e_ms": t.e2e_ms,
+            "tpot_ms": t.tpot_ms,
+            "output_tokens_per_s": t.output_tokens_per_s,
+            "itl_ms": t.itl_ms,
+            "n_chunks": t.n_chunks,
+            "input_tokens": u.input_tokens,
+            "output_tokens": u.output_tokens,
+            "cached_input_tokens": u.cached_input_tokens,
+            "cache_write_tokens": u.cache_write_tokens,
+            "reasoning_tokens": u.reasoning_tokens,
+            "tokens_estimated": u.estimated,
+            "token_method": u.method,
+            "cost_total": _dec(c.total),
+            "cost_input": _dec(c.input),
+            "cost_output": _dec(c.output),
+            "cost_currency": c.currency,
+            "cost_source": c.source,
+            "server_timings": _jsonable(r.server_timings),
+            "request": r.request.model_dump(mode="json"),
+            "cached": r.cached,
+        }
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(schema.results).values(**values)).inserted_primary_key[0])
+
+    def finish_run(self, run_id: str, status: str = "done") -> None:
+        """Mark a run finished (``done``, ``failed`` or ``interrupted``)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(schema.runs).where(schema.runs.c.id == run_id).values(status=status, finished_at=_now())
+            )
+
+    # ---- reading ------------------------------------------------------------------------------
+
+    def list_runs(self, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Runs, newest first, each with its counts of results and failures."""
+        r, res = schema.runs, schema.results
+        counts = (
+            select(
+                res.c.run_id,
+                func.count().label("n_results"),
+                func.sum(func.cast(~res.c.ok, schema.Integer)).label("n_failed"),
+            )
+            .group_by(res.c.run_id)
+            .subquery()
+        )
+        q = (
+            select(r, counts.c.n_results, counts.c.n_failed)
+            .outerjoin(counts, counts.c.run_id == r.c.id)
+            .order_by(r.c.started_at.desc(), r.c.id.desc())
+        )
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [
+            {**_run_dict(row), "n_results": int(row["n_results"] or 0), "n_failed": int(row["n_failed"] or 0)}
+            for row in rows
+        ]
+
+    def resolve_run_id(self, ref: str) -> str:
+        """A full run id from an id, a unique prefix of one, or ``latest``."""
+        r = schema.runs
+        with self.engine.connect() as conn:
+            if ref in ("latest", "last"):
+                found = conn.execute(select(r.c.id).order_by(r.c.started_at.desc(), r.c.id.desc()).limit(1)).scalars().all()
+            else:
+                found = conn.execute(select(r.c.id).where(r.c.id.startswith(ref, autoescape=True)).limit(2)).scalars().all()
+        if not found:
+            raise StoreError(f"No run {ref!r} in {self.url}. List runs with 'tryouts runs'.")
+        if len(found) > 1:
+            raise StoreError(f"{ref!r} matches several runs; give more of the id ('tryouts runs' lists them).")
+        return found[0]
+
+    def get_run(self, ref: str) -> dict[str, Any]:
+        """One run and its results (flat dicts, see :func:`flat_result`), in case then model order."""
+        run_id = self.resolve_run_id(ref)
+        res = schema.results
+        with self.engine.connect() as conn:
+            run = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).mappings().one()
+            rows = conn.execute(
+                select(schema.results)
+                .where(schema.results.c.run_id == run_id)
+                .order_by(res.c.case_index, res.c.model_index, res.c.repeat_index, res.c.id)
+            ).mappings().all()
+        return {"run": _run_dict(run), "results": [flat_result(row) for row in rows]}
+
+
+def _run_dict(row: Any) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "models": row["models"],
+        "request": row["request"],
+        "meta": row["meta"],
+        "tryouts_version": row["tryouts_version"],
+    }
+
+
+def flat_result(row: Any) -> dict[str, Any]:
+    """A stored result as the documented flat JSON object (see docs/json.md)."""
+    d = dict(row)
+    d.pop("run_id", None)
+    d["id"] = int(d["id"])
+    d["ok"] = bool(d["ok"])
+    d["tokens_estimated"] = bool(d["tokens_estimated"])
+    d["cached"] = bool(d["cached"])
+    total = d.pop("cost_total")
+    d["cost_usd"] = float(total) if total is not None else None
+    d["cost_usd_exact"] = total
+    return d
+
+
+_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "headers")
+
+
+def redact(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Options with anything that may hold a credential replaced by ``***`` (never stored)."""
+    return {
+        k: "***" if any(w in k.lower() for w in _SECRET_WORDS) and k != "api_key_env" else v
+        for k, v in (options or {}).items()
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str)) if value is not None else None
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()

@@ -1,0 +1,123 @@
+"""Forward-only schema migrations, one small named function each, recorded in ``_migrations``.
+
+Each migration spells out its own DDL (it never reads ``schema.py``), so a database migrated from
+any past version ends in the same state as a blank one. Add new ones at the end; never edit one
+that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    insert,
+    inspect,
+    select,
+)
+
+Migration = Callable[[Connection], None]
+MIGRATIONS: list[tuple[str, Migration]] = []
+
+
+def migration(fn: Migration) -> Migration:
+    MIGRATIONS.append((fn.__name__, fn))
+    return fn
+
+
+_bookkeeping = MetaData()
+_applied = Table(
+    "_migrations",
+    _bookkeeping,
+    Column("name", String(100), primary_key=True),
+    Column("applied_at", String(40), nullable=False),
+)
+
+
+@migration
+def m001_runs_and_results(conn: Connection) -> None:
+    md = MetaData()
+    Table(
+        "runs",
+        md,
+        Column("id", String(40), primary_key=True),
+        Column("kind", String(20), nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("started_at", String(40), nullable=False),
+        Column("finished_at", String(40)),
+        Column("models", JSON, nullable=False),
+        Column("request", JSON, nullable=False),
+        Column("meta", JSON, nullable=False),
+        Column("tryouts_version", String(40), nullable=False),
+    )
+    results = Table(
+        "results",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(40), ForeignKey("runs.id"), nullable=False),
+        Column("model_index", Integer, nullable=False),
+        Column("case_index", Integer, nullable=False),
+        Column("repeat_index", Integer, nullable=False),
+        Column("model", Text, nullable=False),
+        Column("provider", String(60), nullable=False),
+        Column("model_name", Text, nullable=False),
+        Column("options", JSON, nullable=False),
+        Column("ok", Boolean, nullable=False),
+        Column("error", Text),
+        Column("error_kind", String(40)),
+        Column("text", Text, nullable=False),
+        Column("reasoning_text", Text, nullable=False),
+        Column("finish_reason", String(40)),
+        Column("started_at", String(40), nullable=False),
+        *(Column(name, Float) for name in
+          ("queue_ms", "load_ms", "ttft_ms", "ttfat_ms", "e2e_ms", "tpot_ms", "output_tokens_per_s")),
+        Column("itl_ms", JSON, nullable=False),
+        Column("n_chunks", Integer, nullable=False),
+        *(Column(name, Integer) for name in
+          ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")),
+        Column("tokens_estimated", Boolean, nullable=False),
+        Column("token_method", String(200), nullable=False),
+        Column("cost_total", String(40)),
+        Column("cost_input", String(40)),
+        Column("cost_output", String(40)),
+        Column("cost_currency", String(8), nullable=False),
+        Column("cost_source", String(40), nullable=False),
+        Column("server_timings", JSON),
+        Column("request", JSON, nullable=False),
+        Column("cached", Boolean, nullable=False),
+    )
+    Index("ix_results_run_id", results.c.run_id)
+    md.create_all(conn)
+
+
+def applied(conn: Connection) -> set[str]:
+    """Names of the migrations already applied."""
+    if not inspect(conn).has_table("_migrations"):
+        return set()
+    return set(conn.execute(select(_applied.c.name)).scalars())
+
+
+def migrate(conn: Connection) -> list[str]:
+    """Apply every migration not yet applied, in order; return their names."""
+    _bookkeeping.create_all(conn)
+    done = applied(conn)
+    ran = []
+    for name, fn in MIGRATIONS:
+        if name in done:
+            continue
+        fn(conn)
+        conn.execute(insert(_applied).values(name=name, applied_at=datetime.now(UTC).isoformat()))
+        ran.append(name)
+    return ran

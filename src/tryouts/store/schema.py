@@ -1,0 +1,70 @@
+"""The current schema, for queries. Migrations (``migrations.py``) create and change it.
+
+A test checks that a database migrated from blank has exactly these tables and columns.
+Times are ISO 8601 strings in UTC; money is a decimal string (exact in SQLite and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
+    Column("models", JSON, nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("meta", JSON, nullable=False),
+    Column("tryouts_version", String(40), nullable=False),
+)
+
+results = Table(
+    "results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("model_index", Integer, nullable=False),
+    Column("case_index", Integer, nullable=False),
+    Column("repeat_index", Integer, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("provider", String(60), nullable=False),
+    Column("model_name", Text, nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Column("error_kind", String(40)),
+    Column("text", Text, nullable=False),
+    Column("reasoning_text", Text, nullable=False),
+    Column("finish_reason", String(40)),
+    Column("started_at", String(40), nullable=False),
+    Column("queue_ms", Float),
+    Column("load_ms", Float),
+    Column("ttft_ms", Float),
+    Column("ttfat_ms", Float),
+    Column("e2e_ms", Float),
+    Column("tpot_ms", Float),
+    Column("output_tokens_per_s", Float),
+    Column("itl_ms", JSON, nullable=False),
+    Column("n_chunks", Integer, nullable=False),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cached_input_tokens", Integer),
+    Column("cache_write_tokens", Integer),
+    Column("reasoning_tokens", Integer),
+    Column("tokens_estimated", Boolean, nullable=False),
+    Column("token_method", String(200), nullable=False),
+    Column("cost_total", String(40)),
+    Column("cost_input", String(40)),
+    Column("cost_output", String(40)),
+    Column("cost_currency", String(8), nullable=False),
+    Column("cost_source", String(40), nullable=False),
+    Column("server_timings", JSON),
+    Column("request", JSON, nullable=False),
+    Column("cached", Boolean, nullable=False),
+)

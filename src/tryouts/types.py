@@ -1,0 +1,192 @@
+"""The types every layer shares: requests, stream events, usage, timings and results.
+
+Stream events are slotted dataclasses (they sit on the hot path and are created per chunk);
+everything that is stored or served is a pydantic model with ``extra="forbid"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import UsageError
+
+Role = Literal["system", "user", "assistant"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Message(_Strict):
+    """One chat message."""
+
+    role: Role
+    content: str
+
+
+class GenParams(_Strict):
+    """Generation parameters every provider understands. ``None`` means the provider's default."""
+
+    max_tokens: int | None = Field(default=256, ge=1, description="Upper bound on output tokens.")
+    temperature: float | None = Field(default=None, ge=0, description="0 means greedy where supported.")
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int | None = None
+    stop: list[str] | None = None
+
+
+class ModelSpec(_Strict):
+    """A model reference ``provider:model`` with its provider-specific options.
+
+    Examples: ``openai:gpt-4o-mini``, ``hf:./models/tiny``, ``llamacpp:./m.gguf``,
+    ``openai-compat:http://127.0.0.1:8080/v1#tiny``.
+    """
+
+    ref: str = Field(description="The reference exactly as the user wrote it.")
+    provider: str
+    model: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, ref: str, options: dict[str, Any] | None = None) -> ModelSpec:
+        """Split ``provider:model``; raise :class:`UsageError` when there is no provider part."""
+        ref = ref.strip()
+        provider, sep, model = ref.partition(":")
+        if not sep or not provider or not model:
+            raise UsageError(
+                f"Model reference {ref!r} has no provider: write it as PROVIDER:MODEL, "
+                "e.g. openai:gpt-4o-mini, hf:./path/to/model, llamacpp:./model.gguf "
+                "(run 'tryouts providers' to list providers)."
+            )
+        return cls(ref=ref, provider=provider.lower(), model=model, options=dict(options or {}))
+
+
+class Request(_Strict):
+    """What a provider is asked to do: messages and generation parameters."""
+
+    messages: list[Message]
+    params: GenParams = Field(default_factory=GenParams)
+
+
+# ---- stream events (hot path) ------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sent:
+    """The request was handed to the network (or, for in-process models, to the generator): t0."""
+
+    t_ns: int
+
+
+@dataclass(slots=True)
+class Delta:
+    """A chunk of generated content. ``channel`` is ``text`` (visible answer), ``reasoning`` or ``tool``."""
+
+    t_ns: int
+    text: str
+    channel: Literal["text", "reasoning", "tool"] = "text"
+
+
+@dataclass(slots=True)
+class UsageReport:
+    """Token usage reported by the provider (or counted exactly by an in-process backend)."""
+
+    usage: Usage
+
+
+@dataclass(slots=True)
+class ServerTimings:
+    """Timings reported by the server itself (llama.cpp ``timings``, Ollama ``*_duration``)."""
+
+    data: dict[str, Any]
+
+
+@dataclass(slots=True)
+class Finish:
+    """The model finished normally; ``reason`` as the provider gave it (stop, length, ...)."""
+
+    t_ns: int
+    reason: str | None = None
+
+
+Event = Sent | Delta | UsageReport | ServerTimings | Finish
+
+
+# ---- measured and stored -----------------------------------------------------------------------
+
+
+class Usage(_Strict):
+    """Token counts of one request. ``estimated`` is true when Tryouts counted them itself."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    estimated: bool = False
+    method: str = Field(default="provider", description="provider | exact | tokenizer:NAME | fallback:chars/4")
+
+
+class Timing(_Strict):
+    """Client-side timings of one request, per docs/metrics.md. Milliseconds unless stated."""
+
+    queue_ms: float | None = Field(default=None, description="Wait for Tryouts' own concurrency slot.")
+    load_ms: float | None = Field(default=None, description="Model load (and warm-up) before t0; local models.")
+    ttft_ms: float | None = Field(default=None, description="First content-bearing chunk minus t0.")
+    ttfat_ms: float | None = Field(default=None, description="First visible answer text minus t0.")
+    e2e_ms: float | None = Field(default=None, description="Last content-bearing chunk minus t0.")
+    tpot_ms: float | None = Field(default=None, description="(E2E - TTFT) / (N_out - 1).")
+    output_tokens_per_s: float | None = Field(default=None, description="(N_out - 1) / (E2E - TTFT).")
+    itl_ms: list[float] = Field(default_factory=list, description="Gaps between consecutive content chunks.")
+    n_chunks: int = 0
+
+
+class Cost(_Strict):
+    """Money as Decimal. ``total`` is None when the price is unknown (never 0 for unknown)."""
+
+    total: Decimal | None = None
+    input: Decimal | None = None
+    output: Decimal | None = None
+    currency: str = "USD"
+    source: str = Field(default="unknown", description="genai-prices | override | local | unknown")
+
+
+class Result(_Strict):
+    """One model's answer to one request, with everything measured about it."""
+
+    model: str = Field(description="The model reference as given.")
+    provider: str
+    model_name: str
+    ok: bool
+    error: str | None = None
+    error_kind: str | None = None
+    text: str = ""
+    reasoning_text: str = ""
+    finish_reason: str | None = None
+    started_at: datetime = Field(description="Wall-clock time (UTC) at t0.")
+    timing: Timing = Field(default_factory=Timing)
+    usage: Usage = Field(default_factory=Usage)
+    cost: Cost = Field(default_factory=Cost)
+    server_timings: dict[str, Any] | None = None
+    request: Request
+    options: dict[str, Any] = Field(default_factory=dict)
+    cached: bool = False
+    model_index: int = 0
+    case_index: int = 0
+    repeat_index: int = 0
+
+
+@dataclass
+class Collected:
+    """Everything a provider's stream produced, before it is turned into a Result."""
+
+    t0_ns: int | None = None
+    deltas: list[Delta] = field(default_factory=list)
+    usage: Usage | None = None
+    server_timings: dict[str, Any] | None = None
+    finish_reason: str | None = None
+    finished: bool = False

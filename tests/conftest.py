@@ -1,0 +1,60 @@
+"""Shared fixtures.
+
+Every test runs with its own data, cache and config directories, so nothing touches the user's
+files. The tiny demo models are built once per session (random weights, real loading code) into
+a session cache directory; the replay and llama.cpp servers are real processes on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+_KEY_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path, monkeypatch):
+    """Point every user directory at a temporary folder and clear provider keys."""
+    for name in ("data", "cache", "config"):
+        d = tmp_path / f"user-{name}"
+        d.mkdir()
+        monkeypatch.setenv(f"TRYOUTS_{name.upper()}_DIR", str(d))
+    monkeypatch.delenv("TRYOUTS_DB", raising=False)
+    for var in _KEY_VARS:
+        monkeypatch.delenv(var, raising=False)
+    yield tmp_path
+
+
+@pytest.fixture(scope="session")
+def demo_models(tmp_path_factory):
+    """The tiny random-weight demo models (HF folder and GGUF), built once per session."""
+    from tryouts.demo.models import ensure_demo_models
+
+    cache = Path(os.environ.get("TRYOUTS_TEST_MODEL_CACHE") or tmp_path_factory.mktemp("demo-cache"))
+    return ensure_demo_models(cache)
+
+
+@pytest.fixture(scope="session")
+def replay_server():
+    """The scripted OpenAI-style SSE server in a subprocess; yields its base URL ending in /v1."""
+    from tryouts.testing.replay import start_replay_server
+
+    with start_replay_server() as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="session")
+def llamacpp_server_url(demo_models):
+    """llama.cpp's OpenAI-compatible server (llama-cpp-python) on 127.0.0.1, serving the demo GGUF as 'tiny'."""
+    from tryouts.demo.server import llamacpp_server
+
+    with llamacpp_server(demo_models.gguf_path, alias="tiny") as base_url:
+        yield base_url

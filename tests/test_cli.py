@@ -1,0 +1,100 @@
+"""The CLI end to end, in a subprocess, as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+CONTRACT = {
+    "model", "ok", "error", "text", "ttft_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s",
+    "input_tokens", "output_tokens", "tokens_estimated", "cost_usd", "started_at",
+}
+
+
+def tryouts(*args, env=None, input=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tryouts", *args], capture_output=True, text=True, input=input,
+        env={**os.environ, **(env or {})}, timeout=300,
+    )
+
+
+@pytest.fixture
+def db(tmp_path):
+    return str(tmp_path / "cli.db")
+
+
+@pytest.mark.slow
+def test_compare_local_routes_and_a_missing_key(demo_models, llamacpp_server_url, db):
+    p = tryouts(
+        "compare", "Explain pretrained models in one paragraph",
+        "-m", f"hf:{demo_models.hf_dir}",
+        "-m", f"llamacpp:{demo_models.gguf_path}",
+        "-m", f"openai-compat:{llamacpp_server_url}#tiny", "-o", f"3:tokenizer={demo_models.hf_dir}",
+        "-m", "openai:gpt-4o-mini",
+        "--max-tokens", "12", "--temperature", "0", "--db", db, "--format", "json",
+    )
+    assert p.returncode == 2, p.stderr  # some failed
+    data = json.loads(p.stdout)
+    results = data["results"]
+    assert [r["model"].split(":")[0] for r in results] == ["hf", "llamacpp", "openai-compat", "openai"]
+    for r in results:
+        assert CONTRACT <= set(r), CONTRACT - set(r)
+    *local, api = results
+    for r in local:
+        assert r["ok"] and r["text"] and r["error"] is None
+        assert r["ttft_ms"] > 0 and r["output_tokens"] > 0 and r["output_tokens_per_s"] > 0
+    assert [r["tokens_estimated"] for r in local] == [False, False, True]
+    assert local[0]["cost_usd"] == 0 and local[2]["cost_usd"] is None
+    assert not api["ok"] and "OPENAI_API_KEY" in api["error"]
+
+    runs = json.loads(tryouts("runs", "--format", "json", "--db", db).stdout)
+    assert runs[0]["id"] == data["run"]["id"]
+    assert {"id", "started_at", "models"} <= set(runs[0])
+    assert len(runs[0]["models"]) == 4
+
+    shown = tryouts("show", data["run"]["id"], "--format", "json", "--db", db)
+    assert shown.returncode == 0
+    assert json.loads(shown.stdout)["results"] == results
+
+    table = tryouts("show", "latest", "--db", db)
+    assert table.returncode == 0
+    assert "hf:tiny-chat" in table.stdout and "OPENAI_API_KEY is not set" in table.stdout
+
+
+def test_bad_usage_exits_1_with_advice(db):
+    p = tryouts("compare", "hi", "-m", "gpt-4o", "--db", db)
+    assert p.returncode == 1 and "PROVIDER:MODEL" in p.stderr
+    p = tryouts("compare", "hi", "--db", db)
+    assert p.returncode == 1 and "--model" in p.stderr
+    p = tryouts("compare", "hi", "-m", "openai:gpt-4o-mini", "-o", "nonsense", "--db", db)
+    assert p.returncode == 1 and "KEY=VALUE" in p.stderr
+    p = tryouts("show", "no-such-run", "--db", db)
+    assert p.returncode == 1 and "tryouts runs" in p.stderr
+    p = tryouts("compare", "hi", "-m", "nosuch:model", "--db", db)
+    assert p.returncode == 2  # an unknown provider fails that model, recorded like any failure
+    assert "Unknown provider" in p.stdout
+
+
+def test_only_failures_exit_2_and_are_stored(db):
+    p = tryouts("compare", "-", "-m", "openai:gpt-4o-mini", "--db", db, "--format", "json", input="hello from stdin")
+    assert p.returncode == 2
+    data = json.loads(p.stdout)
+    assert data["run"]["status"] == "failed"
+    assert data["run"]["request"]["messages"][0]["content"] == "hello from stdin"
+
+
+def test_runs_on_empty_db_and_version(db):
+    p = tryouts("runs", "--db", db)
+    assert p.returncode == 0 and "No runs yet" in p.stdout
+    assert json.loads(tryouts("runs", "--db", db, "-f", "json").stdout) == []
+    assert tryouts("--version").stdout.startswith("tryouts ")
+
+
+def test_providers_lists_readiness():
+    rows = json.loads(tryouts("providers", "--format", "json", env={"OPENAI_API_KEY": ""}).stdout)
+    by = {r["name"]: r for r in rows}
+    assert {"openai", "openai-compat", "hf", "llamacpp"} <= set(by)
+    assert not by["openai"]["ready"] and "OPENAI_API_KEY" in by["openai"]["status"]
+    assert by["hf"]["ready"]

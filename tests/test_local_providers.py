@@ -1,0 +1,133 @@
+"""The in-process routes (hf, llamacpp) and llama.cpp's server, on the tiny demo models."""
+
+import asyncio
+
+import pytest
+
+from tryouts import errors
+from tryouts.engine.compare import compare
+from tryouts.engine.execute import execute
+from tryouts.providers import create_provider
+from tryouts.providers.hf import IncrementalDetokenizer
+from tryouts.types import GenParams, Message, ModelSpec, Request
+
+pytestmark = pytest.mark.slow
+
+REQ = Request(messages=[Message(role="user", content="Explain pretrained models.")], params=GenParams(max_tokens=20, temperature=0))
+
+
+async def run_one(spec: ModelSpec, request: Request = REQ):
+    provider = create_provider(spec)
+    load_ms = await provider.load()
+    try:
+        return await execute(provider, request, load_ms=load_ms, tokenizer_ref=spec.options.get("tokenizer"))
+    finally:
+        await provider.aclose()
+
+
+@pytest.fixture(scope="module")
+def local_results(demo_models):
+    async def both():
+        hf = await run_one(ModelSpec.parse(f"hf:{demo_models.hf_dir}"))
+        # an F32 KV cache makes llama.cpp match the fp32 transformers model token for token
+        gguf = await run_one(ModelSpec.parse(f"llamacpp:{demo_models.gguf_path}", {"kv_type": "f32"}))
+        return hf, gguf
+
+    return asyncio.run(both())
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["hf", "llamacpp"])
+def test_local_route_measures_and_counts_exactly(local_results, which):
+    r = local_results[which]
+    assert r.ok, r.error
+    assert r.text
+    assert r.usage.output_tokens == 20 and not r.usage.estimated and r.usage.method == "exact"
+    assert r.usage.input_tokens > 5
+    assert r.finish_reason == "length"
+    t = r.timing
+    assert t.load_ms > 0
+    assert 0 < t.ttft_ms <= t.e2e_ms
+    assert t.tpot_ms > 0 and t.output_tokens_per_s == pytest.approx(1000 / t.tpot_ms)
+    assert t.n_chunks >= 1 and len(t.itl_ms) == t.n_chunks - 1
+    assert r.cost.total == 0 and r.cost.source == "local"
+
+
+def test_same_weights_same_greedy_text_in_both_backends(local_results):
+    hf, gguf = local_results
+    assert hf.text == gguf.text
+
+
+def test_openai_compat_against_llamacpp_server_without_usage(demo_models, llamacpp_server_url):
+    spec = ModelSpec.parse(f"openai-compat:{llamacpp_server_url}#tiny", {"tokenizer": str(demo_models.hf_dir)})
+    r = asyncio.run(run_one(spec))
+    assert r.ok, r.error
+    assert r.text
+    # llama.cpp's server sends no usage when streaming: counted with the model's own tokenizer, marked
+    assert r.usage.estimated and r.usage.method == f"tokenizer:{demo_models.hf_dir}"
+    assert r.usage.output_tokens > 0
+    assert 0 < r.timing.ttft_ms <= r.timing.e2e_ms
+    assert r.cost.total is None and r.cost.source == "unknown"  # no price known: unknown, not 0
+
+
+def test_openai_compat_without_tokenizer_uses_the_stated_fallback(llamacpp_server_url):
+    r = asyncio.run(run_one(ModelSpec.parse(f"openai-compat:{llamacpp_server_url}#tiny")))
+    assert r.ok and r.usage.estimated and r.usage.method == "fallback:chars/4"
+
+
+def test_dead_server_is_a_clear_error():
+    from tryouts.demo.server import free_port
+
+    r = asyncio.run(run_one(ModelSpec.parse(f"openai-compat:http://127.0.0.1:{free_port()}/v1#x")))
+    assert not r.ok and r.error_kind == "connect"
+    assert "Cannot connect" in r.error and "server running" in r.error
+
+
+def test_compare_runs_local_models_one_at_a_time(demo_models, tmp_path):
+    from tryouts.store import Store
+
+    store = Store(tmp_path / "r.db")
+    out = asyncio.run(compare(
+        "Hello", [f"hf:{demo_models.hf_dir}", f"llamacpp:{demo_models.gguf_path}", "openai:gpt-4o-mini"],
+        params=GenParams(max_tokens=8, temperature=0), store=store,
+    ))
+    hf, gguf, api = out.results
+    assert hf.ok and gguf.ok and not api.ok
+    assert api.error_kind == "missing_key" and "OPENAI_API_KEY" in api.error
+    # the second local model waited for the first: its queue time covers the first one's work
+    waited = max(hf.timing.queue_ms, gguf.timing.queue_ms)
+    assert waited >= min(hf.timing.e2e_ms, gguf.timing.e2e_ms)
+    stored = store.get_run(out.run_id)
+    assert [r["model"] for r in stored["results"]] == [r.model for r in out.results]
+    assert stored["run"]["status"] == "partial"
+
+
+def test_hf_errors(tmp_path):
+    with pytest.raises(errors.ModelNotFoundError, match="No model folder"):
+        create_provider(ModelSpec.parse(f"hf:{tmp_path}/missing"))
+    with pytest.raises(errors.UsageError, match="dtype"):
+        create_provider(ModelSpec.parse(f"hf:{tmp_path}", {"dtype": "int3"}))
+    provider = create_provider(ModelSpec.parse("hf:no-such-org/no-such-model-xyz"))
+    with pytest.raises(errors.ModelNotFoundError, match="hf download"):
+        asyncio.run(provider.load())
+
+
+def test_llamacpp_errors(tmp_path):
+    with pytest.raises(errors.ModelNotFoundError, match="No GGUF file"):
+        create_provider(ModelSpec.parse(f"llamacpp:{tmp_path}/none.gguf"))
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf at all" * 10)
+    provider = create_provider(ModelSpec.parse(f"llamacpp:{junk}"))
+    with pytest.raises(errors.ModelNotFoundError, match="could not load"):
+        asyncio.run(provider.load())
+
+
+def test_incremental_detokenizer_never_splits_characters(demo_models):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(demo_models.hf_dir)
+    text = "Quantization héllo € 日本語 models"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    detok = IncrementalDetokenizer(tok)
+    pieces = [detok.add([i]) for i in ids]
+    assert "".join(pieces) == tok.decode(ids)
+    assert not any("\ufffd" in p for p in pieces)

@@ -1,0 +1,100 @@
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from tryouts.errors import StoreError
+from tryouts.store import Store, schema
+from tryouts.store.migrations import MIGRATIONS, migrate
+from tryouts.types import Cost, Message, Request, Result, Timing, Usage
+
+
+def make_result(model="openai:gpt-4o-mini", ok=True, **kw):
+    return Result(
+        model=model,
+        provider=model.split(":")[0],
+        model_name=model.split(":", 1)[1],
+        ok=ok,
+        error=None if ok else "boom",
+        error_kind=None if ok else "server",
+        text="hello" if ok else "par",
+        started_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+        timing=Timing(ttft_ms=12.5, e2e_ms=40.0, tpot_ms=2.5, output_tokens_per_s=400.0, itl_ms=[1.0, 2.0], n_chunks=3),
+        usage=Usage(input_tokens=5, output_tokens=7, estimated=True, method="fallback:chars/4"),
+        cost=Cost(total=Decimal("0.000123456789"), source="genai-prices"),
+        request=Request(messages=[Message(role="user", content="hi")]),
+        server_timings={"prompt_ms": 1.5},
+        **kw,
+    )
+
+
+def test_migrations_from_blank_match_the_schema(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.begin() as conn:
+        assert migrate(conn) == [name for name, _ in MIGRATIONS]
+        assert migrate(conn) == []  # idempotent
+    insp = inspect(engine)
+    for table in schema.metadata.tables.values():
+        cols = {c["name"] for c in insp.get_columns(table.name)}
+        assert cols == {c.name for c in table.columns}, table.name
+
+
+def test_round_trip_keeps_every_field_and_exact_money(tmp_path):
+    store = Store(tmp_path / "sub" / "t.db")
+    run_id = store.create_run("compare", ["openai:gpt-4o-mini", "hf:x"], {"messages": []})
+    store.add_result(run_id, make_result())
+    store.add_result(run_id, make_result("hf:x", ok=False))
+    store.finish_run(run_id, "partial")
+
+    data = Store(tmp_path / "sub" / "t.db").get_run(run_id[:10])  # reopen; prefix lookup
+    assert data["run"]["id"] == run_id and data["run"]["status"] == "partial"
+    first, second = data["results"]
+    assert first["model"] == "openai:gpt-4o-mini" and first["ok"] is True
+    assert first["cost_usd_exact"] == "0.000123456789"
+    assert first["cost_usd"] == pytest.approx(0.000123456789)
+    assert first["ttft_ms"] == 12.5 and first["itl_ms"] == [1.0, 2.0]
+    assert first["tokens_estimated"] is True and first["token_method"] == "fallback:chars/4"
+    assert first["server_timings"] == {"prompt_ms": 1.5}
+    assert first["request"]["messages"][0]["content"] == "hi"
+    assert second["ok"] is False and second["error"] == "boom" and second["text"] == "par"
+
+
+def test_list_runs_newest_first_with_counts(tmp_path):
+    store = Store(tmp_path / "t.db")
+    a = store.create_run("compare", ["a:1"], {})
+    b = store.create_run("compare", ["b:1"], {})
+    store.add_result(b, make_result())
+    store.add_result(b, make_result(ok=False))
+    runs = store.list_runs()
+    assert [r["id"] for r in runs] == [b, a]
+    assert runs[0]["n_results"] == 2 and runs[0]["n_failed"] == 1
+    assert runs[1]["n_results"] == 0
+    assert store.resolve_run_id("latest") == runs[0]["id"]
+
+
+def test_unknown_run_and_unopenable_db_say_what_to_do(tmp_path):
+    store = Store(tmp_path / "t.db")
+    with pytest.raises(StoreError, match="tryouts runs"):
+        store.get_run("nope")
+    (tmp_path / "dir.db").mkdir()
+    with pytest.raises(StoreError, match="--db"):
+        Store(tmp_path / "dir.db")
+
+
+def test_sqlite_uses_wal(tmp_path):
+    store = Store(tmp_path / "t.db")
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_credentials_in_options_are_never_stored(tmp_path):
+    store = Store(tmp_path / "t.db")
+    run_id = store.create_run("compare", ["x:y"], {})
+    r = make_result()
+    r.options = {"headers": {"Authorization": "Bearer sk-planted-secret"}, "api_key_env": "MY_KEY", "dtype": "float16"}
+    store.add_result(run_id, r)
+    stored = store.get_run(run_id)["results"][0]["options"]
+    assert stored == {"headers": "***", "api_key_env": "MY_KEY", "dtype": "float16"}
+    raw = (tmp_path / "t.db").read_bytes() + (tmp_path / "t.db-wal").read_bytes()
+    assert b"sk-planted-secret" not in raw
