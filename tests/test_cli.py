@@ -98,3 +98,22 @@ def test_providers_lists_readiness():
     assert {"openai", "openai-compat", "hf", "llamacpp"} <= set(by)
     assert not by["openai"]["ready"] and "OPENAI_API_KEY" in by["openai"]["status"]
     assert by["hf"]["ready"]
+
+
+@pytest.mark.slow
+def test_hub_id_loads_from_the_hf_cache_offline(demo_models, tmp_path, db):
+    """hf:ORG/NAME resolves through the Hub cache layout when HF_HUB_OFFLINE=1 (no download)."""
+    import shutil
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    snap = tmp_path / "hub" / "models--tryouts--tiny-chat" / "snapshots" / commit
+    shutil.copytree(demo_models.hf_dir, snap)
+    (tmp_path / "hub" / "models--tryouts--tiny-chat" / "refs").mkdir()
+    (tmp_path / "hub" / "models--tryouts--tiny-chat" / "refs" / "main").write_text(commit)
+    env = {"HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    p = tryouts("compare", "hi", "-m", "hf:tryouts/tiny-chat", "-m", "hf:tryouts/not-cached",
+                "--max-tokens", "4", "--db", db, "--format", "json", env=env)
+    assert p.returncode == 2, p.stderr
+    cached, missing = json.loads(p.stdout)["results"]
+    assert cached["ok"] and cached["output_tokens"] == 4
+    assert not missing["ok"] and missing["error_kind"] == "model_not_found" and "hf download" in missing["error"]

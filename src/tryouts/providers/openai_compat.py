@@ -12,8 +12,10 @@ The request asks for ``stream_options.include_usage``; a server that sends no us
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from time import perf_counter_ns
@@ -91,7 +93,12 @@ class OpenAICompatProvider(Provider):
         self._model = model
         self.key_env = opts.get("api_key_env", self.preset.key_env)
         self.price_provider = self.preset.price_provider  # type: ignore[misc]
-        self._client: httpx.AsyncClient | None = None
+        self._headers: dict[str, str] | None = None
+        # one single-connection client per concurrent request, reused LIFO (keeps connections alive).
+        # A shared pool costs 2.5x at 32 concurrent streams: httpcore scans every pooled connection for
+        # every queued request (benchmarks/RESULTS.md).
+        self._idle: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []
 
     @property
     def model_name(self) -> str:
@@ -104,18 +111,29 @@ class OpenAICompatProvider(Provider):
         headers = {"Accept": "text/event-stream", **(self.spec.options.get("headers") or {})}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        self._headers = headers
+        return None
+
+    def _checkout(self) -> httpx.AsyncClient:
+        if self._idle:
+            return self._idle.pop()
         timeout = httpx.Timeout(
             float(self.spec.options.get("timeout", 600)),
             connect=float(self.spec.options.get("connect_timeout", 10)),
         )
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=64)
-        self._client = httpx.AsyncClient(headers=headers, timeout=timeout, limits=limits)
-        return None
+        client = httpx.AsyncClient(
+            headers=self._headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            verify=_ssl_context(),  # built once: each new context loads the CA bundle (~20 ms, blocking)
+        )
+        self._clients.append(client)
+        return client
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        clients, self._clients, self._idle = self._clients, [], []
+        for client in clients:
+            await client.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -137,15 +155,15 @@ class OpenAICompatProvider(Provider):
         return body
 
     async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._client is None:
+        if self._headers is None:
             await self.load()
-        assert self._client is not None
+        client = self._checkout()
         url = f"{self.base_url}/chat/completions"
-        req = self._client.build_request("POST", url, json=self.body(request))
+        req = client.build_request("POST", url, json=self.body(request))
         finished = False
         try:
             t0 = perf_counter_ns()
-            response = await self._client.send(req, stream=True)
+            response = await client.send(req, stream=True)
             yield Sent(t0)
             try:
                 if response.status_code >= 400:
@@ -177,6 +195,8 @@ class OpenAICompatProvider(Provider):
                 f"The stream from {self.base_url} was cut before the model finished ({exc}); "
                 "the partial output is kept. Run again, or check the server's logs."
             ) from exc
+        finally:
+            self._idle.append(client)
         if not finished:
             raise errors.StreamCutError(
                 f"The stream from {self.base_url} ended without a finish reason or [DONE]; "
@@ -242,6 +262,11 @@ class OpenAICompatProvider(Provider):
         if status >= 500:
             return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); try again later.", status=status)
         return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).", status=status)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    return httpx.create_ssl_context()
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
