@@ -82,6 +82,8 @@ from pathlib import Path
 from time import perf_counter_ns
 from typing import Any
 
+from .._proc import stop_process
+
 __all__ = [
     "LOG_LIMIT",
     "ReplayApp",
@@ -871,13 +873,7 @@ def start_replay_server(
                 )
         yield url + "/v1"
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
         for f in (proc.stdin, proc.stdout):
             if f is not None:
                 with contextlib.suppress(OSError):
