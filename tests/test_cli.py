@@ -117,3 +117,20 @@ def test_hub_id_loads_from_the_hf_cache_offline(demo_models, tmp_path, db):
     cached, missing = json.loads(p.stdout)["results"]
     assert cached["ok"] and cached["output_tokens"] == 4
     assert not missing["ok"] and missing["error_kind"] == "model_not_found" and "hf download" in missing["error"]
+
+
+def test_price_overrides_from_config_and_flag(replay_server, tmp_path, db):
+    ref = f"openai-compat:{replay_server}#tokens=5;prompt_tokens=1000000"
+    config_dir = tmp_path / "cfg"
+    config_dir.mkdir()
+    (config_dir / "config.yaml").write_text(f'prices:\n  "{ref}": {{input: 2, output: 0}}\n')
+    env = {"TRYOUTS_CONFIG_DIR": str(config_dir)}
+    p = tryouts("compare", "hi", "-m", ref, "--db", db, "-f", "json", env=env)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)["results"][0]
+    assert r["cost_source"] == "override" and r["cost_usd_exact"] == "2"  # 1M input tokens at $2/M
+    p = tryouts("compare", "hi", "-m", ref, "--price", f"{ref}=3,0", "--db", db, "-f", "json", env=env)
+    assert json.loads(p.stdout)["results"][0]["cost_usd_exact"] == "3"  # the flag wins over the file
+    (config_dir / "config.yaml").write_text("prices: [oops\n")
+    p = tryouts("compare", "hi", "-m", ref, "--db", db, env=env)
+    assert p.returncode == 1 and "not valid YAML" in p.stderr

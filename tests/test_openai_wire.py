@@ -147,3 +147,10 @@ def test_request_body_asks_for_usage_and_maps_max_tokens(replay_server):
     assert body["max_tokens"] == 5 and body["temperature"] == 0
     openai = create_provider(ModelSpec.parse("openai:gpt-5-mini"))
     assert "max_completion_tokens" in openai.body(REQ)
+
+
+def test_server_reported_timings_are_kept_beside_ours(replay_server):
+    r, _ = run(replay_server, "tokens=4;timings=1")
+    assert r.ok
+    assert r.server_timings is not None and r.server_timings["predicted_n"] == 4
+    assert r.timing.ttft_ms is not None  # the client's own figures are still there
