@@ -44,7 +44,7 @@ def test_round_trip_keeps_every_field_and_exact_money(tmp_path):
     store = Store(tmp_path / "sub" / "t.db")
     run_id = store.create_run("compare", ["openai:gpt-4o-mini", "hf:x"], {"messages": []})
     store.add_result(run_id, make_result())
-    store.add_result(run_id, make_result("hf:x", ok=False))
+    store.add_result(run_id, make_result("hf:x", ok=False, model_index=1))
     store.finish_run(run_id, "partial")
 
     data = Store(tmp_path / "sub" / "t.db").get_run(run_id[:10])  # reopen; prefix lookup
@@ -65,7 +65,7 @@ def test_list_runs_newest_first_with_counts(tmp_path):
     a = store.create_run("compare", ["a:1"], {})
     b = store.create_run("compare", ["b:1"], {})
     store.add_result(b, make_result())
-    store.add_result(b, make_result(ok=False))
+    store.add_result(b, make_result(ok=False, repeat_index=1))
     runs = store.list_runs()
     assert [r["id"] for r in runs] == [b, a]
     assert runs[0]["n_results"] == 2 and runs[0]["n_failed"] == 1
@@ -98,3 +98,43 @@ def test_credentials_in_options_are_never_stored(tmp_path):
     assert stored == {"headers": "***", "api_key_env": "MY_KEY", "dtype": "float16"}
     raw = (tmp_path / "t.db").read_bytes() + (tmp_path / "t.db-wal").read_bytes()
     assert b"sk-planted-secret" not in raw
+
+
+def test_one_row_per_cell_is_enforced(tmp_path):
+    from sqlalchemy.exc import IntegrityError
+
+    store = Store(tmp_path / "t.db")
+    run_id = store.create_run("suite", ["a:1"], {})
+    store.add_result(run_id, make_result(case_index=3, repeat_index=1))
+    with pytest.raises(IntegrityError):
+        store.add_result(run_id, make_result(case_index=3, repeat_index=1))
+    assert store.done_cells(run_id) == {(0, 3, 1)}
+
+
+def test_response_cache_round_trip_counts_hits(tmp_path):
+    store = Store(tmp_path / "t.db")
+    assert store.cache_get("k") is None
+    store.cache_put("k", "openai:x", {"text": "hi"})
+    store.cache_put("k", "openai:x", {"text": "hello"})  # replaced
+    assert store.cache_get("k") == {"text": "hello"}
+    with store.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT hits FROM cache").scalar() == 1
+
+
+def test_migrating_a_v1_database_keeps_its_rows(tmp_path):
+    """A database created by the first release (m001 only) upgrades in place."""
+    from tryouts.store.migrations import MIGRATIONS, _applied, _bookkeeping
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as conn:
+        _bookkeeping.create_all(conn)
+        name, first = MIGRATIONS[0]
+        first(conn)
+        conn.execute(_applied.insert().values(name=name, applied_at="2026-11-01"))
+        conn.exec_driver_sql(
+            "INSERT INTO runs VALUES ('r1', 'compare', 'done', '2026-11-01', NULL, '[]', '{}', '{}', '0.1.0')"
+        )
+    store = Store(tmp_path / "old.db")
+    assert store.get_run("r1")["run"]["status"] == "done"
+    store.add_result("r1", make_result())
+    assert store.get_run("r1")["results"][0]["case"] is None

@@ -174,7 +174,9 @@ class Result(_Strict):
     server_timings: dict[str, Any] | None = None
     request: Request
     options: dict[str, Any] = Field(default_factory=dict)
-    cached: bool = False
+    cached: bool = Field(default=False, description="Served from Tryouts' response cache: never a timing sample.")
+    attempts: int = Field(default=1, description="Tries made, retries included.")
+    case: dict[str, Any] | None = Field(default=None, description="Suite runs: prompt_id, case_id, vars, expected.")
     model_index: int = 0
     case_index: int = 0
     repeat_index: int = 0

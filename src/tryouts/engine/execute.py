@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -39,7 +40,13 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it.", "internal"
 
 
-async def execute(
+async def execute(provider: Provider, request: Request, **kw) -> Result:
+    """Stream ``request`` through ``provider`` and measure it (docs/metrics.md); see :func:`attempt`."""
+    result, _ = await attempt(provider, request, **kw)
+    return result
+
+
+async def attempt(
     provider: Provider,
     request: Request,
     *,
@@ -48,31 +55,54 @@ async def execute(
     load_ms: float | None = None,
     price_override: PriceOverride | None = None,
     tokenizer_ref: str | None = None,
+    first_token_timeout: float | None = None,
+    total_timeout: float | None = None,
     model_index: int = 0,
     case_index: int = 0,
     repeat_index: int = 0,
-) -> Result:
-    """Stream ``request`` through ``provider`` and measure it (docs/metrics.md)."""
+) -> tuple[Result, BaseException | None]:
+    """One try: the measured :class:`Result`, and the exception when it failed (for retry decisions).
+
+    ``first_token_timeout`` bounds t0 to the first content chunk; ``total_timeout`` the whole request.
+    Either expiring fails the request with a ``timeout`` error, keeping what streamed so far.
+    """
     spec = provider.spec
     got = Collected()
     started_at = datetime.now(UTC)
     error: BaseException | None = None
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    first_deadline = start + first_token_timeout if first_token_timeout else None
+    total_deadline = start + total_timeout if total_timeout else None
+    deadlines = [d for d in (first_deadline, total_deadline) if d is not None]
+    waiting_first = True
     try:
-        async for ev in provider.stream(request):
-            if isinstance(ev, Delta):
-                got.deltas.append(ev)
-                if on_delta is not None:
-                    on_delta(ev)
-            elif isinstance(ev, Sent):
-                got.t0_ns = ev.t_ns
-                started_at = datetime.now(UTC)
-            elif isinstance(ev, UsageReport):
-                got.usage = ev.usage
-            elif isinstance(ev, ServerTimings):
-                got.server_timings = {**(got.server_timings or {}), **ev.data}
-            elif isinstance(ev, Finish):
-                got.finish_reason = ev.reason or got.finish_reason
-                got.finished = True
+        async with asyncio.timeout_at(min(deadlines) if deadlines else None) as limit:
+            async for ev in provider.stream(request):
+                if isinstance(ev, Delta):
+                    got.deltas.append(ev)
+                    if waiting_first and ev.text:
+                        waiting_first = False
+                        limit.reschedule(total_deadline)
+                    if on_delta is not None:
+                        on_delta(ev)
+                elif isinstance(ev, Sent):
+                    got.t0_ns = ev.t_ns
+                    started_at = datetime.now(UTC)
+                elif isinstance(ev, UsageReport):
+                    got.usage = ev.usage
+                elif isinstance(ev, ServerTimings):
+                    got.server_timings = {**(got.server_timings or {}), **ev.data}
+                elif isinstance(ev, Finish):
+                    got.finish_reason = ev.reason or got.finish_reason
+                    got.finished = True
+    except TimeoutError:
+        which = "first token" if waiting_first and first_token_timeout else "whole request"
+        limit_s = first_token_timeout if which == "first token" else total_timeout
+        error = errors.TimeoutError_(
+            f"No {'first token' if which == 'first token' else 'end of the answer'} within {limit_s:g} s "
+            f"({which} timeout); what streamed so far is kept. Raise the timeout in the suite's 'timeouts'."
+        )
     except Exception as exc:  # every failure becomes a recorded result, partial text kept
         error = exc
 
@@ -116,4 +146,4 @@ async def execute(
         )
     if error is not None:
         result.error, result.error_kind = describe(error)
-    return result
+    return result, error

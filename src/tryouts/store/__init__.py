@@ -88,50 +88,58 @@ class Store:
 
     def add_result(self, run_id: str, r: Result) -> int:
         """Commit one result now; return its row id."""
-        t, u, c = r.timing, r.usage, r.cost
-        values = {
-            "run_id": run_id,
-            "model_index": r.model_index,
-            "case_index": r.case_index,
-            "repeat_index": r.repeat_index,
-            "model": r.model,
-            "provider": r.provider,
-            "model_name": r.model_name,
-            "options": redact(_jsonable(r.options)),
-            "ok": r.ok,
-            "error": r.error,
-            "error_kind": r.error_kind,
-            "text": r.text,
-            "reasoning_text": r.reasoning_text,
-            "finish_reason": r.finish_reason,
-            "started_at": r.started_at.isoformat(),
-            "queue_ms": t.queue_ms,
-            "load_ms": t.load_ms,
-            "ttft_ms": t.ttft_ms,
-            "ttfat_ms": t.ttfat_ms,
-            "e2e_ms": t.e2e_ms,
-            "tpot_ms": t.tpot_ms,
-            "output_tokens_per_s": t.output_tokens_per_s,
-            "itl_ms": t.itl_ms,
-            "n_chunks": t.n_chunks,
-            "input_tokens": u.input_tokens,
-            "output_tokens": u.output_tokens,
-            "cached_input_tokens": u.cached_input_tokens,
-            "cache_write_tokens": u.cache_write_tokens,
-            "reasoning_tokens": u.reasoning_tokens,
-            "tokens_estimated": u.estimated,
-            "token_method": u.method,
-            "cost_total": _dec(c.total),
-            "cost_input": _dec(c.input),
-            "cost_output": _dec(c.output),
-            "cost_currency": c.currency,
-            "cost_source": c.source,
-            "server_timings": _jsonable(r.server_timings),
-            "request": r.request.model_dump(mode="json"),
-            "cached": r.cached,
-        }
         with self.engine.begin() as conn:
-            return int(conn.execute(insert(schema.results).values(**values)).inserted_primary_key[0])
+            return int(conn.execute(insert(schema.results).values(**_row(run_id, r))).inserted_primary_key[0])
+
+    def add_results(self, run_id: str, results: list[Result]) -> None:
+        """Commit several results in one transaction."""
+        if results:
+            with self.engine.begin() as conn:
+                conn.execute(insert(schema.results), [_row(run_id, r) for r in results])
+
+
+    def done_cells(self, run_id: str) -> set[tuple[int, int, int]]:
+        """(model_index, case_index, repeat_index) of every result recorded for a run."""
+        res = schema.results
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(res.c.model_index, res.c.case_index, res.c.repeat_index).where(res.c.run_id == run_id)
+            ).all()
+        return {tuple(r) for r in rows}
+
+    def set_run_status(self, run_id: str, status: str) -> None:
+        """Change a run's status and clear its end time (a resumed run is running again)."""
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(status=status, finished_at=None))
+
+    def cache_get(self, key: str) -> dict[str, Any] | None:
+        """A cached response for ``key`` (and count the hit), or None."""
+        c = schema.cache
+        with self.engine.begin() as conn:
+            row = conn.execute(select(c.c.response).where(c.c.key == key)).first()
+            if row is None:
+                return None
+            conn.execute(update(c).where(c.c.key == key).values(hits=c.c.hits + 1))
+        return row[0]
+
+    def cache_put(self, key: str, model: str, response: dict[str, Any]) -> None:
+        """Remember a fresh response under ``key`` (replacing an older one)."""
+        c = schema.cache
+        with self.engine.begin() as conn:
+            conn.execute(c.delete().where(c.c.key == key))
+            conn.execute(insert(c).values(key=key, created_at=_now(), model=model, response=response, hits=0))
+
+    def model_history(self, model: str, limit: int = 200) -> list[dict[str, Any]]:
+        """Recent fresh, successful results of a model: e2e_ms, output_tokens, input_tokens, cost_total."""
+        res = schema.results
+        q = (
+            select(res.c.e2e_ms, res.c.output_tokens, res.c.input_tokens, res.c.cost_total)
+            .where(res.c.model == model, res.c.ok.is_(True), res.c.cached.is_(False))
+            .order_by(res.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     def finish_run(self, run_id: str, status: str = "done") -> None:
         """Mark a run finished (``done``, ``failed`` or ``interrupted``)."""
@@ -194,6 +202,54 @@ class Store:
                 .order_by(res.c.case_index, res.c.model_index, res.c.repeat_index, res.c.id)
             ).mappings().all()
         return {"run": _run_dict(run), "results": [flat_result(row) for row in rows]}
+
+
+def _row(run_id: str, r: Result) -> dict[str, Any]:
+    """A result as a row of the results table."""
+    t, u, c = r.timing, r.usage, r.cost
+    return {
+        "run_id": run_id,
+        "model_index": r.model_index,
+        "case_index": r.case_index,
+        "repeat_index": r.repeat_index,
+        "model": r.model,
+        "provider": r.provider,
+        "model_name": r.model_name,
+        "options": redact(_jsonable(r.options)),
+        "ok": r.ok,
+        "error": r.error,
+        "error_kind": r.error_kind,
+        "text": r.text,
+        "reasoning_text": r.reasoning_text,
+        "finish_reason": r.finish_reason,
+        "started_at": r.started_at.isoformat(),
+        "queue_ms": t.queue_ms,
+        "load_ms": t.load_ms,
+        "ttft_ms": t.ttft_ms,
+        "ttfat_ms": t.ttfat_ms,
+        "e2e_ms": t.e2e_ms,
+        "tpot_ms": t.tpot_ms,
+        "output_tokens_per_s": t.output_tokens_per_s,
+        "itl_ms": t.itl_ms,
+        "n_chunks": t.n_chunks,
+        "input_tokens": u.input_tokens,
+        "output_tokens": u.output_tokens,
+        "cached_input_tokens": u.cached_input_tokens,
+        "cache_write_tokens": u.cache_write_tokens,
+        "reasoning_tokens": u.reasoning_tokens,
+        "tokens_estimated": u.estimated,
+        "token_method": u.method,
+        "cost_total": _dec(c.total),
+        "cost_input": _dec(c.input),
+        "cost_output": _dec(c.output),
+        "cost_currency": c.currency,
+        "cost_source": c.source,
+        "server_timings": _jsonable(r.server_timings),
+        "request": r.request.model_dump(mode="json"),
+        "cached": r.cached,
+        "case": _jsonable(r.case),
+        "attempts": r.attempts,
+    }
 
 
 def _run_dict(row: Any) -> dict[str, Any]:

@@ -121,3 +121,31 @@ def migrate(conn: Connection) -> list[str]:
         conn.execute(insert(_applied).values(name=name, applied_at=datetime.now(UTC).isoformat()))
         ran.append(name)
     return ran
+
+
+def _add_column(conn: Connection, table: str, column: Column) -> None:
+    kind = column.type.compile(dialect=conn.dialect)
+    quote = conn.dialect.identifier_preparer.quote
+    conn.exec_driver_sql(f"ALTER TABLE {quote(table)} ADD COLUMN {quote(column.name)} {kind}")
+
+
+@migration
+def m002_suites_cache_and_resume(conn: Connection) -> None:
+    """Suite runs: the case a result belongs to, retry attempts, one row per cell, a response cache."""
+    _add_column(conn, "results", Column("case", JSON))
+    _add_column(conn, "results", Column("attempts", Integer))
+    md = MetaData()
+    results = Table("results", md, autoload_with=conn)
+    Index(
+        "ux_results_cell", results.c.run_id, results.c.model_index, results.c.case_index, results.c.repeat_index,
+        unique=True,
+    ).create(conn)
+    Table(
+        "cache",
+        md,
+        Column("key", String(64), primary_key=True),
+        Column("created_at", String(40), nullable=False),
+        Column("model", Text, nullable=False),
+        Column("response", JSON, nullable=False),
+        Column("hits", Integer, nullable=False),
+    ).create(conn)

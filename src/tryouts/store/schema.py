@@ -67,4 +67,16 @@ results = Table(
     Column("server_timings", JSON),
     Column("request", JSON, nullable=False),
     Column("cached", Boolean, nullable=False),
+    Column("case", JSON),
+    Column("attempts", Integer),
+)
+
+cache = Table(
+    "cache",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("created_at", String(40), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("hits", Integer, nullable=False),
 )

@@ -33,6 +33,8 @@ retry_after    (none)     with an error status: a ``Retry-After`` header with th
 quota          0          1: a 429 says ``insufficient_quota`` instead of ``rate_limit_exceeded``
 timings        0          1: a llama.cpp-style ``timings`` object in the last chunk
 id             (none)     record server-side times under this id: ``GET /_replay/log/{id}``
+fail_first     0          the first N requests with this exact script fail (``status``, or ``cut_after``);
+                          later ones succeed: for testing retries
 model          (none)     the model name echoed back (same as a part without ``=``)
 =============  =========  ===============================================================================
 
@@ -138,6 +140,7 @@ class Script:
     quota: bool = False
     timings: bool = False
     id: str | None = None
+    fail_first: int = 0
     model: str = "replay"
 
     @property
@@ -225,6 +228,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "quota": _flag,
     "timings": _flag,
     "id": _text,
+    "fail_first": _int(0),
     "model": _text,
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Script)}
@@ -436,6 +440,7 @@ class ReplayApp:
     def __init__(self, require_key: str | None = None, *, log_limit: int = LOG_LIMIT) -> None:
         self.require_key = require_key
         self.log = ReplayLog(log_limit)
+        self._fail_counts: dict[str, int] = {}
         self._slack_s: float | None = None
 
     # ---- plumbing
@@ -560,6 +565,11 @@ class ReplayApp:
             s = parse_script(model)
         except ScriptError as exc:
             return await self._json(send, 400, _err(str(exc), "invalid_request_error", "invalid_script", "model"))
+        if s.fail_first:
+            seen = self._fail_counts.get(model, 0)
+            self._fail_counts[model] = seen + 1
+            if seen >= s.fail_first:  # the failures are used up: succeed from now on
+                s.status, s.cut_after = 200, -1
         stream = bool(req.get("stream"))
         entry = self.log.new(s.id, recv_ns, s, stream)
         entry["script"] = model

@@ -1,0 +1,329 @@
+"""Run many cells (prompt x case x model x repeat): concurrent, retried, cached, resumable.
+
+Scheduling:
+
+* API models: one lane per provider name, each with its own concurrency limit; the lane waits for a
+  free slot before handing a cell out, and that wait is the cell's ``queue_ms``.
+* In-process local models: one lane for all of them, one model at a time: loaded once, fed its cells
+  one by one, then closed before the next model loads (they never compete for the CPU or GPU).
+
+Around every request: retries with exponential backoff and jitter on retryable failures (429, 5xx,
+timeouts, dropped streams), honouring ``Retry-After``; then the cell is recorded as failed with the last
+error. A response cache (keyed on everything that changes the answer) serves a repeated request when
+allowed; a cached result is flagged and has no timings. Results go to a writer thread that commits each
+as soon as it arrives (several at once when they arrive together), so a crash loses at most the
+results of the last few milliseconds, and ``resume`` runs exactly the cells that have no row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import queue
+import random
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from time import perf_counter_ns
+from typing import Any, Protocol
+
+from .. import errors
+from ..pricing import PriceOverride
+from ..providers import create_provider, get_info
+from ..providers.base import Provider
+from ..store import Store
+from ..types import Cost, ModelSpec, Request, Result, Usage
+from .execute import attempt, failed_result
+
+#: options that do not change the answer, left out of the cache key
+_NOT_IN_KEY = {"price", "tokenizer", "api_key_env", "timeout", "connect_timeout", "headers", "warmup"}
+
+
+class CellLike(Protocol):
+    model_index: int
+    case_index: int
+    repeat_index: int
+    spec: ModelSpec
+    request: Request
+
+
+@dataclass
+class Policy:
+    """How cells are run. Defaults suit commercial APIs; suites override them."""
+
+    concurrency: dict[str, int] = field(default_factory=dict)
+    default_concurrency: int = 4
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    first_token_timeout_s: float | None = None
+    total_timeout_s: float | None = None
+    use_cache: bool = True
+
+    def concurrency_for(self, provider: str) -> int:
+        return max(1, int(self.concurrency.get(provider, self.default_concurrency)))
+
+    def backoff(self, attempt_no: int, retry_after: float | None) -> float:
+        """Seconds to wait before try ``attempt_no + 1``: Retry-After when given, else 2^n backoff with jitter."""
+        if retry_after is not None:
+            return min(retry_after, max(self.max_backoff_s, retry_after)) + random.uniform(0, 0.1)
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt_no - 1))
+        return base * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Progress:
+    """Counts per model, updated as cells finish."""
+
+    done: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    failed: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    cached: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    retries: int = 0
+
+
+#: on_event(kind, cell, payload): "result" (Result), "retry" (error message), "loading" (None)
+OnEvent = Callable[[str, Any, Any], None]
+
+
+def cache_key(spec: ModelSpec, request: Request) -> str:
+    """A hash of everything that changes the answer: provider, model, options, messages, parameters."""
+    options = {k: v for k, v in sorted(spec.options.items()) if k not in _NOT_IN_KEY}
+    payload = {
+        "provider": spec.provider,
+        "model": spec.model,
+        "options": options,
+        "request": request.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ResultWriter:
+    """Commits results from a thread, each as soon as it arrives (batched when several are waiting)."""
+
+    def __init__(self, store: Store, run_id: str) -> None:
+        self.store, self.run_id = store, run_id
+        self._q: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._loop, name="tryouts-writer", daemon=True)
+        self._thread.start()
+
+    def put(self, result: Result, cache: tuple[str, str, dict] | None = None) -> None:
+        if self._error is not None:
+            raise errors.StoreError(f"Writing results failed: {self._error}")
+        self._q.put((result, cache))
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            batch = [item]
+            while True:
+                try:
+                    nxt = self._q.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._q.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                self.store.add_results(self.run_id, [r for r, _ in batch])
+                for _, cache in batch:
+                    if cache is not None:
+                        self.store.cache_put(*cache)
+            except BaseException as exc:  # surfaced on the next put() and at close()
+                self._error = exc
+
+    def close(self) -> None:
+        self._q.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise errors.StoreError(f"Writing results failed: {self._error}")
+
+
+def cached_result(cell: CellLike, response: dict[str, Any], case: dict | None) -> Result:
+    """A result served from the cache: flagged, no timings, costs nothing now."""
+    return Result(
+        model=cell.spec.ref,
+        provider=cell.spec.provider,
+        model_name=response.get("model_name", cell.spec.model),
+        ok=True,
+        text=response.get("text", ""),
+        reasoning_text=response.get("reasoning_text", ""),
+        finish_reason=response.get("finish_reason"),
+        started_at=datetime.now(UTC),
+        usage=Usage.model_validate(response.get("usage") or {}),
+        cost=Cost(total=Decimal(0), input=Decimal(0), output=Decimal(0), source="cache"),
+        request=cell.request,
+        options=cell.spec.options,
+        cached=True,
+        case=case,
+        model_index=cell.model_index,
+        case_index=cell.case_index,
+        repeat_index=cell.repeat_index,
+    )
+
+
+async def run_cells(
+    cells: Sequence[CellLike],
+    *,
+    store: Store,
+    run_id: str,
+    policy: Policy | None = None,
+    skip: set[tuple[int, int, int]] | None = None,
+    cases: dict[int, dict] | None = None,
+    prices: dict[str, PriceOverride] | None = None,
+    on_event: OnEvent | None = None,
+    allow_cache: bool = True,
+) -> Progress:
+    """Run every cell not in ``skip``, storing each result as it completes.
+
+    Args:
+        cells: what to run; ``(model_index, case_index, repeat_index)`` identifies a cell.
+        store, run_id: where results go (one row per cell, enforced by the store).
+        policy: concurrency, retries, timeouts, cache use.
+        skip: cells already recorded (resume).
+        cases: case metadata by case_index, stored with each result.
+        prices: price overrides by model reference.
+        on_event: progress callback.
+        allow_cache: False for repeated samples (they must be fresh).
+    """
+    policy = policy or Policy()
+    skip = skip or set()
+    cases = cases or {}
+    prices = prices or {}
+    emit = on_event or (lambda kind, cell, payload: None)
+    progress = Progress()
+    writer = ResultWriter(store, run_id)
+
+    todo = [c for c in cells if (c.model_index, c.case_index, c.repeat_index) not in skip]
+    by_model: dict[int, list[CellLike]] = defaultdict(list)
+    for c in todo:
+        by_model[c.model_index].append(c)
+    specs = {i: cs[0].spec for i, cs in by_model.items()}
+
+    def record(cell: CellLike, result: Result, cache: tuple[str, str, dict] | None = None) -> None:
+        m = cell.model_index
+        progress.done[m] += 1
+        if not result.ok:
+            progress.failed[m] += 1
+        if result.cached:
+            progress.cached[m] += 1
+        writer.put(result, cache)
+        emit("result", cell, result)
+
+    async def run_one(provider: Provider, cell: CellLike, queue_ms: float, load_ms: float | None) -> None:
+        case = cases.get(cell.case_index)
+        key = cache_key(cell.spec, cell.request) if policy.use_cache else None
+        if key is not None and allow_cache:
+            hit = await asyncio.to_thread(store.cache_get, key)
+            if hit is not None:
+                record(cell, cached_result(cell, hit, case))
+                return
+        override = prices.get(cell.spec.ref)
+        if override is None and "price" in cell.spec.options:
+            override = PriceOverride.parse(cell.spec.options["price"], cell.spec.ref)
+        tries = 0
+        while True:
+            tries += 1
+            result, exc = await attempt(
+                provider,
+                cell.request,
+                queue_ms=queue_ms,
+                load_ms=load_ms,
+                price_override=override,
+                tokenizer_ref=cell.spec.options.get("tokenizer"),
+                first_token_timeout=policy.first_token_timeout_s,
+                total_timeout=policy.total_timeout_s,
+                model_index=cell.model_index,
+                case_index=cell.case_index,
+                repeat_index=cell.repeat_index,
+            )
+            retryable = isinstance(exc, errors.ProviderError) and exc.retryable
+            if result.ok or not retryable or tries > policy.max_retries:
+                break
+            wait = policy.backoff(tries, getattr(exc, "retry_after", None))
+            progress.retries += 1
+            emit("retry", cell, f"{result.error} (retry {tries}/{policy.max_retries} in {wait:.1f} s)")
+            await asyncio.sleep(wait)
+        result.attempts, result.case = tries, case
+        cache = None
+        if result.ok and key is not None:
+            cache = (key, cell.spec.ref, {
+                "model_name": result.model_name, "text": result.text, "reasoning_text": result.reasoning_text,
+                "finish_reason": result.finish_reason, "usage": result.usage.model_dump(mode="json"),
+            })
+        record(cell, result, cache)
+
+    def fail_all(cell_list: list[CellLike], exc: BaseException) -> None:
+        for cell in cell_list:
+            r = failed_result(cell.spec, cell.request, exc, model_index=cell.model_index,
+                              case_index=cell.case_index, repeat_index=cell.repeat_index, case=cases.get(cell.case_index))
+            record(cell, r)
+
+    async def open_provider(m: int) -> tuple[Provider | None, float | None]:
+        try:
+            provider = create_provider(specs[m])
+            emit("loading", by_model[m][0], None)
+            return provider, await provider.load()
+        except Exception as exc:  # every cell of this model fails with the same clear error
+            fail_all(by_model[m], exc)
+            return None, None
+
+    async def api_lane(provider_name: str, models: list[int]) -> None:
+        opened: dict[int, Provider] = {}
+        for m in models:
+            provider, _ = await open_provider(m)
+            if provider is not None:
+                opened[m] = provider
+        sem = asyncio.Semaphore(policy.concurrency_for(provider_name))
+        tasks: set[asyncio.Task] = set()
+        lane_cells = sorted((c for m in opened for c in by_model[m]),
+                            key=lambda c: (c.repeat_index, c.case_index, c.model_index))
+        ready = perf_counter_ns()  # every cell of a batch is ready at once: queue time counts from here
+        try:
+            for cell in lane_cells:
+                await sem.acquire()
+                task = asyncio.create_task(run_one(opened[cell.model_index], cell, (perf_counter_ns() - ready) / 1e6, None))
+                tasks.add(task)
+                task.add_done_callback(lambda tk: (tasks.discard(tk), sem.release()))
+            if tasks:
+                await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for provider in opened.values():
+                await provider.aclose()
+
+    async def local_lane(models: list[int]) -> None:
+        ready = perf_counter_ns()
+        for m in models:
+            provider, load_ms = await open_provider(m)
+            if provider is None:
+                continue
+            try:
+                for i, cell in enumerate(by_model[m]):
+                    queue_ms = (perf_counter_ns() - ready) / 1e6 - (load_ms or 0)
+                    await run_one(provider, cell, max(0.0, queue_ms), load_ms if i == 0 else None)
+            finally:
+                await provider.aclose()
+
+    lanes: dict[str, list[int]] = defaultdict(list)
+    local_models: list[int] = []
+    for m in sorted(by_model):
+        try:
+            info = get_info(specs[m].provider)
+        except errors.TryoutsError as exc:
+            fail_all(by_model[m], exc)
+            continue
+        (local_models if info.local else lanes[info.name]).append(m)
+    try:
+        await asyncio.gather(local_lane(local_models), *(api_lane(name, ms) for name, ms in lanes.items()))
+    finally:
+        await asyncio.to_thread(writer.close)
+    return progress

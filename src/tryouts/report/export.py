@@ -1,0 +1,74 @@
+"""Export a stored run as csv, json, jsonl or a self-contained html page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from ..errors import UsageError
+
+#: the formats :func:`export_run` writes
+FORMATS = ("csv", "json", "jsonl", "html")
+
+#: leading csv columns, in this order; every other flat field follows in order of first appearance
+_LEAD = ("run_id", "id", "model_index", "case_index", "repeat_index", "model", "provider", "model_name", "ok")
+
+
+def export_run(data: dict[str, Any], fmt: str) -> str:
+    """A run (as :meth:`Store.get_run` returns it) in ``fmt``: csv, json, jsonl or html.
+
+    * ``csv``: a header row, then one row per result with every flat field; lists and objects
+      (``itl_ms``, ``request``, ``case``...) as JSON, booleans as ``true``/``false``, null as empty;
+    * ``json``: exactly what ``tryouts show RUN --format json`` prints;
+    * ``jsonl``: one result per line, each with its ``run_id``;
+    * ``html``: one self-contained page (inline CSS, no external resource) with the summary and the
+      outputs side by side; every prompt and output is escaped.
+    """
+    fmt = (fmt or "").lower()
+    if fmt == "json":
+        return json.dumps(data, indent=2, default=str) + "\n"
+    if fmt == "jsonl":
+        run_id = data["run"]["id"]
+        return "".join(json.dumps({"run_id": run_id, **r}, default=str) + "\n" for r in data["results"])
+    if fmt == "csv":
+        return to_csv(data)
+    if fmt == "html":
+        from .html import render_html
+
+        return render_html(data)
+    raise UsageError(f"Unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return value
+
+
+def columns(results: list[dict[str, Any]]) -> list[str]:
+    """The csv header: the lead columns, then every other field in order of first appearance."""
+    seen = dict.fromkeys(_LEAD)
+    for r in results:
+        for key in r:
+            seen.setdefault(key)
+    return list(seen)
+
+
+def to_csv(data: dict[str, Any]) -> str:
+    """One row per result, every flat field a column (see :func:`export_run`)."""
+    run_id = data["run"]["id"]
+    results = data["results"]
+    cols = columns(results)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(cols)
+    for r in results:
+        row = {"run_id": run_id, **r}
+        writer.writerow([_cell(row.get(c)) for c in cols])
+    return buf.getvalue()

@@ -1,0 +1,142 @@
+"""Statistics over stored results: percentiles, descriptions and a per-model summary.
+
+Pure arithmetic over the flat result dicts of docs/json.md (no CLI, no store). Cached results are never
+timing samples (docs/metrics.md, pitfall 1): they count in ``n`` and ``cached`` but feed no timing,
+speed or token statistics.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+#: the figures :func:`summarize` describes per model, each a field of the flat result
+TIMING_FIELDS = ("ttft_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "output_tokens")
+
+_PER_1K_PLACES = Decimal("1e-12")
+
+
+def _clean(values: Iterable[Any]) -> list[float]:
+    """The numbers among ``values``: None and NaN dropped."""
+    out = []
+    for v in values:
+        if v is None:
+            continue
+        f = float(v)
+        if not math.isnan(f):
+            out.append(f)
+    return out
+
+
+def percentile(values: Iterable[float | None], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) with linear interpolation, like ``numpy.percentile``'s default.
+
+    None values are ignored; an empty input gives None.
+    """
+    if not 0 <= q <= 100:
+        raise ValueError(f"percentile q must be within 0..100, not {q!r}")
+    xs = sorted(_clean(values))
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q / 100
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    frac = pos - lo
+    return xs[lo] + (xs[hi] - xs[lo]) * frac
+
+
+def describe(values: Iterable[float | None]) -> dict[str, Any]:
+    """``{n, mean, std, p50, p90, p95, p99}`` of the non-None values.
+
+    ``std`` is the sample standard deviation (0.0 for a single value). With no values, ``n`` is 0
+    and every other figure is None.
+    """
+    xs = _clean(values)
+    n = len(xs)
+    if n == 0:
+        return {"n": 0, "mean": None, "std": None, "p50": None, "p90": None, "p95": None, "p99": None}
+    mean = math.fsum(xs) / n
+    std = math.sqrt(math.fsum((x - mean) ** 2 for x in xs) / (n - 1)) if n > 1 else 0.0
+    return {
+        "n": n,
+        "mean": mean,
+        "std": std,
+        "p50": percentile(xs, 50),
+        "p90": percentile(xs, 90),
+        "p95": percentile(xs, 95),
+        "p99": percentile(xs, 99),
+    }
+
+
+def to_decimal(value: Any) -> Decimal | None:
+    """A cost as Decimal (from a decimal string, int or Decimal), or None when unknown."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, Decimal):
+        return value
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def decimal_str(value: Decimal | None) -> str | None:
+    """A Decimal as a plain decimal string (never exponent notation), or None."""
+    if value is None:
+        return None
+    if value == 0:
+        return "0"
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def result_cost(r: dict[str, Any]) -> Decimal | None:
+    """The exact cost of one flat result (``cost_usd_exact``, else ``cost_usd``), None when unknown."""
+    exact = r.get("cost_usd_exact")
+    return to_decimal(exact if exact is not None else r.get("cost_usd"))
+
+
+def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One summary per model, in ``model_index`` order.
+
+    Each: ``model_index``, ``model`` and ``label`` (the model reference), ``n`` results, ``failures``,
+    ``cached``; :func:`describe` of ``ttft_ms``, ``tpot_ms``, ``e2e_ms``, ``output_tokens_per_s`` and
+    ``output_tokens`` over successful, non-cached results; ``cost_total_usd`` (exact sum of the known
+    costs, a decimal string; None when no cost is known, never a made-up 0), ``cost_unknown`` (successful results whose cost is unknown) and
+    ``cost_per_1k_requests_usd`` (mean known cost of successful, non-cached results × 1000, a decimal
+    string, or None when none is known).
+    """
+    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    for r in results:
+        key = (int(r.get("model_index") or 0), str(r.get("model")))
+        groups.setdefault(key, []).append(r)
+
+    out = []
+    for (index, ref), rs in sorted(groups.items(), key=lambda kv: kv[0]):
+        fresh_ok = [r for r in rs if r.get("ok") and not r.get("cached")]
+        costs = [(r, result_cost(r)) for r in rs]
+        known = [c for _, c in costs if c is not None]
+        per_request = [c for r, c in costs if c is not None and r.get("ok") and not r.get("cached")]
+        per_1k = None
+        if per_request:
+            mean = sum(per_request, Decimal(0)) / len(per_request) * 1000
+            per_1k = decimal_str(mean.quantize(_PER_1K_PLACES))
+        summary: dict[str, Any] = {
+            "model_index": index,
+            "model": ref,
+            "label": ref,
+            "n": len(rs),
+            "failures": sum(1 for r in rs if not r.get("ok")),
+            "cached": sum(1 for r in rs if r.get("cached")),
+        }
+        for name in TIMING_FIELDS:
+            summary[name] = describe(r.get(name) for r in fresh_ok)
+        summary["cost_total_usd"] = decimal_str(sum(known, Decimal(0))) if known else None
+        summary["cost_unknown"] = sum(1 for r, c in costs if c is None and r.get("ok"))
+        summary["cost_per_1k_requests_usd"] = per_1k
+        out.append(summary)
+    return out
