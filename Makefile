@@ -22,7 +22,16 @@ install: $(STAMP)  ## install Tryouts with every extra into .venv
 demo: install  ## build the tiny offline demo models and compare them across the local routes
 	HF_HUB_OFFLINE=1 $(BIN)/tryouts demo
 
-test: install  ## lint, check the generated docs, and run every test
+# Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "The browser tests need Debian's chromium at $(CHROMIUM): sudo apt-get install chromium"; exit 1; \
+	fi
+
+test: install $(CHROMIUM)  ## lint, check the generated docs, and run every test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python docs/gen_cli.py --check
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest

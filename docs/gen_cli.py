@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).with_name("cli.md")
-COMMANDS = ["", "compare", "demo", "runs", "show", "providers"]
+COMMANDS = ["", "compare", "run", "demo", "runs", "show", "export", "diff", "providers"]
 
 HEADER = """# CLI reference
 

@@ -21,7 +21,10 @@ def test_unknown_provider_lists_known_ones():
         create_provider(ModelSpec.parse("nosuch:model"))
 
 
-def test_missing_extra_names_the_install_command():
+def test_missing_extra_names_the_install_command(monkeypatch):
+    from tryouts import providers
+
+    monkeypatch.setattr(providers, "_REGISTRY", dict(providers._REGISTRY))  # registration stays in this test
     register(ProviderInfo("needs-x", "tryouts.providers.hf", "HFProvider", "test", requires=("no_such_mod_xyz",), extra="local"))
     with pytest.raises(MissingExtraError, match=r"pip install 'tryouts\[local\]'"):
         create_provider(ModelSpec.parse("needs-x:m"))

@@ -9,7 +9,7 @@ import typer
 
 from . import app
 
-DB_HELP = "Results database: a file path or an SQLAlchemy URL [default: TRYOUTS_DB or the user data dir]."
+DB_HELP = "Results database: a file path or an SQLAlchemy URL (default: TRYOUTS_DB, else tryouts.db in the user data dir)."
 
 
 def parse_options(raw: list[str], n_models: int) -> list[dict[str, Any]]:

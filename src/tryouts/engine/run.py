@@ -60,6 +60,7 @@ class Policy:
     max_retries: int = 3
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
+    connect_timeout_s: float | None = None
     first_token_timeout_s: float | None = None
     total_timeout_s: float | None = None
     use_cache: bool = True
@@ -132,10 +133,7 @@ class ResultWriter:
                     break
                 batch.append(nxt)
             try:
-                self.store.add_results(self.run_id, [r for r, _ in batch])
-                for _, cache in batch:
-                    if cache is not None:
-                        self.store.cache_put(*cache)
+                self.store.add_results(self.run_id, [r for r, _ in batch], [c for _, c in batch if c is not None])
             except BaseException as exc:  # surfaced on the next put() and at close()
                 self._error = exc
 
@@ -219,8 +217,9 @@ async def run_cells(
 
     async def run_one(provider: Provider, cell: CellLike, queue_ms: float, load_ms: float | None) -> None:
         case = cases.get(cell.case_index)
-        key = cache_key(cell.spec, cell.request) if policy.use_cache else None
-        if key is not None and allow_cache:
+        # repeats are independent samples: a run that may not read the cache does not fill it either
+        key = cache_key(cell.spec, cell.request) if policy.use_cache and allow_cache else None
+        if key is not None:
             hit = await asyncio.to_thread(store.cache_get, key)
             if hit is not None:
                 record(cell, cached_result(cell, hit, case))
@@ -269,6 +268,8 @@ async def run_cells(
     async def open_provider(m: int) -> tuple[Provider | None, float | None]:
         try:
             provider = create_provider(specs[m])
+            if policy.connect_timeout_s and "connect_timeout" in provider.options:
+                provider.spec.options.setdefault("connect_timeout", policy.connect_timeout_s)
             emit("loading", by_model[m][0], None)
             return provider, await provider.load()
         except Exception as exc:  # every cell of this model fails with the same clear error

@@ -91,11 +91,17 @@ class Store:
         with self.engine.begin() as conn:
             return int(conn.execute(insert(schema.results).values(**_row(run_id, r))).inserted_primary_key[0])
 
-    def add_results(self, run_id: str, results: list[Result]) -> None:
-        """Commit several results in one transaction."""
-        if results:
-            with self.engine.begin() as conn:
+    def add_results(
+        self, run_id: str, results: list[Result], cache_entries: list[tuple[str, str, dict[str, Any]]] = ()
+    ) -> None:
+        """Commit several results, and the cache entries (key, model, response) they make, in one transaction."""
+        c = schema.cache
+        with self.engine.begin() as conn:
+            if results:
                 conn.execute(insert(schema.results), [_row(run_id, r) for r in results])
+            for key, model, response in cache_entries:
+                conn.execute(c.delete().where(c.c.key == key))
+                conn.execute(insert(c).values(key=key, created_at=_now(), model=model, response=response, hits=0))
 
 
     def done_cells(self, run_id: str) -> set[tuple[int, int, int]]:
@@ -124,10 +130,7 @@ class Store:
 
     def cache_put(self, key: str, model: str, response: dict[str, Any]) -> None:
         """Remember a fresh response under ``key`` (replacing an older one)."""
-        c = schema.cache
-        with self.engine.begin() as conn:
-            conn.execute(c.delete().where(c.c.key == key))
-            conn.execute(insert(c).values(key=key, created_at=_now(), model=model, response=response, hits=0))
+        self.add_results("", [], [(key, model, response)])
 
     def model_history(self, model: str, limit: int = 200) -> list[dict[str, Any]]:
         """Recent fresh, successful results of a model: e2e_ms, output_tokens, input_tokens, cost_total."""

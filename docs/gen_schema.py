@@ -1,0 +1,45 @@
+"""Generate docs/suite.schema.json, the JSON Schema of suite files, from the pydantic models.
+
+Editors use it to complete and check suites (see docs/suites.md). The test suite and `make test` fail
+when it is stale.
+
+Usage: python docs/gen_schema.py [--check]
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+OUT = Path(__file__).with_name("suite.schema.json")
+
+
+def render() -> str:
+    from tryouts.suite import Suite
+
+    schema = Suite.model_json_schema()
+    schema.pop("title", None)
+    document = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Tryouts suite",
+        **schema,
+    }
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    text = render()
+    if "--check" in sys.argv:
+        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
+            print(f"{OUT} is out of date with tryouts.suite: run `python docs/gen_schema.py` and commit it.",
+                  file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text, encoding="utf-8")
+    print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""``tryouts export`` and ``tryouts diff``: a stored run as a file, and two runs compared."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from .compare import DB_HELP, open_store
+
+RUN_HELP = "A run id, a unique prefix of one, or 'latest'."
+
+
+@app.command()
+def export(
+    run: str = typer.Argument(..., help=RUN_HELP),
+    fmt: str = typer.Option(..., "--format", "-f", help="csv, json, jsonl or html (one self-contained page)."),
+    output: str | None = typer.Option(
+        None, "--output", "-o", help="Write to this file (default: standard output; for html, ./tryouts-RUN.html)."
+    ),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Export a stored run: csv, json or jsonl for scripts, html to read and share.
+
+    Example: tryouts export latest --format html
+    """
+    import sys
+    from pathlib import Path
+
+    from ..errors import UsageError
+    from ..report import FORMATS, export_run
+
+    fmt = fmt.lower()
+    if fmt not in FORMATS:
+        raise UsageError(f"Unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+    data = open_store(db).get_run(run)
+    text = export_run(data, fmt)
+    if output is None and fmt == "html":
+        output = f"tryouts-{data['run']['id']}.html"
+    if output is None or output == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return 0
+    path = Path(output).expanduser()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"Cannot write {path} ({exc.strerror or exc}); pass another path with --output.") from exc
+    print(path)
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:+,.1f}"
+
+
+def _usd(value: str | None, unknown: int = 0) -> str:
+    """A cost delta in USD; ``unknown`` pairs (a price unknown on either side) are left out and said so."""
+    if value is None:
+        return "unknown"
+    f = float(value)
+    sign = "+" if f > 0 else "-" if f < 0 else "±"
+    text = f"{sign}${abs(f):.6f}" if abs(f) < 0.01 else f"{sign}${abs(f):,.4f}"
+    if f == 0:
+        text = "±0"
+    return f"{text} ({unknown} unknown)" if unknown else text
+
+
+@app.command()
+def diff(
+    run_a: str = typer.Argument(..., help="The first run (A): " + RUN_HELP),
+    run_b: str = typer.Argument(..., help="The second run (B): " + RUN_HELP),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show a short diff of each changed output."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Compare two runs result by result: changed outputs, and timing and cost deltas (B - A).
+
+    Results are matched on model, case and repeat. Example: tryouts diff 20250101-1200 latest -v
+    """
+    import json
+
+    from rich.table import Table
+    from rich.text import Text
+
+    from ..errors import UsageError
+    from ..report import diff_runs
+    from .render import make_console, short_label
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    store = open_store(db)
+    result = diff_runs(store.get_run(run_a), store.get_run(run_b))
+    if fmt == "json":
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+
+    console = make_console()
+    console.print(Text.assemble(("A ", "bold"), result["run_a"], "  →  ", ("B ", "bold"), result["run_b"]))
+    if not result["models"]:
+        console.print("No results match between the two runs (same model, case and repeat).")
+    else:
+        table = Table(header_style="bold")
+        table.add_column("Model", overflow="fold", max_width=40)
+        for name in ("Changed", "Status changed", "ΔTTFT p50 ms", "ΔE2E p50 ms", "ΔCost USD"):
+            table.add_column(name, justify="right")
+        for m in result["models"]:
+            changed = f"{m['n_changed']}/{m['n_matched']}"
+            table.add_row(
+                short_label(m["model"]),
+                Text(changed, style="yellow" if m["n_changed"] else "green"),
+                str(m["n_status_changed"]),
+                _ms(m["ttft_ms_delta_p50"]),
+                _ms(m["e2e_ms_delta_p50"]),
+                _usd(m["cost_usd_delta_total"], m["cost_unknown_pairs"]),
+            )
+        console.print(table)
+
+    changed = [p for p in result["pairs"] if p["output_changed"] or p["ok_a"] != p["ok_b"]]
+    for p in changed:
+        status = "" if p["ok_a"] == p["ok_b"] else f" ({'ok' if p['ok_a'] else 'failed'} → {'ok' if p['ok_b'] else 'failed'})"
+        line = Text.assemble(
+            ("~ ", "yellow"), (short_label(p["model"]), "bold"), f" · case {p['case']} · repeat {p['repeat_index']}",
+            (" output changed" if p["output_changed"] else " output unchanged"), status,
+        )
+        console.print(line)
+        if verbose and p["diff"]:
+            for ln in p["diff"].splitlines():
+                style = "green" if ln.startswith("+") else "red" if ln.startswith("-") else "dim"
+                console.print(Text("    " + ln, style=style))
+    for side, label in (("only_in_a", "A"), ("only_in_b", "B")):
+        only = result[side]
+        if only["models"]:
+            console.print(Text(f"Only in {label}: models " + ", ".join(only["models"])))
+        if only["cases"]:
+            console.print(Text(f"Only in {label}: cases " + ", ".join(only["cases"])))
+        if only["results"] and not (only["models"] or only["cases"]):
+            console.print(Text(f"Only in {label}: {only['results']} result(s) without a partner"))
+    return 0

@@ -1,0 +1,234 @@
+"""``tryouts run``: a suite of prompts x cases x models x repeats, with progress, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from . import app
+from .compare import DB_HELP, open_store
+
+
+def _policy(suite: Any, no_cache: bool):
+    from ..engine.run import Policy
+
+    conc = dict(suite.concurrency or {})
+    retries, timeouts = suite.retries, suite.timeouts
+    return Policy(
+        concurrency=conc,
+        default_concurrency=int(conc.get("default", 4)),
+        max_retries=retries.max,
+        backoff_s=retries.backoff_s,
+        max_backoff_s=retries.max_backoff_s,
+        connect_timeout_s=timeouts.connect_s,
+        first_token_timeout_s=timeouts.first_token_s,
+        total_timeout_s=timeouts.total_s,
+        use_cache=not no_cache,
+    )
+
+
+def _cases(suite: Any) -> dict[int, dict]:
+    return {
+        item.index: {"prompt_id": item.prompt_id, "case_id": item.case_id, "vars": item.vars, "expected": item.expected,
+                     "asserts": item.asserts}
+        for item in suite.case_items()
+    }
+
+
+def print_plan(console, plans, n_cells: int, repeats: int) -> None:
+    from rich.table import Table
+
+    from .render import fmt_cost, short_label
+
+    table = Table(title=f"Plan: {n_cells} cells (repeats: {repeats})", title_justify="left", header_style="bold")
+    for name in ("Model", "Cells", "In tok (est.)", "Out tok (est.)", "Cost USD (est.)", "Time (est.)"):
+        table.add_column(name, justify="left" if name == "Model" else "right")
+    total = 0
+    known = True
+    for p in plans:
+        prefix = "≤" if p.output_basis.startswith("max_tokens") and p.cost_usd is not None else ""
+        table.add_row(
+            short_label(p.model), str(p.cells), f"~{p.input_tokens:,}",
+            ("≤" if p.output_basis.startswith("max_tokens") else "~") + f"{p.output_tokens:,}",
+            prefix + fmt_cost(p.cost_usd, p.cost_basis),
+            "unknown" if p.seconds is None else f"~{p.seconds:,.0f} s",
+        )
+        if p.cost_usd is None:
+            known = False
+        else:
+            total += p.cost_usd
+    console.print(table)
+    console.print(
+        f"Estimated cost: {'≥ ' if not known else ''}${total:.4f}"
+        + (" (some prices unknown)" if not known else "")
+        + ". Input tokens ~ characters / 4; output tokens from this model's past runs, else max_tokens "
+        "(an upper bound); time from past runs' median latency, else unknown.",
+        style="dim",
+    )
+
+
+def print_summary(console, results: list[dict], labels: list[str] | None = None) -> None:
+    from rich.table import Table
+
+    from ..stats import summarize
+    from .render import short_label
+
+    def ms(d, key="p50"):
+        v = d.get(key) if d else None
+        return "-" if v is None else f"{v:,.1f}"
+
+    table = Table(title="Summary", title_justify="left", header_style="bold")
+    for name in ("Model", "n", "Failed", "Cached", "TTFT p50", "TTFT p90", "tok/s p50", "E2E p50", "Cost USD",
+                 "per 1k req"):
+        table.add_column(name, justify="left" if name == "Model" else "right")
+    for s in summarize(results):
+        cost = "unknown" if s["cost_total_usd"] is None else f"${float(s['cost_total_usd']):.4f}"
+        if s.get("cost_unknown"):
+            cost += f" (+{s['cost_unknown']} unknown)"
+        per_k = s.get("cost_per_1k_requests_usd")
+        label = labels[s["model_index"]] if labels and s["model_index"] < len(labels) else s["model"]
+        table.add_row(
+            short_label(label), str(s["n"]), str(s["failures"]), str(s["cached"]),
+            ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,
+            "unknown" if per_k is None else f"${float(per_k):.4f}",
+        )
+    console.print(table)
+    console.print("Timings in ms over fresh, successful results (cached results are never timing samples).",
+                  style="dim")
+
+
+@app.command()
+def run(
+    suite_file: Path | None = typer.Argument(None, help="The suite file (YAML); see docs/suites.md."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the cost/time estimate; send nothing."),
+    resume: str | None = typer.Option(None, "--resume", help="Run only the cells still missing from run RUN."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
+    fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 2 when any cell failed (for CI)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars (terminals only)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (the run as 'show --format json')."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Run a suite: every prompt and case through every model, repeats times.
+
+    Example: tryouts run examples/support.yaml --dry-run, then tryouts run examples/support.yaml
+
+    Results are committed as they complete; after a crash or Ctrl-C, 'tryouts run --resume RUN' runs only
+    the missing cells. Exit code 0 when the run completed (failed cells are recorded and shown), 2 with
+    --fail-on-error when any cell failed, 1 on bad input (a suite error names file, line and field), 130
+    when interrupted.
+    """
+    import asyncio
+    import json
+
+    from ..errors import UsageError
+    from ..suite import load_suite
+    from .render import make_console
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    store = open_store(db)
+    console = make_console(stderr=fmt == "json")
+    run_id = None
+    meta: dict[str, Any] = {}
+    if resume:
+        from ..engine.plan import fingerprint
+
+        data = store.get_run(resume)
+        run_id, meta = data["run"]["id"], data["run"]["meta"]
+        if data["run"]["kind"] != "suite":
+            raise UsageError(f"Run {run_id} is a {data['run']['kind']} run; only suite runs can be resumed.")
+        path = suite_file or Path(meta["suite_path"])
+        suite = load_suite(path)
+        cells = list(suite.cells())
+        if fingerprint(cells) != meta.get("fingerprint"):
+            raise UsageError(
+                f"{path} no longer describes run {run_id} (its prompts, cases, models or dataset changed). "
+                "Resume with the suite as it was, or start a new run."
+            )
+    else:
+        if suite_file is None:
+            raise UsageError("Give a suite file (tryouts run suite.yaml) or --resume RUN.")
+        suite = load_suite(suite_file)
+        cells = list(suite.cells())
+    policy = _policy(suite, no_cache)
+    labels = suite.model_labels()
+    cases = _cases(suite)
+
+    if dry_run:
+        from ..config import price_overrides
+        from ..engine.plan import estimate
+
+        plans = estimate(cells, store=store, policy=policy, prices=price_overrides())
+        if fmt == "json":
+            print(json.dumps({"cells": len(cells), "models": [p.as_dict() for p in plans]}, indent=2))
+        else:
+            print_plan(console, plans, len(cells), suite.repeats)
+        return 0
+
+    from ..config import price_overrides
+    from ..engine.plan import fingerprint
+    from ..engine.run import run_cells
+
+    if run_id is None:
+        meta = {"suite_path": str(Path(suite_file).resolve()), "fingerprint": fingerprint(cells),
+                "n_cells": len(cells), "labels": labels, "repeats": suite.repeats,
+                "description": getattr(suite, "description", None)}
+        run_id = store.create_run("suite", [s.ref for s in suite.model_specs()],
+                                  {"suite": meta["suite_path"], "cases": len(cases)}, meta)
+        skip: set = set()
+    else:
+        skip = store.done_cells(run_id)
+        store.set_run_status(run_id, "running")
+    console.print(f"Run [bold]{run_id}[/]: {len(cells) - len(skip)} of {len(cells)} cells to run "
+                  f"({len(labels)} models, {len(cases)} cases, {suite.repeats} repeats).")
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bars = Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("[red]{task.fields[failed]} failed[/] [dim]{task.fields[cached]} cached[/]"),
+        TimeRemainingColumn(), console=console, disable=not (progress and console.is_terminal),
+    )
+    totals: dict[int, int] = {}
+    for c in cells:
+        if (c.model_index, c.case_index, c.repeat_index) not in skip:
+            totals[c.model_index] = totals.get(c.model_index, 0) + 1
+    tasks = {m: bars.add_task(labels[m], total=totals.get(m, 0), failed=0, cached=0) for m in range(len(labels))}
+    failed = {m: 0 for m in tasks}
+    cached = {m: 0 for m in tasks}
+
+    def on_event(kind: str, cell: Any, payload: Any) -> None:
+        if kind == "result":
+            m = cell.model_index
+            failed[m] += not payload.ok
+            cached[m] += payload.cached
+            bars.update(tasks[m], advance=1, failed=failed[m], cached=cached[m])
+        elif kind == "retry":
+            bars.console.print(f"[yellow]retry[/] {labels[cell.model_index]} case {cell.case_index}: {payload}",
+                               highlight=False)
+
+    try:
+        with bars:
+            asyncio.run(run_cells(
+                cells, store=store, run_id=run_id, policy=policy, skip=skip, cases=cases,
+                prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1,
+            ))
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "interrupted")
+        done = len(store.done_cells(run_id))
+        console.print(f"\nInterrupted: {done} of {len(cells)} cells are recorded. "
+                      f"Resume with: tryouts run --resume {run_id}")
+        return 130
+    data = store.get_run(run_id)
+    n_failed = sum(not r["ok"] for r in data["results"])
+    store.finish_run(run_id, "done" if n_failed == 0 else ("failed" if n_failed == len(data["results"]) else "partial"))
+    data = store.get_run(run_id)
+    if fmt == "json":
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print_summary(console, data["results"], labels)
+        console.print(f"Stored as run [bold]{run_id}[/] ({n_failed} failed cells). "
+                      f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
+    return 2 if fail_on_error and n_failed else 0

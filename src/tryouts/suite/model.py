@@ -1,0 +1,618 @@
+"""The suite file format as pydantic models (which are also its JSON Schema), and its expansion.
+
+A suite runs every prompt x every case x every model, ``repeats`` times. :meth:`Suite.case_items`
+renders each prompt for each case; :meth:`Suite.cells` pairs those with the models and repeats into
+the :class:`Cell` objects the engine runs. See docs/suites.md for the format, with examples.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError, to_jsonable_python
+
+from ..errors import UsageError
+from ..providers import all_providers, get_info
+from ..types import GenParams, Message, ModelSpec, Request
+from . import template
+from .dataset import guess_format, read_table
+from .issues import TAG_MAP, TAG_STR, Loc, Problem, SuiteError, format_loc, locate
+
+#: shown when a model entry is neither a string nor a mapping
+_MODEL_FORM = "should be a model reference such as openai:gpt-4o-mini, or a mapping with a 'model' key"
+_PROMPT_FORM = "should be a prompt text, or a mapping with 'text' or 'messages' (and optionally 'id')"
+_DATASET_FORM = "should be a file name such as questions.csv, or a mapping with a 'path' key"
+
+
+def _err(kind: str, message: str) -> PydanticCustomError:
+    """A validation error whose message is exactly ``message`` (braces in it are not a template)."""
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def _form(value: Any) -> str | None:
+    """Which form a "string or mapping" field was written in."""
+    if isinstance(value, str):
+        return TAG_STR
+    if isinstance(value, dict | BaseModel):
+        return TAG_MAP
+    return None
+
+
+def check_reference(ref: str) -> str:
+    """``ref`` if it is ``PROVIDER:MODEL`` with a registered provider (no provider module is imported)."""
+    try:
+        get_info(ModelSpec.parse(ref).provider)
+    except UsageError as e:
+        raise _err("model_reference", e.message) from None
+    return ref
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+# ---- models ------------------------------------------------------------------------------------
+
+
+class ModelEntry(_Strict):
+    """A model to run, with an optional label, provider options and generation parameters."""
+
+    model: str = Field(
+        description="The model reference PROVIDER:MODEL, e.g. openai:gpt-4o-mini, hf:Qwen/Qwen2.5-0.5B-Instruct, "
+        "llamacpp:./model.gguf, openai-compat:http://127.0.0.1:8080/v1#name ('tryouts providers' lists providers).",
+    )
+    label: str | None = Field(
+        default=None, min_length=1,
+        description="The name shown for this model in tables and reports; unique in the suite. Default: the reference.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Provider options, e.g. {dtype: bfloat16} for hf or {base_url: ...} for openai "
+        "(the README lists each provider's options).",
+    )
+    params: GenParams = Field(
+        default_factory=GenParams,
+        description="Generation parameters for this model only; each one given here overrides defaults.params.",
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _valid_reference(cls, ref: str) -> str:
+        return check_reference(ref)
+
+
+def _model_from_str(ref: str) -> ModelEntry:
+    return ModelEntry(model=check_reference(ref))
+
+
+ModelRef = Annotated[
+    Annotated[str, AfterValidator(_model_from_str), Tag(TAG_STR)] | Annotated[ModelEntry, Tag(TAG_MAP)],
+    Discriminator(_form, custom_error_type="model_form", custom_error_message=_MODEL_FORM),
+]
+
+
+# ---- prompts -----------------------------------------------------------------------------------
+
+
+class ChatMessage(_Strict):
+    """One message of a chat prompt."""
+
+    role: Literal["system", "user", "assistant"] = Field(
+        description="system (instructions), user (the question) or assistant (an earlier answer, for few-shot chats).",
+    )
+    content: str = Field(description="The message text; {{ name }} is replaced by the case's var 'name'.")
+
+
+class PromptEntry(_Strict):
+    """A prompt written as a mapping: an id and either a text (one user message) or a chat."""
+
+    id: str | None = Field(
+        default=None, min_length=1,
+        description="The prompt's name in results and reports; unique in the suite. Default: p1, p2 ... by position.",
+    )
+    text: str | None = Field(
+        default=None, min_length=1,
+        description="The prompt as one user message; {{ name }} is replaced by the case's var 'name'. "
+        "Give either text or messages.",
+    )
+    messages: list[ChatMessage] | None = Field(
+        default=None, min_length=1,
+        description="The prompt as a chat: a list of {role, content}, with at least one user message. "
+        "Give either text or messages.",
+    )
+    _plain: bool = PrivateAttr(default=False)
+
+    @field_validator("messages")
+    @classmethod
+    def _has_user_message(cls, messages: list[ChatMessage] | None) -> list[ChatMessage] | None:
+        if messages is not None and not any(m.role == "user" for m in messages):
+            raise _err("prompt_no_user", "has no user message: add one, e.g. {role: user, content: \"{{question}}\"}.")
+        return messages
+
+    @model_validator(mode="after")
+    def _one_form(self) -> PromptEntry:
+        if self.text is not None and self.messages is not None:
+            raise _err("prompt_text_or_messages", "a prompt has either 'text' (one user message) or 'messages' (a chat), not both: "
+                       "keep one of them.")
+        if self.text is None and self.messages is None:
+            raise _err("prompt_text_or_messages", "a prompt mapping needs 'text' (one user message) or 'messages' (a chat): add one.")
+        return self
+
+    def chat(self) -> list[ChatMessage]:
+        """The prompt's messages before rendering (``text`` is one user message)."""
+        if self.messages is not None:
+            return list(self.messages)
+        return [ChatMessage(role="user", content=self.text or "")]
+
+
+def _prompt_from_str(text: str) -> PromptEntry:
+    prompt = PromptEntry(text=text)
+    prompt._plain = True
+    return prompt
+
+
+PromptRef = Annotated[
+    Annotated[str, Field(min_length=1), AfterValidator(_prompt_from_str), Tag(TAG_STR)]
+    | Annotated[PromptEntry, Tag(TAG_MAP)],
+    Discriminator(_form, custom_error_type="prompt_form", custom_error_message=_PROMPT_FORM),
+]
+
+
+# ---- cases and dataset -------------------------------------------------------------------------
+
+
+class AssertSpec(BaseModel):
+    """A check of the answer: a 'type' and its arguments, e.g. {type: icontains, value: pretrained}."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="The kind of check, e.g. icontains; the other keys are its arguments.")
+
+
+class CaseEntry(_Strict):
+    """One case: the vars that fill a prompt's {{ placeholders }}, and what a good answer is."""
+
+    id: str | None = Field(
+        default=None, min_length=1,
+        description="The case's name in results and reports; unique in the suite. Default: c1, c2 ... by position.",
+    )
+    vars: dict[str, Any] = Field(
+        default_factory=dict, description="Values for the prompts' {{ name }} placeholders (converted with str()).",
+    )
+    expected: str | None = Field(default=None, description="The expected answer, kept with every result of this case.")
+    asserts: list[AssertSpec] = Field(
+        default_factory=list, alias="assert",
+        description="Checks of the answer, each a mapping with a 'type'. Stored with the results.",
+    )
+
+
+class DatasetSpec(_Strict):
+    """Cases read from a file: one case per row; every column except the id and expected ones is a var."""
+
+    path: str = Field(
+        min_length=1,
+        description="The file, relative to the suite file's folder: .csv (with a header row) or .jsonl "
+        "(one JSON object per line).",
+    )
+    format: Literal["csv", "jsonl"] | None = Field(
+        default=None, description="csv or jsonl. Default: from the file's extension.",
+    )
+    expected: str | None = Field(
+        default=None,
+        description="The column holding the expected answer. Default: the column 'expected' when there is one.",
+    )
+    id: str | None = Field(
+        default=None,
+        description="The column holding each case's id. Default: the column 'id' when there is one, else "
+        "c1, c2 ... by position.",
+    )
+
+
+def _dataset_from_str(path: str) -> DatasetSpec:
+    return DatasetSpec(path=path)
+
+
+DatasetRef = Annotated[
+    Annotated[str, Field(min_length=1), AfterValidator(_dataset_from_str), Tag(TAG_STR)]
+    | Annotated[DatasetSpec, Tag(TAG_MAP)],
+    Discriminator(_form, custom_error_type="dataset_form", custom_error_message=_DATASET_FORM),
+]
+
+
+# ---- run settings ------------------------------------------------------------------------------
+
+
+class Defaults(_Strict):
+    """Settings every model and prompt starts from."""
+
+    params: GenParams = Field(
+        default_factory=GenParams,
+        description="Generation parameters for every model (a model's own params override them one by one).",
+    )
+    system: str | None = Field(
+        default=None,
+        description="A system message put before every prompt that has no system message of its own; "
+        "may use {{ name }} placeholders.",
+    )
+
+
+class Retries(_Strict):
+    """Retrying failures that may pass on a second try (rate limits, server errors, timeouts, cut streams)."""
+
+    max: int = Field(default=3, ge=0, description="Retries after the first try; 0 never retries.")
+    backoff_s: float = Field(
+        default=1.0, ge=0, description="Seconds to wait before the first retry; later waits grow exponentially.",
+    )
+    max_backoff_s: float = Field(default=30.0, ge=0, description="The longest wait between two tries, in seconds.")
+
+
+class Timeouts(_Strict):
+    """Time limits of one request, in seconds; null means no limit."""
+
+    connect_s: float | None = Field(default=10.0, gt=0, description="To open the connection to an API.")
+    first_token_s: float | None = Field(default=120.0, gt=0, description="From sending the request to the first token.")
+    total_s: float | None = Field(default=600.0, gt=0, description="From sending the request to the last token.")
+
+
+# ---- the expansion -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CaseItem:
+    """One prompt x one case, rendered. ``index`` is 0-based in the order: for each prompt, for each case."""
+
+    index: int
+    prompt_id: str
+    case_id: str
+    vars: dict[str, Any]
+    expected: str | None
+    asserts: list[dict]
+    messages: list[Message]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One request to run: a model, a case item and a repeat. ``spec`` is shared by a model's cells."""
+
+    model_index: int
+    case_index: int
+    repeat_index: int
+    spec: ModelSpec
+    request: Request
+
+
+@dataclass
+class _Case:
+    id: str
+    vars: dict[str, Any]
+    expected: str | None
+    asserts: list[dict]
+    loc: Loc = ()
+    file: str | None = None
+    line: int | None = None
+
+    def problem(self, loc: Loc, message: str) -> Problem:
+        if self.file is not None:
+            return Problem((), message, file=self.file, line=self.line)
+        return Problem(loc, message)
+
+
+# ---- the suite ---------------------------------------------------------------------------------
+
+
+class Suite(_Strict):
+    """A Tryouts suite: every prompt x every case x every model, repeats times (see docs/suites.md)."""
+
+    description: str | None = Field(default=None, description="What this suite is for, shown with its runs.")
+    models: list[ModelRef] = Field(
+        min_length=1,
+        description="The models to run: a reference PROVIDER:MODEL, or a mapping {model, label, options, params}.",
+    )
+    defaults: Defaults = Field(default_factory=Defaults, description="Generation parameters and a system message for all.")
+    prompts: list[PromptRef] = Field(
+        min_length=1,
+        description="The prompts: a text (one user message), or a mapping {id, text} or {id, messages}. "
+        "{{ name }} is replaced by the case's var 'name'.",
+    )
+    cases: list[CaseEntry] = Field(
+        default_factory=list,
+        description="Cases written here, each {id, vars, expected, assert}. With no cases and no dataset, "
+        "each prompt runs once with no vars.",
+    )
+    dataset: DatasetRef | None = Field(
+        default=None,
+        description="More cases from a .csv or .jsonl file (path relative to this file): a file name, or "
+        "{path, expected, id, format}.",
+    )
+    repeats: int = Field(default=1, ge=1, description="How many times each model answers each case (1 or more).")
+    concurrency: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description="Most requests in flight at once, per provider name (e.g. openai: 8); 'default' for the "
+        "others (default 4).",
+    )
+    retries: Retries = Field(default_factory=Retries, description="Retrying failures that may pass on a second try.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Time limits of one request, in seconds.")
+
+    _source: Path | None = PrivateAttr(default=None)
+    _label: str | None = PrivateAttr(default=None)
+    _node: yaml.Node | None = PrivateAttr(default=None)
+    _items: list[CaseItem] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _finish(self, info: ValidationInfo) -> Suite:
+        """Give prompts and cases their default ids; check what pydantic cannot (unless deferred)."""
+        context = info.context or {}
+        if context.get("source") is not None:
+            self._source = Path(context["source"])
+            self._label = str(context["source"])
+        for i, prompt in enumerate(self.prompts):
+            if prompt.id is None:
+                prompt.id = f"p{i + 1}"
+        for i, case in enumerate(self.cases):
+            if case.id is None:
+                case.id = f"c{i + 1}"
+        if not context.get("defer_checks"):
+            problems = self._static_problems()
+            if problems:
+                raise self._error(problems)
+        return self
+
+    # -- what the engine uses --
+
+    @property
+    def source(self) -> Path | None:
+        """The file this suite was loaded from, as given to :func:`load_suite` (None for a string)."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder a dataset path is relative to: the suite file's folder, else the working directory."""
+        return self._source.parent if self._source is not None else Path.cwd()
+
+    def model_specs(self) -> list[ModelSpec]:
+        """Each model's reference and options, in suite order."""
+        return [ModelSpec.parse(m.model, m.options) for m in self.models]
+
+    def model_labels(self) -> list[str]:
+        """Each model's label, or its reference when it has none (unique), in suite order."""
+        return [m.label or m.model.strip() for m in self.models]
+
+    def params_for(self, model_index: int) -> GenParams:
+        """``defaults.params`` with the model's own ``params`` laid over them, field by field."""
+        own = self.models[model_index].params.model_dump(exclude_unset=True)
+        return GenParams.model_validate({**self.defaults.params.model_dump(exclude_unset=True), **own})
+
+    def case_items(self) -> list[CaseItem]:
+        """Every prompt x every case, rendered; the dataset is read once (cached). Raises SuiteError."""
+        if self._items is None:
+            items, problems = self._build()
+            if problems:
+                raise self._error(problems)
+            self._items = items
+        return list(self._items)
+
+    def cells(self) -> Iterator[Cell]:
+        """Every cell, in the order: for each repeat, for each case item, for each model.
+
+        Repeats are the outer loop so that a run cut short has every case at least once per model, and
+        samples of one case are spread over time. Each cell has its own Request.
+        """
+        items = self.case_items()
+        specs = self.model_specs()
+        params = [self.params_for(i) for i in range(len(specs))]
+        for r in range(self.repeats):
+            for item in items:
+                for m, spec in enumerate(specs):
+                    request = Request(messages=list(item.messages), params=params[m].model_copy(deep=True))
+                    yield Cell(m, item.index, r, spec, request)
+
+    def n_cells(self) -> int:
+        """How many cells :meth:`cells` yields: repeats x case items x models."""
+        return self.repeats * len(self.case_items()) * len(self.models)
+
+    def concurrency_for(self, provider: str) -> int:
+        """The concurrency limit for ``provider``: its own, else ``default``, else 4."""
+        return self.concurrency.get(provider, self.concurrency.get("default", 4))
+
+    # -- checks and expansion --
+
+    def _error(self, problems: list[Problem]) -> SuiteError:
+        label = self._label or (str(self._source) if self._source is not None else None)
+        return SuiteError(locate(problems, label, self._node))
+
+    def _static_problems(self) -> list[Problem]:
+        """What pydantic cannot check on its own: unique labels and prompt ids, concurrency keys."""
+        problems: list[Problem] = []
+        labels: dict[str, int] = {}
+        for i, label in enumerate(self.model_labels()):
+            if label in labels:
+                loc: Loc = ("models", i, "label") if self.models[i].label else ("models", i)
+                problems.append(Problem(
+                    loc, f"the label {label!r} is already used by models[{labels[label]}]: give each model a "
+                    "distinct 'label' (the same model listed twice needs labels to tell its results apart).",
+                ))
+            else:
+                labels[label] = i
+        ids: dict[str, int] = {}
+        for i, prompt in enumerate(self.prompts):
+            assert prompt.id is not None
+            if prompt.id in ids:
+                problems.append(Problem(
+                    ("prompts", i, "id"),
+                    f"the prompt id {prompt.id!r} is already used by prompts[{ids[prompt.id]}]: give each prompt a "
+                    "distinct id.",
+                ))
+            else:
+                ids[prompt.id] = i
+        for key in self.concurrency:
+            if key != "default" and key not in {p.name for p in all_providers()}:
+                known = ", ".join(sorted(p.name for p in all_providers()))
+                problems.append(Problem(
+                    ("concurrency", key),
+                    f"{key!r} is not a provider: concurrency keys are provider names ({known}) or 'default'.",
+                ))
+        return problems
+
+    def _build(self) -> tuple[list[CaseItem], list[Problem]]:
+        cases, problems, columns = self._collect_cases()
+        if problems:
+            return [], problems
+        problems = self._template_problems(cases, columns)
+        if problems:
+            return [], problems
+        items: list[CaseItem] = []
+        for prompt in self.prompts:
+            assert prompt.id is not None
+            for case in cases:
+                items.append(CaseItem(
+                    index=len(items), prompt_id=prompt.id, case_id=case.id, vars=dict(case.vars),
+                    expected=case.expected, asserts=[dict(a) for a in case.asserts],
+                    messages=self._render(prompt, case.vars),
+                ))
+        return items, []
+
+    def _render(self, prompt: PromptEntry, values: dict[str, Any]) -> list[Message]:
+        chat = prompt.chat()
+        messages = [Message(role=m.role, content=template.render(m.content, values)) for m in chat]
+        if self.defaults.system is not None and not any(m.role == "system" for m in chat):
+            messages.insert(0, Message(role="system", content=template.render(self.defaults.system, values)))
+        return messages
+
+    def _collect_cases(self) -> tuple[list[_Case], list[Problem], list[str] | None]:
+        """Inline cases, then dataset rows; the dataset's columns (None without a dataset)."""
+        cases = [
+            _Case(c.id or f"c{i + 1}", to_jsonable_python(c.vars), c.expected,
+                  [a.model_dump() for a in c.asserts], loc=("cases", i))
+            for i, c in enumerate(self.cases)
+        ]
+        problems: list[Problem] = []
+        columns: list[str] | None = None
+        if self.dataset is not None:
+            rows, problems, columns = self._dataset_cases(start=len(cases) + 1)
+            cases += rows
+        elif not cases:
+            cases = [_Case("c1", {}, None, [], loc=())]
+        seen: dict[str, _Case] = {}
+        for case in cases:
+            if case.id in seen:
+                first = seen[case.id]
+                where = f"line {first.line} of {first.file}" if first.file else format_loc(first.loc)
+                problems.append(case.problem(
+                    (*case.loc, "id"), f"the case id {case.id!r} is already used by {where}: give each case a distinct id.",
+                ))
+            else:
+                seen[case.id] = case
+        return cases, problems, columns
+
+    def _dataset_cases(self, start: int) -> tuple[list[_Case], list[Problem], list[str]]:
+        spec = self.dataset
+        assert isinstance(spec, DatasetSpec)
+        at: Loc = ("dataset", "path")
+        path = self.base_dir / spec.path
+        shown = str(path)
+        fmt = spec.format or guess_format(spec.path)
+        if fmt is None:
+            return [], [Problem(at, f"cannot tell the format of {spec.path!r} from its extension: name the file "
+                                "*.csv or *.jsonl, or add format: csv (or jsonl).")], []
+        if not path.is_file():
+            what = "is a folder, not a file" if path.is_dir() else "does not exist"
+            return [], [Problem(at, f"the dataset file {path.resolve()} {what}: a dataset path is relative to the "
+                                f"suite file's folder ({self.base_dir.resolve()}).")], []
+        table = read_table(path, fmt)
+        problems = [Problem((), message, file=shown, line=line) for line, message in table.problems]
+        if problems:
+            return [], problems, table.columns
+        if not table.rows:
+            only = " (only a header row)" if table.columns else ""
+            return [], [Problem(at, f"the dataset {shown} has no rows{only}: add at least one case to it, or "
+                                "remove 'dataset'.")], table.columns
+        for column, key in ((spec.expected, "expected"), (spec.id, "id")):
+            if column is not None and column not in table.columns:
+                problems.append(Problem(
+                    ("dataset", key), f"the dataset {shown} has no column {column!r}; its columns are: "
+                    f"{', '.join(table.columns)}.",
+                ))
+        if problems:
+            return [], problems, table.columns
+        expected_col = spec.expected or ("expected" if "expected" in table.columns else None)
+        id_col = spec.id or ("id" if "id" in table.columns else None)
+        special = {expected_col, id_col}
+        cases: list[_Case] = []
+        for n, row in enumerate(table.rows):
+            case_id = f"c{start + n}"
+            if id_col is not None:
+                raw = row.values.get(id_col)
+                if raw is None or (isinstance(raw, str) and not raw.strip()):
+                    problems.append(Problem((), f"has no value in the id column {id_col!r}: give every row an id.",
+                                            file=shown, line=row.line))
+                    continue
+                case_id = raw if isinstance(raw, str) else json.dumps(raw)
+            expected = row.values.get(expected_col) if expected_col else None
+            if expected is not None and not isinstance(expected, str):
+                expected = json.dumps(expected, ensure_ascii=False)
+            values = {k: v for k, v in row.values.items() if k not in special}
+            cases.append(_Case(case_id, values, expected or None, [], file=shown, line=row.line))
+        return cases, problems, table.columns
+
+    def _prompt_texts(self, i: int) -> list[tuple[Loc, str]]:
+        """Every text of prompt ``i`` that is rendered, with where it is written (system default first)."""
+        prompt = self.prompts[i]
+        texts: list[tuple[Loc, str]] = []
+        if self.defaults.system is not None and not any(m.role == "system" for m in prompt.chat()):
+            texts.append((("defaults", "system"), self.defaults.system))
+        if prompt.messages is None:
+            texts.append((("prompts", i) if prompt._plain else ("prompts", i, "text"), prompt.text or ""))
+        else:
+            texts += [(("prompts", i, "messages", j, "content"), m.content) for j, m in enumerate(prompt.messages)]
+        return texts
+
+    def _template_problems(self, cases: list[_Case], columns: list[str] | None) -> list[Problem]:
+        """A {{ name }} that some case does not provide: one problem per prompt and name."""
+        problems: list[Problem] = []
+        system_done: set[str] = set()
+        implicit = not self.cases and self.dataset is None
+        for i, prompt in enumerate(self.prompts):
+            first: dict[str, Loc] = {}
+            for loc, text in self._prompt_texts(i):
+                for name in template.variables(text):
+                    first.setdefault(name, loc)
+            for name, loc in first.items():
+                missing = [c.id for c in cases if name not in c.vars]
+                if not missing:
+                    continue
+                if loc[0] == "defaults":
+                    if name in system_done:
+                        continue
+                    system_done.add(name)
+                    who, source = "the default system message", "defaults.system"
+                else:
+                    who, source = f"prompt {prompt.id!r}", "the prompt"
+                if implicit:
+                    message = (f"{who} uses {{{{{name}}}}}, but the suite has no cases to fill it in: add cases "
+                               f"with vars: {{{name}: ...}}, or a dataset with a column {name!r}.")
+                else:
+                    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                    which = "case" if len(missing) == 1 else "cases"
+                    verb = "does" if len(missing) == 1 else "do"
+                    where = f" (the dataset's columns are: {', '.join(columns)})" if columns is not None else ""
+                    message = (f"{who} uses {{{{{name}}}}}, which {which} {shown} {verb} not provide{where}: add "
+                               f"{name!r} to the vars of every case, or remove it from {source}.")
+                problems.append(Problem(loc, message))
+        return problems
