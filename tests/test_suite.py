@@ -272,6 +272,14 @@ def test_suite_from_data_without_a_file():
         bad.case_items()
 
 
+def test_to_data_round_trips():
+    suite = load_suite(EXAMPLES / "support.yaml")
+    again = Suite.model_validate(suite.to_data(), context={"source": EXAMPLES / "support.yaml"})
+    assert [c.request for c in again.cells()] == [c.request for c in suite.cells()]
+    assert again.case_items() == suite.case_items()
+    assert again.model_labels() == suite.model_labels()
+
+
 def test_loads_suite_names_string_source():
     with pytest.raises(SuiteError) as info:
         loads_suite("models: [openai:gpt-4o-mini]\nprompts: []\n")
