@@ -34,6 +34,7 @@ $(CHROMIUM):
 test: install $(CHROMIUM)  ## lint, check the generated docs, and run every test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python docs/gen_cli.py --check
+	$(BIN)/python docs/gen_schema.py --check
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 docs: install  ## regenerate docs/cli.md from --help

@@ -39,7 +39,7 @@ def demo_models(tmp_path_factory):
     from tryouts.demo.models import ensure_demo_models
 
     cache = Path(os.environ.get("TRYOUTS_TEST_MODEL_CACHE") or tmp_path_factory.mktemp("demo-cache"))
-    return ensure_demo_models(cache)
+    return ensure_demo_models(cache / "demo")  # the layout of the user cache: <cache>/demo/v1
 
 
 @pytest.fixture(scope="session")

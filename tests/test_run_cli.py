@@ -179,3 +179,39 @@ def test_api_keys_never_reach_store_exports_or_output(replay_server, tmp_path, d
     text = "".join(p.stdout + p.stderr for p in outputs)
     files = b"".join(f.read_bytes() for f in tmp_path.iterdir() if f.is_file())
     assert key not in text and key.encode() not in files
+
+
+@pytest.mark.slow
+def test_offline_example_runs_as_documented(demo_models, db):
+    """docs/suites.md and examples/offline.yaml: TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml"""
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "offline.yaml"
+    folder = tryouts("demo", "--path", env={"TRYOUTS_CACHE_DIR": str(demo_models.hf_dir.parent.parent.parent)})
+    assert folder.returncode == 0 and folder.stdout.strip() == str(demo_models.hf_dir.parent)
+    env = {"TRYOUTS_DEMO": folder.stdout.strip()}
+    p = tryouts("run", str(example), "--db", db, env=env)
+    assert p.returncode == 0, p.stderr + p.stdout
+    assert "hf-tiny" in p.stdout and "gguf-tiny" in p.stdout
+    results = json.loads(tryouts("show", "latest", "--db", db, "-f", "json").stdout)["results"]
+    assert len(results) == 2 * 3 * 2 and all(r["ok"] and r["output_tokens"] == 16 for r in results)
+
+
+EXAMPLES = sorted(p for p in (__import__("pathlib").Path(__file__).parent.parent / "examples").glob("*.yaml")
+                  if p.name != "offline.yaml")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_examples_run_and_record_what_cannot_run_here(example, replay_server, db):
+    """With OpenAI pointed at the replay server, OpenAI answers; models unavailable offline are recorded as failed."""
+    env = {"OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": replay_server, "HF_HUB_OFFLINE": "1"}
+    p = tryouts("run", str(example), "--db", db, env=env)
+    assert p.returncode == 0, p.stderr + p.stdout
+    results = json.loads(tryouts("show", "latest", "--db", db, "-f", "json").stdout)["results"]
+    assert results
+    for r in results:
+        if r["model"] == "openai:gpt-4o-mini":
+            assert r["ok"] and r["cost_usd"] is not None, r["error"]
+        else:  # a Hub model that is not cached, a GGUF that is not there, a server that is not running
+            assert not r["ok"] and r["error_kind"] in {"model_not_found", "connect"}, r["error"]

@@ -627,7 +627,8 @@ def test_missing_suite_file(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.yaml")), ids=lambda p: p.name)
-def test_examples_load(path):
+def test_examples_load(path, monkeypatch):
+    monkeypatch.setenv("TRYOUTS_DEMO", "/nonexistent/demo")  # examples/offline.yaml reads it (not loaded here)
     suite = load_suite(path)
     assert suite.n_cells() == len(list(suite.cells())) > 0
 
@@ -658,3 +659,19 @@ def test_schema_describes_every_suite_field():
             continue  # defined in tryouts.types
         for field, prop in definition["properties"].items():
             assert prop.get("description"), f"{name}.{field}"
+
+
+def test_environment_variables_are_expanded(tmp_path, monkeypatch):
+    from tryouts.suite import SuiteError, loads_suite
+
+    monkeypatch.setenv("TRYOUTS_TEST_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.delenv("TRYOUTS_TEST_UNSET", raising=False)
+    suite = loads_suite(
+        'models: ["openai-compat:${TRYOUTS_TEST_URL}#m", "openai-compat:${TRYOUTS_TEST_UNSET:-http://x/v1}#n"]\n'
+        'prompts: ["costs $${price} in ${TRYOUTS_TEST_UNSET:-EUR}"]\n'
+    )
+    assert [s.model for s in suite.model_specs()] == ["http://127.0.0.1:9/v1#m", "http://x/v1#n"]
+    assert suite.case_items()[0].messages[-1].content == "costs ${price} in EUR"
+    with pytest.raises(SuiteError) as info:
+        loads_suite("models: [openai:gpt-4o-mini]\nprompts:\n  - hi ${TRYOUTS_TEST_UNSET}\n", source="s.yaml")
+    assert "s.yaml:3:" in str(info.value) and "TRYOUTS_TEST_UNSET is not set" in str(info.value)

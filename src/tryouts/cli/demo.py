@@ -16,6 +16,7 @@ COMMERCIAL = {"OPENAI_API_KEY": "openai:gpt-4o-mini"}
 @app.command()
 def demo(
     max_tokens: int = typer.Option(48, "--max-tokens", min=2, help="Output tokens per model."),
+    path: bool = typer.Option(False, "--path", help="Only print the folder of the demo models (built if needed)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show outputs streaming side by side (terminals only)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
@@ -37,6 +38,9 @@ def demo(
     from ..types import GenParams, ModelSpec
     from .render import LiveView, make_console, print_outputs, print_results
 
+    if path:  # e.g. TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml
+        print(ensure_demo_models().hf_dir.parent)
+        return 0
     console = make_console()
     with console.status("Preparing the demo models…") as status:
         models = ensure_demo_models(progress=lambda msg: status.update(msg))

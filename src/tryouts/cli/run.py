@@ -37,7 +37,7 @@ def _cases(suite: Any) -> dict[int, dict]:
     }
 
 
-def print_plan(console, plans, n_cells: int, repeats: int) -> None:
+def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | None = None) -> None:
     from rich.table import Table
 
     from .render import fmt_cost, short_label
@@ -48,11 +48,12 @@ def print_plan(console, plans, n_cells: int, repeats: int) -> None:
     total = 0
     known = True
     for p in plans:
-        prefix = "≤" if p.output_basis.startswith("max_tokens") and p.cost_usd is not None else ""
+        bound = p.output_basis.startswith("max_tokens") and p.cost_usd is not None and p.cost_usd > 0
+        label = labels[p.model_index] if labels else p.model
         table.add_row(
-            short_label(p.model), str(p.cells), f"~{p.input_tokens:,}",
+            short_label(label), str(p.cells), f"~{p.input_tokens:,}",
             ("≤" if p.output_basis.startswith("max_tokens") else "~") + f"{p.output_tokens:,}",
-            prefix + fmt_cost(p.cost_usd, p.cost_basis),
+            ("≤" if bound else "") + fmt_cost(p.cost_usd, p.cost_basis),
             "unknown" if p.seconds is None else f"~{p.seconds:,.0f} s",
         )
         if p.cost_usd is None:
@@ -164,7 +165,7 @@ def run(
         if fmt == "json":
             print(json.dumps({"cells": len(cells), "models": [p.as_dict() for p in plans]}, indent=2))
         else:
-            print_plan(console, plans, len(cells), suite.repeats)
+            print_plan(console, plans, len(cells), suite.repeats, labels)
         return 0
 
     from ..config import price_overrides

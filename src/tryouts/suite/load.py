@@ -8,6 +8,7 @@ dataset, and every ``{{ name }}`` against every case. All problems found are rep
 from __future__ import annotations
 
 import difflib
+import os
 import re
 import types
 from pathlib import Path
@@ -54,7 +55,39 @@ def loads_suite(text: str, *, source: str | Path | None = None) -> Suite:
     return _load(text, "<string>" if source is None else str(source), None if source is None else Path(source))
 
 
+_ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(text: str, label: str) -> str:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` with environment variables; ``$${`` is a literal ``${``.
+
+    An unset variable without a default is an error naming its line: suites stay portable between
+    machines (base URLs, model folders) without editing the file.
+    """
+    missing: list[SuiteIssue] = []
+
+    def repl(m: re.Match) -> str:
+        escaped, name, default = m.group(1), m.group(2), m.group(3)
+        if escaped:
+            return m.group(0)[1:]
+        value = os.environ.get(name)
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            line = text.count("\n", 0, m.start()) + 1
+            missing.append(SuiteIssue(label, line, "", f"the environment variable {name} is not set: "
+                                      f"export {name}=... or write ${{{name}:-a default}}."))
+            return m.group(0)
+        return value
+
+    out = _ENV.sub(repl, text)
+    if missing:
+        raise SuiteError(missing)
+    return out
+
+
 def _load(text: str, label: str, source: Path | None) -> Suite:
+    text = expand_env(text, label)
     root, data = _compose(text, label)
     problems = duplicate_keys(root)
     if not isinstance(data, dict):
