@@ -131,3 +131,40 @@ def test_incremental_detokenizer_never_splits_characters(demo_models):
     pieces = [detok.add([i]) for i in ids]
     assert "".join(pieces) == tok.decode(ids)
     assert not any("\ufffd" in p for p in pieces)
+
+
+def test_hf_batching_keeps_per_request_results_and_timings(demo_models, tmp_path):
+    from dataclasses import dataclass
+
+    from tryouts.engine.run import Policy, run_cells
+    from tryouts.store import Store
+
+    @dataclass(frozen=True)
+    class Cell:
+        model_index: int
+        case_index: int
+        repeat_index: int
+        spec: ModelSpec
+        request: Request
+
+    questions = ["What is a model?", "Hi", "Explain quantization in detail please", "Why?", "Name three", "Ok"]
+
+    def cells(options):
+        spec = ModelSpec.parse(f"hf:{demo_models.hf_dir}", options)
+        return [Cell(0, i, 0, spec, Request(messages=[Message(role="user", content=q)],
+                                           params=GenParams(max_tokens=12, temperature=0)))
+                for i, q in enumerate(questions)]
+
+    store = Store(tmp_path / "b.db")
+    runs = {}
+    for name, options in (("single", {}), ("batched", {"batch_size": 4})):
+        run_id = store.create_run("suite", ["hf"], {})
+        asyncio.run(run_cells(cells(options), store=store, run_id=run_id, policy=Policy(use_cache=False)))
+        runs[name] = store.get_run(run_id)["results"]
+    single, batched = runs["single"], runs["batched"]
+    assert len(batched) == 6 and all(r["ok"] for r in batched)
+    for a, b in zip(single, batched, strict=True):
+        assert b["output_tokens"] == 12 and b["token_method"] == "exact"
+        assert b["text"] == a["text"]  # left padding + attention mask: the same greedy answer
+        assert 0 < b["ttft_ms"] <= b["e2e_ms"] and b["tpot_ms"] > 0
+    assert batched[0]["load_ms"] > 0 and all(r["load_ms"] is None for r in batched[1:])

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 from .. import errors
@@ -11,7 +11,18 @@ from ..measure import compute_timing
 from ..pricing import PriceOverride, price
 from ..providers.base import Provider
 from ..tokens import complete_usage
-from ..types import Collected, Delta, Finish, ModelSpec, Request, Result, Sent, ServerTimings, UsageReport
+from ..types import (
+    Collected,
+    Delta,
+    Event,
+    Finish,
+    ModelSpec,
+    Request,
+    Result,
+    Sent,
+    ServerTimings,
+    UsageReport,
+)
 
 OnDelta = Callable[[Delta], None]
 
@@ -57,6 +68,7 @@ async def attempt(
     tokenizer_ref: str | None = None,
     first_token_timeout: float | None = None,
     total_timeout: float | None = None,
+    events: AsyncIterator[Event] | None = None,
     model_index: int = 0,
     case_index: int = 0,
     repeat_index: int = 0,
@@ -65,6 +77,7 @@ async def attempt(
 
     ``first_token_timeout`` bounds t0 to the first content chunk; ``total_timeout`` the whole request.
     Either expiring fails the request with a ``timeout`` error, keeping what streamed so far.
+    ``events`` replaces ``provider.stream(request)``: the already stamped events of a batched request.
     """
     spec = provider.spec
     got = Collected()
@@ -78,7 +91,7 @@ async def attempt(
     waiting_first = True
     try:
         async with asyncio.timeout_at(min(deadlines) if deadlines else None) as limit:
-            async for ev in provider.stream(request):
+            async for ev in events if events is not None else provider.stream(request):
                 if isinstance(ev, Delta):
                     got.deltas.append(ev)
                     if waiting_first and ev.text:

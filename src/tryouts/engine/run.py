@@ -144,6 +144,11 @@ class ResultWriter:
             raise errors.StoreError(f"Writing results failed: {self._error}")
 
 
+async def _aiter(items: list) -> Any:
+    for item in items:
+        yield item
+
+
 def cached_result(cell: CellLike, response: dict[str, Any], case: dict | None) -> Result:
     """A result served from the cache: flagged, no timings, costs nothing now."""
     return Result(
@@ -215,15 +220,25 @@ async def run_cells(
         writer.put(result, cache)
         emit("result", cell, result)
 
-    async def run_one(provider: Provider, cell: CellLike, queue_ms: float, load_ms: float | None) -> None:
-        case = cases.get(cell.case_index)
+    def key_for(cell: CellLike) -> str | None:
         # repeats are independent samples: a run that may not read the cache does not fill it either
-        key = cache_key(cell.spec, cell.request) if policy.use_cache and allow_cache else None
-        if key is not None:
-            hit = await asyncio.to_thread(store.cache_get, key)
-            if hit is not None:
-                record(cell, cached_result(cell, hit, case))
-                return
+        return cache_key(cell.spec, cell.request) if policy.use_cache and allow_cache else None
+
+    async def served_from_cache(cell: CellLike) -> bool:
+        key = key_for(cell)
+        hit = await asyncio.to_thread(store.cache_get, key) if key is not None else None
+        if hit is not None:
+            record(cell, cached_result(cell, hit, cases.get(cell.case_index)))
+        return hit is not None
+
+    async def run_one(
+        provider: Provider, cell: CellLike, queue_ms: float, load_ms: float | None, events: list | None = None,
+    ) -> None:
+        """Run one cell with retries; with ``events`` (a batched generation's), measure those instead."""
+        case = cases.get(cell.case_index)
+        key = key_for(cell)
+        if events is None and await served_from_cache(cell):
+            return
         override = prices.get(cell.spec.ref)
         if override is None and "price" in cell.spec.options:
             override = PriceOverride.parse(cell.spec.options["price"], cell.spec.ref)
@@ -233,6 +248,7 @@ async def run_cells(
             result, exc = await attempt(
                 provider,
                 cell.request,
+                events=_aiter(events) if events is not None else None,
                 queue_ms=queue_ms,
                 load_ms=load_ms,
                 price_override=override,
@@ -243,7 +259,7 @@ async def run_cells(
                 case_index=cell.case_index,
                 repeat_index=cell.repeat_index,
             )
-            retryable = isinstance(exc, errors.ProviderError) and exc.retryable
+            retryable = isinstance(exc, errors.ProviderError) and exc.retryable and events is None
             if result.ok or not retryable or tries > policy.max_retries:
                 break
             wait = policy.backoff(tries, getattr(exc, "retry_after", None))
@@ -308,11 +324,34 @@ async def run_cells(
             if provider is None:
                 continue
             try:
-                for i, cell in enumerate(by_model[m]):
-                    queue_ms = (perf_counter_ns() - ready) / 1e6 - (load_ms or 0)
-                    await run_one(provider, cell, max(0.0, queue_ms), load_ms if i == 0 else None)
+                model_cells, size = by_model[m], provider.max_batch
+                for start in range(0, len(model_cells), size):
+                    chunk = model_cells[start:start + size]
+                    queue_ms = max(0.0, (perf_counter_ns() - ready) / 1e6 - (load_ms or 0))
+                    first_load = load_ms if start == 0 else None
+                    if size == 1:
+                        await run_one(provider, chunk[0], queue_ms, first_load)
+                    else:
+                        await run_batch(provider, chunk, queue_ms, first_load)
             finally:
                 await provider.aclose()
+
+    async def run_batch(provider: Provider, chunk: list[CellLike], queue_ms: float, load_ms: float | None) -> None:
+        todo = [c for c in chunk if not await served_from_cache(c)]
+        groups: dict[str, list[CellLike]] = defaultdict(list)  # a batch shares its generation parameters
+        for c in todo:
+            groups[c.request.params.model_dump_json()].append(c)
+        for group in groups.values():
+            try:
+                outputs = await provider.run_batch([c.request for c in group])
+            except Exception:  # the batch failed: try each cell on its own, with retries
+                for c in group:
+                    await run_one(provider, c, queue_ms, load_ms)
+                    load_ms = None
+                continue
+            for c, events in zip(group, outputs, strict=True):
+                await run_one(provider, c, queue_ms, load_ms, events)
+                load_ms = None
 
     lanes: dict[str, list[int]] = defaultdict(list)
     local_models: list[int] = []

@@ -62,6 +62,18 @@ class Provider(ABC):
     def stream(self, request: Request) -> AsyncIterator[Event]:
         """Yield the events of one request (see the module docstring)."""
 
+    @property
+    def max_batch(self) -> int:
+        """How many requests :meth:`run_batch` takes at once; 1 means the provider does not batch."""
+        return 1
+
+    async def run_batch(self, requests: list[Request]) -> list[list[Event]]:
+        """Generate several requests together; return each one's events, stamped as they happened.
+
+        Only called when :attr:`max_batch` > 1, with requests that share their generation parameters.
+        """
+        raise NotImplementedError(f"{self.name} does not batch")
+
     def count_tokens(self, text: str) -> int | None:
         """Count ``text`` with the model's own tokenizer when this provider has it, else None."""
         return None

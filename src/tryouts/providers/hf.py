@@ -7,7 +7,9 @@ TTFT. Generation runs in a thread; each new token is stamped in that thread as s
 hands it over, and text is detokenized incrementally so multi-byte characters are never split.
 
 Options: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (auto | cpu | cuda | cuda:N | mps),
-``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true).
+``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true), ``batch_size`` (default 1:
+in suite runs, generate that many cases together; each sequence's tokens are still stamped as they are
+produced, so TTFT and TPOT stay per request, measured from the batch's start).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class HFProvider(Provider):
 
     name = "hf"
     local = True
-    options = frozenset({"dtype", "device", "revision", "trust_remote_code", "warmup", "price"})
+    options = frozenset({"dtype", "device", "revision", "trust_remote_code", "warmup", "batch_size", "price"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -156,11 +158,7 @@ class HFProvider(Provider):
             return None
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self.model is None:
-            raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
-        messages = [m.model_dump() for m in request.messages]
-        p = request.params
+    def _gen_kwargs(self, p: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if p.max_tokens is not None:
             kwargs["max_new_tokens"] = p.max_tokens
@@ -171,6 +169,81 @@ class HFProvider(Provider):
         if p.stop:
             kwargs["stop_strings"] = p.stop
             kwargs["tokenizer"] = self.tokenizer
+        return kwargs
+
+    @property
+    def max_batch(self) -> int:
+        return max(1, int(self.spec.options.get("batch_size", 1)))
+
+    async def run_batch(self, requests: list[Request]) -> list[list[Event]]:
+        import asyncio
+
+        if self.model is None:
+            raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
+        return await asyncio.to_thread(self._batch, requests)
+
+    def _batch(self, requests: list[Request]) -> list[list[Event]]:
+        """Generate ``requests`` together (left-padded); stamp each sequence's tokens as they come."""
+        import torch
+        from transformers.generation.streamers import BaseStreamer
+
+        tok = self.tokenizer
+        p = requests[0].params
+        kwargs = self._gen_kwargs(p)
+        prompts = [self._encode([m.model_dump() for m in r.messages])[0].tolist() for r in requests]
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        width = max(len(x) for x in prompts)
+        ids = torch.tensor([[pad] * (width - len(x)) + x for x in prompts], device=self.model.device)
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in prompts], device=self.model.device)
+        ends = set(tok.all_special_ids)
+        n = len(requests)
+        deltas: list[list[Event]] = [[] for _ in range(n)]
+        detoks = [IncrementalDetokenizer(tok) for _ in range(n)]
+        done, counts = [False] * n, [0] * n
+
+        class Stamp(BaseStreamer):
+            first = True
+
+            def put(self, value: Any) -> None:
+                t = perf_counter_ns()
+                if self.first:  # the prompts
+                    self.first = False
+                    return
+                for i, token in enumerate(int(v) for v in value.reshape(-1).tolist()):
+                    if done[i]:
+                        continue
+                    if token in ends:  # end of turn (later positions are padding)
+                        done[i] = True
+                        continue
+                    counts[i] += 1
+                    text = detoks[i].add([token])
+                    if text:
+                        deltas[i].append(Delta(t, text))
+
+            def end(self) -> None:
+                return None
+
+        if p.seed is not None:
+            torch.manual_seed(p.seed)
+        gen: dict[str, Any] = {"max_new_tokens": 256, "do_sample": False, **kwargs}
+        t0 = perf_counter_ns()
+        with torch.inference_mode():
+            self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad, streamer=Stamp(), **gen)
+        t_end = perf_counter_ns()
+        limit = gen["max_new_tokens"]
+        return [
+            [Sent(t0), *deltas[i],
+             UsageReport(Usage(input_tokens=len(prompts[i]), output_tokens=counts[i], method="exact")),
+             Finish(t_end, "length" if counts[i] >= limit else "stop")]
+            for i in range(n)
+        ]
+
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        if self.model is None:
+            raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
+        messages = [m.model_dump() for m in request.messages]
+        p = request.params
+        kwargs = self._gen_kwargs(p)
 
         def work(emit: Callable[[Event], None], stop_flag: threading.Event) -> None:
             import torch
