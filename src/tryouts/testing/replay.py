@@ -101,6 +101,11 @@ __all__ = [
 
 #: how many logged requests (by ``id``) are kept; the oldest go first
 LOG_LIMIT = 100_000
+
+#: path prefix -> module under tryouts.testing.dialects replaying another provider's wire format.
+#: Each module has ``async def handle(app, method, path, scope, body, recv_ns, send)`` (``path`` without
+#: the prefix) and reuses the script grammar (``parse_script``), the log and ``apply_fail_first``.
+DIALECTS: dict[str, str] = {"/anthropic": "anthropic", "/gemini": "gemini", "/ollama": "ollama"}
 #: request bodies larger than this get a 413
 MAX_BODY = 16 * 1024 * 1024
 
@@ -509,6 +514,12 @@ class ReplayApp:
                 return
             data = {"object": "list", "data": [{"id": "replay", "object": "model", "created": 0, "owned_by": "tryouts"}]}
             return await self._json(send, 200, data)
+        prefix = "/" + path.lstrip("/").split("/", 1)[0]
+        if prefix in DIALECTS:  # another provider's wire format, e.g. /anthropic/v1/messages
+            import importlib
+
+            module = importlib.import_module(f"tryouts.testing.dialects.{DIALECTS[prefix]}")
+            return await module.handle(self, method, path[len(prefix):] or "/", scope, body, recv_ns, send)
         if path.startswith("/_replay/log/") and method == "GET":
             rid = path[len("/_replay/log/") :]
             entry = self.log.get(rid)
@@ -520,6 +531,14 @@ class ReplayApp:
             404,
             _err(f"Unknown request URL: {method} {path}. Please check the URL for typos.", "invalid_request_error", "unknown_url"),
         )
+
+    def apply_fail_first(self, s: Script, model: str) -> None:
+        """``fail_first=N``: the first N requests with this exact script fail, later ones succeed."""
+        if s.fail_first:
+            seen = self._fail_counts.get(model, 0)
+            self._fail_counts[model] = seen + 1
+            if seen >= s.fail_first:  # the failures are used up: succeed from now on
+                s.status, s.cut_after = 200, -1
 
     async def _method_not_allowed(self, send: Send, method: str, path: str, allowed: str) -> None:
         await self._json(
@@ -565,11 +584,7 @@ class ReplayApp:
             s = parse_script(model)
         except ScriptError as exc:
             return await self._json(send, 400, _err(str(exc), "invalid_request_error", "invalid_script", "model"))
-        if s.fail_first:
-            seen = self._fail_counts.get(model, 0)
-            self._fail_counts[model] = seen + 1
-            if seen >= s.fail_first:  # the failures are used up: succeed from now on
-                s.status, s.cut_after = 200, -1
+        self.apply_fail_first(s, model)
         stream = bool(req.get("stream"))
         entry = self.log.new(s.id, recv_ns, s, stream)
         entry["script"] = model
