@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).with_name("cli.md")
-COMMANDS = ["", "compare", "run", "demo", "runs", "show", "export", "diff", "providers"]
+COMMANDS = ["", "compare", "run", "demo", "runs", "show", "export", "diff", "providers", "keys", "keys set"]
 
 HEADER = """# CLI reference
 
@@ -25,7 +25,7 @@ do; **2** some models failed (`compare`, `demo`: the other models' results are s
 
 def help_text(command: str) -> str:
     env = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb", "_TYPER_FORCE_DISABLE_TERMINAL": "1"}
-    args = [sys.executable, "-m", "tryouts", *([command] if command else []), "--help"]
+    args = [sys.executable, "-m", "tryouts", *command.split(), "--help"]
     out = subprocess.run(args, capture_output=True, text=True, env=env, check=True).stdout
     return "\n".join(line.rstrip() for line in out.strip().splitlines())
 

@@ -17,7 +17,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-_KEY_VARS = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY")
+def _provider_vars() -> set[str]:
+    """Every variable a provider reads (keys, base URLs, server hosts): cleared for each test."""
+    from tryouts.providers import all_providers
+
+    names = {v for info in all_providers() for v in info.env if v not in ("HF_HOME", "HF_HUB_OFFLINE")}
+    return names | {info.server_env for info in all_providers() if info.server_env}
+
+
+_KEY_VARS = tuple(sorted(_provider_vars()))
 
 
 @pytest.fixture(autouse=True)

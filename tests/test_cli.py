@@ -134,3 +134,26 @@ def test_price_overrides_from_config_and_flag(replay_server, tmp_path, db):
     (config_dir / "config.yaml").write_text("prices: [oops\n")
     p = tryouts("compare", "hi", "-m", ref, "--db", db, env=env)
     assert p.returncode == 1 and "not valid YAML" in p.stderr
+
+
+def test_keys_file_is_private_and_used(replay_server, tmp_path, db):
+    import stat
+
+    cfg = tmp_path / "cfg"
+    env = {"TRYOUTS_CONFIG_DIR": str(cfg)}
+    p = tryouts("keys", "set", "openai", input="sk-from-keys-file-77\n", env=env)
+    assert p.returncode == 0 and "mode 600" in p.stdout
+    keyfile = cfg / "keys.json"
+    assert stat.S_IMODE(keyfile.stat().st_mode) == 0o600
+    listed = tryouts("keys", "list", env=env).stdout
+    assert "OPENAI_API_KEY" in listed and "keys file" in listed and "sk-from" not in listed
+    # the stored key is used (the replay server can require it), and never lands in the results
+    env2 = {**env, "OPENAI_BASE_URL": replay_server}
+    p = tryouts("compare", "hi", "-m", "openai:gpt-4o-mini", "--db", db, "-f", "json", env=env2)
+    assert p.returncode == 0, p.stderr
+    assert b"sk-from-keys-file-77" not in (tmp_path / "cli.db").read_bytes()
+    keyfile.chmod(0o644)
+    p = tryouts("compare", "hi", "-m", "openai:gpt-4o-mini", "--db", db, env=env2)
+    assert p.returncode == 2 and "chmod 600" in p.stdout  # that model fails, saying how to fix it
+    keyfile.chmod(0o600)
+    assert "Removed OPENAI_API_KEY" in tryouts("keys", "remove", "openai", env=env).stdout

@@ -168,3 +168,11 @@ def test_hf_batching_keeps_per_request_results_and_timings(demo_models, tmp_path
         assert b["text"] == a["text"]  # left padding + attention mask: the same greedy answer
         assert 0 < b["ttft_ms"] <= b["e2e_ms"] and b["tpot_ms"] > 0
     assert batched[0]["load_ms"] > 0 and all(r["load_ms"] is None for r in batched[1:])
+
+
+def test_hf_quantization_on_cpu_is_a_clear_error(demo_models):
+    provider = create_provider(ModelSpec.parse(f"hf:{demo_models.hf_dir}", {"quantization": "nf4", "device": "cpu"}))
+    with pytest.raises(errors.UsageError, match=r"CUDA GPU.*llamacpp"):
+        asyncio.run(provider.load())
+    with pytest.raises(errors.UsageError, match="int8, int4, nf4"):
+        create_provider(ModelSpec.parse(f"hf:{demo_models.hf_dir}", {"quantization": "int3"}))

@@ -47,3 +47,12 @@ def test_no_content_or_no_t0_gives_no_timing():
     assert compute_timing(None, deltas((5, "a", "text")), 1).ttft_ms is None
     t = compute_timing(0, [], None)
     assert t.ttft_ms is None and t.e2e_ms is None and t.n_chunks == 0
+
+
+def test_finish_reasons_share_one_vocabulary():
+    from tryouts.engine.execute import normalize_finish
+
+    assert [normalize_finish(r) for r in ("STOP", "end_turn", "COMPLETE", "stop_sequence")] == ["stop"] * 4
+    assert [normalize_finish(r) for r in ("MAX_TOKENS", "max_tokens", "length")] == ["length"] * 3
+    assert normalize_finish("tool_use") == "tool_calls" and normalize_finish("SAFETY") == "content_filter"
+    assert normalize_finish("Something_New") == "something_new" and normalize_finish(None) is None

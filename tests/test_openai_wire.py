@@ -7,6 +7,7 @@ processes), within 5 ms.
 """
 
 import asyncio
+import json
 import uuid
 from decimal import Decimal
 
@@ -154,3 +155,26 @@ def test_server_reported_timings_are_kept_beside_ours(replay_server):
     assert r.ok
     assert r.server_timings is not None and r.server_timings["predicted_n"] == 4
     assert r.timing.ttft_ms is not None  # the client's own figures are still there
+
+
+def test_first_request_of_a_process_pays_no_import_time(replay_server):
+    """httpx imports ~70 modules on its first request; that must not land between t0 and the send."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, json
+from tryouts import compare
+async def main():
+    out = await compare("hi", ["openai-compat:{replay_server}#tokens=2;id=firstreq"])
+    r = out.results[0]
+    print(json.dumps({{"ok": r.ok, "t0_wall": r.started_at.isoformat(), "ttft_ms": r.timing.ttft_ms}}))
+asyncio.run(main())
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    result = json.loads(out.splitlines()[-1])
+    assert result["ok"]
+    log = server_log(replay_server, "firstreq")
+    server_ms = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
+    # what the client adds on top of the server's own time: transit and parsing, not tens of ms of imports
+    assert result["ttft_ms"] - server_ms < 15

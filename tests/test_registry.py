@@ -51,3 +51,12 @@ def test_help_imports_no_torch_and_no_sdk():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out
     assert "compare" in out
+
+
+def test_vllm_route_without_vllm_says_how_to_install():
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is not None:  # pragma: no cover - GPU machines only
+        return
+    with pytest.raises(MissingExtraError, match=r"pip install 'tryouts\[vllm\]'"):
+        create_provider(ModelSpec.parse("vllm:Qwen/Qwen2.5-0.5B-Instruct"))

@@ -43,6 +43,7 @@ def _root(
 
 from . import compare as _compare  # noqa: E402,F401  (registers commands)
 from . import demo as _demo  # noqa: E402,F401
+from . import keys as _keys  # noqa: E402,F401
 from . import providers as _providers  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
 from . import run as _run  # noqa: E402,F401

@@ -17,6 +17,7 @@ from typing import Any
 
 from ..pricing import PriceOverride
 from ..providers import create_provider
+from ..providers.base import warm_http_stack
 from ..store import Store
 from ..types import GenParams, Message, ModelSpec, Request, Result
 from .execute import execute, failed_result
@@ -73,6 +74,7 @@ async def compare(
         prices: price overrides by model reference.
         meta: stored with the run.
     """
+    warm_http_stack()  # before any t0: lazy imports are client overhead, not latency
     request = build_request(prompt, system, params)
     specs = [m if isinstance(m, ModelSpec) else ModelSpec.parse(m) for m in models]
     emit = on_event or (lambda i, kind, payload: None)

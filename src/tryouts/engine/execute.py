@@ -26,6 +26,22 @@ from ..types import (
 
 OnDelta = Callable[[Delta], None]
 
+#: providers' own finish reasons -> one vocabulary (others are kept, lower-cased)
+_FINISH = {
+    "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "complete": "stop", "eos": "stop",
+    "length": "length", "max_tokens": "length", "max_output_tokens": "length", "model_length": "length",
+    "tool_calls": "tool_calls", "tool_use": "tool_calls", "function_call": "tool_calls",
+    "content_filter": "content_filter", "safety": "content_filter", "recitation": "content_filter",
+}
+
+
+def normalize_finish(reason: str | None) -> str | None:
+    """``stop``, ``length``, ``tool_calls`` or ``content_filter`` for the common spellings; else as sent."""
+    if reason is None:
+        return None
+    key = str(reason).lower()
+    return _FINISH.get(key, key)
+
 
 def failed_result(spec: ModelSpec, request: Request, exc: BaseException, **kw) -> Result:
     """A result for a model that failed before (or without) streaming anything."""
@@ -107,7 +123,7 @@ async def attempt(
                 elif isinstance(ev, ServerTimings):
                     got.server_timings = {**(got.server_timings or {}), **ev.data}
                 elif isinstance(ev, Finish):
-                    got.finish_reason = ev.reason or got.finish_reason
+                    got.finish_reason = normalize_finish(ev.reason) or got.finish_reason
                     got.finished = True
     except TimeoutError:
         which = "first token" if waiting_first and first_token_timeout else "whole request"
@@ -155,7 +171,7 @@ async def attempt(
             usage,
             started_at,
             override=price_override,
-            local=provider.local,
+            local=provider.local or provider.free,
         )
     if error is not None:
         result.error, result.error_kind = describe(error)

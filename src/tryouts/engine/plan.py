@@ -82,7 +82,8 @@ def estimate(
             out_basis = "max_tokens (upper bound)"
         try:
             provider = create_provider(spec)
-            price_id, model_name, local = provider.price_provider, provider.model_name, provider.local
+            price_id, model_name = provider.price_provider, provider.model_name
+            local = provider.local or provider.free
         except Exception:  # the run itself reports it; the estimate just cannot price it
             price_id, model_name, local = None, spec.model, False
         override = prices.get(spec.ref)

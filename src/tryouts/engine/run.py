@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from .. import errors
 from ..pricing import PriceOverride
 from ..providers import create_provider, get_info
-from ..providers.base import Provider
+from ..providers.base import Provider, warm_http_stack
 from ..store import Store
 from ..types import Cost, ModelSpec, Request, Result, Usage
 from .execute import attempt, failed_result
@@ -202,6 +202,7 @@ async def run_cells(
     prices = prices or {}
     emit = on_event or (lambda kind, cell, payload: None)
     progress = Progress()
+    warm_http_stack()  # before any t0: lazy imports are client overhead, not latency
     writer = ResultWriter(store, run_id)
 
     todo = [c for c in cells if (c.model_index, c.case_index, c.repeat_index) not in skip]

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ..errors import MissingExtraError, UnknownProviderError
 from ..types import ModelSpec
 from .base import Provider
+from .presets import PRESETS
 
 
 @dataclass(frozen=True)
@@ -35,26 +36,66 @@ class ProviderInfo:
     example: str = ""
     local: bool = False
     kwargs: dict = field(default_factory=dict)
+    #: an API key is required (else it is optional or not used)
+    needs_key: bool = True
+    #: a server on this machine: its default URL and the variable that moves it (probed by `providers`)
+    server: str | None = None
+    server_env: str | None = None
 
 
 _BUILTIN: tuple[ProviderInfo, ...] = (
-    ProviderInfo(
-        "openai",
-        "tryouts.providers.openai_compat",
-        "OpenAICompatProvider",
-        "OpenAI Chat Completions API",
-        env=("OPENAI_API_KEY", "OPENAI_BASE_URL"),
-        example="openai:gpt-4o-mini",
-        kwargs={"preset": "openai"},
+    *(
+        ProviderInfo(
+            p.name,
+            "tryouts.providers.openai_compat",
+            "OpenAICompatProvider",
+            p.label + (" (OpenAI-compatible)" if p.name not in ("openai", "openai-compat") else ""),
+            env=tuple(v for v in (p.key_env, p.base_url_env) if v),
+            example=p.example,
+            kwargs={"preset": p.name},
+            needs_key=p.key_required,
+            server=p.base_url if p.free else None,
+            server_env=p.base_url_env if p.free else None,
+        )
+        for p in PRESETS.values()
     ),
     ProviderInfo(
-        "openai-compat",
-        "tryouts.providers.openai_compat",
-        "OpenAICompatProvider",
-        "Any OpenAI-compatible endpoint (llama.cpp server, vLLM, LM Studio, a proxy)",
-        env=("OPENAI_COMPAT_API_KEY",),
-        example="openai-compat:http://127.0.0.1:8080/v1#model-name",
-        kwargs={"preset": "openai-compat"},
+        "anthropic",
+        "tryouts.providers.anthropic",
+        "AnthropicProvider",
+        "Anthropic Messages API (native SSE)",
+        env=("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
+        example="anthropic:claude-3-5-haiku-latest",
+    ),
+    ProviderInfo(
+        "gemini",
+        "tryouts.providers.gemini",
+        "GeminiProvider",
+        "Google Gemini API (native streamGenerateContent)",
+        env=("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL"),
+        example="gemini:gemini-2.5-flash",
+    ),
+    ProviderInfo(
+        "ollama",
+        "tryouts.providers.ollama",
+        "OllamaProvider",
+        "Ollama's native /api/chat (NDJSON), with its server timings",
+        env=("OLLAMA_HOST",),
+        example="ollama:llama3.1",
+        needs_key=False,
+        server="http://127.0.0.1:11434",
+        server_env="OLLAMA_HOST",
+    ),
+    ProviderInfo(
+        "vllm",
+        "tryouts.providers.vllm",
+        "VLLMProvider",
+        "vLLM in process (needs vLLM and a GPU; vllm-server: for a running server)",
+        requires=("vllm",),
+        extra="vllm",
+        needs_key=False,
+        example="vllm:Qwen/Qwen2.5-0.5B-Instruct",
+        local=True,
     ),
     ProviderInfo(
         "hf",
@@ -63,6 +104,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "Hugging Face transformers causal LM, in process",
         requires=("torch", "transformers"),
         extra="local",
+        needs_key=False,
         env=("HF_HOME", "HF_HUB_OFFLINE"),
         example="hf:Qwen/Qwen2.5-0.5B-Instruct or hf:./path/to/folder",
         local=True,
@@ -74,6 +116,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "llama.cpp in process (llama-cpp-python), from a GGUF file",
         requires=("llama_cpp",),
         extra="llamacpp",
+        needs_key=False,
         example="llamacpp:./model.gguf",
         local=True,
     ),

@@ -16,6 +16,7 @@ every provider, by the engine; no provider does them itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
@@ -53,6 +54,8 @@ class Provider(ABC):
 
     #: id used to look up prices (genai-prices provider id); None = no public price list
     price_provider: ClassVar[str | None] = None
+    #: requests cost nothing: a server on this machine (Ollama, LM Studio...) or an in-process model
+    free: bool = False
 
     async def load(self) -> float | None:
         """Prepare the provider; return the milliseconds spent loading a model, or None."""
@@ -120,3 +123,20 @@ async def stream_from_thread(
     finally:
         stop.set()
         await asyncio.to_thread(thread.join)
+
+
+@functools.cache
+def warm_http_stack() -> None:
+    """Import what httpx imports lazily on its first request (anyio's backend, h11, httpcore, certifi).
+
+    Called before any t0: otherwise the first API request of a process pays ~25-90 ms of Python imports
+    inside its TTFT, which is client overhead, not the provider's latency.
+    """
+    import importlib
+
+    for name in ("anyio._backends._asyncio", "anyio.streams.tls", "anyio.to_thread", "h11", "httpcore",
+                 "httpcore._backends.anyio", "httpcore._async.http11", "httpcore._async.connection_pool", "certifi"):
+        try:
+            importlib.import_module(name)
+        except ImportError:  # a different httpx stack: nothing to warm
+            pass

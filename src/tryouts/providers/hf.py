@@ -7,6 +7,8 @@ TTFT. Generation runs in a thread; each new token is stamped in that thread as s
 hands it over, and text is detokenized incrementally so multi-byte characters are never split.
 
 Options: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (auto | cpu | cuda | cuda:N | mps),
+``quantization`` (int8 | int4 | nf4: bitsandbytes, CUDA only; a clear error elsewhere), ``device_map``
+(e.g. auto, to spread a large model over GPUs and CPU),
 ``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true), ``batch_size`` (default 1:
 in suite runs, generate that many cases together; each sequence's tokens are still stamped as they are
 produced, so TTFT and TPOT stay per request, measured from the batch's start).
@@ -25,6 +27,7 @@ from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, Usage
 from .base import Provider, stream_from_thread
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
+_QUANT = ("int8", "int4", "nf4")
 
 
 def looks_like_path(model: str) -> bool:
@@ -64,13 +67,17 @@ class HFProvider(Provider):
 
     name = "hf"
     local = True
-    options = frozenset({"dtype", "device", "revision", "trust_remote_code", "warmup", "batch_size", "price"})
+    options = frozenset({"dtype", "device", "device_map", "quantization", "revision", "trust_remote_code", "warmup",
+                         "batch_size", "price"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         dtype = str(spec.options.get("dtype", "auto"))
         if dtype not in _DTYPES:
             raise errors.UsageError(f"{spec.ref}: dtype {dtype!r} is not one of {', '.join(_DTYPES)}.")
+        quant = spec.options.get("quantization")
+        if quant is not None and quant not in _QUANT:
+            raise errors.UsageError(f"{spec.ref}: quantization {quant!r} is not one of {', '.join(_QUANT)}.")
         self.source = spec.model
         if looks_like_path(spec.model):
             path = Path(spec.model).expanduser()
@@ -112,19 +119,47 @@ class HFProvider(Provider):
         else:
             dtype = getattr(torch, dtype_name)
         kw = {"revision": opts.get("revision"), "trust_remote_code": bool(opts.get("trust_remote_code", False))}
+        load_kw: dict[str, Any] = {}
+        if opts.get("quantization"):
+            load_kw = self._quantized(opts["quantization"], device, dtype)
+        if opts.get("device_map"):
+            load_kw["device_map"] = opts["device_map"]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(self.source, **kw)
-            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **kw)
+            model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **kw, **load_kw)
         except OSError as exc:
             raise errors.ModelNotFoundError(
                 f"Could not load hf model {self.source!r}: {exc}. If it is a Hub id, it must be in the "
                 "Hugging Face cache when offline (download it once with network: "
                 f"'hf download {self.source}'), or pass a local folder: hf:./path."
             ) from exc
-        self.model = model.to(device).eval()
-        self.device = device
+        self.model = (model if "device_map" in load_kw else model.to(device)).eval()
+        self.device = str(self.model.device)
         if opts.get("warmup", True):
             self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
+
+    def _quantized(self, quant: str, device: str, dtype: Any) -> dict[str, Any]:
+        """bitsandbytes 8-bit or 4-bit loading: CUDA only; embeddings and the LM head stay 16-bit."""
+        import importlib.util
+
+        if not device.startswith("cuda"):
+            raise errors.UsageError(
+                f"{self.spec.ref}: quantization={quant} loads through bitsandbytes, whose 8-bit and 4-bit kernels "
+                "need a CUDA GPU, and none is available here. On CPU, use dtype=bfloat16 or float32, or a "
+                "quantized GGUF with llamacpp:./model-Q4_K_M.gguf."
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise errors.MissingExtraError(f"quantization={quant}", "local", "bitsandbytes")
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        if quant == "int8":
+            config = BitsAndBytesConfig(load_in_8bit=True)
+        else:
+            compute = dtype if dtype != torch.float32 else torch.bfloat16
+            config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4" if quant == "nf4" else "fp4",
+                                        bnb_4bit_compute_dtype=compute)
+        return {"quantization_config": config, "device_map": "auto"}
 
     def _encode(self, messages: list[dict[str, str]]) -> Any:
         tok = self.tokenizer

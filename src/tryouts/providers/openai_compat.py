@@ -17,47 +17,17 @@ import json
 import os
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
 import httpx
 
 from .. import errors
+from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .base import Provider
+from .base import Provider, warm_http_stack
+from .presets import PRESETS, Preset  # noqa: F401  (Preset re-exported for callers)
 from .sse import SSEDecoder
-
-
-@dataclass(frozen=True)
-class Preset:
-    """The few facts that tell one OpenAI-compatible service from another."""
-
-    name: str
-    label: str
-    base_url: str | None
-    key_env: str | None
-    key_required: bool
-    base_url_env: str | None = None
-    #: OpenAI's own API wants max_completion_tokens (reasoning models refuse max_tokens)
-    max_tokens_field: str = "max_tokens"
-    #: genai-prices provider id, when the service has a public price list
-    price_provider: str | None = None
-
-
-PRESETS: dict[str, Preset] = {
-    "openai": Preset(
-        "openai",
-        "OpenAI",
-        "https://api.openai.com/v1",
-        "OPENAI_API_KEY",
-        True,
-        base_url_env="OPENAI_BASE_URL",
-        max_tokens_field="max_completion_tokens",
-        price_provider="openai",
-    ),
-    "openai-compat": Preset("openai-compat", "OpenAI-compatible server", None, "OPENAI_COMPAT_API_KEY", False),
-}
 
 
 class OpenAICompatProvider(Provider):
@@ -66,7 +36,7 @@ class OpenAICompatProvider(Provider):
     name = "openai-compat"
     options = frozenset(
         {"base_url", "api_key_env", "tokenizer", "timeout", "connect_timeout", "extra_body", "headers",
-         "include_usage", "price"}
+         "include_usage", "api_version", "price"}
     )
 
     def __init__(self, spec: ModelSpec, preset: str = "openai-compat") -> None:
@@ -87,12 +57,21 @@ class OpenAICompatProvider(Provider):
         else:
             env_url = os.environ.get(self.preset.base_url_env or "") if self.preset.base_url_env else None
             base_url = base_url or env_url or self.preset.base_url
+        if not base_url and self.preset.base_url_env:
+            raise errors.UsageError(
+                f"{spec.ref!r}: {self.preset.label} needs its endpoint: export {self.preset.base_url_env}=https://... "
+                "or pass -o base_url=..."
+            )
         if not base_url or not base_url.startswith(("http://", "https://")):
             raise errors.UsageError(f"{spec.ref!r}: the base URL {base_url!r} must start with http:// or https://.")
         self.base_url = base_url.rstrip("/")
         self._model = model
         self.key_env = opts.get("api_key_env", self.preset.key_env)
         self.price_provider = self.preset.price_provider  # type: ignore[misc]
+        self.free = self.preset.free  # type: ignore[misc]
+        self.chat_url = self.base_url + self.preset.chat_path.format(
+            model=model, api_version=opts.get("api_version", "2024-10-21")
+        )
         self._headers: dict[str, str] | None = None
         # one single-connection client per concurrent request, reused LIFO (keeps connections alive).
         # A shared pool costs 2.5x at 32 concurrent streams: httpcore scans every pooled connection for
@@ -105,11 +84,15 @@ class OpenAICompatProvider(Provider):
         return self._model
 
     async def load(self) -> None:
-        key = os.environ.get(self.key_env) if self.key_env else None
+        warm_http_stack()
+        _ssl_context()
+        key = get_key(self.key_env)
         if self.preset.key_required and not key:
             raise errors.MissingKeyError(self.key_env or "API key", self.preset.label)
         headers = {"Accept": "text/event-stream", **(self.spec.options.get("headers") or {})}
-        if key:
+        if key and self.preset.auth == "api-key":
+            headers["api-key"] = key
+        elif key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
         return None
@@ -158,8 +141,7 @@ class OpenAICompatProvider(Provider):
         if self._headers is None:
             await self.load()
         client = self._checkout()
-        url = f"{self.base_url}/chat/completions"
-        req = client.build_request("POST", url, json=self.body(request))
+        req = client.build_request("POST", self.chat_url, json=self.body(request))
         finished = False
         try:
             t0 = perf_counter_ns()
@@ -170,7 +152,7 @@ class OpenAICompatProvider(Provider):
                     await response.aread()
                     raise self._http_error(response)
                 decoder = SSEDecoder()
-                async for raw in response.aiter_raw():
+                async for raw in response.aiter_bytes():  # decoded: a proxy may gzip the stream
                     for sse in decoder.feed(raw):
                         if sse.data == "[DONE]":
                             finished = True
@@ -227,7 +209,7 @@ class OpenAICompatProvider(Provider):
                     out.append(Delta(t_ns, piece, "tool"))
             if choice.get("finish_reason"):
                 out.append(Finish(t_ns, choice["finish_reason"]))
-        usage = chunk.get("usage")
+        usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq: usage inside x_groq
         if usage:
             out.append(UsageReport(parse_usage(usage)))
         if chunk.get("timings"):

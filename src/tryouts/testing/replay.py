@@ -105,7 +105,10 @@ LOG_LIMIT = 100_000
 #: path prefix -> module under tryouts.testing.dialects replaying another provider's wire format.
 #: Each module has ``async def handle(app, method, path, scope, body, recv_ns, send)`` (``path`` without
 #: the prefix) and reuses the script grammar (``parse_script``), the log and ``apply_fail_first``.
-DIALECTS: dict[str, str] = {"/anthropic": "anthropic", "/gemini": "gemini", "/ollama": "ollama"}
+DIALECTS: dict[str, str] = {
+    "/anthropic": "anthropic", "/gemini": "gemini", "/ollama": "ollama", "/cohere": "cohere",
+    "/replicate": "replicate", "/bedrock": "bedrock",
+}
 #: request bodies larger than this get a 413
 MAX_BODY = 16 * 1024 * 1024
 
@@ -501,7 +504,8 @@ class ReplayApp:
         recv_ns = perf_counter_ns()
         body = b"".join(chunks)
 
-        if path in ("/v1/chat/completions", "/chat/completions"):
+        azure = path.startswith("/openai/deployments/") and path.endswith("/chat/completions")
+        if path in ("/v1/chat/completions", "/chat/completions") or azure:  # Azure: the deployment is the path
             if method != "POST":
                 return await self._method_not_allowed(send, method, path, "POST")
             if not await self._authorized(scope, send):

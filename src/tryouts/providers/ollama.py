@@ -1,0 +1,342 @@
+"""Ollama's native chat API (``POST /api/chat``, NDJSON) over httpx, with Ollama's own timings.
+
+Model references are ``ollama:MODEL`` with the model as Ollama names it (``ollama:llama3.1``,
+``ollama:qwen3:8b``). The server is the ``base_url`` option, else ``OLLAMA_HOST`` read the way Ollama
+reads it (``host:port``, ``host``, ``:port`` or a URL; a path is kept, for a proxy), else
+``http://127.0.0.1:11434``.
+
+Each NDJSON line is stamped with ``perf_counter_ns()`` when its newline arrives. ``message.content`` is
+answer text, ``message.thinking`` reasoning (``think`` option), ``message.tool_calls`` tool output. The
+final ``"done": true`` line gives exact usage (``prompt_eval_count``, ``eval_count``), the finish reason
+(``done_reason``) and Ollama's own durations, stored as ``server_timings`` in milliseconds beside the
+client's figures (docs/metrics.md), never in their place.
+
+Ollama runs models on your own hardware: a request costs nothing (``free``: cost 0, source ``local``),
+unless a ``price`` option says otherwise. It is still a server, not an in-process model (``local`` is
+False), so it is scheduled like an API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from time import perf_counter_ns
+from typing import Any
+
+import httpx
+
+from .. import errors
+from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
+from .base import Provider
+from .openai_compat import _retry_after, _ssl_context
+
+DEFAULT_HOST = "http://127.0.0.1:11434"
+#: Ollama's final-line durations (nanoseconds) -> our server_timings keys (milliseconds)
+DURATIONS = {
+    "load_duration": "load_ms",
+    "prompt_eval_duration": "prompt_eval_ms",
+    "eval_duration": "eval_ms",
+    "total_duration": "total_ms",
+}
+THINK_LEVELS = ("low", "medium", "high")
+
+
+def ollama_base_url(value: str) -> str:
+    """A base URL from an ``OLLAMA_HOST``-style value, parsed the way Ollama's own client parses it.
+
+    No scheme means ``http``; a missing port is 11434 without a scheme, else the scheme's (80, 443);
+    a path is kept. ``0.0.0.0`` and ``::`` (listen-on-all addresses a server is often given) become
+    loopback, so the same variable works for ``ollama serve`` and for us.
+    """
+    value = value.strip()
+    scheme, sep, rest = value.partition("://")
+    default_port = {"http": "80", "https": "443"}.get(scheme, "11434") if sep else "11434"
+    if not sep:
+        scheme, rest = "http", value
+    if scheme not in ("http", "https"):
+        raise errors.UsageError(f"Ollama host {value!r}: the scheme must be http or https.")
+    hostport, slash, path = rest.partition("/")
+    host, port = hostport, default_port
+    if hostport.startswith("["):  # [v6]:port or [v6]
+        inside, _, after = hostport[1:].partition("]")
+        host, port = inside, after[1:] if after.startswith(":") and after[1:] else default_port
+    elif hostport.count(":") == 1:
+        host, port = hostport.split(":")
+        port = port or default_port
+    elif hostport.count(":") > 1:  # a bare IPv6 address
+        host = hostport
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise errors.UsageError(f"Ollama host {value!r}: {port!r} is not a port number.")
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{shown}:{port}" + (f"/{path.strip('/')}" if slash and path.strip("/") else "")
+
+
+class NDJSONDecoder:
+    """Feed it bytes as they arrive; it returns the lines they complete, each stamped when split off."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
+        buf = self._buf + chunk
+        if b"\n" not in chunk:
+            self._buf = buf
+            return []
+        *lines, self._buf = buf.split(b"\n")
+        return [(line, perf_counter_ns()) for line in lines if line.strip()]
+
+    def flush(self) -> list[tuple[bytes, int]]:
+        """End of body: a last line without its newline (Ollama always sends one; a proxy may not)."""
+        rest, self._buf = self._buf, b""
+        return [(rest, perf_counter_ns())] if rest.strip() else []
+
+
+class OllamaProvider(Provider):
+    """Streams ``/api/chat`` from an Ollama server."""
+
+    name = "ollama"
+    free = True  # the engine prices it like a local model: cost 0, source "local"
+    options = frozenset(
+        {"base_url", "timeout", "connect_timeout", "headers", "keep_alive", "num_ctx", "think", "extra_body",
+         "price"}
+    )
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        opts = spec.options
+        where = "the base_url option" if opts.get("base_url") else "OLLAMA_HOST"
+        raw = opts.get("base_url") or os.environ.get("OLLAMA_HOST", "").strip()
+        try:
+            self.base_url = ollama_base_url(str(raw)) if raw else DEFAULT_HOST
+        except errors.UsageError as exc:
+            raise errors.UsageError(f"{spec.ref!r}: {exc.message} (from {where})") from None
+        self.chat_url = self.base_url + "/api/chat"
+        think = opts.get("think")
+        if think is not None and not isinstance(think, bool) and think not in THINK_LEVELS:
+            raise errors.UsageError(
+                f"{spec.ref!r}: the think option is true, false or a level ({', '.join(THINK_LEVELS)}), not {think!r}."
+            )
+        num_ctx = opts.get("num_ctx")
+        if num_ctx is not None and (isinstance(num_ctx, bool) or not isinstance(num_ctx, int) or num_ctx < 1):
+            raise errors.UsageError(f"{spec.ref!r}: num_ctx is a positive number of tokens, not {num_ctx!r}.")
+        self._headers: dict[str, str] | None = None
+        # one single-connection client per concurrent request, reused LIFO (see openai_compat)
+        self._idle: list[httpx.AsyncClient] = []
+        self._clients: list[httpx.AsyncClient] = []
+
+    async def load(self) -> None:
+        # identity: we split the raw body into lines ourselves, so it must not arrive compressed (a proxy may gzip)
+        self._headers = {
+            "Accept": "application/x-ndjson",
+            "Accept-Encoding": "identity",
+            **(self.spec.options.get("headers") or {}),
+        }
+        return None
+
+    def _checkout(self) -> httpx.AsyncClient:
+        if self._idle:
+            return self._idle.pop()
+        timeout = httpx.Timeout(
+            float(self.spec.options.get("timeout", 600)),
+            connect=float(self.spec.options.get("connect_timeout", 10)),
+        )
+        client = httpx.AsyncClient(
+            headers=self._headers,
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            verify=_ssl_context(),
+        )
+        self._clients.append(client)
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients, self._idle = self._clients, [], []
+        for client in clients:
+            await client.aclose()
+
+    def body(self, request: Request) -> dict[str, Any]:
+        """The JSON body sent for ``request``."""
+        p, opts = request.params, self.spec.options
+        options: dict[str, Any] = {}
+        if p.max_tokens is not None:
+            options["num_predict"] = p.max_tokens
+        for name in ("temperature", "top_p", "seed", "stop"):
+            value = getattr(p, name)
+            if value is not None:
+                options[name] = value
+        if opts.get("num_ctx") is not None:
+            options["num_ctx"] = opts["num_ctx"]
+        body: dict[str, Any] = {
+            "model": self.spec.model,
+            "messages": [m.model_dump() for m in request.messages],
+            "stream": True,
+        }
+        if opts.get("think") is not None:
+            body["think"] = opts["think"]
+        if opts.get("keep_alive") is not None:
+            body["keep_alive"] = opts["keep_alive"]
+        extra = dict(opts.get("extra_body") or {})
+        if isinstance(extra.get("options"), dict):  # merged, so that extra options add to ours
+            options.update(extra.pop("options"))
+        if options:
+            body["options"] = options
+        body.update(extra)
+        return body
+
+    async def stream(self, request: Request) -> AsyncIterator[Event]:
+        if self._headers is None:
+            await self.load()
+        client = self._checkout()
+        req = client.build_request("POST", self.chat_url, json=self.body(request))
+        finished = False
+        parts: list[str] = []
+        try:
+            t0 = perf_counter_ns()
+            response = await client.send(req, stream=True)
+            yield Sent(t0)
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self._http_error(response)
+                decoder = NDJSONDecoder()
+                async for raw in response.aiter_raw():
+                    for line, t_ns in decoder.feed(raw):
+                        for ev in self._parse(line, t_ns, parts):
+                            if isinstance(ev, Finish):
+                                finished = True
+                            yield ev
+                for line, t_ns in decoder.flush():
+                    for ev in self._parse(line, t_ns, parts):
+                        finished = finished or isinstance(ev, Finish)
+                        yield ev
+            finally:
+                await response.aclose()
+        except httpx.ConnectError as exc:
+            raise errors.ConnectError(
+                f"Cannot connect to Ollama at {self.base_url} ({exc}). Is `ollama serve` running? "
+                "Start it, or point OLLAMA_HOST (or -o base_url=...) at the server."
+            ) from exc
+        except httpx.TimeoutException as exc:
+            raise errors.TimeoutError_(
+                f"Ollama at {self.base_url} did not answer in time ({type(exc).__name__}); a first request "
+                "may be loading the model: raise the 'timeout' option or try again.",
+                partial_text="".join(parts),
+            ) from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise errors.StreamCutError(
+                f"The stream from Ollama at {self.base_url} was cut before the model finished ({exc}); "
+                "the partial output is kept. Run again, or check the server's log.",
+                partial_text="".join(parts),
+            ) from exc
+        finally:
+            self._idle.append(client)
+        if not finished:
+            raise errors.StreamCutError(
+                f"The stream from Ollama at {self.base_url} ended without its final \"done\": true line; "
+                "the partial output is kept. Run again, or check the server's log.",
+                partial_text="".join(parts),
+            )
+
+    def _parse(self, line: bytes, t_ns: int, parts: list[str]) -> list[Event]:
+        try:
+            obj = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise errors.ServerError(
+                f"Ollama at {self.base_url} sent a line that is not JSON: {line[:200]!r}",
+                partial_text="".join(parts),
+            ) from exc
+        if not isinstance(obj, dict):
+            raise errors.ServerError(f"Ollama at {self.base_url} sent {line[:200]!r}, not a JSON object.")
+        if obj.get("error"):
+            raise errors.ServerError(
+                f"Ollama at {self.base_url} reported an error mid-stream: {obj['error']}. "
+                "Check the server's log; run again.",
+                partial_text="".join(parts),
+            )
+        out: list[Event] = []
+        message = obj.get("message") or {}
+        if message.get("thinking"):
+            out.append(Delta(t_ns, message["thinking"], "reasoning"))
+        if message.get("content"):
+            parts.append(message["content"])
+            out.append(Delta(t_ns, message["content"], "text"))
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") or {}
+            args = fn.get("arguments")
+            piece = (fn.get("name") or "") + (json.dumps(args) if isinstance(args, dict) else (args or ""))
+            if piece:
+                out.append(Delta(t_ns, piece, "tool"))
+        if obj.get("done"):
+            if obj.get("prompt_eval_count") is not None or obj.get("eval_count") is not None:
+                out.append(UsageReport(Usage(input_tokens=obj.get("prompt_eval_count"),
+                                             output_tokens=obj.get("eval_count"))))
+            timings = server_timings(obj)
+            if timings:
+                out.append(ServerTimings(timings))
+            out.append(Finish(t_ns, obj.get("done_reason") or "stop"))
+        return out
+
+    def _http_error(self, response: httpx.Response) -> errors.ProviderError:
+        status = response.status_code
+        try:
+            detail = response.json().get("error")
+        except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
+            detail = None
+        detail = str(detail or response.text[:300].strip() or response.reason_phrase)
+        where = f"Ollama ({self.base_url})"
+        model = self.spec.model
+        if status == 404:
+            if "not found" in detail and "model" in detail:
+                return errors.ModelNotFoundError(
+                    f"{where} does not have the model {model!r} (HTTP 404: {detail}). "
+                    f"Download it with: ollama pull {model}  (or list what it has: ollama list).",
+                    status=status,
+                )
+            return errors.ModelNotFoundError(
+                f"{where} has no /api/chat route (HTTP 404: {detail}); is {self.base_url} an Ollama server? "
+                "Check OLLAMA_HOST or the base_url option.",
+                status=status,
+            )
+        if status in (401, 403):
+            return errors.AuthError(
+                f"{where} refused the request (HTTP {status}: {detail}); a proxy in front of it may want a key: "
+                "pass it with -o headers=...",
+                status=status,
+            )
+        if status == 429:
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            wait = f" Retry after {retry_after:g} s." if retry_after is not None else ""
+            return errors.RateLimitError(
+                f"{where} is rate limiting (HTTP 429: {detail}).{wait} Lower the concurrency or wait.",
+                retry_after=retry_after,
+                status=status,
+            )
+        if status >= 500:
+            hint = (
+                "it is busy: lower the concurrency, or raise OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE on the server"
+                if status == 503 else "check the server's log (ollama serve), then try again"
+            )
+            return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); {hint}.", status=status)
+        hint = " This model does not think: drop the think option." if "does not support thinking" in detail else ""
+        return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).{hint}", status=status)
+
+
+def server_timings(final: dict[str, Any]) -> dict[str, Any]:
+    """Ollama's final-line metrics -> ``server_timings``: durations in ms, counts, and Ollama's rates."""
+    out: dict[str, Any] = {}
+    for src, dst in DURATIONS.items():
+        if isinstance(final.get(src), int | float):
+            out[dst] = final[src] / 1e6
+    for name in ("prompt_eval_count", "eval_count"):
+        if final.get(name) is not None:
+            out[name] = final[name]
+    # tokens/s as Ollama documents it: count / duration * 10^9
+    if out.get("eval_ms") and out.get("eval_count"):
+        out["eval_tokens_per_s"] = out["eval_count"] / out["eval_ms"] * 1e3
+    if out.get("prompt_eval_ms") and out.get("prompt_eval_count"):
+        out["prompt_eval_tokens_per_s"] = out["prompt_eval_count"] / out["prompt_eval_ms"] * 1e3
+    return out

@@ -1,0 +1,332 @@
+"""Anthropic's Messages API (``POST /anthropic/v1/messages``) for the replay server.
+
+The request's ``model`` is the same script as on the OpenAI route (``replay.parse_script``), plus one
+key of this dialect only, ``cache_write=N`` (reported as ``cache_creation_input_tokens``). A streaming
+request (``"stream": true``) gets Anthropic's documented event sequence::
+
+    event: message_start        {"type":"message_start","message":{... "content":[], "usage":{input_tokens,
+                                 cache_creation_input_tokens, cache_read_input_tokens, output_tokens: 1}}}
+    event: content_block_start  index 0: {"type":"thinking","thinking":"","signature":""} when ``reasoning``,
+                                 else {"type":"text","text":""}
+    event: ping
+    event: content_block_delta  thinking_delta `` r{j}`` ..., then one signature_delta
+    event: content_block_stop   (then content_block_start of the text block, index 1)
+    event: content_block_delta  text_delta `` w{i}`` ... (``per_chunk`` tokens each)
+    event: content_block_stop
+    event: message_delta        {"delta":{"stop_reason":"end_turn",...},"usage":{... cumulative output_tokens}}
+    event: message_stop
+
+Usage keeps the OpenAI route's totals: ``input_tokens`` = prompt_tokens - cached - cache_write (Anthropic's
+``input_tokens`` excludes cache reads and writes), ``cache_read_input_tokens`` = cached, output = tokens +
+reasoning. ``finish`` maps ``stop`` -> ``end_turn`` and ``length`` -> ``max_tokens``. The schedule, the
+log (``GET /_replay/log/{id}``: thinking deltas in ``reasoning_sent_ns``, text deltas in ``sent_ns``,
+``message_start`` in ``role_sent_ns``), ``cut_after`` and ``fail_first`` are the OpenAI route's. Every data
+object carries ``x_sent_ns``. Errors are Anthropic's body ``{"type":"error","error":{"type","message"},
+"request_id"}`` with its types (401 authentication_error, 404 not_found_error, 429 rate_limit_error, 500
+api_error, 529 overloaded_error...), a ``request-id`` header and ``retry-after`` when scripted. With both
+``status`` and ``cut_after`` a stream starts normally and, when content chunk ``cut_after`` is due, sends
+``event: error`` with that status's error (e.g. 529's ``overloaded_error``) and ends. Requests are checked
+as Anthropic checks them (``max_tokens`` required, no ``system`` role in ``messages``, a thinking budget
+of at least 1024 and below ``max_tokens``); with ``REPLAY_REQUIRE_KEY`` the ``x-api-key`` header must match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from time import perf_counter_ns
+from typing import Any
+
+from ..replay import (
+    _DUMPS,
+    _SSE_HEADERS,
+    ReplayApp,
+    Script,
+    ScriptError,
+    _Cut,
+    _request_id,
+    _sleep_until,
+    parse_script,
+)
+
+Send = Any
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
+STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
+
+
+def error_body(status: int, message: str, rid: str) -> dict[str, Any]:
+    """Anthropic's error object for ``status``."""
+    kind = ERROR_TYPES.get(status) or ("api_error" if status >= 500 else "invalid_request_error")
+    return {"type": "error", "error": {"type": kind, "message": message}, "request_id": rid}
+
+
+def scripted_message(status: int, s: Script) -> str:
+    """The message Anthropic sends with a scripted error status."""
+    return {
+        400: "The replay script asked for a 400 (invalid_request_error).",
+        401: "invalid x-api-key",
+        403: "Your API key does not have permission to use the specified resource.",
+        404: f"model: {s.model}",
+        413: "Request exceeds the maximum allowed number of bytes.",
+        429: "This request would exceed the rate limit for your organization of 50 requests per minute. "
+        "Please reduce the prompt length or the maximum tokens requested, or try again later.",
+        500: "Internal server error",
+        529: "Overloaded",
+    }.get(status, f"The replay script asked for HTTP {status}.")
+
+
+async def _error(send: Send, status: int, message: str, retry_after: str | None = None) -> None:
+    rid = _request_id()
+    headers = [(b"request-id", rid)]
+    if retry_after:
+        headers.append((b"retry-after", retry_after.encode("latin-1", "replace")))
+    await ReplayApp._json(send, status, error_body(status, message, rid.decode()), headers)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _split_cache_write(model: str) -> tuple[str, int]:
+    """Take this dialect's ``cache_write=N`` out of the script; the rest goes to ``parse_script``."""
+    rest, write = [], 0
+    for part in model.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == "cache_write":
+            if not value.strip().isdigit():
+                wants = f"script key 'cache_write' wants an integer >= 0, not {value.strip()!r}"
+                raise ScriptError("cache_write", wants)
+            write = int(value)
+        else:
+            rest.append(part)
+    return ";".join(rest), write
+
+
+def _check(req: Any) -> str | None:
+    """What Anthropic would refuse in this request body, or None."""
+    if not isinstance(req, dict):
+        return "There was an issue with the format of your request: the body is not a JSON object."
+    if not isinstance(req.get("model"), str):
+        return "model: Field required"
+    mt = req.get("max_tokens")
+    if not isinstance(mt, int) or isinstance(mt, bool) or mt < 1:
+        return "max_tokens: Field required" if mt is None else "max_tokens: Input should be a positive integer"
+    messages = req.get("messages")
+    if not isinstance(messages, list):
+        return "messages: Field required"
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role == "system":
+            return (
+                'messages: Unexpected role "system". The Messages API accepts a top-level `system` parameter, '
+                'not "system" as an input message role.'
+            )
+        if role not in ("user", "assistant"):
+            return f"messages.{i}.role: Input should be 'user' or 'assistant'"
+    thinking = req.get("thinking")
+    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            return "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024"
+        if budget >= mt:
+            return "`max_tokens` must be greater than `thinking.budget_tokens`."
+    return None
+
+
+async def handle(
+    app: ReplayApp, method: str, path: str, scope: dict[str, Any], body: bytes, recv_ns: int, send: Send
+) -> None:
+    """Serve one request under ``/anthropic`` (``path`` without the prefix)."""
+    if path != "/v1/messages":
+        return await _error(send, 404, f"Not found: {method} /anthropic{path} (the replay serves POST /v1/messages)")
+    if method != "POST":
+        return await _error(send, 405, f"Method {method} not allowed for /v1/messages; use POST.")
+    if app.require_key:
+        key = _header(scope, b"x-api-key")
+        if key != app.require_key:
+            return await _error(send, 401, "x-api-key header is required" if key is None else "invalid x-api-key")
+    try:
+        req = json.loads(body) if body else None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        req = None
+    problem = _check(req)
+    if problem:
+        return await _error(send, 400, problem)
+    model: str = req["model"]
+    try:
+        script, cache_write = _split_cache_write(model)
+        s = parse_script(script)
+        if cache_write > s.prompt_tokens - s.cached:
+            raise ScriptError("cache_write", f"script key 'cache_write' ({cache_write}) exceeds prompt_tokens - cached")
+    except ScriptError as exc:
+        return await _error(send, 400, f"model: {exc}")
+    app.apply_fail_first(s, model)
+    stream = req.get("stream") is True
+    entry = app.log.new(s.id, recv_ns, s, stream)
+    entry["script"] = model
+    mid_stream_error = stream and s.status != 200 and s.cut_after >= 0
+    if s.status != 200 and not mid_stream_error:
+        return await _error(send, s.status, scripted_message(s.status, s), s.retry_after)
+    if app._slack_s is None:  # as the OpenAI route: uvloop's timers may fire up to half a millisecond early
+        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
+    usage = {
+        "input_tokens": s.prompt_tokens - s.cached - cache_write,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": s.cached,
+    }
+    if stream:
+        await _stream(s, usage, recv_ns, entry, send, app._slack_s)
+    else:
+        await _complete(s, usage, recv_ns, entry, send, app._slack_s)
+
+
+def _message(s: Script, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": "msg_" + secrets.token_hex(12),
+        "type": "message",
+        "role": "assistant",
+        "model": s.model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+
+
+async def _complete(
+    s: Script, usage: dict[str, Any], recv_ns: int, entry: dict[str, Any], send: Send, slack: float
+) -> None:
+    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
+    await _sleep_until(recv_ns + ttft + max(0, s.reasoning + s.n_content_chunks - 1) * itl, slack)
+    content: list[dict[str, Any]] = []
+    if s.reasoning:
+        thinking = "".join(f" r{j}" for j in range(s.reasoning))
+        content.append({"type": "thinking", "thinking": thinking, "signature": "sig-" + secrets.token_hex(8)})
+    content.append({"type": "text", "text": "".join(f" w{i}" for i in range(s.tokens))})
+    stop = STOP_REASONS.get(s.finish, s.finish)
+    data = _message(s, content, stop, {**usage, "output_tokens": s.tokens + s.reasoning})
+    t = perf_counter_ns()
+    data["x_sent_ns"] = t
+    if s.cut_after >= 0:  # headers and half the body, then drop the connection
+        payload = _DUMPS(data).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
+        entry["cut"] = True
+        raise _Cut
+    await ReplayApp._json(send, 200, data, [(b"request-id", _request_id())])
+    entry["sent_ns"].append(t)
+    entry["first_token_sent_ns"] = entry["first_content_sent_ns"] = entry["last_content_sent_ns"] = t
+    entry["n_chunks"] = 1
+    entry["done_sent_ns"] = t
+
+
+async def _stream(
+    s: Script, usage: dict[str, Any], recv_ns: int, entry: dict[str, Any], send: Send, slack: float
+) -> None:
+    async def emit(name: str, data: str) -> int:
+        """Stamp, then write ``event: NAME`` with ``data`` (a JSON object) plus ``x_sent_ns``."""
+        t = perf_counter_ns()
+        body = f'event: {name}\ndata: {data[:-1]},"x_sent_ns":{t}}}\n\n'
+        await send({"type": "http.response.body", "body": body.encode(), "more_body": True})
+        return t
+
+    def block_start(index: int, block: str) -> str:
+        return f'{{"type":"content_block_start","index":{index},"content_block":{block}}}'
+
+    def block_delta(index: int, delta: str) -> str:
+        return f'{{"type":"content_block_delta","index":{index},"delta":{delta}}}'
+
+    def block_stop(index: int) -> str:
+        return f'{{"type":"content_block_stop","index":{index}}}'
+
+    await send({
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [*_SSE_HEADERS, (b"request-id", _request_id())],
+    })
+    start_msg = _message(s, [], None, {**usage, "output_tokens": 1})
+    entry["role_sent_ns"] = await emit("message_start", _DUMPS({"type": "message_start", "message": start_msg}))
+    n = s.n_content_chunks
+    index = 0
+    if s.reasoning:
+        await emit("content_block_start", block_start(0, '{"type":"thinking","thinking":"","signature":""}'))
+    elif n:
+        await emit("content_block_start", block_start(0, '{"type":"text","text":""}'))
+    await emit("ping", '{"type":"ping"}')
+
+    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
+    start = recv_ns + ttft
+    for j in range(s.reasoning):
+        delta = block_delta(0, '{"type":"thinking_delta","thinking":' + _DUMPS(f" r{j}") + "}")
+        await _sleep_until(start + j * itl, slack)
+        t = await emit("content_block_delta", delta)
+        entry["reasoning_sent_ns"].append(t)
+        if entry["first_token_sent_ns"] is None:
+            entry["first_token_sent_ns"] = t
+        if j & 15 == 15:  # let other streams run when chunks are due back to back (itl_ms=0)
+            await asyncio.sleep(0)
+    if s.reasoning:
+        signature = '{"type":"signature_delta","signature":' + _DUMPS("sig-" + secrets.token_hex(8)) + "}"
+        await emit("content_block_delta", block_delta(0, signature))
+        await emit("content_block_stop", block_stop(0))
+        if n:
+            index = 1
+            await emit("content_block_start", block_start(1, '{"type":"text","text":""}'))
+
+    sent = entry["sent_ns"]
+    for k in range(n):
+        due = start + (s.reasoning + k) * itl
+        if k == s.cut_after:
+            await _sleep_until(due, slack)
+            return await _cut(s, entry, send, emit)
+        delta = block_delta(index, '{"type":"text_delta","text":' + _DUMPS(s.content_piece(k)) + "}")
+        await _sleep_until(due, slack)
+        t = await emit("content_block_delta", delta)
+        sent.append(t)
+        if entry["first_content_sent_ns"] is None:
+            entry["first_content_sent_ns"] = t
+            if entry["first_token_sent_ns"] is None:
+                entry["first_token_sent_ns"] = t
+        entry["last_content_sent_ns"] = t
+        entry["n_chunks"] = len(sent)
+        if k & 15 == 15:
+            await asyncio.sleep(0)
+    if s.cut_after >= n:
+        return await _cut(s, entry, send, emit)
+    if not n and not s.reasoning:  # nothing to say: the end comes when the first content would have
+        await _sleep_until(start, slack)
+    if n:
+        await emit("content_block_stop", block_stop(index))
+    final = {**usage, "output_tokens": s.tokens + s.reasoning}
+    if s.reasoning:
+        final["output_tokens_details"] = {"thinking_tokens": s.reasoning}
+    delta = {"stop_reason": STOP_REASONS.get(s.finish, s.finish), "stop_sequence": None}
+    await emit("message_delta", _DUMPS({"type": "message_delta", "delta": delta, "usage": final}))
+    entry["done_sent_ns"] = t = perf_counter_ns()
+    body = f'event: message_stop\ndata: {{"type":"message_stop","x_sent_ns":{t}}}\n\n'
+    await send({"type": "http.response.body", "body": body.encode(), "more_body": False})
+
+
+async def _cut(s: Script, entry: dict[str, Any], send: Send, emit: Any) -> None:
+    """End the stream early: ``event: error`` when a status is scripted, else drop the connection."""
+    entry["cut"] = True
+    if s.status == 200:
+        raise _Cut
+    err = error_body(s.status, scripted_message(s.status, s), _request_id().decode())
+    await emit("error", _DUMPS(err))
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
