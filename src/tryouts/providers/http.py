@@ -1,17 +1,14 @@
-"""What the HTTP providers share: a client per concurrent request, Retry-After, transport errors.
-
-``ssl_context`` and ``retry_after`` are still defined in :mod:`.openai_compat` (as ``_ssl_context`` and
-``_retry_after``) and re-exported here; the plan is to move their definitions here and have
-``openai_compat`` import them, together with :class:`ClientSlots` and :func:`transport_error`.
-"""
+"""What the HTTP providers share: a client per concurrent request, one SSL context, Retry-After,
+and the mapping of transport failures to Tryouts' errors."""
 
 from __future__ import annotations
+
+import functools
+import ssl
 
 import httpx
 
 from .. import errors
-from .openai_compat import _retry_after as retry_after
-from .openai_compat import _ssl_context as ssl_context
 
 __all__ = ["ClientSlots", "retry_after", "ssl_context", "transport_error"]
 
@@ -70,3 +67,24 @@ def transport_error(exc: httpx.HTTPError, where: str, *, partial_text: str = "")
     return errors.ConnectError(
         f"The request to {where} failed ({type(exc).__name__}: {exc}); check the URL and the network."
     )
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One SSL context for every client: building one loads the CA bundle (~20 ms, blocking)."""
+    return httpx.create_ssl_context()
+
+
+def retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from datetime import UTC, datetime
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+        except (TypeError, ValueError):
+            return None

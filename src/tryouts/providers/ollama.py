@@ -29,7 +29,8 @@ import httpx
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
 from .base import Provider
-from .openai_compat import _retry_after, _ssl_context
+from .http import retry_after as _retry_after
+from .http import ssl_context as _ssl_context
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 #: Ollama's final-line durations (nanoseconds) -> our server_timings keys (milliseconds)

@@ -12,10 +12,8 @@ The request asks for ``stream_options.include_usage``; a server that sends no us
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import ssl
 from collections.abc import AsyncIterator
 from time import perf_counter_ns
 from typing import Any
@@ -26,6 +24,9 @@ from .. import errors
 from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
 from .base import Provider, warm_http_stack
+from .http import ClientSlots, transport_error
+from .http import retry_after as _retry_after
+from .http import ssl_context as _ssl_context
 from .presets import PRESETS, Preset  # noqa: F401  (Preset re-exported for callers)
 from .sse import SSEDecoder
 
@@ -73,11 +74,7 @@ class OpenAICompatProvider(Provider):
             model=model, api_version=opts.get("api_version", "2024-10-21")
         )
         self._headers: dict[str, str] | None = None
-        # one single-connection client per concurrent request, reused LIFO (keeps connections alive).
-        # A shared pool costs 2.5x at 32 concurrent streams: httpcore scans every pooled connection for
-        # every queued request (benchmarks/RESULTS.md).
-        self._idle: list[httpx.AsyncClient] = []
-        self._clients: list[httpx.AsyncClient] = []
+        self._slots: ClientSlots | None = None
 
     @property
     def model_name(self) -> str:
@@ -95,28 +92,16 @@ class OpenAICompatProvider(Provider):
         elif key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
+        self._slots = ClientSlots(
+            headers,
+            timeout=float(self.spec.options.get("timeout", 600)),
+            connect_timeout=float(self.spec.options.get("connect_timeout", 10)),
+        )
         return None
 
-    def _checkout(self) -> httpx.AsyncClient:
-        if self._idle:
-            return self._idle.pop()
-        timeout = httpx.Timeout(
-            float(self.spec.options.get("timeout", 600)),
-            connect=float(self.spec.options.get("connect_timeout", 10)),
-        )
-        client = httpx.AsyncClient(
-            headers=self._headers,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            verify=_ssl_context(),  # built once: each new context loads the CA bundle (~20 ms, blocking)
-        )
-        self._clients.append(client)
-        return client
-
     async def aclose(self) -> None:
-        clients, self._clients, self._idle = self._clients, [], []
-        for client in clients:
-            await client.aclose()
+        if self._slots is not None:
+            await self._slots.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -138,9 +123,11 @@ class OpenAICompatProvider(Provider):
         return body
 
     async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._headers is None:
+        if self._slots is None:
             await self.load()
-        client = self._checkout()
+        assert self._slots is not None
+        slots = self._slots
+        client = slots.checkout()
         req = client.build_request("POST", self.chat_url, json=self.body(request))
         finished = False
         try:
@@ -163,22 +150,10 @@ class OpenAICompatProvider(Provider):
                             yield ev
             finally:
                 await response.aclose()
-        except httpx.ConnectError as exc:
-            raise errors.ConnectError(
-                f"Cannot connect to {self.base_url} ({exc}). Is the server running and the URL right?"
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise errors.TimeoutError_(
-                f"{self.base_url} did not answer in time ({type(exc).__name__}); "
-                "raise the 'timeout' option or check the server."
-            ) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise errors.StreamCutError(
-                f"The stream from {self.base_url} was cut before the model finished ({exc}); "
-                "the partial output is kept. Run again, or check the server's logs."
-            ) from exc
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, self.base_url) from exc
         finally:
-            self._idle.append(client)
+            slots.checkin(client)
         if not finished:
             raise errors.StreamCutError(
                 f"The stream from {self.base_url} ended without a finish reason or [DONE]; "
@@ -246,11 +221,6 @@ class OpenAICompatProvider(Provider):
         return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).", status=status)
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    return httpx.create_ssl_context()
-
-
 def parse_usage(usage: dict[str, Any]) -> Usage:
     """OpenAI usage -> :class:`Usage` (input includes cached tokens; output includes reasoning)."""
     prompt_details = usage.get("prompt_tokens_details") or {}
@@ -261,18 +231,3 @@ def parse_usage(usage: dict[str, Any]) -> Usage:
         cached_input_tokens=prompt_details.get("cached_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
-
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
