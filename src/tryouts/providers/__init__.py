@@ -87,6 +87,17 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         server_env="OLLAMA_HOST",
     ),
     ProviderInfo(
+        "bedrock",
+        "tryouts.providers.bedrock",
+        "BedrockProvider",
+        "AWS Bedrock ConverseStream (boto3)",
+        requires=("boto3",),
+        extra="bedrock",
+        env=("AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "BEDROCK_ENDPOINT_URL"),
+        needs_key=False,
+        example="bedrock:anthropic.claude-3-5-haiku-20241022-v1:0",
+    ),
+    ProviderInfo(
         "vllm",
         "tryouts.providers.vllm",
         "VLLMProvider",
