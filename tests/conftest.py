@@ -28,6 +28,15 @@ def _provider_vars() -> set[str]:
 _KEY_VARS = tuple(sorted(_provider_vars()))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``timing`` compare our stamps with a server's clock within a few ms. On a shared,
+    noisy 2-core machine a single measurement can be delayed by another process, so such a test is run
+    up to three times and fails only when every measurement misses (a systematic error still fails)."""
+    for item in items:
+        if item.get_closest_marker("timing"):
+            item.add_marker(pytest.mark.flaky(reruns=2, reruns_delay=0.2))
+
+
 @pytest.fixture(autouse=True)
 def isolated_user_dirs(tmp_path, monkeypatch):
     """Point every user directory at a temporary folder and clear provider keys."""

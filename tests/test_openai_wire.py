@@ -40,6 +40,7 @@ def server_log(base: str, rid: str) -> dict:
     return httpx.get(f"{base.removesuffix('/v1')}/_replay/log/{rid}").json()
 
 
+@pytest.mark.timing
 def test_role_only_first_chunk_does_not_count_for_ttft(replay_server):
     rid = uuid.uuid4().hex
     r, deltas = run(replay_server, f"tokens=10;ttft_ms=150;itl_ms=20;role_first=1;id={rid}")
@@ -157,6 +158,7 @@ def test_server_reported_timings_are_kept_beside_ours(replay_server):
     assert r.timing.ttft_ms is not None  # the client's own figures are still there
 
 
+@pytest.mark.timing
 def test_first_request_of_a_process_pays_no_import_time(replay_server):
     """httpx imports ~70 modules on its first request; that must not land between t0 and the send."""
     import subprocess

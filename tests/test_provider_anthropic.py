@@ -101,6 +101,7 @@ def server_log(root: str, rid: str) -> dict:
 # ---- the provider ---------------------------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_text_timing_matches_the_server_log(root):
     rid = uuid.uuid4().hex
     r, deltas = run(f"tokens=10;ttft_ms=150;itl_ms=20;id={rid}")
@@ -146,6 +147,7 @@ def test_plain_model_name_is_the_default_script_and_is_priced(root):
     assert evs[1].usage.output_tokens is None and evs[4].usage.output_tokens == 2  # message_start says 1
 
 
+@pytest.mark.timing
 def test_thinking_goes_to_the_reasoning_channel(root):
     rid = uuid.uuid4().hex
     request = Request(messages=[Message(role="user", content="think")], params=GenParams(max_tokens=2048))

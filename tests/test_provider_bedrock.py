@@ -218,6 +218,7 @@ def test_dialect_errors_look_like_bedrock(bedrock):
 # ------------------------------------------------------------------------------ through the provider
 
 
+@pytest.mark.timing
 def test_text_usage_and_timing_against_the_server_clock(bedrock):
     rid = uuid.uuid4().hex
     r, deltas = run(f"tokens=10;ttft_ms=150;itl_ms=20;prompt_tokens=23;id={rid}")

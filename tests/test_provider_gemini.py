@@ -120,6 +120,7 @@ def test_dialect_errors_look_like_google(gemini):
 # ------------------------------------------------------------------------------------ through the provider
 
 
+@pytest.mark.timing
 def test_text_usage_and_timing_against_the_server_clock(gemini):
     run("tokens=1")  # the first async request of a process imports httpcore's backend after t0 (~20 ms, once)
     rid = uuid.uuid4().hex

@@ -205,6 +205,7 @@ def test_server_timings_in_ms():
 # ---- the provider, through the engine ----------------------------------------------------------------
 
 
+@pytest.mark.timing
 def test_text_exact_usage_timing_and_server_timings(ollama):
     rid = uuid.uuid4().hex
     r, deltas = run(f"tokens=10;ttft_ms=120;itl_ms=20;prompt_tokens=17;id={rid}", warm=True)  # the log: 2nd

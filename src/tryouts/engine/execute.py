@@ -30,7 +30,7 @@ OnDelta = Callable[[Delta], None]
 _FINISH = {
     "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "complete": "stop", "eos": "stop",
     "length": "length", "max_tokens": "length", "max_output_tokens": "length", "model_length": "length",
-    "tool_calls": "tool_calls", "tool_use": "tool_calls", "function_call": "tool_calls",
+    "tool_calls": "tool_calls", "tool_call": "tool_calls", "tool_use": "tool_calls", "function_call": "tool_calls",
     "content_filter": "content_filter", "safety": "content_filter", "recitation": "content_filter",
 }
 

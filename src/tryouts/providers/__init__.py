@@ -87,6 +87,22 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         server_env="OLLAMA_HOST",
     ),
     ProviderInfo(
+        "cohere",
+        "tryouts.providers.cohere",
+        "CohereProvider",
+        "Cohere v2 chat (native SSE)",
+        env=("COHERE_API_KEY", "CO_API_KEY", "COHERE_BASE_URL"),
+        example="cohere:command-r-plus-08-2024",
+    ),
+    ProviderInfo(
+        "replicate",
+        "tryouts.providers.replicate",
+        "ReplicateProvider",
+        "Replicate predictions, streamed from their stream URL",
+        env=("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL"),
+        example="replicate:meta/meta-llama-3-8b-instruct",
+    ),
+    ProviderInfo(
         "bedrock",
         "tryouts.providers.bedrock",
         "BedrockProvider",
