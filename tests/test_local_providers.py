@@ -176,3 +176,28 @@ def test_hf_quantization_on_cpu_is_a_clear_error(demo_models):
         asyncio.run(provider.load())
     with pytest.raises(errors.UsageError, match="int8, int4, nf4"):
         create_provider(ModelSpec.parse(f"hf:{demo_models.hf_dir}", {"quantization": "int3"}))
+
+
+def test_hf_task_pipeline_model(demo_models, tmp_path):
+    """A tiny random-weight BERT classifier runs as a text-classification pipeline through compare."""
+    import json
+
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(demo_models.hf_dir)
+    config = BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=2,
+                        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
+                        pad_token_id=tok.pad_token_id)
+    folder = tmp_path / "tiny-classifier"
+    BertForSequenceClassification(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    spec = ModelSpec.parse(f"hf:{folder}", {"task": "text-classification"})
+    out = asyncio.run(compare("This model is great", [spec], params=GenParams(max_tokens=4)))
+    (r,) = out.results
+    assert r.ok, r.error
+    (prediction,) = json.loads(r.text)
+    assert prediction["label"] in ("negative", "positive") and 0 <= prediction["score"] <= 1
+    assert r.usage.input_tokens > 0 and r.usage.output_tokens == 0 and r.timing.ttft_ms > 0
+    with pytest.raises(errors.ModelNotFoundError, match="pipeline"):
+        asyncio.run(create_provider(ModelSpec.parse(f"hf:{folder}", {"task": "no-such-task"})).load())

@@ -8,7 +8,9 @@ hands it over, and text is detokenized incrementally so multi-byte characters ar
 
 Options: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (auto | cpu | cuda | cuda:N | mps),
 ``quantization`` (int8 | int4 | nf4: bitsandbytes, CUDA only; a clear error elsewhere), ``device_map``
-(e.g. auto, to spread a large model over GPUs and CPU),
+(e.g. auto, to spread a large model over GPUs and CPU), ``task`` (a transformers pipeline task such as
+text-classification, token-classification, translation, summarization, feature-extraction: the model
+runs as that pipeline on the last user message, and its result arrives as one JSON chunk),
 ``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true), ``batch_size`` (default 1:
 in suite runs, generate that many cases together; each sequence's tokens are still stamped as they are
 produced, so TTFT and TPOT stay per request, measured from the batch's start).
@@ -68,7 +70,7 @@ class HFProvider(Provider):
     name = "hf"
     local = True
     options = frozenset({"dtype", "device", "device_map", "quantization", "revision", "trust_remote_code", "warmup",
-                         "batch_size", "price"})
+                         "batch_size", "task", "price"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -89,6 +91,7 @@ class HFProvider(Provider):
             self.source = str(path)
         self.model: Any = None
         self.tokenizer: Any = None
+        self.pipe: Any = None
         self.device: str = "cpu"
 
     async def load(self) -> float:
@@ -119,6 +122,9 @@ class HFProvider(Provider):
         else:
             dtype = getattr(torch, dtype_name)
         kw = {"revision": opts.get("revision"), "trust_remote_code": bool(opts.get("trust_remote_code", False))}
+        if opts.get("task") and opts["task"] != "text-generation":
+            self._load_pipeline(str(opts["task"]), device, dtype, kw)
+            return
         load_kw: dict[str, Any] = {}
         if opts.get("quantization"):
             load_kw = self._quantized(opts["quantization"], device, dtype)
@@ -137,6 +143,38 @@ class HFProvider(Provider):
         self.device = str(self.model.device)
         if opts.get("warmup", True):
             self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
+
+    def _load_pipeline(self, task: str, device: str, dtype: Any, kw: dict[str, Any]) -> None:
+        from transformers import pipeline
+
+        try:
+            self.pipe = pipeline(task, model=self.source, device=device, dtype=dtype, **kw)
+        except (OSError, KeyError, ValueError) as exc:
+            raise errors.ModelNotFoundError(
+                f"Could not load {self.source!r} as a {task!r} pipeline ({exc}). Check the task name and that "
+                "the folder or Hub id holds a model for that task."
+            ) from exc
+        self.model, self.tokenizer, self.device = self.pipe.model, self.pipe.tokenizer, device
+        if self.spec.options.get("warmup", True):
+            self.pipe("Hi")
+
+    def _pipeline_events(self, request: Request) -> list[Event]:
+        """Run the pipeline on the last user message; its result is one JSON text chunk."""
+        import json
+
+        text = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        t0 = perf_counter_ns()
+        output = self.pipe(text)
+        t = perf_counter_ns()
+        rendered = json.dumps(output, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+        generated = "".join(
+            str(item.get(k, "")) for item in (output if isinstance(output, list) else [output]) if isinstance(item, dict)
+            for k in ("translation_text", "summary_text", "generated_text")
+        )
+        n_out = self.count_tokens(generated) if generated else 0
+        return [Sent(t0), Delta(t, rendered),
+                UsageReport(Usage(input_tokens=self.count_tokens(text), output_tokens=n_out, method="exact")),
+                Finish(t, "stop")]
 
     def _quantized(self, quant: str, device: str, dtype: Any) -> dict[str, Any]:
         """bitsandbytes 8-bit or 4-bit loading: CUDA only; embeddings and the LM head stay 16-bit."""
@@ -208,7 +246,7 @@ class HFProvider(Provider):
 
     @property
     def max_batch(self) -> int:
-        return max(1, int(self.spec.options.get("batch_size", 1)))
+        return 1 if self.spec.options.get("task") else max(1, int(self.spec.options.get("batch_size", 1)))
 
     async def run_batch(self, requests: list[Request]) -> list[list[Event]]:
         import asyncio
@@ -276,6 +314,8 @@ class HFProvider(Provider):
     def stream(self, request: Request) -> AsyncIterator[Event]:
         if self.model is None:
             raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
+        if self.pipe is not None:
+            return stream_from_thread(lambda emit, stop: [emit(ev) for ev in self._pipeline_events(request)])
         messages = [m.model_dump() for m in request.messages]
         p = request.params
         kwargs = self._gen_kwargs(p)
@@ -328,3 +368,4 @@ class HFProvider(Provider):
     async def aclose(self) -> None:
         self.model = None
         self.tokenizer = None
+        self.pipe = None
