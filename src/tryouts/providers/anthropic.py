@@ -18,11 +18,11 @@ final ``message_delta``'s cumulative ``output_tokens`` (thinking included), reas
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from time import perf_counter_ns
 from typing import Any
 
 import httpx
@@ -31,8 +31,8 @@ from .. import errors
 from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
 from .base import Provider, warm_http_stack
-from .http import ClientSlots, retry_after, ssl_context, transport_error
-from .sse import SSEDecoder, SSEEvent
+from .http import ClientSlots, retry_after, ssl_context, stream_http
+from .sse import SSEEvent
 
 KEY_ENV = "ANTHROPIC_API_KEY"
 BASE_URL_ENV = "ANTHROPIC_BASE_URL"
@@ -151,28 +151,16 @@ class AnthropicProvider(Provider):
         slots = self._slots
         assert slots is not None
         body = self.body(request)
-        client = slots.checkout()
-        req = client.build_request("POST", self.url, json=body)
         st = _Stream()
-        try:
-            t0 = perf_counter_ns()
-            response = await client.send(req, stream=True)
-            yield Sent(t0)
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(response)
-                decoder = SSEDecoder()
-                async for raw in response.aiter_bytes():  # decoded: a proxy may gzip the stream
-                    for sse in decoder.feed(raw):
-                        for ev in self._parse(sse, st):
-                            yield ev
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.base_url, partial_text="".join(st.text)) from exc
-        finally:
-            slots.checkin(client)
+        events = stream_http(slots, lambda client: client.build_request("POST", self.url, json=body),
+                             where=self.base_url, http_error=self._http_error, partial=lambda: "".join(st.text))
+        async with contextlib.aclosing(events):
+            async for sse in events:
+                if isinstance(sse, Sent):
+                    yield sse
+                    continue
+                for ev in self._parse(sse, st):
+                    yield ev
         if not st.finished:
             raise errors.StreamCutError(
                 f"The stream from {self.base_url} ended without message_stop; the partial output is kept. "

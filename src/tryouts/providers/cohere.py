@@ -22,11 +22,11 @@ the two output counts agree in Cohere's examples.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from time import perf_counter_ns
 from typing import Any
 
 import httpx
@@ -35,8 +35,8 @@ from .. import errors
 from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
 from .base import Provider
-from .http import ClientSlots, retry_after, transport_error
-from .sse import SSEDecoder, SSEEvent
+from .http import ClientSlots, retry_after, stream_http
+from .sse import SSEEvent
 
 KEY_ENVS = ("COHERE_API_KEY", "CO_API_KEY")
 BASE_URL_ENV = "COHERE_BASE_URL"
@@ -132,28 +132,16 @@ class CohereProvider(Provider):
             await self.load()
         assert self._slots is not None
         body = self.body(request)
-        client = self._slots.checkout()
-        req = client.build_request("POST", self.url, json=body)
         st = _Stream()
-        try:
-            t0 = perf_counter_ns()
-            response = await client.send(req, stream=True)
-            yield Sent(t0)
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(response)
-                decoder = SSEDecoder()
-                async for raw in response.aiter_raw():
-                    for sse in decoder.feed(raw):
-                        for ev in self._parse(sse, st):
-                            yield ev
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.base_url, partial_text="".join(st.text)) from exc
-        finally:
-            self._slots.checkin(client)
+        events = stream_http(self._slots, lambda client: client.build_request("POST", self.url, json=body),
+                             where=self.base_url, http_error=self._http_error, partial=lambda: "".join(st.text))
+        async with contextlib.aclosing(events):
+            async for sse in events:
+                if isinstance(sse, Sent):
+                    yield sse
+                    continue
+                for ev in self._parse(sse, st):
+                    yield ev
         if not st.finished:
             raise errors.StreamCutError(
                 f"The stream from {self.base_url} ended without message-end; the partial output is kept. "

@@ -20,10 +20,10 @@ Wire facts this module relies on (see ``tryouts.testing.dialects.gemini``, which
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from time import perf_counter_ns
 from typing import Any
 from urllib.parse import quote
 
@@ -33,8 +33,7 @@ from .. import errors
 from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
 from .base import Provider
-from .http import ClientSlots, retry_after, transport_error
-from .sse import SSEDecoder
+from .http import ClientSlots, retry_after, stream_http
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
@@ -133,30 +132,18 @@ class GeminiProvider(Provider):
             await self.load()
         slots = self._slots
         assert slots is not None
-        client = slots.checkout()
-        req = client.build_request("POST", self.url, json=self.body(request))
+        body = self.body(request)
         finished = False
-        try:
-            t0 = perf_counter_ns()
-            response = await client.send(req, stream=True)
-            yield Sent(t0)
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(response)
-                decoder = SSEDecoder()
-                async for raw in response.aiter_raw():
-                    for sse in decoder.feed(raw):
-                        for ev in self._parse(sse.data, sse.t_ns):
-                            if isinstance(ev, Finish):
-                                finished = True
-                            yield ev
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.base_url) from exc
-        finally:
-            slots.checkin(client)
+        events = stream_http(slots, lambda client: client.build_request("POST", self.url, json=body),
+                             where=self.base_url, http_error=self._http_error)
+        async with contextlib.aclosing(events):
+            async for sse in events:
+                if isinstance(sse, Sent):
+                    yield sse
+                    continue
+                for ev in self._parse(sse.data, sse.t_ns):
+                    finished = finished or isinstance(ev, Finish)
+                    yield ev
         if not finished:
             raise errors.StreamCutError(
                 f"The stream from Gemini ({self.base_url}) ended without a finishReason; "

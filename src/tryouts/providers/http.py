@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import AsyncIterator, Callable
+from time import perf_counter_ns
+from typing import Any
 
 import httpx
 
@@ -88,3 +91,46 @@ def retry_after(value: str | None) -> float | None:
             return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
         except (TypeError, ValueError):
             return None
+
+
+async def stream_http(
+    slots: ClientSlots,
+    build: Callable[[httpx.AsyncClient], httpx.Request],
+    *,
+    where: str,
+    http_error: Callable[[httpx.Response], errors.ProviderError],
+    decoder: Any = None,
+    partial: Callable[[], str] = lambda: "",
+) -> AsyncIterator[Any]:
+    """Send one streaming request; yield :class:`~tryouts.types.Sent` at t0, then each decoded event.
+
+    The skeleton every HTTP provider shares: check out a client, stamp t0 just before sending, turn an
+    HTTP error status into ``http_error(response)``, feed the decoded body (gzip undone) to ``decoder``
+    (an :class:`~tryouts.providers.sse.SSEDecoder` by default; anything with ``feed(bytes) -> list``), map
+    transport failures with :func:`transport_error` (keeping ``partial()`` text), and always close the
+    response and check the client back in. Use it inside ``contextlib.aclosing`` so a consumer that
+    stops early releases the connection at once.
+    """
+    from ..types import Sent
+    from .sse import SSEDecoder
+
+    decoder = decoder if decoder is not None else SSEDecoder()
+    client = slots.checkout()
+    try:
+        request = build(client)
+        t0 = perf_counter_ns()
+        response = await client.send(request, stream=True)
+        yield Sent(t0)
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise http_error(response)
+            async for raw in response.aiter_bytes():
+                for event in decoder.feed(raw):
+                    yield event
+        finally:
+            await response.aclose()
+    except httpx.HTTPError as exc:
+        raise transport_error(exc, where, partial_text=partial()) from exc
+    finally:
+        slots.checkin(client)

@@ -12,10 +12,10 @@ The request asks for ``stream_options.include_usage``; a server that sends no us
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
-from time import perf_counter_ns
 from typing import Any
 
 import httpx
@@ -24,11 +24,10 @@ from .. import errors
 from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
 from .base import Provider, warm_http_stack
-from .http import ClientSlots, transport_error
+from .http import ClientSlots, stream_http
 from .http import retry_after as _retry_after
 from .http import ssl_context as _ssl_context
 from .presets import PRESETS, Preset  # noqa: F401  (Preset re-exported for callers)
-from .sse import SSEDecoder
 
 
 class OpenAICompatProvider(Provider):
@@ -126,34 +125,22 @@ class OpenAICompatProvider(Provider):
         if self._slots is None:
             await self.load()
         assert self._slots is not None
-        slots = self._slots
-        client = slots.checkout()
-        req = client.build_request("POST", self.chat_url, json=self.body(request))
+        body = self.body(request)
         finished = False
-        try:
-            t0 = perf_counter_ns()
-            response = await client.send(req, stream=True)
-            yield Sent(t0)
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(response)
-                decoder = SSEDecoder()
-                async for raw in response.aiter_bytes():  # decoded: a proxy may gzip the stream
-                    for sse in decoder.feed(raw):
-                        if sse.data == "[DONE]":
-                            finished = True
-                            continue
-                        for ev in self._parse(sse.data, sse.t_ns):
-                            if isinstance(ev, Finish):
-                                finished = True
-                            yield ev
-            finally:
-                await response.aclose()
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, self.base_url) from exc
-        finally:
-            slots.checkin(client)
+        events = stream_http(
+            self._slots, lambda client: client.build_request("POST", self.chat_url, json=body),
+            where=self.base_url, http_error=self._http_error,
+        )
+        async with contextlib.aclosing(events):
+            async for sse in events:
+                if isinstance(sse, Sent):
+                    yield sse
+                elif sse.data == "[DONE]":
+                    finished = True
+                else:
+                    for ev in self._parse(sse.data, sse.t_ns):
+                        finished = finished or isinstance(ev, Finish)
+                        yield ev
         if not finished:
             raise errors.StreamCutError(
                 f"The stream from {self.base_url} ended without a finish reason or [DONE]; "
