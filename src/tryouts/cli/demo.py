@@ -78,9 +78,10 @@ def demo(
         f"\nStored as run [bold]{outcome.run_id}[/] in {store.url}.\n"
         "These were [bold]random-weight demo models[/]: the text is gibberish by design, but the timings, "
         "token counts and storage are real.\n"
-        "Next: [bold]tryouts runs[/] lists runs; [bold]tryouts show latest[/] prints this one again.\n"
+        "Next: [bold]tryouts runs[/] lists runs; [bold]tryouts show latest[/] prints this one again; a suite "
+        "on these models: TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml\n"
         "Real models: tryouts compare \"your prompt\" -m hf:Qwen/Qwen2.5-0.5B-Instruct "
-        "-m llamacpp:./model.gguf -m openai:gpt-4o-mini (set OPENAI_API_KEY) "
-        "-m openai-compat:http://127.0.0.1:11434/v1#llama3.1 (Ollama)."
+        "-m llamacpp:./model.gguf -m ollama:llama3.1 -m openai:gpt-4o-mini (set OPENAI_API_KEY); "
+        "tryouts providers lists them all."
     )
     return 0 if outcome.all_ok else 2
