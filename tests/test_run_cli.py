@@ -215,3 +215,24 @@ def test_examples_run_and_record_what_cannot_run_here(example, replay_server, db
             assert r["ok"] and r["cost_usd"] is not None, r["error"]
         else:  # a Hub model that is not cached, a GGUF that is not there, a server that is not running
             assert not r["ok"] and r["error_kind"] in {"model_not_found", "connect"}, r["error"]
+
+
+def test_assertions_and_expected_answers_are_scored(replay_server, tmp_path, db):
+    s = suite(tmp_path, f"""
+models: ["openai-compat:{replay_server}#tokens=3"]
+prompts: ["{{{{q}}}}"]
+cases:
+  - vars: {{q: one}}
+    expected: " w0 w1 w2"
+    assert: [{{type: icontains, value: W1}}, {{type: length, max: 100}}]
+  - vars: {{q: two}}
+    expected: "something else"
+    assert: [{{type: contains, value: zzz}}]
+""")
+    p = tryouts("run", s, "--db", db)
+    assert p.returncode == 0, p.stderr
+    assert "Pass rate" in p.stdout and "0.50" in p.stdout
+    first, second = json.loads(tryouts("show", "latest", "--db", db, "-f", "json").stdout)["results"]
+    assert first["scores"]["assert"]["passed"] and first["scores"]["reference"]["exact_match"] == 1.0
+    assert not second["scores"]["assert"]["passed"] and second["scores"]["reference"]["token_f1"] == 0.0
+    assert "bleu" in first["scores"]["reference"]

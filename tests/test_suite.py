@@ -179,13 +179,13 @@ def test_inline_cases_expected_and_asserts(tmp_path):
             expected: A model trained on large data.
             assert:
               - {type: icontains, value: pretrained}
-              - {type: max_length, chars: 200}
+              - {type: length, max: 200}
           - vars: {question: "2+2?"}
             expected: 4
     """)
     a, b = suite.case_items()
     assert a.case_id == "q1" and a.expected == "A model trained on large data."
-    assert a.asserts == [{"type": "icontains", "value": "pretrained"}, {"type": "max_length", "chars": 200}]
+    assert a.asserts == [{"type": "icontains", "value": "pretrained"}, {"type": "length", "max": 200}]
     assert b.case_id == "c2" and b.expected == "4" and b.asserts == []
 
 
@@ -675,3 +675,16 @@ def test_environment_variables_are_expanded(tmp_path, monkeypatch):
     with pytest.raises(SuiteError) as info:
         loads_suite("models: [openai:gpt-4o-mini]\nprompts:\n  - hi ${TRYOUTS_TEST_UNSET}\n", source="s.yaml")
     assert "s.yaml:3:" in str(info.value) and "TRYOUTS_TEST_UNSET is not set" in str(info.value)
+
+
+def test_invalid_assertions_are_refused_at_load_with_line_and_field(tmp_path):
+    line, text = first(fails(tmp_path, """
+        models: [openai:gpt-4o-mini]
+        prompts: [hi]
+        cases:
+          - vars: {}
+            assert:
+              - {type: regex, value: "([unclosed"}
+    """))
+    assert line == 6 and text.startswith("cases[0].assert[0]: value: ") and "regular expression" in text
+    assert text.count("cases[0].assert[0]") == 1

@@ -138,5 +138,10 @@ def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         summary["cost_total_usd"] = decimal_str(sum(known, Decimal(0))) if known else None
         summary["cost_unknown"] = sum(1 for r, c in costs if c is None and r.get("ok"))
         summary["cost_per_1k_requests_usd"] = per_1k
+        passes = [1.0 if r["scores"]["assert"]["passed"] else 0.0 for r in rs if (r.get("scores") or {}).get("assert")]
+        if passes:  # the share of cases whose assertions all passed, with a bootstrap 95% interval
+            from .scoring.statistics import bootstrap_mean
+
+            summary["assert_pass_rate"] = bootstrap_mean(passes)
         out.append(summary)
     return out

@@ -177,6 +177,7 @@ class Result(_Strict):
     cached: bool = Field(default=False, description="Served from Tryouts' response cache: never a timing sample.")
     attempts: int = Field(default=1, description="Tries made, retries included.")
     case: dict[str, Any] | None = Field(default=None, description="Suite runs: prompt_id, case_id, vars, expected.")
+    scores: dict[str, Any] | None = Field(default=None, description="Quality: assertion results and reference metrics.")
     model_index: int = 0
     case_index: int = 0
     repeat_index: int = 0

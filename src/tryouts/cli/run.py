@@ -70,6 +70,12 @@ def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | N
     )
 
 
+def _rate(p: dict | None) -> str:
+    if not p or p.get("mean") is None:
+        return "-"
+    return f"{p['mean']:.2f} [{p['low']:.2f}–{p['high']:.2f}] n={p['n']}"
+
+
 def print_summary(console, results: list[dict], labels: list[str] | None = None) -> None:
     from rich.table import Table
 
@@ -81,10 +87,13 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None)
         return "-" if v is None else f"{v:,.1f}"
 
     table = Table(title="Summary", title_justify="left", header_style="bold")
-    for name in ("Model", "n", "Failed", "Cached", "TTFT p50", "TTFT p90", "tok/s p50", "E2E p50", "Cost USD",
-                 "per 1k req"):
+    summaries = summarize(results)
+    graded = any(s.get("assert_pass_rate") for s in summaries)
+    names = ["Model", "n", "Failed", "Cached", "TTFT p50", "TTFT p90", "tok/s p50", "E2E p50", "Cost USD",
+             "per 1k req"] + (["Pass rate (95% CI)"] if graded else [])
+    for name in names:
         table.add_column(name, justify="left" if name == "Model" else "right")
-    for s in summarize(results):
+    for s in summaries:
         cost = "unknown" if s["cost_total_usd"] is None else f"${float(s['cost_total_usd']):.4f}"
         if s.get("cost_unknown"):
             cost += f" (+{s['cost_unknown']} unknown)"
@@ -94,6 +103,7 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None)
             short_label(label), str(s["n"]), str(s["failures"]), str(s["cached"]),
             ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,
             "unknown" if per_k is None else f"${float(per_k):.4f}",
+            *([_rate(s.get("assert_pass_rate"))] if graded else []),
         )
     console.print(table)
     console.print("Timings in ms over fresh, successful results (cached results are never timing samples).",

@@ -144,6 +144,16 @@ class ResultWriter:
             raise errors.StoreError(f"Writing results failed: {self._error}")
 
 
+def _scores(case: dict | None, result: Result) -> dict | None:
+    """Quality scores for a result whose case has assertions or an expected answer (imported only then)."""
+    if not case or not (case.get("asserts") or case.get("expected") is not None):
+        return None
+    from ..scoring.score import score_result
+
+    cost = float(result.cost.total) if result.cost.total is not None else None
+    return score_result(case, text=result.text, ok=result.ok, e2e_ms=result.timing.e2e_ms, cost_usd=cost)
+
+
 async def _aiter(items: list) -> Any:
     for item in items:
         yield item
@@ -229,7 +239,9 @@ async def run_cells(
         key = key_for(cell)
         hit = await asyncio.to_thread(store.cache_get, key) if key is not None else None
         if hit is not None:
-            record(cell, cached_result(cell, hit, cases.get(cell.case_index)))
+            result = cached_result(cell, hit, cases.get(cell.case_index))
+            result.scores = _scores(result.case, result)
+            record(cell, result)
         return hit is not None
 
     async def run_one(
@@ -268,6 +280,7 @@ async def run_cells(
             emit("retry", cell, f"{result.error} (retry {tries}/{policy.max_retries} in {wait:.1f} s)")
             await asyncio.sleep(wait)
         result.attempts, result.case = tries, case
+        result.scores = _scores(case, result)
         cache = None
         if result.ok and key is not None:
             cache = (key, cell.spec.ref, {

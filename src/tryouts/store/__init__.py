@@ -252,6 +252,7 @@ def _row(run_id: str, r: Result) -> dict[str, Any]:
         "cached": r.cached,
         "case": _jsonable(r.case),
         "attempts": r.attempts,
+        "scores": _jsonable(r.scores),
     }
 
 

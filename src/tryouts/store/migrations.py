@@ -149,3 +149,9 @@ def m002_suites_cache_and_resume(conn: Connection) -> None:
         Column("response", JSON, nullable=False),
         Column("hits", Integer, nullable=False),
     ).create(conn)
+
+
+@migration
+def m003_scores(conn: Connection) -> None:
+    """Quality scores of a result (assertions, reference metrics), stored beside its timings."""
+    _add_column(conn, "results", Column("scores", JSON))

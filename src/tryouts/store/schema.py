@@ -69,6 +69,7 @@ results = Table(
     Column("cached", Boolean, nullable=False),
     Column("case", JSON),
     Column("attempts", Integer),
+    Column("scores", JSON),
 )
 
 cache = Table(

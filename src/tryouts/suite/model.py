@@ -452,6 +452,16 @@ class Suite(_Strict):
                 ))
             else:
                 ids[prompt.id] = i
+        from ..errors import UsageError
+        from ..scoring.assertions import parse_assertion
+
+        for i, case in enumerate(self.cases):
+            for j, spec in enumerate(case.asserts):
+                where = f"cases[{i}].assert[{j}]"
+                try:  # a bad regex or JSON Schema is refused now, not when the first answer arrives
+                    parse_assertion(spec.model_dump(), where)
+                except UsageError as exc:  # the location is added by Problem: keep the field and the message
+                    problems.append(Problem(("cases", i, "assert", j), str(exc).removeprefix(where).lstrip(".: ")))
         for key in self.concurrency:
             if key != "default" and key not in {p.name for p in all_providers()}:
                 known = ", ".join(sorted(p.name for p in all_providers()))

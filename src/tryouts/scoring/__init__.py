@@ -1,0 +1,1 @@
+"""Scoring: assertions, reference metrics, statistics (docs/scoring.md)."""

@@ -1,0 +1,283 @@
+"""Assertions: checks on one model output (docs/scoring.md).
+
+A suite stores each assertion as a mapping with a string ``type`` and its arguments::
+
+    {type: icontains, value: [pretrained, transformer], mode: any}
+    {type: not-regex, value: "(?i)as an ai"}
+    {type: json-schema, value: {type: object, required: [answer]}, weight: 2}
+    {type: length, max: 400}
+    {type: latency-ms, max: 2000}
+
+:func:`parse_assertion` validates a mapping up front (an unknown type, a missing value, a bad regex or JSON
+Schema, bad bounds all raise :class:`~tryouts.errors.UsageError` naming where and which field) and returns a
+:class:`Check`; :func:`evaluate` runs one check on one output and :func:`score_case` runs them all.
+
+Types
+    ``equals``        the output, stripped, equals ``value`` (stripped)
+    ``contains``      the output contains ``value`` (a string, or a list with ``mode: all`` (default) or ``any``)
+    ``icontains``     the same, ignoring case
+    ``regex``         ``re.search(value, output)`` finds a match
+    ``starts-with``   the output, with leading whitespace removed, starts with ``value``
+    ``is-json``       the output parses as JSON (one surrounding Markdown code fence is allowed)
+    ``json-schema``   the output parses as JSON and is valid against the JSON Schema ``value`` (draft 2020-12)
+    ``length``        ``min`` <= number of characters <= ``max`` (either may be left out, not both)
+    ``latency-ms``    the result's end-to-end time is at most ``max`` ms (fails when it was not measured)
+    ``cost-usd``      the result's cost is at most ``max`` USD (fails when the cost is unknown)
+
+A ``not-`` prefix (``not-contains``) or ``negate: true`` inverts a check; a check whose measurement is missing
+(latency, cost) fails either way. ``weight`` (default 1, >= 0) weighs the check in the case's score.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import UsageError
+
+TYPES: tuple[str, ...] = (
+    "equals", "contains", "icontains", "regex", "starts-with", "is-json", "json-schema", "length",
+    "latency-ms", "cost-usd",
+)
+_NEEDS_VALUE = {"equals", "contains", "icontains", "regex", "starts-with", "json-schema"}
+_BOUNDED = {"length", "latency-ms", "cost-usd"}
+_COMMON_FIELDS = {"type", "negate", "weight", "description"}
+_FIELDS: dict[str, set[str]] = {
+    "equals": {"value"}, "contains": {"value", "mode"}, "icontains": {"value", "mode"}, "regex": {"value"},
+    "starts-with": {"value"}, "is-json": set(), "json-schema": {"value"}, "length": {"min", "max"},
+    "latency-ms": {"max", "value"}, "cost-usd": {"max", "value"},
+}
+
+
+@dataclass
+class Check:
+    """One validated assertion. ``type`` is the base type (without ``not-``); ``negate`` inverts it."""
+
+    type: str
+    value: Any = None
+    negate: bool = False
+    weight: float = 1.0
+    mode: str = "all"
+    min: float | None = None
+    max: float | None = None
+    description: str | None = None
+    _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _validator: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def label(self) -> str:
+        """The type as a suite would write it, e.g. ``not-contains``."""
+        return f"not-{self.type}" if self.negate else self.type
+
+
+def _fail(where: str, fld: str, message: str) -> UsageError:
+    return UsageError(f"{where}.{fld}: {message}")
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _bound(spec: dict[str, Any], key: str, where: str) -> float | None:
+    x = spec.get(key)
+    if x is None:
+        return None
+    if not _is_number(x) or x < 0:
+        raise _fail(where, key, f"must be a number >= 0, got {x!r}")
+    return float(x)
+
+
+def parse_assertion(spec: dict[str, Any], where: str) -> Check:
+    """Validate one assertion mapping and build its :class:`Check`.
+
+    Raises :class:`UsageError` naming ``where`` (e.g. ``cases[2].assert[0]``) and the offending field.
+    """
+    if not isinstance(spec, dict):
+        raise UsageError(f"{where}: an assertion is a mapping with a 'type', got {type(spec).__name__}")
+    raw_type = spec.get("type")
+    known = ", ".join(TYPES)
+    if not isinstance(raw_type, str) or not raw_type:
+        raise _fail(where, "type", f"missing or not a string; known types: {known} (any may take a 'not-' prefix)")
+    negated_by_prefix = raw_type.startswith("not-")
+    base = raw_type[4:] if negated_by_prefix else raw_type
+    if base not in TYPES:
+        raise _fail(where, "type", f"unknown assertion type {raw_type!r}; known types: {known} "
+                                   "(any may take a 'not-' prefix)")
+    allowed = _COMMON_FIELDS | _FIELDS[base]
+    for key in spec:
+        if key not in allowed:
+            raise _fail(where, str(key), f"{base} does not take {key!r}; its fields are: {', '.join(sorted(allowed))}")
+
+    negate_flag = spec.get("negate", False)
+    if not isinstance(negate_flag, bool):
+        raise _fail(where, "negate", f"must be true or false, got {negate_flag!r}")
+    if negate_flag and negated_by_prefix:
+        raise _fail(where, "negate", f"{raw_type!r} is already negated by its 'not-' prefix; drop 'negate: true'")
+    weight = spec.get("weight", 1.0)
+    if not _is_number(weight) or weight < 0:
+        raise _fail(where, "weight", f"must be a number >= 0, got {weight!r}")
+    description = spec.get("description")
+    if description is not None and not isinstance(description, str):
+        raise _fail(where, "description", "must be a string")
+
+    check = Check(type=base, negate=negated_by_prefix or negate_flag, weight=float(weight), description=description)
+    value = spec.get("value")
+    if base in _NEEDS_VALUE and value is None:
+        raise _fail(where, "value", f"{base} needs a 'value'")
+
+    if base in {"equals", "regex", "starts-with"}:
+        if not isinstance(value, str):
+            raise _fail(where, "value", f"{base} needs a string, got {type(value).__name__}")
+        if base == "regex":
+            try:
+                check._pattern = re.compile(value)
+            except re.error as exc:
+                raise _fail(where, "value", f"invalid regular expression {value!r}: {exc}") from None
+    elif base in {"contains", "icontains"}:
+        if isinstance(value, list):
+            if not value or not all(isinstance(v, str) for v in value):
+                raise _fail(where, "value", f"{base} needs a string or a non-empty list of strings")
+        elif not isinstance(value, str):
+            raise _fail(where, "value", f"{base} needs a string or a list of strings, got {type(value).__name__}")
+        mode = spec.get("mode", "all")
+        if mode not in ("any", "all"):
+            raise _fail(where, "mode", f"must be 'any' or 'all', got {mode!r}")
+        check.mode = mode
+    elif base == "json-schema":
+        if not isinstance(value, dict | bool):
+            raise _fail(where, "value", f"json-schema needs a JSON Schema (a mapping), got {type(value).__name__}")
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
+        try:
+            Draft202012Validator.check_schema(value)
+        except SchemaError as exc:
+            path = "/".join(str(p) for p in exc.path)
+            at = f" at {path!r}" if path else ""
+            raise _fail(where, "value", f"invalid JSON Schema{at}: {exc.message}") from None
+        check._validator = Draft202012Validator(value)
+    elif base == "length":
+        check.min, check.max = _bound(spec, "min", where), _bound(spec, "max", where)
+        if check.min is None and check.max is None:
+            raise _fail(where, "min", "length needs 'min', 'max' or both")
+        if check.min is not None and check.max is not None and check.min > check.max:
+            raise _fail(where, "max", f"'max' ({check.max:g}) is below 'min' ({check.min:g})")
+    elif base in {"latency-ms", "cost-usd"}:
+        if "max" in spec and "value" in spec:
+            raise _fail(where, "max", f"{base} takes 'max' (or 'value'), not both")
+        key = "max" if "max" in spec else "value"
+        check.max = _bound(spec, key, where)
+        if check.max is None:
+            raise _fail(where, "max", f"{base} needs 'max'")
+    check.value = value
+    return check
+
+
+def _parse_json(text: str) -> Any:
+    s = text.strip()
+    m = re.fullmatch(r"```[A-Za-z0-9_-]*\s*\n(.*?)\n?\s*```", s, flags=re.DOTALL)
+    if m:
+        s = m.group(1)
+    return json.loads(s)
+
+
+def _short(s: Any, n: int = 60) -> str:
+    r = repr(s)
+    return r if len(r) <= n else r[: n - 3] + "..."
+
+
+def _raw(check: Check, text: str, e2e_ms: float | None, cost_usd: float | None) -> tuple[bool | None, str]:
+    """(passed before negation, or None when the measurement is missing; what was found)."""
+    t, v = check.type, check.value
+    if t == "equals":
+        ok = text.strip() == v.strip()
+        return ok, "equals the value" if ok else f"differs from {_short(v)}"
+    if t in ("contains", "icontains"):
+        needles = v if isinstance(v, list) else [v]
+        hay = text.lower() if t == "icontains" else text
+        found = [n for n in needles if (n.lower() if t == "icontains" else n) in hay]
+        missing = [n for n in needles if n not in found]
+        if check.mode == "any" and len(needles) > 1:
+            ok = bool(found)
+            return ok, f"contains {_short(found[0])}" if ok else f"contains none of {_short(needles)}"
+        ok = not missing
+        return ok, f"contains {_short(needles if len(needles) > 1 else needles[0])}" if ok \
+            else f"does not contain {_short(missing if len(missing) > 1 else missing[0])}"
+    if t == "regex":
+        pattern = check._pattern or re.compile(v)
+        m = pattern.search(text)
+        return bool(m), f"matches {_short(v)} at {_short(m.group(0))}" if m else f"does not match {_short(v)}"
+    if t == "starts-with":
+        ok = text.lstrip().startswith(v)
+        return ok, f"starts with {_short(v)}" if ok else f"does not start with {_short(v)}"
+    if t in ("is-json", "json-schema"):
+        try:
+            doc = _parse_json(text)
+        except ValueError as exc:
+            return False, f"is not JSON ({exc})"
+        if t == "is-json":
+            return True, "is JSON"
+        if check._validator is None:
+            from jsonschema import Draft202012Validator
+
+            check._validator = Draft202012Validator(v)
+        errors = sorted(check._validator.iter_errors(doc), key=lambda e: list(e.path))
+        if not errors:
+            return True, "is valid against the schema"
+        e = errors[0]
+        path = "/".join(str(p) for p in e.path)
+        return False, f"fails the schema{' at ' + repr(path) if path else ''}: {e.message}"
+    if t == "length":
+        n = len(text)
+        ok = (check.min is None or n >= check.min) and (check.max is None or n <= check.max)
+        lo = f"{check.min:g}" if check.min is not None else "0"
+        hi = f"{check.max:g}" if check.max is not None else "inf"
+        return ok, f"{n} characters ({'within' if ok else 'outside'} [{lo}, {hi}])"
+    if t == "latency-ms":
+        if e2e_ms is None:
+            return None, "latency was not measured"
+        ok = e2e_ms <= check.max
+        return ok, f"took {e2e_ms:.0f} ms ({'<=' if ok else '>'} {check.max:g} ms)"
+    if t == "cost-usd":
+        if cost_usd is None:
+            return None, "cost is unknown (no price for this model)"
+        ok = cost_usd <= check.max
+        return ok, f"cost ${cost_usd:.6g} ({'<=' if ok else '>'} ${check.max:g})"
+    raise UsageError(f"unknown assertion type {t!r}")
+
+
+def evaluate(check: Check, *, text: str, e2e_ms: float | None = None, cost_usd: float | None = None) -> dict[str, Any]:
+    """Run one check on one output: ``{"type", "passed", "score" (0/1), "weight", "reason"}``."""
+    raw, found = _raw(check, text or "", e2e_ms, cost_usd)
+    if raw is None:
+        passed = False
+        reason = found
+    elif check.negate:
+        passed = not raw
+        reason = f"{found} (negated: must not)" if raw else found
+    else:
+        passed = raw
+        reason = found
+    return {"type": check.label, "passed": passed, "score": 1.0 if passed else 0.0, "weight": check.weight,
+            "reason": reason}
+
+
+def score_case(checks: Iterable[Check], **result_fields: Any) -> dict[str, Any]:
+    """Run every check on one result (``text``, ``e2e_ms``, ``cost_usd``).
+
+    ``passed`` is true when every check passed (zero-weight checks included); ``score`` is the weighted mean
+    of the checks' scores (the plain mean when every weight is 0; 1.0 with no checks).
+    """
+    results = [evaluate(c, **result_fields) for c in checks]
+    if not results:
+        return {"passed": True, "score": 1.0, "results": []}
+    total = sum(r["weight"] for r in results)
+    if total > 0:
+        score = sum(r["score"] * r["weight"] for r in results) / total
+    else:
+        score = sum(r["score"] for r in results) / len(results)
+    return {"passed": all(r["passed"] for r in results), "score": score, "results": results}

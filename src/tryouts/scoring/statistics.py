@@ -1,0 +1,343 @@
+"""Honest statistics for comparing models.
+
+Pure functions on plain sequences, numpy (and scipy for the exact binomial
+test) only. Every randomised procedure takes a ``seed`` and is deterministic
+given it.
+
+- :func:`bootstrap_mean` — percentile-bootstrap interval for a mean score.
+- :func:`paired_bootstrap` — paired comparison of two models on the same cases.
+- :func:`sign_test` — exact two-sided sign test on per-case wins.
+- :func:`pass_at_k` / :func:`pass_hat_k` — unbiased pass@k and pass^k.
+- :func:`bradley_terry` — ratings from pairwise votes with bootstrap intervals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "bootstrap_mean",
+    "bradley_terry",
+    "paired_bootstrap",
+    "pass_at_k",
+    "pass_hat_k",
+    "sign_test",
+]
+
+_CHUNK = 1_000_000  # max resample-matrix cells materialised at once
+
+
+def _as_array(values: Iterable[float], name: str) -> np.ndarray:
+    arr = np.asarray(list(values), dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a flat sequence of numbers")
+    if arr.size and not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values")
+    return arr
+
+
+def _check_common(confidence: float, n_resamples: int) -> None:
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must be in (0, 1)")
+    if n_resamples < 1:
+        raise ValueError("n_resamples must be >= 1")
+
+
+def _resampled_means(x: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of ``n_resamples`` with-replacement resamples of ``x`` (chunked)."""
+    n = x.size
+    out = np.empty(n_resamples)
+    step = max(1, _CHUNK // n)
+    for start in range(0, n_resamples, step):
+        stop = min(n_resamples, start + step)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = x[idx].mean(axis=1)
+    return out
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[float, float]:
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(samples, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def bootstrap_mean(
+    values: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean with a percentile-bootstrap confidence interval.
+
+    Args:
+        values: Per-case scores.
+        confidence: Two-sided coverage of the interval, in (0, 1).
+        n_resamples: Number of bootstrap resamples.
+        seed: Seed for the random generator (results are deterministic given it).
+
+    Returns:
+        ``{"n", "mean", "low", "high"}``. With no values the mean and bounds are
+        ``None``; with one value ``low == high == mean``.
+    """
+    _check_common(confidence, n_resamples)
+    x = _as_array(values, "values")
+    n = int(x.size)
+    if n == 0:
+        return {"n": 0, "mean": None, "low": None, "high": None}
+    mean = float(x.mean())
+    if n == 1:
+        return {"n": 1, "mean": mean, "low": mean, "high": mean}
+    rng = np.random.default_rng(seed)
+    low, high = _percentile_interval(_resampled_means(x, n_resamples, rng), confidence)
+    return {"n": n, "mean": mean, "low": low, "high": high}
+
+
+def paired_bootstrap(
+    a: Sequence[float],
+    b: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Paired bootstrap comparison of two models scored on the same cases.
+
+    The per-case differences ``d = b - a`` are resampled (cases, not scores, are
+    the unit, so the pairing is kept). The interval is the percentile interval
+    of the resampled mean differences. The p-value is two-sided and computed
+    from the same bootstrap distribution shifted to be centred on zero (the
+    null hypothesis of no mean difference): with observed mean ``dbar`` and
+    resampled means ``m*``, ``p = (1 + #{|m* - dbar| >= |dbar|}) / (1 + B)``.
+    The ``+1`` terms keep the p-value away from an impossible exact zero.
+
+    Args:
+        a: Per-case scores of the baseline model.
+        b: Per-case scores of the candidate model, same cases in the same order.
+        confidence: Two-sided coverage of the interval, in (0, 1).
+        n_resamples: Number of bootstrap resamples (``B``).
+        seed: Seed for the random generator (results are deterministic given it).
+
+    Returns:
+        ``{"n", "diff", "low", "high", "p_value"}`` where ``diff`` is the mean of
+        ``b - a`` (positive means ``b`` scores higher). With no cases everything
+        but ``n`` is ``None``; with one case the interval collapses to ``diff``
+        and ``p_value`` is 1.0.
+
+    Raises:
+        ValueError: If ``a`` and ``b`` differ in length.
+    """
+    _check_common(confidence, n_resamples)
+    xa = _as_array(a, "a")
+    xb = _as_array(b, "b")
+    if xa.size != xb.size:
+        raise ValueError(f"paired scores must have equal length (got {xa.size} and {xb.size})")
+    d = xb - xa
+    n = int(d.size)
+    if n == 0:
+        return {"n": 0, "diff": None, "low": None, "high": None, "p_value": None}
+    dbar = float(d.mean())
+    if n == 1:
+        return {"n": 1, "diff": dbar, "low": dbar, "high": dbar, "p_value": 1.0}
+    rng = np.random.default_rng(seed)
+    means = _resampled_means(d, n_resamples, rng)
+    low, high = _percentile_interval(means, confidence)
+    extreme = int(np.count_nonzero(np.abs(means - dbar) >= abs(dbar) - 1e-12))
+    p_value = min(1.0, (1 + extreme) / (1 + n_resamples))
+    return {"n": n, "diff": dbar, "low": low, "high": high, "p_value": float(p_value)}
+
+
+def sign_test(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Exact two-sided sign test on paired per-case scores.
+
+    Each case is a win for ``b`` (``b > a``), a win for ``a`` or a tie. Ties
+    are dropped and the wins for ``b`` among the rest are tested against a fair
+    coin with an exact binomial test.
+
+    Args:
+        a: Per-case scores of the baseline model.
+        b: Per-case scores of the candidate model, same cases in the same order.
+
+    Returns:
+        ``{"n", "wins_b", "wins_a", "ties", "p_value"}``; ``n`` counts all cases
+        and ``p_value`` is 1.0 when every case is a tie.
+
+    Raises:
+        ValueError: If ``a`` and ``b`` differ in length.
+    """
+    from scipy.stats import binomtest
+
+    xa = _as_array(a, "a")
+    xb = _as_array(b, "b")
+    if xa.size != xb.size:
+        raise ValueError(f"paired scores must have equal length (got {xa.size} and {xb.size})")
+    wins_b = int(np.count_nonzero(xb > xa))
+    wins_a = int(np.count_nonzero(xa > xb))
+    ties = int(xa.size) - wins_b - wins_a
+    decided = wins_a + wins_b
+    p_value = 1.0 if decided == 0 else float(binomtest(wins_b, decided, 0.5).pvalue)
+    return {"n": int(xa.size), "wins_b": wins_b, "wins_a": wins_a, "ties": ties, "p_value": p_value}
+
+
+def _check_nck(n: int, c: int, k: int) -> None:
+    if n < 1 or not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need n >= 1, 0 <= c <= n and 1 <= k <= n (got n={n}, c={c}, k={k})")
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k estimate: ``1 - C(n-c, k) / C(n, k)`` (Chen et al. 2021).
+
+    The probability that at least one of ``k`` samples drawn without
+    replacement from ``n`` (of which ``c`` are correct) is correct. Computed as
+    a product of ratios, so it is stable for large ``n``.
+
+    Args:
+        n: Samples generated for the task.
+        c: How many of them passed.
+        k: Samples the user is allowed, ``1 <= k <= n``.
+
+    Returns:
+        The estimate in ``[0, 1]``.
+    """
+    _check_nck(n, c, k)
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1, dtype=float)))
+
+
+def pass_hat_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass^k estimate: ``C(c, k) / C(n, k)``.
+
+    The probability that all ``k`` samples drawn without replacement from
+    ``n`` (of which ``c`` are correct) are correct — a reliability measure.
+
+    Args:
+        n: Samples generated for the task.
+        c: How many of them passed.
+        k: Number of samples that must all pass, ``1 <= k <= n``.
+
+    Returns:
+        The estimate in ``[0, 1]``.
+    """
+    _check_nck(n, c, k)
+    if c < k:
+        return 0.0
+    i = np.arange(k, dtype=float)
+    return float(np.prod((c - i) / (n - i)))
+
+
+def _bt_fit(
+    ia: np.ndarray, ib: np.ndarray, sa: np.ndarray, m: int, max_iter: int, tol: float = 1e-10
+) -> np.ndarray:
+    """MM fit of Bradley–Terry strengths; returns log10 strengths (geometric mean 1).
+
+    ``sa`` is the score of the first model in each comparison (1, 0 or 0.5).
+    Prior: each model plays one virtual tie against a virtual opponent of
+    strength 1 (the geometric mean), i.e. +0.5 win and +1 game against it.
+    """
+    wins = np.bincount(ia, weights=sa, minlength=m) + np.bincount(ib, weights=1.0 - sa, minlength=m)
+    games = np.zeros((m, m))
+    np.add.at(games, (ia, ib), 1.0)
+    games = games + games.T
+    wins = wins + 0.5
+    p = np.ones(m)
+    for _ in range(max_iter):
+        denom = (games / (p[:, None] + p[None, :])).sum(axis=1) + 1.0 / (p + 1.0)
+        new = wins / denom
+        new = new / np.exp(np.log(new).mean())
+        done = np.max(np.abs(np.log(new) - np.log(p))) < tol
+        p = new
+        if done:
+            break
+    return np.log10(p)
+
+
+def bradley_terry(
+    comparisons: Iterable[tuple[str, str, str]],
+    *,
+    n_resamples: int = 200,
+    seed: int = 0,
+    max_iter: int = 1000,
+    confidence: float = 0.95,
+) -> list[dict[str, Any]]:
+    """Bradley–Terry ratings from pairwise votes, with bootstrap intervals.
+
+    Strengths are fitted with Hunter's (2004) MM algorithm. A tie counts as
+    half a win for each side. A tiny prior — one virtual tie per model against
+    an average opponent — keeps unbeaten or winless models finite. Ratings are
+    on an Elo-like scale, ``400 * log10(strength)``, shifted so the mean rating
+    is 1000. Intervals are percentile intervals over refits on comparisons
+    resampled with replacement.
+
+    "Both bad" votes express no preference between the two models and are not
+    part of this model: the caller must drop them before calling (any outcome
+    other than ``"a"``, ``"b"`` or ``"tie"`` is rejected).
+
+    Args:
+        comparisons: ``(model_a, model_b, outcome)`` triples, ``outcome`` in
+            ``{"a", "b", "tie"}`` naming the winner.
+        n_resamples: Bootstrap refits for the intervals (0 gives ``None`` bounds).
+        seed: Seed for the random generator (results are deterministic given it).
+        max_iter: Maximum MM iterations per fit.
+        confidence: Two-sided coverage of the intervals, in (0, 1).
+
+    Returns:
+        One dict per model, ``{"model", "rating", "low", "high", "wins",
+        "losses", "ties"}``, sorted best first (ties broken by name). Empty
+        input gives an empty list.
+
+    Raises:
+        ValueError: On an unknown outcome or a model compared with itself.
+    """
+    if not 0.0 < confidence < 1.0:
+        raise ValueError("confidence must be in (0, 1)")
+    rows = list(comparisons)
+    if not rows:
+        return []
+    names = sorted({str(r[0]) for r in rows} | {str(r[1]) for r in rows})
+    index = {name: i for i, name in enumerate(names)}
+    m = len(names)
+    score = {"a": 1.0, "b": 0.0, "tie": 0.5}
+    ia = np.empty(len(rows), dtype=int)
+    ib = np.empty(len(rows), dtype=int)
+    sa = np.empty(len(rows))
+    for t, (ma, mb, outcome) in enumerate(rows):
+        if outcome not in score:
+            raise ValueError(f"outcome must be 'a', 'b' or 'tie' (got {outcome!r}); drop 'both bad' votes")
+        if ma == mb:
+            raise ValueError(f"model {ma!r} compared with itself")
+        ia[t], ib[t], sa[t] = index[str(ma)], index[str(mb)], score[outcome]
+
+    def ratings(sel: np.ndarray | slice) -> np.ndarray:
+        r = 400.0 * _bt_fit(ia[sel], ib[sel], sa[sel], m, max_iter)
+        return r - r.mean() + 1000.0
+
+    point = ratings(slice(None))
+    low = high = [None] * m
+    if n_resamples > 0:
+        rng = np.random.default_rng(seed)
+        boot = np.array([ratings(rng.integers(0, len(rows), len(rows))) for _ in range(n_resamples)])
+        alpha = (1.0 - confidence) / 2.0
+        lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], axis=0)
+        low, high = [float(v) for v in lo], [float(v) for v in hi]
+
+    wins = np.bincount(ia, weights=sa == 1.0, minlength=m) + np.bincount(ib, weights=sa == 0.0, minlength=m)
+    losses = np.bincount(ia, weights=sa == 0.0, minlength=m) + np.bincount(ib, weights=sa == 1.0, minlength=m)
+    ties = np.bincount(ia, weights=sa == 0.5, minlength=m) + np.bincount(ib, weights=sa == 0.5, minlength=m)
+    out = [
+        {
+            "model": names[i],
+            "rating": float(point[i]),
+            "low": low[i],
+            "high": high[i],
+            "wins": int(wins[i]),
+            "losses": int(losses[i]),
+            "ties": int(ties[i]),
+        }
+        for i in range(m)
+    ]
+    out.sort(key=lambda r: (-r["rating"], r["model"]))
+    return out

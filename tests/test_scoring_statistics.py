@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+from math import comb
+
+import numpy as np
+import pytest
+
+from tryouts.scoring.statistics import (
+    bootstrap_mean,
+    bradley_terry,
+    paired_bootstrap,
+    pass_at_k,
+    pass_hat_k,
+    sign_test,
+)
+
+
+def test_bootstrap_mean_covers_true_mean_and_shrinks():
+    rng = np.random.default_rng(1)
+    small = rng.normal(0.5, 0.2, 30)
+    large = rng.normal(0.5, 0.2, 3000)
+    rs = bootstrap_mean(small, seed=3)
+    rl = bootstrap_mean(large, seed=3)
+    assert rs["n"] == 30 and rl["n"] == 3000
+    for r in (rs, rl):
+        assert r["low"] <= 0.5 <= r["high"]
+        assert r["low"] <= r["mean"] <= r["high"]
+    assert (rl["high"] - rl["low"]) < (rs["high"] - rs["low"]) / 5
+    assert bootstrap_mean(small, seed=3) == rs  # deterministic
+
+
+def test_bootstrap_mean_edge_cases():
+    assert bootstrap_mean([]) == {"n": 0, "mean": None, "low": None, "high": None}
+    assert bootstrap_mean([0.7]) == {"n": 1, "mean": 0.7, "low": 0.7, "high": 0.7}
+
+
+def test_paired_bootstrap_finds_planted_difference():
+    rng = np.random.default_rng(7)
+    a = rng.uniform(0, 1, 100)
+    b = a + 0.2 + rng.normal(0, 0.1, 100)
+    r = paired_bootstrap(a, b, seed=0)
+    assert r["n"] == 100
+    assert r["diff"] == pytest.approx(float(np.mean(b - a)))
+    assert r["p_value"] < 0.01
+    assert r["low"] > 0
+
+
+def test_paired_bootstrap_false_positive_rate():
+    rejections = 0
+    for s in range(200):
+        rng = np.random.default_rng(1000 + s)
+        a = rng.normal(0.6, 0.2, 60)
+        b = rng.normal(0.6, 0.2, 60)
+        if paired_bootstrap(a, b, n_resamples=500, seed=s)["p_value"] < 0.05:
+            rejections += 1
+    assert 0.01 <= rejections / 200 <= 0.10
+
+
+def test_paired_bootstrap_length_mismatch_and_edges():
+    with pytest.raises(ValueError):
+        paired_bootstrap([1, 2], [1])
+    assert paired_bootstrap([], [])["diff"] is None
+    r = paired_bootstrap([0.0], [1.0])
+    assert r["diff"] == r["low"] == r["high"] == 1.0
+
+
+def test_sign_test_hand_computed():
+    a = [0] * 12
+    b = [1] * 8 + [-1] * 2 + [0] * 2  # 8 wins for b, 2 for a, 2 ties
+    r = sign_test(a, b)
+    expected = 2 * sum(comb(10, i) for i in range(3)) / 2**10  # 0.109375
+    assert r == {"n": 12, "wins_b": 8, "wins_a": 2, "ties": 2, "p_value": pytest.approx(expected)}
+    assert sign_test([1, 1], [1, 1])["p_value"] == 1.0
+    with pytest.raises(ValueError):
+        sign_test([1], [1, 2])
+
+
+def test_pass_at_k():
+    assert pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    assert pass_at_k(10, 3, 10) == 1.0
+    assert pass_at_k(10, 0, 5) == 0.0
+    assert pass_at_k(10, 3, 2) == pytest.approx(1 - comb(7, 2) / comb(10, 2))
+    assert pass_at_k(1000, 10, 50) == pytest.approx(1 - comb(990, 50) / comb(1000, 50))
+    with pytest.raises(ValueError):
+        pass_at_k(5, 6, 1)
+
+
+def test_pass_hat_k():
+    assert pass_hat_k(10, 3, 1) == pytest.approx(0.3)
+    assert pass_hat_k(10, 3, 2) == pytest.approx(comb(3, 2) / comb(10, 2))
+    assert pass_hat_k(10, 3, 4) == 0.0
+    assert pass_hat_k(10, 10, 10) == 1.0
+    assert pass_hat_k(10, 9, 10) == 0.0
+
+
+def _simulate_votes(strengths, n_votes, seed):
+    rng = np.random.default_rng(seed)
+    names = list(strengths)
+    votes = []
+    for _ in range(n_votes):
+        i, j = rng.choice(len(names), 2, replace=False)
+        pa, pb = strengths[names[i]], strengths[names[j]]
+        votes.append((names[i], names[j], "a" if rng.random() < pa / (pa + pb) else "b"))
+    return votes
+
+
+def test_bradley_terry_recovers_order():
+    strengths = {"w": 1.0, "x": 2.0, "y": 4.0, "z": 8.0}
+    votes = _simulate_votes(strengths, 2000, seed=5)
+    out = bradley_terry(votes, n_resamples=100, seed=0)
+    assert [r["model"] for r in out] == ["z", "y", "x", "w"]
+    assert np.mean([r["rating"] for r in out]) == pytest.approx(1000.0)
+    best, worst = out[0], out[-1]
+    assert worst["high"] < best["low"]
+    for r in out:
+        assert r["low"] <= r["rating"] <= r["high"]
+    # Strength ratio 8 ≈ 361 Elo points between best and worst.
+    assert best["rating"] - worst["rating"] == pytest.approx(400 * np.log10(8), abs=60)
+    assert sum(r["wins"] + r["losses"] + r["ties"] for r in out) == 2 * 2000
+
+
+def test_bradley_terry_all_ties_and_unbeaten():
+    ties = [("a", "b", "tie"), ("b", "c", "tie"), ("c", "a", "tie")] * 5
+    out = bradley_terry(ties, n_resamples=20)
+    for r in out:
+        assert r["rating"] == pytest.approx(1000.0)
+        assert r["ties"] == 10
+    unbeaten = bradley_terry([("a", "b", "a")] * 5, n_resamples=0)
+    assert unbeaten[0]["model"] == "a" and np.isfinite(unbeaten[0]["rating"])
+    assert unbeaten[0]["low"] is None
+    assert bradley_terry([]) == []
+    with pytest.raises(ValueError):
+        bradley_terry([("a", "b", "both_bad")])
