@@ -11,9 +11,9 @@ import json
 import uuid
 from decimal import Decimal
 
-import httpx
 import pytest
 
+from helpers import server_log
 from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
 from tryouts.types import Delta, GenParams, Message, ModelSpec, Request
@@ -35,9 +35,6 @@ def run(base: str, script: str, *, preset: str = "openai-compat", options=None):
 
     return asyncio.run(go()), deltas
 
-
-def server_log(base: str, rid: str) -> dict:
-    return httpx.get(f"{base.removesuffix('/v1')}/_replay/log/{rid}").json()
 
 
 @pytest.mark.timing

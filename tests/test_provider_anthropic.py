@@ -17,10 +17,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from helpers import run_provider, server_log
 from tryouts import errors
-from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
-from tryouts.types import Delta, GenParams, Message, ModelSpec, Request
+from tryouts.types import GenParams, Message, ModelSpec, Request
 
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 # claude-3-5-haiku, USD per million tokens: input, output, cache read, cache write (genai-prices)
@@ -42,16 +42,7 @@ def provider_for(script: str, options=None):
 
 def run(script: str, options=None, request: Request = REQ):
     provider = provider_for(script, options)
-    deltas: list[Delta] = []
-
-    async def go():
-        await provider.load()
-        try:
-            return await execute(provider, request, on_delta=deltas.append)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go()), deltas
+    return run_provider(provider, request)
 
 
 def stream_events(script: str, options=None) -> list:
@@ -93,9 +84,6 @@ class _Cell:
     case_index: int = 0
     repeat_index: int = 0
 
-
-def server_log(root: str, rid: str) -> dict:
-    return httpx.get(f"{root}/_replay/log/{rid}").json()
 
 
 # ---- the provider ---------------------------------------------------------------------------------

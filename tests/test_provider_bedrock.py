@@ -20,11 +20,12 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from helpers import run_provider, server_log
 from tryouts import errors
 from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
 from tryouts.testing.dialects import bedrock as dialect
-from tryouts.types import Delta, GenParams, Message, ModelSpec, Request
+from tryouts.types import GenParams, Message, ModelSpec, Request
 
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
@@ -75,16 +76,7 @@ def bedrock(replay_server, aws):
 
 def run(script: str, options=None, request: Request = REQ, **kw):
     provider = create_provider(ModelSpec.parse(f"bedrock:{script}", options or {}))
-    deltas: list[Delta] = []
-
-    async def go():
-        await provider.load()
-        try:
-            return await execute(provider, request, on_delta=deltas.append, **kw)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go()), deltas
+    return run_provider(provider, request, **kw)
 
 
 def raises(script: str, options=None) -> errors.ProviderError:
@@ -102,9 +94,6 @@ def raises(script: str, options=None) -> errors.ProviderError:
         asyncio.run(go())
     return info.value
 
-
-def server_log(base: str, rid: str) -> dict:
-    return httpx.get(f"{base.removesuffix('/bedrock')}/_replay/log/{rid}").json()
 
 
 def frames(data: bytes) -> list:

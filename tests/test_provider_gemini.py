@@ -15,10 +15,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from helpers import run_provider, server_log
 from tryouts import errors
-from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
-from tryouts.types import Delta, GenParams, Message, ModelSpec, Request
+from tryouts.types import GenParams, Message, ModelSpec, Request
 
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
@@ -34,16 +34,7 @@ def gemini(replay_server, monkeypatch):
 
 def run(script: str, options=None, request: Request = REQ):
     provider = create_provider(ModelSpec.parse(f"gemini:{script}", options or {}))
-    deltas: list[Delta] = []
-
-    async def go():
-        await provider.load()
-        try:
-            return await execute(provider, request, on_delta=deltas.append)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go()), deltas
+    return run_provider(provider, request)
 
 
 def raises(script: str, options=None) -> errors.ProviderError:
@@ -61,9 +52,6 @@ def raises(script: str, options=None) -> errors.ProviderError:
         asyncio.run(go())
     return info.value
 
-
-def server_log(base: str, rid: str) -> dict:
-    return httpx.get(f"{base.removesuffix('/gemini')}/_replay/log/{rid}").json()
 
 
 # ------------------------------------------------------------------------------------ the dialect alone

@@ -5,7 +5,6 @@ The provider is pointed at the replay server the way a user points it at a serve
 (perf_counter is CLOCK_MONOTONIC, shared across processes), within 5 ms.
 """
 
-import asyncio
 import json
 import os
 import socket
@@ -16,10 +15,10 @@ import uuid
 import httpx
 import pytest
 
-from tryouts.engine.execute import execute
+from helpers import run_provider, server_log
 from tryouts.providers import create_provider
 from tryouts.providers.ollama import NDJSONDecoder, ollama_base_url, server_timings
-from tryouts.types import Delta, GenParams, Message, ModelSpec, Request
+from tryouts.types import GenParams, Message, ModelSpec, Request
 
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
@@ -35,22 +34,8 @@ def ollama(replay_server, monkeypatch):
 def run(script: str, options=None, *, warm: bool = False):
     """One request through the engine; ``warm`` sends it once before, so the connection is open."""
     provider = create_provider(ModelSpec.parse(f"ollama:{script}", options or {}))
-    deltas: list[Delta] = []
+    return run_provider(provider, REQ, warm=warm)
 
-    async def go():
-        await provider.load()
-        try:
-            if warm:
-                await execute(provider, REQ)
-            return await execute(provider, REQ, on_delta=deltas.append)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go()), deltas
-
-
-def server_log(base: str, rid: str) -> dict:
-    return httpx.get(f"{base.removesuffix('/ollama')}/_replay/log/{rid}").json()
 
 
 def chat(base: str, model: str, **body) -> httpx.Response:

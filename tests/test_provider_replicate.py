@@ -18,10 +18,10 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from helpers import run_provider, server_log
 from tryouts import errors
-from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
-from tryouts.types import Delta, GenParams, Message, ModelSpec, Request
+from tryouts.types import GenParams, Message, ModelSpec, Request
 
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
@@ -42,18 +42,7 @@ def provider_for(model: str, options=None):
 def run(model: str, options=None, request: Request = REQ, *, warm: bool = False):
     """Execute one request; ``warm``: a first one opens the connections and only the second is returned."""
     provider = provider_for(model, options)
-    deltas: list[Delta] = []
-
-    async def go():
-        await provider.load()
-        try:
-            if warm:  # the same script (and id): the server's log keeps the second request
-                await execute(provider, request)
-            return await execute(provider, request, on_delta=deltas.append)
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go()), deltas
+    return run_provider(provider, request, warm=warm)
 
 
 def raised(model: str, options=None) -> errors.ProviderError:
@@ -72,9 +61,6 @@ def raised(model: str, options=None) -> errors.ProviderError:
         asyncio.run(go())
     return info.value
 
-
-def server_log(root: str, rid: str) -> dict:
-    return httpx.get(f"{root}/_replay/log/{rid}").json()
 
 
 # ---- the provider ---------------------------------------------------------------------------------

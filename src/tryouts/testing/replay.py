@@ -93,6 +93,7 @@ __all__ = [
     "Script",
     "ScriptError",
     "is_loopback",
+    "log_content_sent",
     "main",
     "parse_script",
     "serve",
@@ -362,6 +363,17 @@ def _err(message: str, type_: str, code: str | None, param: str | None = None) -
 
 
 # ------------------------------------------------------------------------------------------------ log
+
+
+def log_content_sent(entry: dict[str, Any], t: int) -> None:
+    """Record in a request's log entry that a content chunk was written at ``t`` (the server's clock)."""
+    entry["sent_ns"].append(t)
+    if entry["first_content_sent_ns"] is None:
+        entry["first_content_sent_ns"] = t
+        if entry["first_token_sent_ns"] is None:
+            entry["first_token_sent_ns"] = t
+    entry["last_content_sent_ns"] = t
+    entry["n_chunks"] = len(entry["sent_ns"])
 
 
 class ReplayLog:
@@ -704,7 +716,6 @@ class ReplayApp:
                 if j & 15 == 15:  # let other streams run when chunks are due back to back (itl_ms=0)
                     await asyncio.sleep(0)
             n = s.n_content_chunks
-            sent = entry["sent_ns"]
             for k in range(n):
                 due = start + (s.reasoning + k) * itl
                 if k == s.cut_after:
@@ -716,13 +727,7 @@ class ReplayApp:
                 if gone.done():
                     return
                 last = await emit(middle)
-                sent.append(last)
-                if entry["first_content_sent_ns"] is None:
-                    entry["first_content_sent_ns"] = last
-                    if entry["first_token_sent_ns"] is None:
-                        entry["first_token_sent_ns"] = last
-                entry["last_content_sent_ns"] = last
-                entry["n_chunks"] = len(sent)
+                log_content_sent(entry, last)
                 if k & 15 == 15:
                     await asyncio.sleep(0)
             if s.cut_after >= n:

@@ -47,6 +47,7 @@ from ..replay import (
     _Cut,
     _request_id,
     _sleep_until,
+    log_content_sent,
     parse_script,
 )
 
@@ -288,7 +289,6 @@ async def _stream(
             index = 1
             await emit("content_block_start", block_start(1, '{"type":"text","text":""}'))
 
-    sent = entry["sent_ns"]
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         if k == s.cut_after:
@@ -297,13 +297,7 @@ async def _stream(
         delta = block_delta(index, '{"type":"text_delta","text":' + _DUMPS(s.content_piece(k)) + "}")
         await _sleep_until(due, slack)
         t = await emit("content_block_delta", delta)
-        sent.append(t)
-        if entry["first_content_sent_ns"] is None:
-            entry["first_content_sent_ns"] = t
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = t
-        entry["last_content_sent_ns"] = t
-        entry["n_chunks"] = len(sent)
+        log_content_sent(entry, t)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:

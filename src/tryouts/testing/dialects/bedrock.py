@@ -54,7 +54,7 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import unquote
 
-from ..replay import _DUMPS, Script, ScriptError, _Cut, _sleep_until, parse_script
+from ..replay import _DUMPS, Script, ScriptError, _Cut, _sleep_until, log_content_sent, parse_script
 
 Send = Any
 
@@ -303,7 +303,6 @@ async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None
         await emit(_HEADERS["contentBlockStop"], {"contentBlockIndex": 0})
         index = 1
     n = s.n_content_chunks
-    sent = entry["sent_ns"]
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         if k == s.cut_after:
@@ -313,13 +312,7 @@ async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None
         await _sleep_until(due, slack)
         await start_message()
         t = await emit(delta, data)
-        sent.append(t)
-        if entry["first_content_sent_ns"] is None:
-            entry["first_content_sent_ns"] = t
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = t
-        entry["last_content_sent_ns"] = t
-        entry["n_chunks"] = len(sent)
+        log_content_sent(entry, t)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:

@@ -41,7 +41,17 @@ import uuid
 from time import perf_counter_ns
 from typing import Any
 
-from ..replay import _DUMPS, _SSE_HEADERS, ReplayApp, Script, ScriptError, _Cut, _sleep_until, parse_script
+from ..replay import (
+    _DUMPS,
+    _SSE_HEADERS,
+    ReplayApp,
+    Script,
+    ScriptError,
+    _Cut,
+    _sleep_until,
+    log_content_sent,
+    parse_script,
+)
 
 Send = Any
 
@@ -197,20 +207,13 @@ async def _stream(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, sl
     n = s.n_content_chunks
     if n:
         await emit("content-start", content(index, type="text", text=""))
-    sent = entry["sent_ns"]
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         await _sleep_until(due, slack)
         if k == s.cut_after:
             return await _cut(s, entry, emit)
         t = await emit("content-delta", content(index, text=s.content_piece(k)))
-        sent.append(t)
-        if entry["first_content_sent_ns"] is None:
-            entry["first_content_sent_ns"] = t
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = t
-        entry["last_content_sent_ns"] = t
-        entry["n_chunks"] = len(sent)
+        log_content_sent(entry, t)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:

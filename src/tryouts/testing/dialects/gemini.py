@@ -41,7 +41,17 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from ..replay import _DUMPS, _SSE_HEADERS, Script, ScriptError, _Cut, _request_id, _sleep_until, parse_script
+from ..replay import (
+    _DUMPS,
+    _SSE_HEADERS,
+    Script,
+    ScriptError,
+    _Cut,
+    _request_id,
+    _sleep_until,
+    log_content_sent,
+    parse_script,
+)
 
 _STATUS = {
     400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 409: "ABORTED",
@@ -266,7 +276,6 @@ async def _stream(
                 await asyncio.sleep(0)
     n = s.n_content_chunks
     finish = _finish(s)
-    sent = entry["sent_ns"]
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         if k == s.cut_after:
@@ -278,13 +287,7 @@ async def _stream(
         make = frame(_response(s, rid, [{"text": s.content_piece(k)}], finish if last else None, usage))
         await _sleep_until(due, slack)
         t = await emit(make)
-        sent.append(t)
-        if entry["first_content_sent_ns"] is None:
-            entry["first_content_sent_ns"] = t
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = t
-        entry["last_content_sent_ns"] = t
-        entry["n_chunks"] = len(sent)
+        log_content_sent(entry, t)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:

@@ -38,7 +38,16 @@ from datetime import UTC, datetime
 from time import perf_counter_ns, time_ns
 from typing import Any
 
-from ..replay import _DUMPS, ReplayApp, Script, ScriptError, _Cut, _sleep_until, parse_script
+from ..replay import (
+    _DUMPS,
+    ReplayApp,
+    Script,
+    ScriptError,
+    _Cut,
+    _sleep_until,
+    log_content_sent,
+    parse_script,
+)
 
 #: what ``GET /api/version`` reports (the replay is not a real Ollama release)
 VERSION = "0.0.0"
@@ -205,7 +214,6 @@ async def _stream(app: ReplayApp, s: Script, model: str, thinking: int, recv_ns:
         if j & 15 == 15:  # let other streams run when lines are due back to back (itl_ms=0)
             await asyncio.sleep(0)
     n = s.n_content_chunks
-    sent = entry["sent_ns"]
     for k in range(n):
         due = start + (thinking + k) * itl
         if k == s.cut_after:
@@ -215,13 +223,7 @@ async def _stream(app: ReplayApp, s: Script, model: str, thinking: int, recv_ns:
         message = '{"role":"assistant","content":' + _DUMPS(s.content_piece(k)) + "}"
         await _sleep_until(due, slack)
         last = await emit(message)
-        sent.append(last)
-        if entry["first_content_sent_ns"] is None:
-            entry["first_content_sent_ns"] = last
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = last
-        entry["last_content_sent_ns"] = last
-        entry["n_chunks"] = len(sent)
+        log_content_sent(entry, last)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:
