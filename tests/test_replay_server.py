@@ -452,3 +452,19 @@ def test_log_keeps_the_newest_entries():
     assert log.get("c") is None and log.get("b") and log.get("d")  # "b" was refreshed, so "c" went first
     log.new(None, 0, Script(), True)  # no id: not kept
     assert len(log) == 2
+
+
+def test_text_script_streams_the_given_answer_word_by_word(replay_server):
+    """``text=`` (percent-encoded) replaces the `` w{i}`` tokens: each word is one token, joined they are the text."""
+    import urllib.parse
+
+    answer = 'def add(a, b):\n    return a + b  # {"json": true}'
+    model = "text=" + urllib.parse.quote(answer, safe="")
+    r = httpx.post(f"{replay_server}/chat/completions", timeout=10,
+                   json={"model": model, "stream": True, "messages": [], "stream_options": {"include_usage": True}})
+    chunks = [json.loads(line[6:]) for line in r.text.splitlines() if line.startswith("data: {")]
+    pieces = [c["choices"][0]["delta"].get("content") for c in chunks if c.get("choices")]
+    pieces = [p for p in pieces if p]
+    assert "".join(pieces) == answer
+    assert len(pieces) == len(answer.split())
+    assert chunks[-1]["usage"]["completion_tokens"] == len(answer.split())

@@ -70,15 +70,27 @@ def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | N
     )
 
 
-def _rate(p: dict | None) -> str:
+def _rate(p: dict | None, digits: int = 2) -> str:
     if not p or p.get("mean") is None:
         return "-"
-    return f"{p['mean']:.2f} [{p['low']:.2f}–{p['high']:.2f}] n={p['n']}"
+    return f"{p['mean']:.{digits}f} [{p['low']:.{digits}f}–{p['high']:.{digits}f}] n={p['n']}"
 
 
-def print_summary(console, results: list[dict], labels: list[str] | None = None) -> None:
+METRIC_NAMES = {"pass": "Pass rate", "judge": "Judge score (0–1)", "embedding": "Embedding sim.",
+                "token_f1": "Token F1"}
+
+
+def metric_name(metric: str) -> str:
+    """How a quality metric is called in tables."""
+    return METRIC_NAMES.get(metric, metric.replace("custom:", "Scorer "))
+
+
+def print_summary(console, results: list[dict], labels: list[str] | None = None,
+                  quality: dict | None = None) -> None:
+    """The summary table (timings, cost, the primary quality metric with its interval), then the quality tables."""
     from rich.table import Table
 
+    from ..scoring.summary import quality_report
     from ..stats import summarize
     from .render import short_label
 
@@ -86,11 +98,15 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None)
         v = d.get(key) if d else None
         return "-" if v is None else f"{v:,.1f}"
 
+    quality = quality if quality is not None else quality_report(results, labels)
+    primary = quality.get("primary")
+    by_model = {q["model_index"]: q for q in quality.get("per_model", [])}
+    repeats = max((q["pass_at_k"] or {}).get("n", 1) for q in by_model.values()) if by_model else 1
     table = Table(title="Summary", title_justify="left", header_style="bold")
     summaries = summarize(results)
-    graded = any(s.get("assert_pass_rate") for s in summaries)
     names = ["Model", "n", "Failed", "Cached", "TTFT p50", "TTFT p90", "tok/s p50", "E2E p50", "Cost USD",
-             "per 1k req"] + (["Pass rate (95% CI)"] if graded else [])
+             "per 1k req"] + ([f"{metric_name(primary)} (95% CI)"] if primary else []) + (
+             [f"pass@{repeats}", f"pass^{repeats}"] if repeats > 1 else [])
     for name in names:
         table.add_column(name, justify="left" if name == "Model" else "right")
     for s in summaries:
@@ -99,15 +115,58 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None)
             cost += f" (+{s['cost_unknown']} unknown)"
         per_k = s.get("cost_per_1k_requests_usd")
         label = labels[s["model_index"]] if labels and s["model_index"] < len(labels) else s["model"]
+        q = by_model.get(s["model_index"], {})
+        extra = [_rate(q.get("metrics", {}).get(primary))] if primary else []
+        if repeats > 1:
+            pak = q.get("pass_at_k") or {}
+            n = pak.get("n")
+            extra += ([f"{pak['pass@k'][n]:.2f}", f"{pak['pass^k'][n]:.2f}"] if n == repeats else ["-", "-"])
         table.add_row(
             short_label(label), str(s["n"]), str(s["failures"]), str(s["cached"]),
             ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,
-            "unknown" if per_k is None else f"${float(per_k):.4f}",
-            *([_rate(s.get("assert_pass_rate"))] if graded else []),
+            "unknown" if per_k is None else f"${float(per_k):.4f}", *extra,
         )
     console.print(table)
-    console.print("Timings in ms over fresh, successful results (cached results are never timing samples).",
-                  style="dim")
+    console.print("Timings in ms over fresh, successful results (cached results are never timing samples). "
+                  "Quality: mean over cases (repeats averaged first) with a bootstrap 95% interval.", style="dim")
+    print_quality(console, quality)
+
+
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def print_quality(console, quality: dict) -> None:
+    """Every quality metric per model, and each model against the first on the same cases."""
+    from rich.table import Table
+
+    from .render import short_label
+
+    metrics = quality.get("metrics") or []
+    if len(metrics) > 1:
+        table = Table(title="Quality (mean [95% CI] over cases)", title_justify="left", header_style="bold")
+        table.add_column("Model")
+        for m in metrics:
+            table.add_column(metric_name(m), justify="right")
+        for q in quality["per_model"]:
+            table.add_row(short_label(q["label"]), *(_rate(q["metrics"].get(m)) for m in metrics))
+        console.print(table)
+    paired = quality.get("paired") or []
+    if paired:
+        table = Table(title="Paired comparison with the first model (same cases)", title_justify="left",
+                      header_style="bold")
+        for name in ("Metric", "Model", "vs", "Cases", "Difference [95% CI]", "p (bootstrap)", "Sign test W/L/T, p"):
+            table.add_column(name, justify="left" if name in ("Metric", "Model", "vs") else "right")
+        for p in paired:
+            st = p["sign_test"]
+            table.add_row(
+                metric_name(p["metric"]), short_label(p["label"]), short_label(p["baseline_label"]), str(p["n"]),
+                f"{p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", _p(p["p_value"]),
+                f"{st['wins_b']}/{st['wins_a']}/{st['ties']}, {_p(st['p_value'])}",
+            )
+        console.print(table)
+        console.print("Difference = model − first model; an interval that excludes 0 (p < 0.05) is a difference "
+                      "these cases support.", style="dim")
 
 
 @app.command()
@@ -165,6 +224,11 @@ def run(
         cells = list(suite.cells())
     policy = _policy(suite, no_cache)
     labels = suite.model_labels()
+    if suite.scoring is not None and suite.scoring.scorers:  # a bad scorer is refused before anything is sent
+        from ..scoring.custom import load_scorer
+
+        for ref in suite.scoring.scorers:
+            load_scorer(ref, suite.base_dir)
     cases = _cases(suite)
 
     if dry_run:
@@ -234,12 +298,27 @@ def run(
         return 130
     data = store.get_run(run_id)
     n_failed = sum(not r["ok"] for r in data["results"])
+    if suite.scoring is not None:
+        from ..errors import TryoutsError
+        from ..scoring.run_scoring import score_run
+
+        try:
+            score_run(store, run_id, suite.scoring, base_dir=suite.base_dir, policy=policy,
+                      say=lambda msg: console.print(msg, highlight=False))
+        except TryoutsError as exc:  # the answers are stored: say so, and how to score them later
+            console.print(f"[bold red]Scoring failed:[/] {exc.message}\nThe {len(data['results'])} results are "
+                          f"stored; add the scores later with: tryouts score {run_id}", highlight=False)
+        data = store.get_run(run_id)
+    from ..scoring.summary import quality_report
+
+    quality = quality_report(data["results"], labels)
+    store.update_run_meta(run_id, {"quality": quality})
     store.finish_run(run_id, "done" if n_failed == 0 else ("failed" if n_failed == len(data["results"]) else "partial"))
     data = store.get_run(run_id)
     if fmt == "json":
         print(json.dumps(data, indent=2, default=str))
     else:
-        print_summary(console, data["results"], labels)
+        print_summary(console, data["results"], labels, quality)
         console.print(f"Stored as run [bold]{run_id}[/] ({n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
     return 2 if fail_on_error and n_failed else 0

@@ -73,5 +73,10 @@ def show(
     console.print(f"[dim]{prompt}[/]")
     if outputs:
         print_outputs(console, data["results"])
-    print_results(console, data["results"])
+    if r["kind"] == "suite":  # many cells: the summary per model, with quality and paired comparisons
+        from .run import print_summary
+
+        print_summary(console, data["results"], r["meta"].get("labels"), r["meta"].get("quality"))
+    else:
+        print_results(console, data["results"])
     return 0

@@ -193,6 +193,7 @@ async def run_cells(
     prices: dict[str, PriceOverride] | None = None,
     on_event: OnEvent | None = None,
     allow_cache: bool = True,
+    sink: Callable[[CellLike, Result], None] | None = None,
 ) -> Progress:
     """Run every cell not in ``skip``, storing each result as it completes.
 
@@ -205,6 +206,8 @@ async def run_cells(
         prices: price overrides by model reference.
         on_event: progress callback.
         allow_cache: False for repeated samples (they must be fresh).
+        sink: receives each result instead of the store (``store`` and ``run_id`` are then unused, the cache
+            is neither read nor written): for calls that are not cells of a run, such as an LLM judge's.
     """
     policy = policy or Policy()
     skip = skip or set()
@@ -213,7 +216,7 @@ async def run_cells(
     emit = on_event or (lambda kind, cell, payload: None)
     progress = Progress()
     warm_http_stack()  # before any t0: lazy imports are client overhead, not latency
-    writer = ResultWriter(store, run_id)
+    writer = ResultWriter(store, run_id) if sink is None else None
 
     todo = [c for c in cells if (c.model_index, c.case_index, c.repeat_index) not in skip]
     by_model: dict[int, list[CellLike]] = defaultdict(list)
@@ -228,12 +231,15 @@ async def run_cells(
             progress.failed[m] += 1
         if result.cached:
             progress.cached[m] += 1
-        writer.put(result, cache)
+        if writer is not None:
+            writer.put(result, cache)
+        else:
+            sink(cell, result)
         emit("result", cell, result)
 
     def key_for(cell: CellLike) -> str | None:
         # repeats are independent samples: a run that may not read the cache does not fill it either
-        return cache_key(cell.spec, cell.request) if policy.use_cache and allow_cache else None
+        return cache_key(cell.spec, cell.request) if policy.use_cache and allow_cache and writer is not None else None
 
     async def served_from_cache(cell: CellLike) -> bool:
         key = key_for(cell)
@@ -379,5 +385,6 @@ async def run_cells(
     try:
         await asyncio.gather(local_lane(local_models), *(api_lane(name, ms) for name, ms in lanes.items()))
     finally:
-        await asyncio.to_thread(writer.close)
+        if writer is not None:
+            await asyncio.to_thread(writer.close)
     return progress

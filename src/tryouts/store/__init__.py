@@ -21,6 +21,9 @@ from ..types import Result
 from . import schema
 from .migrations import migrate
 
+#: the verdicts of a pairwise vote: A better, B better, equally good, both bad
+VERDICTS = ("a", "b", "tie", "both_bad")
+
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
@@ -150,6 +153,62 @@ class Store:
             conn.execute(
                 update(schema.runs).where(schema.runs.c.id == run_id).values(status=status, finished_at=_now())
             )
+
+    def update_scores(self, scores: dict[int, dict[str, Any]]) -> None:
+        """Replace the ``scores`` of results by id (scoring done after the run: embedding, custom, judge)."""
+        res = schema.results
+        with self.engine.begin() as conn:
+            for result_id, value in scores.items():
+                conn.execute(update(res).where(res.c.id == result_id).values(scores=_jsonable(value)))
+
+    def update_run_meta(self, run_id: str, patch: dict[str, Any]) -> None:
+        """Merge ``patch`` into a run's ``meta`` (e.g. its quality summary)."""
+        r = schema.runs
+        with self.engine.begin() as conn:
+            meta = conn.execute(select(r.c.meta).where(r.c.id == run_id)).scalar_one()
+            conn.execute(update(r).where(r.c.id == run_id).values(meta={**(meta or {}), **_jsonable(patch)}))
+
+    def add_judgments(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        """Record judge calls (see ``schema.judgments``); ``cost_total`` may be a Decimal."""
+        if not rows:
+            return
+        now = _now()
+        clean = [{**row, "run_id": run_id, "created_at": row.get("created_at") or now,
+                  "cost_total": _dec(row.get("cost_total"))} for row in rows]
+        with self.engine.begin() as conn:
+            conn.execute(insert(schema.judgments), clean)
+
+    def judgments(self, run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """A run's judge calls, oldest first."""
+        j = schema.judgments
+        q = select(j).where(j.c.run_id == run_id).order_by(j.c.id)
+        if kind is not None:
+            q = q.where(j.c.kind == kind)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def add_vote(self, run_id: str, *, case_index: int, repeat_index: int, result_a: int, result_b: int,
+                 model_a: str, model_b: str, verdict: str, source: str = "human") -> int:
+        """Record one pairwise vote (``verdict``: a, b, tie or both_bad) and return its id."""
+        if verdict not in VERDICTS:
+            raise StoreError(f"A vote is one of {', '.join(VERDICTS)}, not {verdict!r}.")
+        with self.engine.begin() as conn:
+            return int(conn.execute(insert(schema.votes).values(
+                run_id=run_id, case_index=case_index, repeat_index=repeat_index, result_a=result_a,
+                result_b=result_b, model_a=model_a, model_b=model_b, verdict=verdict, source=source,
+                created_at=_now(),
+            )).inserted_primary_key[0])
+
+    def votes(self, run_id: str, source: str | None = None) -> list[dict[str, Any]]:
+        """A run's votes, oldest first; ``source`` "human", a judge's "judge:REF", or "judge" for every judge."""
+        v = schema.votes
+        q = select(v).where(v.c.run_id == run_id).order_by(v.c.id)
+        if source == "judge":
+            q = q.where(v.c.source.like("judge:%"))
+        elif source is not None:
+            q = q.where(v.c.source == source)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
 
     # ---- reading ------------------------------------------------------------------------------
 

@@ -155,3 +155,52 @@ def m002_suites_cache_and_resume(conn: Connection) -> None:
 def m003_scores(conn: Connection) -> None:
     """Quality scores of a result (assertions, reference metrics), stored beside its timings."""
     _add_column(conn, "results", Column("scores", JSON))
+
+
+@migration
+def m004_judgments_and_votes(conn: Connection) -> None:
+    """LLM-judge calls (their own cost and latency) and pairwise votes (human arena or judge)."""
+    md = MetaData()
+    Table("runs", md, autoload_with=conn)  # the target of the foreign keys
+    judgments = Table(
+        "judgments",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(40), ForeignKey("runs.id"), nullable=False),
+        Column("kind", String(20), nullable=False),
+        Column("judge", Text, nullable=False),
+        Column("result_id", Integer, nullable=False),
+        Column("other_result_id", Integer),
+        Column("order", String(4)),
+        Column("ok", Boolean, nullable=False),
+        Column("error", Text),
+        Column("score", Float),
+        Column("verdict", String(10)),
+        Column("rationale", Text),
+        Column("text", Text, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("ttft_ms", Float),
+        Column("e2e_ms", Float),
+        Column("input_tokens", Integer),
+        Column("output_tokens", Integer),
+        Column("cost_total", String(40)),
+        Column("cost_source", String(40), nullable=False),
+    )
+    Index("ix_judgments_run_id", judgments.c.run_id)
+    votes = Table(
+        "votes",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(40), ForeignKey("runs.id"), nullable=False),
+        Column("case_index", Integer, nullable=False),
+        Column("repeat_index", Integer, nullable=False),
+        Column("result_a", Integer, nullable=False),
+        Column("result_b", Integer, nullable=False),
+        Column("model_a", Text, nullable=False),
+        Column("model_b", Text, nullable=False),
+        Column("verdict", String(10), nullable=False),
+        Column("source", Text, nullable=False),
+        Column("created_at", String(40), nullable=False),
+    )
+    Index("ix_votes_run_id", votes.c.run_id)
+    md.create_all(conn)

@@ -81,3 +81,46 @@ cache = Table(
     Column("response", JSON, nullable=False),
     Column("hits", Integer, nullable=False),
 )
+
+#: one call of an LLM judge: a rubric score of one result, or one ordering of a pairwise comparison
+judgments = Table(
+    "judgments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),  # rubric | pairwise
+    Column("judge", Text, nullable=False),  # the judge's model reference
+    Column("result_id", Integer, nullable=False),  # the judged result (pairwise: the first of the pair)
+    Column("other_result_id", Integer),  # pairwise: the second of the pair
+    Column("order", String(4)),  # pairwise: "ab" (result first, shown as A) or "ba" (shown swapped)
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text),
+    Column("score", Float),  # rubric: the score on the rubric's scale
+    Column("verdict", String(10)),  # pairwise: a | b | tie, already mapped back to result/other_result
+    Column("rationale", Text),
+    Column("text", Text, nullable=False),  # the judge's raw answer
+    Column("created_at", String(40), nullable=False),
+    Column("ttft_ms", Float),
+    Column("e2e_ms", Float),
+    Column("input_tokens", Integer),
+    Column("output_tokens", Integer),
+    Column("cost_total", String(40)),
+    Column("cost_source", String(40), nullable=False),
+)
+
+#: a pairwise preference between two results of the same cell: a human's (arena) or a judge's consistent verdict
+votes = Table(
+    "votes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("case_index", Integer, nullable=False),
+    Column("repeat_index", Integer, nullable=False),
+    Column("result_a", Integer, nullable=False),
+    Column("result_b", Integer, nullable=False),
+    Column("model_a", Text, nullable=False),  # the label shown in rankings
+    Column("model_b", Text, nullable=False),
+    Column("verdict", String(10), nullable=False),  # a | b | tie | both_bad
+    Column("source", Text, nullable=False),  # "human" or "judge:<model reference>"
+    Column("created_at", String(40), nullable=False),
+)

@@ -297,6 +297,62 @@ class Cell:
     request: Request
 
 
+# ---- scoring -----------------------------------------------------------------------------------
+
+
+class JudgeSpec(_Strict):
+    """An LLM judge: any model Tryouts can run, scoring answers on a rubric and/or comparing them in pairs."""
+
+    model: ModelRef = Field(
+        description="The judge model: a reference PROVIDER:MODEL or a mapping {model, options, params}. Its own "
+        "cost and latency are recorded apart from the run's results.",
+    )
+    rubric: str | None = Field(
+        default=None, min_length=1,
+        description="Score every successful answer on this rubric (the judge replies with a score and a rationale).",
+    )
+    scale: tuple[int, int] = Field(default=(1, 5), description="The rubric's lowest and highest score, e.g. [1, 5].")
+    pairwise: bool = Field(
+        default=False,
+        description="Compare the models' answers to each case in pairs, asking twice with the order swapped; "
+        "only verdicts that agree both ways count (stored as judge votes for 'tryouts rank').",
+    )
+    criteria: str = Field(
+        default="Which answer responds to the user better: more correct, more helpful, clearer?",
+        min_length=1, description="The question a pairwise judge answers.",
+    )
+
+    @field_validator("scale")
+    @classmethod
+    def _ordered(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if v[0] >= v[1]:
+            raise _err("scale", f"the scale's lowest score must be below its highest, not {list(v)}")
+        return v
+
+
+def _scorer_ref(item: str) -> str:
+    target, sep, fn = item.rpartition(":")
+    if not sep or not target or not fn.isidentifier():
+        raise _err("scorer", f"{item!r} should be 'file.py:function' or 'package.module:function'")
+    return item
+
+
+class ScoringSpec(_Strict):
+    """Scores computed after the answers are in: embedding similarity, custom scorers, an LLM judge."""
+
+    embedding: str | None = Field(
+        default=None, min_length=1,
+        description="A sentence-transformers model (Hub id in the cache, or a local folder): cosine similarity "
+        "of each answer to its case's expected answer, stored as scores.reference.embedding.",
+    )
+    scorers: list[Annotated[str, AfterValidator(_scorer_ref)]] = Field(
+        default_factory=list,
+        description="Custom Python scorers, 'file.py:function' (relative to this file) or 'package.module:function'; "
+        "each is called as function(output, context) and returns a bool, a number or {score, passed, reason}.",
+    )
+    judge: JudgeSpec | None = Field(default=None, description="An LLM judge: rubric scores and/or pairwise preferences.")
+
+
 # ---- the suite ---------------------------------------------------------------------------------
 
 
@@ -332,6 +388,10 @@ class Suite(_Strict):
     )
     retries: Retries = Field(default_factory=Retries, description="Retrying failures that may pass on a second try.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Time limits of one request, in seconds.")
+    scoring: ScoringSpec | None = Field(
+        default=None,
+        description="Scores computed once the answers are in: {embedding, scorers, judge} (see docs/scoring.md).",
+    )
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)

@@ -17,6 +17,8 @@ model name echoed back, so ``gpt-4o-mini`` alone is a valid script with every de
 key            default    meaning
 =============  =========  ===============================================================================
 tokens         8          output tokens; token ``i`` is the text `` w{i}``
+text           (none)     the answer text instead, percent-encoded (``text=Paris%2C%20France``); it is sent
+                          one word (with its leading whitespace) per token, and ``tokens`` is its word count
 ttft_ms        0          request received -> first content chunk (first reasoning chunk if ``reasoning``)
 itl_ms         0          between consecutive content (and reasoning) chunks
 per_chunk      1          tokens per content chunk; the last chunk may hold fewer
@@ -65,11 +67,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import json
 import logging
 import os
 import queue
+import re
 import secrets
 import socket
 import subprocess
@@ -77,6 +81,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, fields
@@ -151,15 +156,34 @@ class Script:
     id: str | None = None
     fail_first: int = 0
     model: str = "replay"
+    text: str | None = None
 
     @property
     def n_content_chunks(self) -> int:
         return -(-self.tokens // self.per_chunk)
 
+    def token_text(self, i: int) -> str:
+        """The text of output token ``i``."""
+        return _words(self.text)[i] if self.text is not None else f" w{i}"
+
+    def full_text(self) -> str:
+        """The whole answer."""
+        return self.text if self.text is not None else "".join(f" w{i}" for i in range(self.tokens))
+
     def content_piece(self, k: int) -> str:
         """The text of content chunk ``k``."""
         lo = k * self.per_chunk
-        return "".join(f" w{i}" for i in range(lo, min(lo + self.per_chunk, self.tokens)))
+        return "".join(self.token_text(i) for i in range(lo, min(lo + self.per_chunk, self.tokens)))
+
+
+@functools.lru_cache(maxsize=256)
+def _words(text: str) -> list[str]:
+    """``text`` cut into words, each with the whitespace before it (joined, they give ``text`` back)."""
+    words = re.findall(r"\s*\S+", text)
+    tail = text[sum(map(len, words)):]
+    if tail and words:
+        words[-1] += tail
+    return words or ([text] if text else [])
 
 
 def _int(lo: int, hi: int | None = None) -> Callable[[str, str], int]:
@@ -239,6 +263,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "id": _text,
     "fail_first": _int(0),
     "model": _text,
+    "text": lambda key, value: urllib.parse.unquote(value),
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Script)}
 
@@ -263,6 +288,8 @@ def parse_script(model: str) -> Script:
             raise ScriptError(key, f"unknown script key {key!r}; known keys: {', '.join(_CONVERTERS)}")
         values[key] = conv(key, value)
     script = Script(**values)
+    if script.text is not None:
+        script.tokens = len(_words(script.text))
     if script.cached > script.prompt_tokens:
         raise ScriptError("cached", f"script key 'cached' ({script.cached}) exceeds prompt_tokens ({script.prompt_tokens})")
     return script
@@ -621,7 +648,7 @@ class ReplayApp:
         ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
         n = s.n_content_chunks
         due = recv_ns + ttft + max(0, s.reasoning + n - 1) * itl
-        message: dict[str, Any] = {"role": "assistant", "content": "".join(f" w{i}" for i in range(s.tokens))}
+        message: dict[str, Any] = {"role": "assistant", "content": s.full_text()}
         if s.reasoning:
             message["reasoning_content"] = "".join(f" r{i}" for i in range(s.reasoning))
         message["refusal"] = None

@@ -217,7 +217,7 @@ async def _complete(
     if s.reasoning:
         thinking = "".join(f" r{j}" for j in range(s.reasoning))
         content.append({"type": "thinking", "thinking": thinking, "signature": "sig-" + secrets.token_hex(8)})
-    content.append({"type": "text", "text": "".join(f" w{i}" for i in range(s.tokens))})
+    content.append({"type": "text", "text": s.full_text()})
     stop = STOP_REASONS.get(s.finish, s.finish)
     data = _message(s, content, stop, {**usage, "output_tokens": s.tokens + s.reasoning})
     t = perf_counter_ns()

@@ -236,7 +236,7 @@ async def _complete(app, s: Script, recv_ns: int, entry: dict, send: Send) -> No
     if s.reasoning:
         text = "".join(f" r{i}" for i in range(s.reasoning))
         content.append({"reasoningContent": {"reasoningText": {"text": text, "signature": secrets.token_hex(16)}}})
-    content.append({"text": "".join(f" w{i}" for i in range(s.tokens))})
+    content.append({"text": s.full_text()})
     data: dict[str, Any] = {"output": {"message": {"role": "assistant", "content": content}},
                             "stopReason": stop_reason(s) or "end_turn"}
     if s.usage != "never":

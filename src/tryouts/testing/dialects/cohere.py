@@ -151,7 +151,7 @@ async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, 
     content: list[dict[str, Any]] = []
     if s.reasoning:
         content.append({"type": "thinking", "thinking": "".join(f" r{j}" for j in range(s.reasoning))})
-    content.append({"type": "text", "text": "".join(f" w{i}" for i in range(s.tokens))})
+    content.append({"type": "text", "text": s.full_text()})
     data: dict[str, Any] = {
         "id": str(uuid.uuid4()),
         "message": {"role": "assistant", "content": content},

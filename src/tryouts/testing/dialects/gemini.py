@@ -210,7 +210,7 @@ async def _complete(app, s: Script, rid: str, show_thoughts: bool, recv_ns: int,
     parts: list[dict[str, Any]] = []
     if s.reasoning and show_thoughts:
         parts.append({"text": "".join(f" r{i}" for i in range(s.reasoning)), "thought": True})
-    parts.append({"text": "".join(f" w{i}" for i in range(s.tokens))})
+    parts.append({"text": s.full_text()})
     usage = None if s.usage == "never" else _usage(s, s.tokens, s.reasoning)
     head = _DUMPS(_response(s, rid, parts, _finish(s), usage))[:-1]
     await _sleep_until(due, app._slack_s or 0.0)

@@ -254,7 +254,7 @@ async def _complete(app: ReplayApp, s: Script, model: str, thinking: int, recv_n
     due = first_due + max(0, thinking + s.n_content_chunks - 1) * itl
     await _sleep_until(due, app._slack_s or 0.0)
     t = perf_counter_ns()
-    message: dict[str, Any] = {"role": "assistant", "content": "".join(f" w{i}" for i in range(s.tokens))}
+    message: dict[str, Any] = {"role": "assistant", "content": s.full_text()}
     if thinking:
         message["thinking"] = "".join(f" r{j}" for j in range(thinking))
     first = min(max(first_due, opened), t)

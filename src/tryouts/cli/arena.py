@@ -1,0 +1,180 @@
+"""``tryouts arena`` (blind pairwise votes in the terminal) and ``tryouts rank`` (Bradley–Terry ratings)."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from .compare import DB_HELP, open_store
+
+KEYS = {"a": "a", "b": "b", "t": "tie", "tie": "tie", "x": "both_bad", "bad": "both_bad"}
+
+
+def arena_pairs(results: list[dict], voted: set[tuple[int, int]], seed: int | None = None) -> list[tuple[dict, dict]]:
+    """Pairs of successful answers to the same cell by two different models, not yet voted on, shuffled.
+
+    Each pair comes in a random order (which answer is shown as A), so position tells nothing about the model.
+    """
+    import itertools
+    import random
+
+    rng = random.Random(seed)
+    cells: dict[tuple[int, int], list[dict]] = {}
+    for r in results:
+        if r["ok"] and r["text"].strip():
+            cells.setdefault((r["case_index"], r["repeat_index"]), []).append(r)
+    pairs = []
+    for group in cells.values():
+        for x, y in itertools.combinations(group, 2):
+            if x["model_index"] == y["model_index"] or (x["id"], y["id"]) in voted or (y["id"], x["id"]) in voted:
+                continue
+            pairs.append((x, y) if rng.random() < 0.5 else (y, x))
+    rng.shuffle(pairs)
+    return pairs
+
+
+@app.command()
+def arena(
+    run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
+    limit: int = typer.Option(0, "--limit", "-n", min=0, help="Stop after this many votes (0 = until done or quit)."),
+    seed: int | None = typer.Option(None, "--seed", help="Fix the order of the pairs (default: random)."),
+    reveal: bool = typer.Option(False, "--reveal", help="Name the two models after each vote (default: only at the end)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Vote blind on pairs of answers from a run: A, B, tie or both bad. Votes are stored for 'tryouts rank'.
+
+    Two models' answers to the same prompt are shown as A and B in random order, without their names.
+    Keys: a = A is better, b = B is better, t = tie, x = both bad, s = skip, q = quit.
+    """
+    from rich.panel import Panel
+    from rich.text import Text
+
+    from .render import make_console, short_label
+
+    store = open_store(db)
+    data = store.get_run(run)
+    run_id, meta = data["run"]["id"], data["run"]["meta"]
+    labels = meta.get("labels") or data["run"]["models"]
+    console = make_console()
+
+    def label(r: dict) -> str:
+        return labels[r["model_index"]] if r["model_index"] < len(labels) else r["model"]
+
+    voted = {(v["result_a"], v["result_b"]) for v in store.votes(run_id, "human")}
+    pairs = arena_pairs(data["results"], voted, seed)
+    if not pairs:
+        console.print(f"Nothing to vote on in run {run_id}: it needs two or more models with answers to the same "
+                      "case, and every such pair has a vote already." if voted else
+                      f"Nothing to vote on in run {run_id}: it needs two or more models with answers to the same case.")
+        return 0
+    total = min(len(pairs), limit) if limit else len(pairs)
+    console.print(f"Arena on run [bold]{run_id}[/]: {len(pairs)} pairs to vote on. "
+                  "Keys: [bold]a[/] A better · [bold]b[/] B better · [bold]t[/] tie · [bold]x[/] both bad · "
+                  "[bold]s[/] skip · [bold]q[/] quit")
+    n_votes = 0
+    for i, (x, y) in enumerate(pairs[:total], 1):
+        messages = x["request"]["messages"]
+        prompt = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        console.rule(f"{i}/{total} · case {x['case_index'] + 1}")
+        console.print(Text(prompt, style="dim"))  # Text: never markup, whatever the prompt holds
+        console.print(Panel(Text(x["text"]), title="A", title_align="left"))
+        console.print(Panel(Text(y["text"]), title="B", title_align="left"))
+        while True:
+            try:
+                key = console.input("Vote [a/b/t/x, s skip, q quit]: ").strip().lower()
+            except EOFError:
+                key = "q"
+            if key in KEYS or key in ("s", "skip", "q", "quit"):
+                break
+            console.print("Type a, b, t (tie), x (both bad), s (skip) or q (quit).")
+        if key in ("q", "quit"):
+            break
+        if key in ("s", "skip"):
+            continue
+        store.add_vote(run_id, case_index=x["case_index"], repeat_index=x["repeat_index"], result_a=x["id"],
+                       result_b=y["id"], model_a=label(x), model_b=label(y), verdict=KEYS[key], source="human")
+        n_votes += 1
+        if reveal:
+            console.print(f"[dim]A was {short_label(label(x))}, B was {short_label(label(y))}.[/]")
+    console.print(f"{n_votes} votes stored. Ratings: tryouts rank {run_id}")
+    return 0
+
+
+def ranking(votes: list[dict], *, resamples: int = 1000, seed: int = 0) -> dict:
+    """Bradley–Terry ratings (with bootstrap intervals) from stored votes; "both bad" votes are counted apart."""
+    from ..scoring.statistics import bradley_terry
+
+    decisive = [(v["model_a"], v["model_b"], v["verdict"]) for v in votes if v["verdict"] in ("a", "b", "tie")]
+    both_bad: dict[str, int] = {}
+    for v in votes:
+        if v["verdict"] == "both_bad":
+            for m in (v["model_a"], v["model_b"]):
+                both_bad[m] = both_bad.get(m, 0) + 1
+    rows = bradley_terry(decisive, n_resamples=resamples, seed=seed)
+    for row in rows:
+        row["both_bad"] = both_bad.pop(row["model"], 0)
+    rows += [{"model": m, "rating": None, "low": None, "high": None, "wins": 0, "losses": 0, "ties": 0, "both_bad": n}
+             for m, n in sorted(both_bad.items())]
+    return {"votes": len(votes), "decisive": len(decisive), "ratings": rows}
+
+
+@app.command()
+def rank(
+    run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
+    source: str = typer.Option("all", "--source", help="Whose votes: human (the arena), judge (LLM judges) or all "
+                               "(both, in separate tables)."),
+    resamples: int = typer.Option(1000, "--resamples", min=0, help="Bootstrap refits for the intervals."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap (results are reproducible)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Rank a run's models by Bradley–Terry ratings from pairwise votes, with bootstrap 95% intervals.
+
+    Human arena votes and LLM-judge verdicts are ranked apart (never mixed). Ratings are on an Elo-like scale
+    (mean 1000; +400 means 10:1 odds of being preferred). "Both bad" votes express no preference and are
+    counted, not rated.
+    """
+    import json
+
+    from rich.table import Table
+
+    from ..errors import UsageError
+    from .render import make_console, short_label
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if source not in ("human", "judge", "all"):
+        raise UsageError(f"--source must be human, judge or all, not {source!r}.")
+    store = open_store(db)
+    run_id = store.resolve_run_id(run)
+    groups: dict[str, list[dict]] = {}
+    if source in ("human", "all"):
+        groups["human"] = store.votes(run_id, "human")
+    if source in ("judge", "all"):
+        for v in store.votes(run_id, "judge"):
+            groups.setdefault(v["source"], []).append(v)
+    out = {name: ranking(vs, resamples=resamples, seed=seed) for name, vs in groups.items() if vs}
+    if fmt == "json":
+        print(json.dumps({"run_id": run_id, "rankings": out}, indent=2))
+        return 0
+    console = make_console()
+    if not out:
+        console.print(f"No votes on run {run_id} yet. Vote with: tryouts arena {run_id} (or have a judge vote: "
+                      f"tryouts score {run_id} --judge MODEL --pairwise)")
+        return 0
+    for name, r in out.items():
+        title = "Human votes (arena)" if name == "human" else f"Judge votes ({name.removeprefix('judge:')})"
+        table = Table(title=f"{title}: {r['votes']} votes, {r['decisive']} decisive", title_justify="left",
+                      header_style="bold")
+        for col in ("#", "Model", "Rating", "95% CI", "W", "L", "T", "Both bad"):
+            table.add_column(col, justify="left" if col == "Model" else "right")
+        for i, row in enumerate(r["ratings"], 1):
+            rated = row["rating"] is not None
+            ci = f"{row['low']:.0f}–{row['high']:.0f}" if rated and row["low"] is not None else "-"
+            table.add_row(str(i) if rated else "-", short_label(row["model"]),
+                          f"{row['rating']:.0f}" if rated else "-", ci,
+                          str(row["wins"]), str(row["losses"]), str(row["ties"]), str(row["both_bad"]))
+        console.print(table)
+    console.print("Bradley–Terry ratings, mean 1000; intervals from refits on resampled votes. Overlapping "
+                  "intervals: these votes do not separate the two models.", style="dim")
+    return 0

@@ -1,0 +1,98 @@
+"""``tryouts score``: add scores to a stored run (embedding similarity, custom scorers, an LLM judge)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from . import app
+from .compare import DB_HELP, open_store
+
+
+@app.command()
+def score(
+    run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
+    suite_file: Path | None = typer.Option(
+        None, "--suite", help="Take the scoring section from this suite (default: the run's own suite file)."),
+    judge: str | None = typer.Option(None, "--judge", help="A judge model, e.g. openai:gpt-4o (any provider)."),
+    rubric: str | None = typer.Option(None, "--rubric", help="Have the judge score every answer on this rubric."),
+    scale: str = typer.Option("1-5", "--scale", help="The rubric's scale, LOW-HIGH."),
+    pairwise: bool = typer.Option(False, "--pairwise", help="Have the judge compare the models' answers in pairs "
+                                  "(asked in both orders; only consistent verdicts count)."),
+    embedding: str | None = typer.Option(None, "--embedding", help="A sentence-transformers model: similarity to "
+                                         "each case's expected answer."),
+    scorer: list[str] = typer.Option([], "--scorer", help="A custom scorer, file.py:function or module:function "
+                                     "(repeatable)."),
+    option: list[str] = typer.Option([], "--judge-option", "-o", help="A judge provider option KEY=VALUE "
+                                     "(repeatable), e.g. -o base_url=http://127.0.0.1:8080/v1."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Score a stored run: only what is missing is computed, so it can be re-run (failed judge calls are retried).
+
+    With no scoring options, the run's suite file's 'scoring' section is used.
+
+    Examples: tryouts score latest --judge openai:gpt-4o --rubric "Is the answer correct and complete?"
+    · tryouts score RUN --embedding sentence-transformers/all-MiniLM-L6-v2 · tryouts score RUN --scorer checks.py:brevity
+    """
+    from ..errors import UsageError
+    from ..scoring.run_scoring import score_run
+    from ..scoring.summary import quality_report
+    from ..suite import load_suite
+    from ..suite.model import ScoringSpec
+    from .compare import parse_options
+    from .render import make_console
+    from .run import _policy, print_summary
+
+    store = open_store(db)
+    data = store.get_run(run)
+    run_id, meta = data["run"]["id"], data["run"]["meta"]
+    console = make_console()
+    explicit = judge or rubric or pairwise or embedding or scorer
+    suite = None
+    suite_path = suite_file or (Path(meta["suite_path"]) if meta.get("suite_path") else None)
+    if suite_path is not None and (suite_file is not None or not explicit):
+        if not suite_path.is_file():
+            raise UsageError(f"The suite file {suite_path} is gone; pass --suite FILE or scoring options such as --judge.")
+        suite = load_suite(suite_path)
+    if explicit:
+        if (rubric or pairwise) and not judge:
+            raise UsageError("--rubric and --pairwise need a judge model: --judge PROVIDER:MODEL.")
+        if judge and not (rubric or pairwise):
+            raise UsageError("Tell the judge what to do: --rubric TEXT and/or --pairwise.")
+        try:
+            lo, hi = (int(x) for x in scale.split("-", 1))
+        except ValueError:
+            raise UsageError(f"--scale should be LOW-HIGH such as 1-5, not {scale!r}.") from None
+        spec: dict = {"embedding": embedding, "scorers": list(scorer)}
+        if judge:
+            spec["judge"] = {"model": {"model": judge, "options": parse_options(option, 1)[0]}, "rubric": rubric,
+                             "pairwise": pairwise, "scale": [lo, hi]}
+        try:
+            scoring = ScoringSpec.model_validate(spec)
+        except ValueError as exc:
+            raise UsageError(f"Bad scoring options: {exc}") from None
+        base_dir = Path.cwd()
+    elif suite is not None and suite.scoring is not None:
+        scoring, base_dir = suite.scoring, suite.base_dir
+    else:
+        raise UsageError(f"Run {run_id} has no scoring section in its suite: give scoring options, e.g. --judge "
+                         "openai:gpt-4o --rubric 'Is it correct?', or --embedding MODEL, or --scorer file.py:fn.")
+    policy = _policy(suite, no_cache=True) if suite is not None else None
+    report = score_run(store, run_id, scoring, base_dir=base_dir, policy=policy,
+                       say=lambda msg: console.print(msg, highlight=False))
+    data = store.get_run(run_id)
+    labels = meta.get("labels") or data["run"]["models"]
+    quality = quality_report(data["results"], labels)
+    store.update_run_meta(run_id, {"quality": quality})
+    print_summary(console, data["results"], labels, quality)
+    j = report.get("judge")
+    if j:
+        cost = "unknown" if j["cost_usd"] is None else f"${float(j['cost_usd']):.4f}"
+        console.print(f"Judge {j['judge']}: {j['calls']} calls ({j['failed']} failed), cost {cost}, "
+                      f"{j['e2e_ms_total'] / 1000:.1f} s of requests — recorded apart from the run's results."
+                      + (f" Pairwise: {j['pairs']} pairs, {j['votes_added']} new judge votes, "
+                         f"{j['inconsistent_pairs']} inconsistent (not counted)." if j["pairs"] else ""),
+                      highlight=False)
+    console.print(f"Next: tryouts rank {run_id}" if j and j["pairs"] else f"Next: tryouts show {run_id}")
+    return 0
