@@ -404,3 +404,28 @@ repeats: 2
     (pair,) = q["paired"]
     assert pair["diff"] == 1.0 and pair["n"] == 6 and pair["sign_test"]["wins_b"] == 6
     assert q["per_model"][1]["pass_at_k"]["pass^k"]["2"] == 1.0  # stored as JSON: keys are strings
+
+
+@pytest.mark.slow
+def test_the_scoring_example_runs_as_documented(demo_models, replay_server, minilm, tmp_path):
+    """docs/scoring.md: examples/scoring.yaml with the demo models, all-MiniLM and a scripted judge, offline."""
+    from pathlib import Path
+
+    example = Path(__file__).parent.parent / "examples" / "scoring.yaml"
+    db = str(tmp_path / "r.db")
+    env = {"TRYOUTS_DEMO": str(demo_models.hf_dir.parent), "MINILM": minilm, "REPLAY": replay_server}
+    p = subprocess.run([sys.executable, "-m", "tryouts", "run", str(example), "--db", db], capture_output=True,
+                       text=True, env={**os.environ, **env}, timeout=600)
+    assert p.returncode == 0, p.stderr + p.stdout
+    results = show(db)["results"]
+    assert len(results) == 4 and all(r["ok"] for r in results)
+    scripted = [r for r in results if r["model_index"] == 1]
+    france = next(r for r in scripted if r["case"]["case_id"] == "france")
+    s = france["scores"]
+    assert s["assert"]["passed"] and s["custom"]["names_a_capital"]["score"] == 1.0
+    assert s["reference"]["embedding"] > 0.9 and s["judge"]["score"] == 4.0
+    japan = next(r for r in scripted if r["case"]["case_id"] == "japan")
+    assert not japan["scores"]["assert"]["passed"] and japan["scores"]["custom"]["names_a_capital"]["score"] == 0.0
+    assert len(rows(db, "SELECT * FROM votes")) == 2  # one tie per case, both orders agreeing
+    rank = tryouts("rank", "latest", "--db", db)
+    assert rank.returncode == 0 and "Judge votes" in rank.stdout
