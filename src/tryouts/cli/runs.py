@@ -71,6 +71,11 @@ def show(
     prompt = "\n".join(f"{m['role']}: {m['content']}" for m in r["request"].get("messages", []))
     console.print(f"[bold]Run {r['id']}[/] · {r['kind']} · {r['status']} · started {r['started_at'][:19]} UTC")
     console.print(f"[dim]{prompt}[/]")
+    if r["kind"] == "eval-task" and r["meta"].get("eval_task"):  # the task report; rows via --format json
+        from .eval_task import print_report
+
+        print_report(console, r["meta"]["eval_task"])
+        return 0
     if outputs:
         print_outputs(console, data["results"])
     if r["kind"] == "suite":  # many cells: the summary per model, with quality and paired comparisons

@@ -10,7 +10,11 @@ Options: ``dtype`` (auto | float32 | bfloat16 | float16), ``device`` (auto | cpu
 ``quantization`` (int8 | int4 | nf4: bitsandbytes, CUDA only; a clear error elsewhere), ``device_map``
 (e.g. auto, to spread a large model over GPUs and CPU), ``task`` (a transformers pipeline task such as
 text-classification, token-classification, translation, summarization, feature-extraction: the model
-runs as that pipeline on the last user message, and its result arrives as one JSON chunk),
+runs as that pipeline on the last user message, and its result arrives as one JSON chunk; translation,
+summarization and text2text-generation, which transformers 5 no longer ships as pipelines, run a
+seq2seq model's ``generate`` and answer in those pipelines' format), ``pipeline_kwargs`` (a mapping passed
+on each pipeline call, e.g. ``{"aggregation_strategy": "simple"}`` for token-classification; for the seq2seq
+tasks ``prefix``, ``src_lang``, ``tgt_lang`` and generate() arguments),
 ``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true), ``batch_size`` (default 1:
 in suite runs, generate that many cases together; each sequence's tokens are still stamped as they are
 produced, so TTFT and TPOT stay per request, measured from the batch's start).
@@ -64,13 +68,49 @@ class IncrementalDetokenizer:
         return ""
 
 
+_SEQ2SEQ_TASKS = ("translation", "summarization", "text2text-generation")
+
+
+class _Seq2SeqPipeline:
+    """A seq2seq model (T5, BART, Marian ...) answering like transformers 4's translation pipelines."""
+
+    def __init__(self, task: str, source: str, device: str, dtype: Any, kw: dict[str, Any]) -> None:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=dtype, **kw).to(device).eval()
+        self.key = {"translation": "translation_text", "summarization": "summary_text"}.get(
+            task.split("_", 1)[0], "generated_text")
+        self.output_tokens = 0  # of the last call, counted exactly (decoding and re-encoding can differ)
+
+    def __call__(self, text: str, prefix: str = "", src_lang: str | None = None, tgt_lang: str | None = None,
+                 **generate_kw: Any) -> list[dict[str, str]]:
+        import torch
+
+        tok = self.tokenizer
+        if src_lang and hasattr(tok, "src_lang"):
+            tok.src_lang = src_lang
+        if tgt_lang:  # multilingual models (mBART, NLLB) start the output with the target language's token
+            if hasattr(tok, "tgt_lang"):
+                tok.tgt_lang = tgt_lang
+            tid = tok.convert_tokens_to_ids(tgt_lang)
+            if isinstance(tid, int) and tid != tok.unk_token_id:
+                generate_kw.setdefault("forced_bos_token_id", tid)
+        enc = tok(prefix + text, return_tensors="pt", truncation=True).to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **{"do_sample": False, **generate_kw})
+        special = set(tok.all_special_ids)
+        self.output_tokens = sum(1 for t in out[0, 1:].tolist() if t not in special)  # [0]: decoder start
+        return [{self.key: tok.decode(out[0], skip_special_tokens=True, clean_up_tokenization_spaces=False)}]
+
+
 class HFProvider(Provider):
     """A transformers ``AutoModelForCausalLM`` with its tokenizer's chat template."""
 
     name = "hf"
     local = True
     options = frozenset({"dtype", "device", "device_map", "quantization", "revision", "trust_remote_code", "warmup",
-                         "batch_size", "task", "price"})
+                         "batch_size", "task", "pipeline_kwargs", "price"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -144,11 +184,25 @@ class HFProvider(Provider):
         if opts.get("warmup", True):
             self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
 
+    def _pipeline_kwargs(self) -> dict[str, Any]:
+        value = self.spec.options.get("pipeline_kwargs") or {}
+        if not isinstance(value, dict):
+            raise errors.UsageError(
+                f"{self.spec.ref}: pipeline_kwargs must be a mapping, "
+                f"e.g. -o 'pipeline_kwargs={{aggregation_strategy: simple}}', not {value!r}."
+            )
+        return dict(value)
+
     def _load_pipeline(self, task: str, device: str, dtype: Any, kw: dict[str, Any]) -> None:
         from transformers import pipeline
+        from transformers.pipelines import SUPPORTED_TASKS
 
+        call_kw = self._pipeline_kwargs()
         try:
-            self.pipe = pipeline(task, model=self.source, device=device, dtype=dtype, **kw)
+            if task.startswith(_SEQ2SEQ_TASKS) and task not in SUPPORTED_TASKS:
+                self.pipe = _Seq2SeqPipeline(task, self.source, device, dtype, kw)
+            else:
+                self.pipe = pipeline(task, model=self.source, device=device, dtype=dtype, **kw)
         except (OSError, KeyError, ValueError) as exc:
             raise errors.ModelNotFoundError(
                 f"Could not load {self.source!r} as a {task!r} pipeline ({exc}). Check the task name and that "
@@ -156,15 +210,20 @@ class HFProvider(Provider):
             ) from exc
         self.model, self.tokenizer, self.device = self.pipe.model, self.pipe.tokenizer, device
         if self.spec.options.get("warmup", True):
-            self.pipe("Hi")
+            if isinstance(self.pipe, _Seq2SeqPipeline):
+                call_kw["max_new_tokens"] = 1
+            self.pipe("Hi", **call_kw)
 
     def _pipeline_events(self, request: Request) -> list[Event]:
         """Run the pipeline on the last user message; its result is one JSON text chunk."""
         import json
 
         text = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        call_kw = self._pipeline_kwargs()
+        if isinstance(self.pipe, _Seq2SeqPipeline) and request.params.max_tokens:
+            call_kw.setdefault("max_new_tokens", request.params.max_tokens)
         t0 = perf_counter_ns()
-        output = self.pipe(text)
+        output = self.pipe(text, **call_kw)
         t = perf_counter_ns()
         rendered = json.dumps(output, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
         generated = "".join(
@@ -172,6 +231,8 @@ class HFProvider(Provider):
             for k in ("translation_text", "summary_text", "generated_text")
         )
         n_out = self.count_tokens(generated) if generated else 0
+        if isinstance(self.pipe, _Seq2SeqPipeline):
+            n_out = self.pipe.output_tokens
         return [Sent(t0), Delta(t, rendered),
                 UsageReport(Usage(input_tokens=self.count_tokens(text), output_tokens=n_out, method="exact")),
                 Finish(t, "stop")]

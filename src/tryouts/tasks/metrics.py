@@ -1,0 +1,203 @@
+"""Task metrics on plain Python values: classification, entity matching, retrieval ranks, pass@k tables.
+
+Intervals and paired tests come from :mod:`tryouts.scoring.statistics`; text metrics (BLEU, chrF, ROUGE)
+from :mod:`tryouts.scoring.reference`; Spearman from :mod:`tryouts.scoring.embedding`. This module adds only
+what those do not have.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from .data import Entity
+
+__all__ = [
+    "classification_metrics",
+    "entity_counts",
+    "entity_key",
+    "entity_prf",
+    "match_label",
+    "paired_spearman",
+    "pass_k_table",
+    "recall_at_k",
+    "sentence_f1",
+]
+
+_SPACES = re.compile(r"\s+")
+_WRAPPING = " \t\r\n\"'`*_.,;:!?()[]{}<>"
+
+
+def match_label(answer: str, labels: Sequence[str]) -> str | None:
+    """The label ``answer`` names, or None.
+
+    The answer matches a label when, after stripping surrounding whitespace, quotes, markdown emphasis and
+    punctuation (``"Positive."`` -> ``Positive``), it equals the label ignoring case. Anything else (a
+    sentence, two labels, an unseen label) is no answer: it counts as wrong and as ``(invalid)``.
+    """
+    cleaned = _SPACES.sub(" ", answer.strip(_WRAPPING)).casefold()
+    for label in labels:
+        if cleaned == _SPACES.sub(" ", label.strip()).casefold():
+            return label
+    return None
+
+
+def classification_metrics(
+    gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str]
+) -> dict[str, Any]:
+    """Accuracy, macro-F1, per-label precision/recall/F1 and the confusion matrix.
+
+    ``pred[i]`` is None for an answer that named no label (wrong for accuracy; a false negative of its gold
+    label, a false positive of none). Macro-F1 is the unweighted mean of the per-label F1 over ``labels``;
+    a label's precision is 0 when it was never predicted. The matrix has a row per gold label and a column
+    per predicted label, plus the column ``(invalid)``.
+    """
+    if len(gold) != len(pred):
+        raise ValueError("gold and pred must have the same length")
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = [[0] * (len(labels) + 1) for _ in labels]
+    for g, p in zip(gold, pred, strict=True):
+        matrix[index[g]][index[p] if p is not None else len(labels)] += 1
+    per_label = {}
+    for i, label in enumerate(labels):
+        tp = matrix[i][i]
+        predicted = sum(row[i] for row in matrix)
+        support = sum(matrix[i])
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    n = len(gold)
+    correct = sum(matrix[i][i] for i in range(len(labels)))
+    return {
+        "n": n,
+        "accuracy": correct / n if n else None,
+        "macro_f1": sum(v["f1"] for v in per_label.values()) / len(labels) if labels else None,
+        "per_label": per_label,
+        "invalid": sum(p is None for p in pred),
+        "confusion": {"labels": list(labels), "columns": [*labels, "(invalid)"], "matrix": matrix},
+    }
+
+
+def entity_key(entity: Entity) -> tuple[str, str]:
+    """What must agree for two entities to match: the text (whitespace collapsed, case ignored), the type."""
+    return _SPACES.sub(" ", entity.text.strip()).casefold(), entity.label.strip().upper()
+
+
+def entity_counts(gold: Sequence[Entity], pred: Sequence[Entity]) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of one sentence, matching by :func:`entity_key`.
+
+    Matching is exact and one-to-one (multisets): a predicted entity is a true positive when a gold entity
+    not matched yet has the same text and type. A partial overlap (``New York`` for ``New York City``) or the
+    right text with the wrong type is one false positive and one false negative.
+    """
+    g, p = Counter(map(entity_key, gold)), Counter(map(entity_key, pred))
+    tp = sum((g & p).values())
+    return tp, sum(p.values()) - tp, sum(g.values()) - tp
+
+
+def sentence_f1(gold: Sequence[Entity], pred: Sequence[Entity]) -> float:
+    """Entity F1 of one sentence; 1.0 when it has no gold entity and none was predicted."""
+    tp, fp, fn = entity_counts(gold, pred)
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
+    p = tp / (tp + fp) if tp + fp else 0.0
+    r = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "precision": p,
+        "recall": r,
+        "f1": 2 * p * r / (p + r) if p + r else 0.0,
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
+
+
+def entity_prf(gold: Sequence[Sequence[Entity]], pred: Sequence[Sequence[Entity]]) -> dict[str, Any]:
+    """Entity-level micro precision, recall and F1 over all sentences, overall and per type."""
+    totals = [0, 0, 0]
+    by_type: dict[str, list[int]] = {}
+    for g, p in zip(gold, pred, strict=True):
+        for i, v in enumerate(entity_counts(g, p)):
+            totals[i] += v
+        for label in {entity_key(e)[1] for e in [*g, *p]}:
+            counts = entity_counts(
+                [e for e in g if entity_key(e)[1] == label], [e for e in p if entity_key(e)[1] == label]
+            )
+            acc = by_type.setdefault(label, [0, 0, 0])
+            for i, v in enumerate(counts):
+                acc[i] += v
+    return {**_prf(*totals), "per_type": {k: _prf(*v) for k, v in sorted(by_type.items())}}
+
+
+def recall_at_k(ranks: Sequence[int | None], k: int) -> float:
+    """Share of queries whose relevant document ranks ``k`` or better (ranks from 1; None: not ranked)."""
+    if not ranks:
+        return 0.0
+    return sum(1 for r in ranks if r is not None and r <= k) / len(ranks)
+
+
+def paired_spearman(
+    a: Sequence[float],
+    b: Sequence[float],
+    gold: Sequence[float],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Paired bootstrap of the difference in Spearman correlation with ``gold``: model ``b`` minus ``a``.
+
+    The same resampled pairs score both models (the pairing is kept); the interval is the percentile interval
+    of the resampled differences and the two-sided p-value comes from that distribution centred on zero, as in
+    :func:`tryouts.scoring.statistics.paired_bootstrap`.
+    """
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    xa, xb, y = (np.asarray(v, dtype=float) for v in (a, b, gold))
+    n = len(y)
+    if not len(xa) == len(xb) == n:
+        raise ValueError("a, b and gold must have the same length")
+    if n < 3:
+        return {"n": n, "diff": None, "low": None, "high": None, "p_value": None}
+    diff = float(spearmanr(xb, y).statistic - spearmanr(xa, y).statistic)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_resamples):
+        idx = rng.integers(0, n, n)
+        if np.ptp(y[idx]) == 0 or np.ptp(xa[idx]) == 0 or np.ptp(xb[idx]) == 0:
+            continue
+        diffs.append(float(spearmanr(xb[idx], y[idx]).statistic - spearmanr(xa[idx], y[idx]).statistic))
+    if not diffs:
+        return {"n": n, "diff": diff, "low": diff, "high": diff, "p_value": 1.0}
+    arr = np.asarray(diffs)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(arr, [alpha, 1 - alpha])
+    extreme = int(np.count_nonzero(np.abs(arr - diff) >= abs(diff) - 1e-12))
+    return {
+        "n": n,
+        "diff": diff,
+        "low": float(low),
+        "high": float(high),
+        "p_value": min(1.0, (1 + extreme) / (1 + len(arr))),
+    }
+
+
+def pass_k_table(counts: Sequence[tuple[int, int]], ks: Sequence[int]) -> dict[str, dict[str, float | None]]:
+    """Mean pass@k and pass^k over cases from per-case ``(samples, passed)``; None when k exceeds samples."""
+    from ..scoring.statistics import pass_at_k, pass_hat_k
+
+    table: dict[str, dict[str, float | None]] = {}
+    for k in ks:
+        usable = [(n, c) for n, c in counts if n >= k]
+        ok = bool(counts) and len(usable) == len(counts)
+        table[str(k)] = {
+            "pass@k": sum(pass_at_k(n, c, k) for n, c in usable) / len(usable) if ok else None,
+            "pass^k": sum(pass_hat_k(n, c, k) for n, c in usable) / len(usable) if ok else None,
+        }
+    return table
