@@ -667,3 +667,23 @@ def test_a_failing_model_scores_zero_and_exits_2(replay_server, tmp_path, db, ca
     assert report["comparisons"][0]["diff"] == pytest.approx(-0.6)
     _, out, _ = cli(capsys, "show", report["run_id"], "--db", db, "--format", "json")
     assert json.loads(out)["run"]["status"] == "partial"
+
+
+def test_task_file_runs_as_documented_and_reports_bad_fields(tiny, db, capsys, monkeypatch, tmp_path):
+    """docs/tasks.md "A task file": examples/tasks/embeddings-sts.yaml with the tiny model and all-MiniLM."""
+    from tryouts.tasks.tiny import minilm_path
+
+    monkeypatch.setenv("TINY_EMBEDDINGS", tiny["embeddings"])
+    monkeypatch.setenv("MINILM", str(minilm_path()))
+    report = run_json(capsys, "eval-task", EX + "/embeddings-sts.yaml", "--db", db)
+    rand, real = report["models"]
+    assert report["mode"] == "sts" and len(report["models"]) == 2
+    assert report["comparisons"][0]["diff"] > 0
+    assert real["intervals"]["spearman"]["mean"] > rand["intervals"]["spearman"]["mean"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("task: embeddings\ndata: sts.csv\nmodels: []\n")
+    code, _, err = cli(capsys, "eval-task", str(bad), "--db", db)
+    assert code == 1 and "models" in err and "docs/tasks.md" in err
+    bad.write_text("task: embeddings\ndata: sts.csv\nmodels: [hf:x]\nrepeat: 2\n")
+    code, _, err = cli(capsys, "eval-task", str(bad), "--db", db)
+    assert code == 1 and "repeat" in err

@@ -215,7 +215,7 @@ def _tiny_models() -> None:
 
 @app.command("eval-task")
 def eval_task(
-    task: str | None = typer.Argument(None, help=f"The task: {_TASK_HELP}"),
+    task: str | None = typer.Argument(None, help=f"The task: {_TASK_HELP} Or a task file (.yaml) with the settings."),
     data: Path | None = typer.Option(None, "--data", "-d", help="Labeled examples: a CSV or JSONL file."),
     model: list[str] = typer.Option(
         [], "--model", "-m", help="A model as PROVIDER:MODEL; repeat for each model."
@@ -285,6 +285,20 @@ def eval_task(
         return 0
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if task is not None and task.endswith((".yaml", ".yml")):  # a task file: its settings, then -m/-o add to them
+        from ..tasks.file import load_task_file
+
+        spec_file, file_data = load_task_file(Path(task))
+        data = data or file_data
+        task, repeats, limit, timeout_s = spec_file.task, spec_file.repeats, spec_file.limit, spec_file.timeout_s
+        k = k or (",".join(str(x) for x in spec_file.k) if spec_file.k else None)
+        max_tokens = max_tokens if max_tokens is not None else spec_file.max_tokens
+        temperature = temperature if temperature is not None else spec_file.temperature
+        seed = seed if seed is not None else spec_file.seed
+        src_lang, tgt_lang = src_lang or spec_file.src_lang, tgt_lang or spec_file.tgt_lang
+        file_models = spec_file.specs()
+    else:
+        file_models = []
     if task is None:
         raise UsageError(
             f"Give a task: {_TASK_HELP} E.g. tryouts eval-task classification --data FILE -m MODEL."
@@ -294,7 +308,7 @@ def eval_task(
         raise UsageError(
             f"Give the labeled data with --data FILE (CSV or JSONL; see docs/tasks.md for {spec.name})."
         )
-    if not model:
+    if not model and not file_models:
         raise UsageError("Give at least one model with -m PROVIDER:MODEL (repeat -m for each model).")
     ks = _ks(k) if k else (1, 5)
     if spec.name == "code":  # pass@k needs k answers per case; by default pass@1, pass@5 and pass@repeats
@@ -304,8 +318,10 @@ def eval_task(
             )
         ks = ks if k else tuple(sorted({x for x in (1, 5, repeats) if x <= repeats}))
     dataset = load_dataset(spec.name, data, limit=limit)
-    options = parse_options(option, len(model))
-    specs = [ModelSpec.parse(ref, opts) for ref, opts in zip(model, options, strict=True)]
+    refs = [ref for ref, _ in file_models] + list(model)
+    options = parse_options(option, len(refs))
+    base = [opts for _, opts in file_models] + [{} for _ in model]
+    specs = [ModelSpec.parse(ref, {**own, **opts}) for ref, own, opts in zip(refs, base, options, strict=True)]
     settings = EvalSettings(
         repeats=repeats,
         ks=ks,

@@ -1,0 +1,78 @@
+"""An eval-task written as a file: ``tryouts eval-task examples/tasks/classification.yaml``.
+
+The same settings as the command line, kept with the data so the comparison can be re-run as it was::
+
+    task: classification
+    data: classification.csv          # relative to this file
+    models:
+      - hf:${TINY_CLASSIFIER}
+      - model: openai:gpt-4o-mini
+        options: {base_url: "..."}
+    repeats: 1                        # and optionally k, limit, max_tokens, temperature, seed,
+                                      # timeout_s, src_lang, tgt_lang
+
+``${VAR}`` and ``${VAR:-default}`` are read from the environment, as in suites.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UsageError
+
+
+class TaskModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="The model reference PROVIDER:MODEL.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Provider options.")
+
+
+class TaskFile(BaseModel):
+    """The settings of one eval-task run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: str
+    data: str
+    models: list[str | TaskModel] = Field(min_length=1)
+    repeats: int = Field(default=1, ge=1)
+    k: list[int] | None = None
+    limit: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    seed: int | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    src_lang: str | None = None
+    tgt_lang: str | None = None
+
+    def specs(self) -> list[tuple[str, dict[str, Any]]]:
+        """(reference, options) per model."""
+        return [(m, {}) if isinstance(m, str) else (m.model, dict(m.options)) for m in self.models]
+
+
+def load_task_file(path: Path) -> tuple[TaskFile, Path]:
+    """The task file at ``path`` and the data file's path (relative to it); UsageError naming the field."""
+    from ..suite.load import expand_env
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    text = expand_env(text, str(path))
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML ({exc}).") from None
+    try:
+        spec = TaskFile.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+        raise UsageError(f"{path}: {where}: {first['msg']} (see docs/tasks.md, 'A task file').") from None
+    data = Path(spec.data)
+    return spec, (data if data.is_absolute() else path.parent / data)
