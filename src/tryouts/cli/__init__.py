@@ -42,10 +42,12 @@ def _root(
 
 
 from . import arena as _arena  # noqa: E402,F401  (registers commands)
+from . import card as _card  # noqa: E402,F401
 from . import compare as _compare  # noqa: E402,F401
 from . import demo as _demo  # noqa: E402,F401
 from . import eval_task as _eval_task  # noqa: E402,F401
 from . import keys as _keys  # noqa: E402,F401
+from . import models as _models  # noqa: E402,F401
 from . import providers as _providers  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
 from . import run as _run  # noqa: E402,F401

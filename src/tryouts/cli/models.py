@@ -1,0 +1,150 @@
+"""``tryouts models``: the model catalog, filtered (docs/catalog.md)."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+
+SORTS = ("catalog", "params", "context", "price")
+
+
+def fmt_params(total: int | None, active: int | None = None, is_open: bool = False) -> str:
+    """Billions: ``70.6``, ``8.03``, ``0.110``; MoE adds the active count in brackets; None = undisclosed (or not recorded)."""
+    if total is None:
+        return "not recorded" if is_open else "undisclosed"
+
+    def b(n: int) -> str:
+        x = n / 1e9
+        return f"{x:.3f}" if x < 1 else (f"{x:.2f}" if x < 10 else f"{x:.1f}")
+
+    return f"{b(total)} ({b(active)})" if active else b(total)
+
+
+def fmt_context(n: int | None) -> str:
+    """Tokens in decimal units as ``--min-context`` reads them: 131k, 1.05M."""
+    if n is None:
+        return "-"
+    if n >= 1_000_000:
+        return f"{n / 1e6:.3g}M"
+    if n >= 10_000:
+        return f"{n / 1e3:.0f}k"
+    return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)
+
+
+def fmt_price(row) -> str:
+    """``in / out`` USD per Mtok; where an open model's price comes from an API; ``local`` or ``unknown``."""
+    p, e = row.price, row.entry
+    if p is None:
+        return "local" if e.is_open else "unknown"
+    text = f"{p.input_per_mtok} / {p.output_per_mtok}"
+    if e.is_open and p.route:
+        text += f" ({p.route.partition(':')[0]})"
+    return text + (" †" if p.source == "catalog" else "")
+
+
+def _sort_key(sort: str):
+    def key(row):
+        e = row.entry
+        if sort == "params":
+            return (e.params.total is None, e.params.total or 0)
+        if sort == "context":
+            return (e.context_window is None, -(e.context_window or 0))
+        return (row.price is None, row.price.blended if row.price else 0)
+
+    return key
+
+
+@app.command()
+def models(
+    access: bool | None = typer.Option(None, "--open/--commercial", help="Only open-weight models, or only API models."),
+    task: str | None = typer.Option(
+        None, "--task", help="Only models for this task: chat, code, classification, ner, translation, summarization, embeddings."
+    ),
+    min_context: str | None = typer.Option(None, "--min-context", help="Context window at least this many tokens (32768, 128k, 1M)."),
+    max_price: str | None = typer.Option(
+        None, "--max-price",
+        help="Blended price at most this many USD per million tokens (mean of input and output price); "
+        "models without a known per-token price are left out.",
+    ),
+    license: list[str] = typer.Option(
+        [], "--license", help="Licence id or prefix (apache-2.0, mit, llama...); repeat to allow several."
+    ),
+    fits: str | None = typer.Option(
+        None, "--fits", help="Only open models whose weights + KV cache fit in this memory: 24, 24GB or 80GiB (bare = GB)."
+    ),
+    dtype: str = typer.Option("bf16", "--dtype", help="Weight type for --fits (fp32, fp16, bf16, int8, int4 ...)."),
+    context: str = typer.Option("4096", "--context", help="Tokens of KV cache counted by --fits (4096, 32k ...)."),
+    sort: str = typer.Option("catalog", "--sort", help="Order: catalog, params, context (largest first) or price (cheapest first)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+) -> int:
+    """List the model catalog: maker, open or API, parameters, context, price, licence and tasks.
+
+    Examples: tryouts models --open --task code; tryouts models --min-context 1M --max-price 1;
+    tryouts models --fits 24GB --dtype int4 --context 8k.
+    """
+    import json
+
+    from rich.table import Table
+
+    from ..catalog import load_catalog
+    from ..catalog.query import Filters, parse_money, parse_size, parse_tokens, select
+    from ..errors import UsageError
+    from .render import make_console
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if sort not in SORTS:
+        raise UsageError(f"--sort must be one of {', '.join(SORTS)}, not {sort!r}.")
+    filters = Filters(
+        access=None if access is None else ("open" if access else "commercial"),
+        task=task.lower() if task else None,
+        min_context=parse_tokens(min_context) if min_context is not None else None,
+        max_price=parse_money(max_price) if max_price is not None else None,
+        licenses=tuple(license),
+        fits_bytes=parse_size(fits) if fits is not None else None,
+        dtype=dtype,
+        context=parse_tokens(context),
+    )
+    selection = select(load_catalog(), filters)
+    rows = selection.rows
+    if sort != "catalog":
+        rows = sorted(rows, key=_sort_key(sort))
+    if fmt == "json":
+        print(json.dumps([r.to_dict() for r in rows], indent=2))
+        return 0
+    console = make_console()
+    if not console.is_terminal:
+        console.width = max(console.width, 170)  # a file or pipe gets every column unwrapped
+    if not rows:
+        console.print("No model in the catalog matches these filters. Loosen one, or run 'tryouts models' to see them all.")
+    else:
+        table = Table(header_style="bold", title=f"{len(rows)} model(s)", title_justify="left")
+        table.add_column("ID", no_wrap=True)
+        table.add_column("Maker", overflow="fold")
+        table.add_column("Access")
+        table.add_column("Params B (active)", justify="right")
+        table.add_column("Context", justify="right")
+        table.add_column("$/Mtok in / out", justify="right")
+        if filters.fits_bytes is not None:
+            table.add_column(f"Needs GB ({filters.dtype})", justify="right")
+        table.add_column("License", overflow="fold", min_width=12)
+        table.add_column("Tasks", min_width=13)
+        for r in rows:
+            e = r.entry
+            cells = [e.id, e.maker, e.access, fmt_params(e.params.total, e.params.active, e.is_open), fmt_context(e.context_window),
+                     fmt_price(r)]
+            if filters.fits_bytes is not None:
+                cells.append(f"{(r.memory_bytes or 0) / 1e9:.1f}")
+            cells += [e.license, ", ".join(e.tasks) or "-"]
+            table.add_row(*cells)
+        console.print(table)
+        dated = [f"{r.entry.id} ({r.price.as_of})" for r in rows if r.price and r.price.source == "catalog"]
+        if dated:
+            console.print(f"† the catalog's own price, as of: {', '.join(dated)} (genai-prices does not list it).")
+        if any(r.price is None and r.entry.is_open for r in rows):
+            console.print("local = open weights with no API price here: free to run on your own hardware.")
+    for reason, ids in selection.left_out.items():
+        more = f" and {len(ids) - 6} more" if len(ids) > 6 else ""
+        console.print(f"[dim]Left out, {reason}: {len(ids)} model(s): {', '.join(ids[:6])}{more}.[/]", highlight=False)
+    return 0
