@@ -66,6 +66,12 @@ class MissingExtraError(TryoutsError):
         self.extra = extra
 
 
+class StoppedError(TryoutsError):
+    """The user stopped the work (the dashboard's stop button); what was produced so far is kept."""
+
+    kind = "stopped"
+
+
 class StoreError(TryoutsError):
     """Raised when the results database cannot be used, or a run id matches no run."""
 

@@ -147,6 +147,33 @@ class Store:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
+    def model_figures(self, model: str, limit: int = 500) -> dict[str, Any] | None:
+        """What this user measured for a model reference: TTFT p50 over fresh successful results, and the mean
+        quality (judge score normalized to 0–1, else assertion pass) over scored ones; None if never run."""
+        res = schema.results
+        q = (
+            select(res.c.ttft_ms, res.c.scores, res.c.ok, res.c.cached)
+            .where(res.c.model == model)
+            .order_by(res.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        if not rows:
+            return None
+        from ..stats import percentile
+
+        ttft = [r["ttft_ms"] for r in rows if r["ok"] and not r["cached"] and r["ttft_ms"] is not None]
+        quality = []
+        for r in rows:
+            s = r["scores"] or {}
+            if (s.get("judge") or {}).get("normalized") is not None:
+                quality.append(float(s["judge"]["normalized"]))
+            elif s.get("assert"):
+                quality.append(1.0 if s["assert"].get("passed") else 0.0)
+        return {"n": len(rows), "ttft_p50_ms": percentile(ttft, 50), "quality": sum(quality) / len(quality) if quality
+                else None, "n_scored": len(quality)}
+
     def finish_run(self, run_id: str, status: str = "done") -> None:
         """Mark a run finished (``done``, ``failed`` or ``interrupted``)."""
         with self.engine.begin() as conn:
@@ -252,6 +279,33 @@ class Store:
             raise StoreError(f"{ref!r} matches several runs; give more of the id ('tryouts runs' lists them).")
         return found[0]
 
+    def get_run_row(self, ref: str) -> dict[str, Any]:
+        """One run without its results."""
+        run_id = self.resolve_run_id(ref)
+        with self.engine.connect() as conn:
+            run = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).mappings().one()
+        return _run_dict(run)
+
+    def results(self, run_id: str, *, columns: list[str] | None = None, offset: int = 0, limit: int | None = None,
+                ids: list[int] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Some of a run's results, in ``get_run`` order, and how many there are in all (or of ``ids``).
+
+        ``columns``: only these fields (``id`` always), much cheaper than :meth:`get_run` for a summary of a
+        large run; ``offset``/``limit``: a page; ``ids``: only these results.
+        """
+        res = schema.results
+        cols = [res.c.id, *(res.c[c] for c in columns if c != "id")] if columns else [res]
+        where = [res.c.run_id == run_id] + ([res.c.id.in_(ids)] if ids is not None else [])
+        q = select(*cols).where(*where).order_by(res.c.case_index, res.c.model_index, res.c.repeat_index, res.c.id)
+        if limit is not None:
+            q = q.limit(limit)
+        if offset:
+            q = q.offset(offset)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+            total = conn.execute(select(func.count()).select_from(res).where(*where)).scalar_one()
+        return [flat_result(r) for r in rows], int(total)
+
     def get_run(self, ref: str) -> dict[str, Any]:
         """One run and its results (flat dicts, see :func:`flat_result`), in case then model order."""
         run_id = self.resolve_run_id(ref)
@@ -330,16 +384,19 @@ def _run_dict(row: Any) -> dict[str, Any]:
 
 
 def flat_result(row: Any) -> dict[str, Any]:
-    """A stored result as the documented flat JSON object (see docs/json.md)."""
+    """A stored result as the documented flat JSON object (see docs/json.md); a row of some columns only
+    (:meth:`Store.results`) gives those fields."""
     d = dict(row)
     d.pop("run_id", None)
-    d["id"] = int(d["id"])
-    d["ok"] = bool(d["ok"])
-    d["tokens_estimated"] = bool(d["tokens_estimated"])
-    d["cached"] = bool(d["cached"])
-    total = d.pop("cost_total")
-    d["cost_usd"] = float(total) if total is not None else None
-    d["cost_usd_exact"] = total
+    if "id" in d:
+        d["id"] = int(d["id"])
+    for name in ("ok", "tokens_estimated", "cached"):
+        if name in d:
+            d[name] = bool(d[name])
+    if "cost_total" in d:
+        total = d.pop("cost_total")
+        d["cost_usd"] = float(total) if total is not None else None
+        d["cost_usd_exact"] = total
     return d
 
 

@@ -1,0 +1,161 @@
+"""``tryouts memory``: the GPU memory a model needs at a precision, context and batch size, and whether it fits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from . import app
+
+MODEL_HELP = ("A model's config.json (or its folder), a catalog name (see 'tryouts models'), or a Hugging Face id "
+              "whose config.json is in the local Hugging Face cache.")
+
+
+@app.command()
+def memory(
+    model: str = typer.Argument(..., help=MODEL_HELP),
+    dtype: str = typer.Option(
+        "all", "--dtype", "-d",
+        help="Weight format: fp32, fp16, bf16, fp8, int8, int4/nf4, nf4-dq, a GGUF type (Q4_K_M, gguf:Q8_0 ...), "
+             "or 'all' for a table of the common ones.",
+    ),
+    context: int = typer.Option(4096, "--context", "-c", min=0, help="Tokens of context per sequence (prompt + output)."),
+    batch: int = typer.Option(1, "--batch", "-b", min=1, help="Sequences served at once."),
+    kv_dtype: str | None = typer.Option(
+        None, "--kv-dtype", help="KV-cache format: fp32, fp16, bf16, fp8, q8_0, q4_0 (default: the weights' 16-bit type)."
+    ),
+    gpu: str | None = typer.Option(None, "--gpu", help="A GPU to check the fit against, e.g. H100-80GB, L4-24GB."),
+    gpu_memory: str | None = typer.Option(None, "--gpu-memory", help="GPU memory to check against, e.g. 24GB or 24GiB."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+) -> None:
+    """Estimate the memory a model needs: weights per part, KV cache, overhead, total, and whether it fits.
+
+    Works offline. Examples:
+
+      tryouts memory examples/configs/llama-3.1-70b.json
+
+      tryouts memory examples/configs/mixtral-8x7b.json --dtype Q4_K_M --context 32768 --gpu H100-80GB
+
+      tryouts memory llama-3.1-8b-instruct --dtype int4 --gpu-memory 24GB --format json
+
+    Formulas and assumptions: docs/memory.md.
+    """
+    import json
+
+    from ..errors import UsageError
+    from ..memory import COMMON_DTYPES, estimate, find_gpu, parse_dtype, parse_kv_dtype, parse_size, resolve
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if gpu and gpu_memory:
+        raise UsageError("Give either --gpu or --gpu-memory, not both.")
+    dtypes = [parse_dtype(d) for d in COMMON_DTYPES] if dtype.strip().lower() == "all" else [parse_dtype(dtype)]
+    kv = parse_kv_dtype(kv_dtype) if kv_dtype else None
+    target: dict[str, Any] | None = None
+    if gpu:
+        g = find_gpu(gpu)
+        target = {"name": g.name, "marketed": g.marketed, "memory_bytes": g.memory_bytes}
+    elif gpu_memory:
+        target = {"name": gpu_memory.strip(), "marketed": None, "memory_bytes": parse_size(gpu_memory)}
+
+    arch = resolve(model)
+    estimates = [estimate(arch, d, context=context, batch=batch, kv_dtype=kv) for d in dtypes]
+    rows = []
+    for e in estimates:
+        row = e.to_dict()
+        if target:
+            row["fits"] = e.fits(target["memory_bytes"])
+            row["headroom_bytes"] = target["memory_bytes"] - e.total_bytes
+        rows.append(row)
+
+    if fmt == "json":
+        first = estimates[0]
+        print(json.dumps({
+            "model": first.model, "source": arch.source, "model_type": arch.model_type,
+            "params_total": first.params_total, "params_active": first.params_active,
+            "params_by_class": first.params_by_class, "context": context, "batch": batch, "gpu": target,
+            "estimates": rows,
+        }, indent=2))
+        return
+    _print_tables(arch, estimates, rows, target)
+
+
+def _gb(n: float) -> str:
+    return f"{n / 1e9:,.2f} GB"
+
+
+def _count(n: int) -> str:
+    if n >= 1e9:
+        return f"{n / 1e9:,.2f} B"
+    if n >= 1e6:
+        return f"{n / 1e6:,.1f} M"
+    return f"{n / 1e3:,.1f} K" if n >= 1e3 else str(n)
+
+
+def _fit_text(row: dict[str, Any]) -> str:
+    spare = row["headroom_bytes"]
+    return f"[green]yes[/] ({_gb(spare)} spare)" if row["fits"] else f"[red]no[/] ({_gb(-spare)} short)"
+
+
+def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], target: dict[str, Any] | None) -> None:
+    from rich.table import Table
+
+    from .render import make_console
+
+    console = make_console()
+    first = estimates[0]
+    active = f", {_count(first.params_active)} active per token" if first.params_active else ""
+    console.print(f"[bold]{first.model}[/] ({arch.model_type}; {arch.source})", highlight=False)
+    console.print(f"{_count(first.params_total)} parameters{active} · context {first.context:,} tokens × batch "
+                  f"{first.batch}", highlight=False)
+    gpu_label = None
+    if target:
+        gpu_label = f"{target['name']} ({_gb(target['memory_bytes'])})"
+
+    if len(estimates) == 1:
+        e, row = first, rows[0]
+        t = Table(title=f"Memory at {e.dtype_label}", title_justify="left")
+        for col, justify in (("Part", "left"), ("Parameters", "right"), ("Stored as", "left"), ("Memory", "right")):
+            t.add_column(col, justify=justify)  # type: ignore[arg-type]
+        for cls, n in e.params_by_class.items():
+            t.add_row(cls, _count(n), e.storage.get(cls, ""), _gb(e.weight_bytes_by_class[cls]))
+        t.add_section()
+        t.add_row("[bold]weights[/]", _count(e.params_total), f"{e.bits_per_weight:.2f} bits per weight",
+                  _gb(e.weights_bytes))
+        t.add_row("KV cache", "", f"{e.context:,} tokens × {e.batch}, {e.kv_dtype}", _gb(e.kv_bytes))
+        t.add_row("overhead", "", "1 GiB + 5% of weights and KV", _gb(e.overhead_bytes))
+        t.add_section()
+        t.add_row("[bold]total[/]", "", "", f"[bold]{_gb(e.total_bytes)}[/]")
+        console.print(t)
+        if target:
+            console.print(f"Fits on {gpu_label}: {_fit_text(row)}", highlight=False)
+    else:
+        t = Table(title=f"Memory by weight format (KV cache for {first.context:,} tokens × {first.batch})",
+                  title_justify="left")
+        cols = ["dtype", "bits/weight", "weights", "KV cache", "overhead", "total"]
+        for col in cols:
+            t.add_column(col, justify="left" if col == "dtype" else "right")
+        if target:
+            t.add_column(f"fits {target['name']}", justify="left")
+        for e, row in zip(estimates, rows, strict=True):
+            cells = [e.dtype, f"{e.bits_per_weight:.2f}", _gb(e.weights_bytes), _gb(e.kv_bytes), _gb(e.overhead_bytes),
+                     _gb(e.total_bytes)]
+            if target:
+                cells.append(_fit_text(row))
+            t.add_row(*cells)
+        console.print(t)
+        p = Table(title="Parameters by part", title_justify="left")
+        p.add_column("Part")
+        p.add_column("Parameters", justify="right")
+        p.add_column("Share", justify="right")
+        for cls, n in first.params_by_class.items():
+            p.add_row(cls, _count(n), f"{100 * n / first.params_total:.1f}%")
+        console.print(p)
+        if target:
+            console.print(f"GPU: {gpu_label}", highlight=False)
+    notes = dict.fromkeys(a for e in estimates for a in e.assumptions)
+    console.print("[dim]Assumptions:[/]")
+    for note in notes:
+        console.print(f"[dim] - {note}[/]", highlight=False)
+    console.print("[dim]Formulas: docs/memory.md[/]")

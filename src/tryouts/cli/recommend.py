@@ -1,0 +1,138 @@
+"""``tryouts recommend``: constraints in, a ranked short list of catalog models with reasons out."""
+
+from __future__ import annotations
+
+import typer
+
+from . import app
+from .compare import DB_HELP, open_store
+
+
+def _size(text: str | None) -> float | None:
+    """'24GB', '24 GiB', '80' (GB) → bytes."""
+    if text is None:
+        return None
+    import re
+
+    from ..errors import UsageError
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|tb)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise UsageError(f"--gpu-memory should be a size such as 24GB or 80GiB, not {text!r}.")
+    unit = (m.group(2) or "gb").lower()
+    scale = {"gb": 1e9, "g": 1e9, "gib": 2**30, "mb": 1e6, "mib": 2**20, "tb": 1e12}[unit]
+    return float(m.group(1)) * scale
+
+
+def advise_with_catalog(store, *, task: str, budget: str, privacy: str, offline: bool, latency_ms: float | None,
+                        gpu_memory: str | None, quality: str, fine_tune: bool, context: int, top: int) -> dict:
+    """The advisor over the catalog, with prices, memory estimates and this user's measured figures."""
+    from ..advisor import Constraints
+    from ..advisor import recommend as advise
+    from ..catalog import entry_price, load_catalog
+
+    c = Constraints(task=task, budget=budget, privacy=privacy, offline=offline, latency_ms=latency_ms,
+                    gpu_memory=_size(gpu_memory), quality=quality, fine_tune=fine_tune, context=context, top=top)
+    c.check()
+
+    def price_of(entry):
+        p = entry_price(entry)
+        if p is None:
+            return None
+        return {"input_per_mtok": float(p.input_per_mtok), "output_per_mtok": float(p.output_per_mtok),
+                "source": p.source, "as_of": p.as_of}
+
+    def memory_of(entry, dtype, ctx):
+        if entry.arch is None or entry.params.total is None:
+            return None
+        from ..memory import estimate_entry
+
+        try:
+            return float(estimate_entry(entry, dtype=dtype, context=ctx).total_bytes)
+        except Exception:  # an entry the estimator cannot handle: no memory figure, not a crash
+            return None
+
+    def measured_of(entry):
+        best = None
+        for route in entry.routes:
+            figures = store.model_figures(route)
+            if figures and (best is None or figures["n"] > best["n"]):
+                best = {**figures, "route": route}
+        return best
+
+    return advise(c, load_catalog(), price_of=price_of, memory_of=memory_of, measured_of=measured_of)
+
+
+@app.command()
+def recommend(
+    task: str = typer.Option("chat", "--task", help="chat, classification, ner, translation, summarization, "
+                             "embeddings or code."),
+    budget: str = typer.Option("medium", "--budget", help="low, medium or high."),
+    privacy: str = typer.Option("normal", "--privacy", help="high: the data must not leave your machines."),
+    offline: bool = typer.Option(False, "--offline", help="It must run without a network."),
+    latency_ms: float | None = typer.Option(None, "--latency-ms", help="The largest acceptable time to first token."),
+    gpu_memory: str | None = typer.Option(None, "--gpu-memory", help="Memory of the GPU it must fit, e.g. 24GB."),
+    quality: str = typer.Option("good", "--quality", help="best or good."),
+    fine_tune: bool = typer.Option(False, "--fine-tune", help="You have labelled data and can fine-tune."),
+    context: int = typer.Option(4096, "--context", min=1, help="Tokens of context to budget memory for."),
+    top: int = typer.Option(5, "--top", "-n", min=1, help="How many models to list."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Recommend models for your constraints: a ranked short list, each with its reasons, memory and price.
+
+    Follows the model-selection framework (privacy or offline → local; latency < 100 ms → a small model or an
+    API's fast tier; budget; will it fit; fine-tune vs prompt), over the catalog ('tryouts models'), with your
+    own measured TTFT and quality from past runs where you have them. Deterministic: the same constraints give
+    the same list.
+
+    Examples: tryouts recommend --task chat --privacy high --gpu-memory 24GB ·
+    tryouts recommend --task classification --fine-tune · tryouts recommend --latency-ms 100 --budget low
+    """
+    import json
+
+    from ..errors import UsageError
+    from .render import make_console
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    out = advise_with_catalog(open_store(db), task=task, budget=budget, privacy=privacy, offline=offline,
+                              latency_ms=latency_ms, gpu_memory=gpu_memory, quality=quality, fine_tune=fine_tune,
+                              context=context, top=top)
+    if fmt == "json":
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    from rich.table import Table
+
+    console = make_console()
+    for step in out["steps"]:
+        console.print(f"• {step}", highlight=False)
+    if out["picks"]:
+        table = Table(title="Recommended", title_justify="left", header_style="bold", show_lines=True)
+        for name in ("#", "Model", "Why", "Memory", "Price in/out per Mtok", "Your runs"):
+            table.add_column(name, justify="right" if name == "#" else "left", overflow="fold")
+        for i, p in enumerate(out["picks"], 1):
+            mem = p["memory"]
+            memory = f"{mem['bytes'] / 1e9:.1f} GB at {mem['dtype']}" if mem else "-"
+            price = p["price"]
+            price_s = (f"${price['input_per_mtok']:g} / ${price['output_per_mtok']:g}" if price
+                       else ("local (no API bill)" if p["access"] == "open" else "unknown"))
+            m = p["measured"]
+            runs = "-"
+            if m:
+                parts = []
+                if m.get("ttft_p50_ms") is not None:
+                    parts.append(f"TTFT p50 {m['ttft_p50_ms']:.0f} ms")
+                if m.get("quality") is not None:
+                    parts.append(f"quality {m['quality']:.2f}")
+                runs = ", ".join(parts) or f"{m['n']} results"
+            table.add_row(str(i), f"{p['name']}\n[dim]{p['routes'][0] if p['routes'] else p['id']}[/]",
+                          "\n".join(p["reasons"]), memory, price_s, runs)
+        console.print(table)
+    if out["excluded"]:
+        shown = out["excluded"][:8]
+        console.print(f"[dim]Excluded ({len(out['excluded'])}): " + "; ".join(f"{x['id']}: {x['reason']}" for x in shown)
+                      + (" …" if len(out["excluded"]) > len(shown) else "") + "[/]", highlight=False)
+    for line in out["advice"]:
+        console.print(line, highlight=False)
+    return 0

@@ -1,0 +1,205 @@
+"""The estimate: weights per class + KV cache + overhead = total, and whether it fits a GPU.
+
+KV cache (what an inference engine keeps per token, for ``context`` tokens and ``batch`` sequences)::
+
+    standard attention:  2 (K and V) x layers x kv_heads x head_dim x bytes x tokens x batch
+                         sliding-window layers hold at most `sliding_window` tokens
+    MLA (DeepSeek-V3):   layers x (kv_lora_rank + qk_rope_head_dim) x bytes x tokens x batch
+                         (the compressed latent, as transformers 5, vLLM and SGLang cache it)
+    encoder-decoder:     the decoder's self-attention cache over `context` tokens + its cross-attention
+                         cache over `context` source tokens
+    encoder-only:        0 (no cache at inference)
+
+Overhead, a stated rule rather than a measurement: ``OVERHEAD_FIXED_BYTES`` (1 GiB: CUDA context, cuBLAS
+workspaces, the allocator's slack) + ``OVERHEAD_FRACTION`` (5 %) of weights + KV cache for activations and
+fragmentation. Long prompts prefilled in one piece (plain transformers ``generate``) need more; engines
+that prefill in chunks (vLLM, llama.cpp) stay near this figure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .arch import Arch
+from .dtypes import KV_BITS, DType, gguf_types, parse_dtype, parse_kv_dtype, tensor_bytes
+from .params import CLASSES, active_params, class_counts, inventory, scale_to
+
+GIB = 2**30
+OVERHEAD_FIXED_BYTES = GIB
+OVERHEAD_FRACTION = 0.05
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Memory needed to serve a model. Bytes are exact integers; ``assumptions`` say what the figures rest on."""
+
+    model: str
+    dtype: str
+    dtype_label: str
+    kv_dtype: str
+    context: int
+    batch: int
+    params_total: int
+    params_active: int | None
+    params_by_class: dict[str, int]
+    weight_bytes_by_class: dict[str, int]
+    weights_bytes: int
+    kv_bytes: int
+    overhead_bytes: int
+    total_bytes: int
+    storage: dict[str, str] = field(default_factory=dict)  # how each class is stored, e.g. "Q4_K 73%, Q6_K 27%"
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def bits_per_weight(self) -> float:
+        """Average bits per parameter of the weights."""
+        return 8 * self.weights_bytes / self.params_total if self.params_total else 0.0
+
+    def fits(self, gpu_bytes: float) -> bool:
+        """Whether the total fits in ``gpu_bytes`` of memory."""
+        return fits(self.total_bytes, gpu_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (docs/memory.md)."""
+        d = asdict(self)
+        d["bits_per_weight"] = round(self.bits_per_weight, 4)
+        return d
+
+
+def fits(total_bytes: float, gpu_bytes: float) -> bool:
+    """Whether ``total_bytes`` fit in ``gpu_bytes`` (equal counts as fitting)."""
+    return total_bytes <= gpu_bytes
+
+
+def kv_cache_bytes(arch: Arch, context: int, batch: int = 1, kv_dtype: str = "fp16") -> int:
+    """Bytes of the KV cache for ``context`` tokens and ``batch`` sequences (module doc for the formula)."""
+    if arch.encoder_only or context <= 0 or batch <= 0:
+        return 0
+    bits = KV_BITS[parse_kv_dtype(kv_dtype)]
+    if arch.is_mla:
+        values = arch.layers * (int(arch.kv_lora_rank or 0) + int(arch.qk_rope_head_dim or 0)) * context
+    else:
+        per_token = 2 * arch.kv_heads * arch.head_dim
+        sliding = arch.sliding_layers
+        full = arch.layers - sliding
+        window = min(context, int(arch.sliding_window or context))
+        values = per_token * (full * context + sliding * window)
+        if arch.is_encoder_decoder:
+            values += per_token * arch.layers * context  # cross-attention over the source
+    return round(values * batch * bits / 8)
+
+
+def overhead_bytes(weights: int, kv: int) -> int:
+    """The overhead rule: 1 GiB + 5 % of weights and KV cache."""
+    return OVERHEAD_FIXED_BYTES + round(OVERHEAD_FRACTION * (weights + kv))
+
+
+def estimate(arch: Arch, dtype: str | DType = "bf16", context: int = 4096, batch: int = 1,
+             kv_dtype: str | None = None) -> Estimate:
+    """Estimate the memory to serve ``arch`` with weights in ``dtype``, ``context`` tokens x ``batch`` sequences.
+
+    ``kv_dtype`` defaults to the weights' 16-bit type (fp32 for fp32 weights). Raises
+    :class:`~tryouts.errors.UsageError` for an unknown dtype or a negative context/batch.
+    """
+    from ..errors import UsageError
+
+    dt = dtype if isinstance(dtype, DType) else parse_dtype(dtype)
+    if context < 0 or batch < 1:
+        raise UsageError(f"context must be >= 0 and batch >= 1 (got context {context}, batch {batch}).")
+    kv_name = parse_kv_dtype(kv_dtype) if kv_dtype else dt.kv_default
+    tensors, factor = scale_to(inventory(arch), arch)
+    counts = class_counts(tensors)
+    total_params = sum(counts.values())
+    ggml = gguf_types(tensors, dt.name, arch) if dt.kind == "gguf" else [None] * len(tensors)
+
+    by_class = dict.fromkeys(CLASSES, 0)
+    mix: dict[str, dict[str, int]] = {}
+    for t, g in zip(tensors, ggml, strict=True):
+        b = tensor_bytes(t, dt, arch, g)
+        by_class[t.cls] += b
+        kind = g or _storage_kind(t, dt, arch)
+        mix.setdefault(t.cls, {}).setdefault(kind, 0)
+        mix[t.cls][kind] += t.numel
+    by_class = {k: v for k, v in by_class.items() if k in counts}
+    weights = sum(by_class.values())
+    kv = kv_cache_bytes(arch, context, batch, kv_name)
+    over = overhead_bytes(weights, kv)
+
+    notes = list(arch.notes)
+    if abs(factor - 1.0) >= 0.0005:
+        part = "routed experts" if arch.is_moe and "experts" in counts else "linear layers"
+        notes.append(f"the {part} were scaled by {100 * (factor - 1):+.1f}% to match the catalog's "
+                     f"{total_params / 1e9:.2f} B parameters")
+    notes.extend(_dtype_notes(arch, dt))
+    notes.extend(_kv_notes(arch, context, kv_name))
+    notes.append(f"overhead = 1 GiB (CUDA context, workspaces) + {OVERHEAD_FRACTION:.0%} of weights and KV cache")
+    return Estimate(
+        model=arch.name or arch.model_type, dtype=dt.name, dtype_label=dt.label, kv_dtype=kv_name, context=context,
+        batch=batch, params_total=total_params, params_active=active_params(arch, tensors), params_by_class=counts,
+        weight_bytes_by_class=by_class, weights_bytes=weights, kv_bytes=kv, overhead_bytes=over,
+        total_bytes=weights + kv + over, storage={c: _mix_text(m) for c, m in mix.items()}, assumptions=notes,
+    )
+
+
+def estimate_entry(entry: Any, dtype: str = "bf16", context: int = 4096, batch: int = 1,
+                   kv_dtype: str | None = None) -> Estimate:
+    """:func:`estimate` for a catalog entry (its ``arch`` and ``params``); used by ``tryouts models --fits``.
+
+    Raises :class:`~tryouts.memory.arch.EstimateError` when the entry has no architecture numbers.
+    """
+    return estimate(Arch.from_catalog(entry), dtype=dtype, context=context, batch=batch, kv_dtype=kv_dtype)
+
+
+def _storage_kind(t: Any, dt: DType, arch: Arch) -> str:
+    b = tensor_bytes(t, dt, arch)
+    per = b / t.numel
+    if dt.kind == "float":
+        return "fp32" if per == 4 else dt.name
+    if per >= 2:
+        return "fp32" if per >= 4 else "16-bit"
+    return {"bnb": dt.name, "fp8": "fp8"}[dt.kind]
+
+
+def _mix_text(m: dict[str, int]) -> str:
+    total = sum(m.values())
+    if len(m) == 1:
+        return next(iter(m))
+    parts = sorted(m.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in parts)
+
+
+def _dtype_notes(arch: Arch, dt: DType) -> list[str]:
+    if dt.kind == "bnb":
+        notes = ["bitsandbytes via transformers: nn.Linear weights quantized; embeddings, LM head, norms and biases "
+                 "stay 16-bit"]
+        notes.append({"int8": "int8: 1 byte per weight + a float32 scale per output row",
+                      "nf4-dq": "nf4-dq: 4 bits + 8-bit absmax per 64 weights + float32 per 256 absmax (~4.13 bits)"}
+                     .get(dt.name, f"{dt.name}: 4 bits + a float32 absmax per 64-weight block = 4.5 bits per weight "
+                                   "(no double quantization, transformers' default)"))
+        if arch.is_moe:
+            notes.append("MoE: transformers 5 stores routed experts as 3-D tensors, which bitsandbytes does not "
+                         "quantize; they stay 16-bit (use GGUF or FP8 to shrink them)")
+        return notes
+    if dt.kind == "fp8":
+        return ["fp8: linear and expert weights 1 byte + a per-tensor scale; embeddings and LM head 16-bit"]
+    if dt.kind == "gguf":
+        return ["GGUF: each tensor at the ggml type llama.cpp's llama-quantize picks for the file type (docs/memory.md); "
+                "norms, biases and routers F32"]
+    return []
+
+
+def _kv_notes(arch: Arch, context: int, kv_name: str) -> list[str]:
+    if arch.encoder_only:
+        return ["encoder-only model: no KV cache"]
+    notes = [f"KV cache values in {kv_name}"]
+    if arch.is_mla:
+        notes.append(f"MLA: the cache holds the compressed latent (kv_lora_rank {arch.kv_lora_rank} + rope "
+                     f"{arch.qk_rope_head_dim} values per token and layer), not full per-head keys and values")
+    if arch.sliding_layers and arch.sliding_window and context > arch.sliding_window:
+        notes.append(f"{arch.sliding_layers} of {arch.layers} layers use a {arch.sliding_window}-token sliding window "
+                     "and cache at most that many tokens")
+    if arch.is_encoder_decoder:
+        notes.append("encoder-decoder: self-attention cache over the output plus cross-attention cache over a "
+                     "source of the same length")
+    return notes

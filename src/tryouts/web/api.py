@@ -1,0 +1,374 @@
+"""The dashboard's JSON API under ``/api/`` (documented at ``/docs`` and ``/openapi.json``).
+
+Every page reads the same endpoints. Results are the store's flat result objects (docs/json.md); runs are the
+store's run objects; nothing here ever returns an API key or other secret (options are stored redacted).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from ..errors import TryoutsError
+
+router = APIRouter(prefix="/api")
+
+View = Literal["all", "failures", "differ"]
+
+
+class CompareIn(BaseModel):
+    """Start a live comparison: one prompt through several models."""
+
+    prompt: str = Field(min_length=1, description="The user prompt.")
+    models: list[str] = Field(min_length=1, max_length=12, description="Model references PROVIDER:MODEL.")
+    options: list[dict[str, Any]] | None = Field(default=None, description="Provider options, one mapping per model.")
+    system: str | None = Field(default=None, description="An optional system prompt.")
+    max_tokens: int = Field(default=256, ge=1, le=32768)
+    temperature: float | None = Field(default=None, ge=0)
+
+
+class CompareOut(BaseModel):
+    key: str = Field(description="The live comparison's key (for its events and stop).")
+    events: str = Field(description="The server-sent events URL.")
+
+
+class VoteIn(BaseModel):
+    pair: str = Field(description="The pair's key from GET /api/runs/{run}/arena/next.")
+    verdict: Literal["a", "b", "tie", "both_bad"]
+
+
+class FastJSON(JSONResponse):
+    """JSON straight from ``json.dumps`` (the store's objects are JSON-ready): FastAPI's generic encoder costs
+    tens of milliseconds on a page of 500 results."""
+
+    def render(self, content: Any) -> bytes:
+        import json
+
+        return json.dumps(content, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _store(request: Request):
+    return request.app.state.store
+
+
+def _fail(exc: TryoutsError, status: int = 400) -> HTTPException:
+    return HTTPException(status_code=status, detail=exc.message)
+
+
+def _run(request: Request, ref: str) -> dict[str, Any]:
+    try:
+        return _store(request).get_run(ref)
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+
+
+def _labels(data: dict[str, Any]) -> list[str]:
+    return list(data["run"]["meta"].get("labels") or data["run"]["models"])
+
+
+@router.get("/csrf", summary="The CSRF token state-changing requests send as X-Tryouts-CSRF")
+def csrf(request: Request) -> dict[str, str]:
+    return {"csrf": request.app.state.csrf}
+
+
+@router.get("/runs", summary="Run history, newest first, with filters")
+def runs(request: Request, limit: int = Query(100, ge=0, le=10000), kind: str | None = None,
+         status: str | None = None, model: str | None = Query(None, description="A substring of a model reference."),
+         q: str | None = Query(None, description="A substring of the run id or a model.")) -> list[dict[str, Any]]:
+    rows = _store(request).list_runs(None)
+    if kind:
+        rows = [r for r in rows if r["kind"] == kind]
+    if status:
+        rows = [r for r in rows if r["status"] == status]
+    if model:
+        rows = [r for r in rows if any(model.lower() in m.lower() for m in r["models"])]
+    if q:
+        rows = [r for r in rows if q.lower() in r["id"].lower() or any(q.lower() in m.lower() for m in r["models"])]
+    return rows[:limit] if limit else rows
+
+
+#: what a run's summary needs of each result (a fraction of the row: no texts, requests or gaps)
+SUMMARY_COLUMNS = ["model_index", "case_index", "repeat_index", "model", "ok", "cached", "ttft_ms", "tpot_ms",
+                   "e2e_ms", "output_tokens_per_s", "output_tokens", "cost_total", "scores"]
+
+
+def _summary_data(request: Request, ref: str) -> dict[str, Any]:
+    """The run and the summary columns of its results."""
+    store = _store(request)
+    try:
+        run = store.get_run_row(ref)
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+    results, _ = store.results(run["id"], columns=SUMMARY_COLUMNS)
+    return {"run": run, "results": results}
+
+
+def run_summary(data: dict[str, Any]) -> dict[str, Any]:
+    """A run with its per-model summary and quality (no results)."""
+    from ..scoring.summary import quality_report
+    from ..stats import summarize
+
+    labels = _labels(data)
+    results = data["results"]
+    summaries = summarize(results)
+    for s in summaries:
+        s["label"] = labels[s["model_index"]] if s["model_index"] < len(labels) else s["model"]
+    quality = data["run"]["meta"].get("quality") or quality_report(results, labels)
+    cases = sorted({r["case_index"] for r in results})
+    return {"run": data["run"], "labels": labels, "summary": summaries, "quality": quality,
+            "n_results": len(results), "n_failed": sum(1 for r in results if not r["ok"]), "n_cases": len(cases)}
+
+
+@router.get("/runs/{run}", summary="One run: its models, per-model summary with intervals, and quality",
+            response_class=FastJSON)
+def run_detail(request: Request, run: str) -> Any:
+    return FastJSON(run_summary(_summary_data(request, run)))
+
+
+def select_results(results: list[dict[str, Any]], view: str) -> list[dict[str, Any]]:
+    """``all``; ``failures`` (failed requests or failed assertions); ``differ`` (cells whose models' outputs differ)."""
+    if view == "failures":
+        return [r for r in results if not r["ok"] or ((r.get("scores") or {}).get("assert") or {}).get("passed") is False]
+    if view == "differ":
+        by_cell: dict[tuple[int, int], set[str]] = {}
+        for r in results:
+            by_cell.setdefault((r["case_index"], r["repeat_index"]), set()).add((r["text"] or "").strip())
+        return [r for r in results if len(by_cell[(r["case_index"], r["repeat_index"])]) > 1]
+    return results
+
+
+@router.get("/runs/{run}/results", summary="A run's results (the store's flat objects), by view, paged",
+            response_class=FastJSON)
+def run_results(request: Request, run: str, view: View = "all", offset: int = Query(0, ge=0),
+                limit: int = Query(500, ge=1, le=20000)) -> Any:
+    store = _store(request)
+    try:
+        run_id = store.resolve_run_id(run)
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+    if view == "all":
+        rows, total = store.results(run_id, offset=offset, limit=limit)
+        return FastJSON({"total": total, "offset": offset, "results": rows})
+    light, _ = store.results(run_id, columns=["case_index", "repeat_index", "ok", "scores", "text"])
+    chosen = [r["id"] for r in select_results(light, view)]
+    page = chosen[offset:offset + limit]
+    rows, _ = store.results(run_id, ids=page) if page else ([], 0)
+    return FastJSON({"total": len(chosen), "offset": offset, "results": rows})
+
+
+@router.get("/runs/{run}/charts", summary="Per-model points for the charts: quality vs cost and speed, latencies",
+            response_class=FastJSON)
+def run_charts(request: Request, run: str) -> Any:
+    data = _summary_data(request, run)
+    s = run_summary(data)
+    primary = s["quality"].get("primary")
+    quality = {q["model_index"]: q["metrics"].get(primary) for q in s["quality"].get("per_model", [])}
+    models = []
+    for m in s["summary"]:
+        rs = [r for r in data["results"] if r["model_index"] == m["model_index"] and r["ok"] and not r["cached"]]
+        q = quality.get(m["model_index"]) or {}
+        per_1k = m.get("cost_per_1k_requests_usd")
+        models.append({
+            "model_index": m["model_index"], "label": m["label"],
+            "quality": q.get("mean"), "quality_low": q.get("low"), "quality_high": q.get("high"),
+            "cost_per_1k_usd": float(per_1k) if per_1k is not None else None,
+            "ttft_p50_ms": m["ttft_ms"].get("p50"), "tokens_per_s_p50": m["output_tokens_per_s"].get("p50"),
+            "e2e_ms": [r["e2e_ms"] for r in rs if r["e2e_ms"] is not None],
+            "ttft_ms": [r["ttft_ms"] for r in rs if r["ttft_ms"] is not None],
+        })
+    return FastJSON({"primary": primary, "models": models})
+
+
+@router.get("/diff", summary="Two runs compared result by result (B − A)")
+def diff(request: Request, a: str, b: str) -> dict[str, Any]:
+    from ..report.diff import diff_runs
+
+    return diff_runs(_run(request, a), _run(request, b))
+
+
+@router.get("/providers", summary="Providers and whether each is ready here (never a key)")
+def providers(request: Request) -> list[dict[str, Any]]:
+    from ..cli.providers import readiness
+    from ..providers import all_providers
+
+    out = []
+    for info in all_providers():
+        ready, why = readiness(info)
+        out.append({"name": info.name, "local": info.local, "env": list(info.env), "ready": ready, "status": why})
+    return out
+
+
+@router.get("/models", summary="The catalog, with the filters of 'tryouts models'")
+def models(request: Request, access: Literal["open", "commercial"] | None = None, task: str | None = None,
+           min_context: str | None = None, max_price: str | None = None, license: str | None = None,
+           fits: str | None = Query(None, description="A memory size such as 24GB."), dtype: str = "bf16",
+           context: int = Query(4096, ge=1)) -> dict[str, Any]:
+    from ..catalog import load_catalog
+    from ..catalog.query import Filters, parse_money, parse_size, parse_tokens, select
+
+    try:
+        f = Filters(access=access, task=task or None,
+                    min_context=parse_tokens(min_context) if min_context else None,
+                    max_price=parse_money(max_price) if max_price else None,
+                    licenses=tuple(x for x in (license or "").split(",") if x),
+                    fits_bytes=parse_size(fits) if fits else None, dtype=dtype, context=context)
+        sel = select(load_catalog(), f)
+    except TryoutsError as exc:
+        raise _fail(exc) from None
+    return {"models": [r.to_dict() for r in sel.rows], "left_out": sel.left_out}
+
+
+@router.get("/models/{name:path}/card", summary="A model's card: catalog entry, model card, config.json facts")
+def card(request: Request, name: str) -> dict[str, Any]:
+    from ..catalog.card import build_card
+
+    try:
+        return build_card(name, online=False).to_dict()
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+
+
+@router.get("/memory", summary="Memory needed to serve a model (weights, KV cache, overhead) and whether it fits")
+def memory(request: Request, model: str, dtype: str = "all", context: int = Query(4096, ge=1),
+           batch: int = Query(1, ge=1), kv_dtype: str | None = None, gpu: str | None = None,
+           gpu_memory: str | None = None) -> dict[str, Any]:
+    from ..memory import estimate
+    from ..memory.gpus import find_gpu, parse_size
+    from ..memory.resolve import resolve
+
+    try:
+        arch = resolve(model)
+        gpu_bytes, gpu_name = None, None
+        if gpu:
+            g = find_gpu(gpu)
+            gpu_bytes, gpu_name = g.memory_bytes, g.name
+        elif gpu_memory:
+            gpu_bytes, gpu_name = parse_size(gpu_memory), gpu_memory
+        dtypes = ["fp32", "fp16", "bf16", "int8", "nf4", "gguf:Q8_0", "gguf:Q4_K_M"] if dtype == "all" else [dtype]
+        rows = []
+        for d in dtypes:
+            est = estimate(arch, d, context=context, batch=batch, kv_dtype=kv_dtype)
+            row = est.to_dict()
+            row["fits"] = est.fits(gpu_bytes) if gpu_bytes else None
+            rows.append(row)
+    except TryoutsError as exc:
+        raise _fail(exc) from None
+    return {"model": model, "gpu": gpu_name, "gpu_bytes": gpu_bytes, "estimates": rows}
+
+
+@router.get("/recommend", summary="The selection advisor: constraints in, a ranked short list with reasons out")
+def recommend(request: Request, task: str = "chat", budget: str = "medium", privacy: str = "normal",
+              offline: bool = False, latency_ms: float | None = None, gpu_memory: str | None = None,
+              quality: str = "good", fine_tune: bool = False, context: int = Query(4096, ge=1),
+              top: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
+    from ..cli.recommend import advise_with_catalog
+
+    try:
+        return advise_with_catalog(_store(request), task=task, budget=budget, privacy=privacy, offline=offline,
+                                   latency_ms=latency_ms, gpu_memory=gpu_memory, quality=quality,
+                                   fine_tune=fine_tune, context=context, top=top)
+    except TryoutsError as exc:
+        raise _fail(exc) from None
+
+
+# ---- live comparisons ------------------------------------------------------------------------------
+
+
+@router.post("/compare", summary="Start a live comparison (stored as a compare run)", response_model=CompareOut)
+async def start_compare(request: Request, body: CompareIn) -> CompareOut:
+    from ..types import GenParams, ModelSpec
+
+    options = body.options or [{} for _ in body.models]
+    if len(options) != len(body.models):
+        raise HTTPException(400, "options must have one mapping per model")
+    try:
+        for m, o in zip(body.models, options, strict=True):
+            spec = ModelSpec.parse(m, o)
+            from ..providers import get_info
+
+            get_info(spec.provider)
+        params = GenParams(max_tokens=body.max_tokens, temperature=body.temperature)
+    except TryoutsError as exc:
+        raise _fail(exc) from None
+    key = secrets.token_urlsafe(12)
+    request.app.state.live.start(key, body.prompt, body.models, system=body.system, params=params, options=options)
+    return CompareOut(key=key, events=f"/api/compare/{key}/events")
+
+
+@router.get("/compare/{key}/events", summary="Server-sent events of a live comparison (history first)")
+async def compare_events(request: Request, key: str) -> StreamingResponse:
+    from .live import sse
+
+    live = request.app.state.live.runs.get(key)
+    if live is None:
+        raise HTTPException(404, f"No live comparison {key!r} (they last as long as the server).")
+    last = request.headers.get("last-event-id")
+    start = int(last) + 1 if last and last.isdigit() else 0
+
+    async def events():
+        async for i, event in live.stream(start):
+            if await request.is_disconnected():
+                return
+            yield sse(event, i)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.post("/compare/{key}/stop", summary="Stop a live comparison (finished models stay stored)")
+async def stop_compare(request: Request, key: str) -> dict[str, Any]:
+    if key not in request.app.state.live.runs:
+        raise HTTPException(404, f"No live comparison {key!r}.")
+    return {"stopped": request.app.state.live.stop(key)}
+
+
+# ---- arena -----------------------------------------------------------------------------------------
+
+
+@router.get("/runs/{run}/arena/next", summary="The next blind pair to vote on (no model names)")
+def arena_next(request: Request, run: str) -> dict[str, Any]:
+    from ..cli.arena import arena_pairs
+
+    data = _run(request, run)
+    run_id = data["run"]["id"]
+    store = _store(request)
+    voted = {(v["result_a"], v["result_b"]) for v in store.votes(run_id, "human")}
+    pairs = arena_pairs(data["results"], voted)
+    if not pairs:
+        return {"pair": None, "remaining": 0}
+    x, y = pairs[0]
+    key = secrets.token_urlsafe(12)
+    request.app.state.pairs[key] = (run_id, x["id"], y["id"])
+    return {"pair": key, "remaining": len(pairs), "messages": x["request"]["messages"], "a": x["text"], "b": y["text"]}
+
+
+@router.post("/runs/{run}/arena/vote", summary="Store a human vote on a pair; reveals the two models")
+def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
+    pair = request.app.state.pairs.pop(body.pair, None)
+    if pair is None:
+        raise HTTPException(404, "Unknown or already used pair: ask for the next one.")
+    run_id, a_id, b_id = pair
+    data = _run(request, run_id)
+    labels = _labels(data)
+    by_id = {r["id"]: r for r in data["results"]}
+    a, b = by_id[a_id], by_id[b_id]
+    la, lb = labels[a["model_index"]], labels[b["model_index"]]
+    vote_id = _store(request).add_vote(run_id, case_index=a["case_index"], repeat_index=a["repeat_index"],
+                                       result_a=a_id, result_b=b_id, model_a=la, model_b=lb, verdict=body.verdict)
+    return {"vote": vote_id, "a": la, "b": lb}
+
+
+@router.get("/runs/{run}/rank", summary="Bradley–Terry ratings with bootstrap intervals, human and judge apart")
+def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=5000)) -> dict[str, Any]:
+    from ..cli.arena import ranking
+
+    run_id = _run(request, run)["run"]["id"]
+    store = _store(request)
+    groups: dict[str, list[dict]] = {"human": store.votes(run_id, "human")}
+    for v in store.votes(run_id, "judge"):
+        groups.setdefault(v["source"], []).append(v)
+    return {"run_id": run_id, "rankings": {k: ranking(v, resamples=resamples) for k, v in groups.items() if v}}

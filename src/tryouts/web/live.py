@@ -1,0 +1,162 @@
+"""Live comparisons started from the dashboard: one prompt through several models, streamed as events.
+
+A :class:`LiveRun` runs :func:`tryouts.engine.compare.compare` in the server's event loop (results are stored
+as each model finishes, as with ``tryouts compare``) and keeps every event it produced, so a browser that
+connects late, or reconnects, gets the whole history first. Events (the ``data`` of server-sent events, JSON):
+
+* ``{"type": "run", "run_id", "models": [...]}`` first;
+* ``{"type": "loading"|"started", "model": i}``;
+* ``{"type": "delta", "model": i, "text", "elapsed_ms", "chars"}`` per chunk, ``elapsed_ms`` from the model's
+  request start as Tryouts stamped it;
+* ``{"type": "result", "model": i, "result": {flat stored result}}`` when a model is done (its figures
+  are the stored ones);
+* ``{"type": "end", "status"}`` last (``done``, ``partial``, ``failed`` or ``stopped``).
+
+Stopping cancels the models still running; what finished stays stored, and each model cut short is stored
+as a failed result ("Stopped from the dashboard") with the text it had produced so far.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from time import perf_counter_ns
+from typing import Any
+
+from ..store import Store, flat_result
+
+
+@dataclass
+class LiveRun:
+    """One live comparison and its event history."""
+
+    key: str
+    models: list[str]
+    events: list[dict[str, Any]] = field(default_factory=list)
+    run_id: str | None = None
+    done: bool = False
+    task: asyncio.Task | None = None
+    _new: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def emit_soon(self, event: dict[str, Any]) -> None:
+        """Record an event and wake the streams (call from the event loop's thread)."""
+        self.events.append(event)
+        self._new.set()
+
+    async def stream(self, start: int = 0):
+        """Yield events from index ``start`` on, waiting for new ones, until the end event."""
+        i = start
+        while True:
+            while i < len(self.events):
+                yield i, self.events[i]
+                if self.events[i]["type"] == "end":
+                    return
+                i += 1
+            self._new.clear()
+            if i >= len(self.events):  # checked after clearing: an event added meanwhile is not missed
+                await self._new.wait()
+
+
+class LiveRuns:
+    """The live comparisons of this server, by key."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.runs: dict[str, LiveRun] = {}
+
+    def start(self, key: str, prompt: str, models: list[str], *, system: str | None, params: Any,
+              options: list[dict[str, Any]]) -> LiveRun:
+        from ..config import price_overrides
+        from ..engine.compare import compare
+        from ..engine.execute import failed_result
+        from ..errors import StoppedError
+        from ..types import ModelSpec
+
+        specs = [ModelSpec.parse(m, o) for m, o in zip(models, options, strict=True)]
+        live = LiveRun(key=key, models=[s.ref for s in specs])
+        self.runs[key] = live
+        started: dict[int, int] = {}
+        partial: dict[int, list[str]] = {i: [] for i in range(len(specs))}
+        finished: set[int] = set()
+        store = self.store
+
+        class _Store:
+            """Passes writes to the real store and announces the run id as soon as it exists."""
+
+            def create_run(self, *a: Any, **kw: Any) -> str:
+                live.run_id = store.create_run(*a, **kw)
+                live.emit_soon({"type": "run", "run_id": live.run_id, "models": live.models})
+                return live.run_id
+
+            def add_result(self, run_id: str, result: Any) -> int:
+                rid = store.add_result(run_id, result)
+                finished.add(result.model_index)
+                data = flat_result({**_row_for(result, run_id), "id": rid})
+                live.emit_soon({"type": "result", "model": result.model_index, "result": data})
+                return rid
+
+            def finish_run(self, run_id: str, status: str) -> None:
+                store.finish_run(run_id, status)
+
+        def on_event(i: int, kind: str, payload: Any) -> None:
+            if kind == "delta":
+                if payload.channel != "text":
+                    return
+                partial[i].append(payload.text)
+                t0 = started.get(i, payload.t_ns)
+                live.emit_soon({"type": "delta", "model": i, "text": payload.text,
+                                "elapsed_ms": (payload.t_ns - t0) / 1e6})
+            elif kind in ("loading", "started"):
+                if kind == "started":
+                    started[i] = perf_counter_ns()
+                live.emit_soon({"type": kind, "model": i})
+
+        async def go() -> None:
+            status = "done"
+            try:
+                outcome = await compare(prompt, specs, params=params, system=system, store=_Store(),  # type: ignore[arg-type]
+                                        on_event=on_event, prices=price_overrides(), meta={"source": "dashboard"})
+                if not outcome.all_ok:
+                    status = "failed" if not any(r.ok for r in outcome.results) else "partial"
+            except asyncio.CancelledError:
+                status = "stopped"
+                from ..engine.compare import build_request
+
+                request = build_request(prompt, system, params)
+                if live.run_id is not None:
+                    for i, spec in enumerate(specs):
+                        if i in finished:
+                            continue
+                        r = failed_result(spec, request, StoppedError("Stopped from the dashboard"),
+                                          model_index=i)
+                        r.text = "".join(partial[i])
+                        store.add_result(live.run_id, r)
+                    store.finish_run(live.run_id, "interrupted")
+            except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream
+                status = "failed"
+                live.emit_soon({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+            finally:
+                live.done = True
+                live.emit_soon({"type": "end", "status": status, "run_id": live.run_id})
+
+        live.task = asyncio.get_running_loop().create_task(go())
+        return live
+
+    def stop(self, key: str) -> bool:
+        live = self.runs.get(key)
+        if live is None or live.done or live.task is None:
+            return False
+        live.task.cancel()
+        return True
+
+
+def _row_for(result: Any, run_id: str) -> dict[str, Any]:
+    from ..store import _row
+
+    return _row(run_id, result)
+
+
+def sse(event: dict[str, Any], event_id: int) -> str:
+    """One server-sent event."""
+    return f"id: {event_id}\ndata: {json.dumps(event, default=str)}\n\n"

@@ -1,0 +1,305 @@
+"""The dashboard's JSON API and guards, against a real uvicorn server on 127.0.0.1 (no browser here: see
+test_web_browser.py): host check, token, CSRF, headers; figures equal the store's; live comparisons stream
+over server-sent events and can be stopped; the arena; no secret ever in a response."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import socket
+import threading
+import time
+import urllib.parse
+from contextlib import contextmanager
+
+import httpx
+import pytest
+
+from tryouts.errors import UsageError
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(db, host="127.0.0.1", token=None):
+    """The dashboard app in a uvicorn server thread; yields (base URL, app)."""
+    import uvicorn
+
+    from tryouts.web import create_app
+
+    port = free_port()
+    app = create_app(str(db), host=host, port=port, token=token)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+def text_model(url: str, answer: str, extra: str = "") -> str:
+    return f"openai-compat:{url}#text={urllib.parse.quote(answer, safe='')}{extra}"
+
+
+@pytest.fixture
+def db(tmp_path):
+    return tmp_path / "web.db"
+
+
+@pytest.fixture
+def suite_run(replay_server, tmp_path, db):
+    """A stored suite run: two models, three cases with assertions (one model fails one)."""
+    import subprocess
+    import sys
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"""
+models:
+  - {{model: "{text_model(replay_server, 'Paris is the capital')}", label: paris}}
+  - {{model: "{text_model(replay_server, 'It is Lyon')}", label: lyon}}
+prompts: ["Capital {{{{n}}}}?"]
+cases:
+  - {{vars: {{n: 1}}, assert: [{{type: icontains, value: paris}}]}}
+  - {{vars: {{n: 2}}, assert: [{{type: icontains, value: is}}]}}
+  - {{vars: {{n: 3}}, assert: [{{type: icontains, value: is}}]}}
+""")
+    p = subprocess.run([sys.executable, "-m", "tryouts", "run", str(suite), "--db", str(db)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0, p.stderr + p.stdout
+    from tryouts.store import Store
+
+    return Store(str(db)).get_run("latest")
+
+
+# ---- guards ---------------------------------------------------------------------------------------
+
+
+def test_headers_csrf_and_host_check(db):
+    with serve(db) as (url, app):
+        r = httpx.get(f"{url}/api/runs")
+        assert r.status_code == 200 and r.json() == []
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+        body = {"prompt": "hi", "models": ["openai:gpt-4o-mini"]}
+        r = httpx.post(f"{url}/api/compare", json=body)
+        assert r.status_code == 403 and "X-Tryouts-CSRF" in r.json()["detail"]
+        csrf = httpx.get(f"{url}/api/csrf").json()["csrf"]
+        assert csrf == app.state.csrf
+        r = httpx.post(f"{url}/api/compare", json=body, headers={"X-Tryouts-CSRF": "wrong"})
+        assert r.status_code == 403
+        r = httpx.post(f"{url}/api/compare", json=body,
+                       headers={"X-Tryouts-CSRF": csrf, "Origin": "https://evil.example"})
+        assert r.status_code == 403 and "Cross-site" in r.json()["detail"]
+        # DNS rebinding: a loopback-bound dashboard answers only to loopback host names
+        r = httpx.get(f"{url}/api/runs", headers={"Host": "evil.example"})
+        assert r.status_code == 421
+        assert httpx.get(url.replace("127.0.0.1", "localhost") + "/api/runs").status_code == 200
+
+
+def test_a_non_loopback_bind_needs_the_token(db):
+    with pytest.raises(UsageError, match="needs an access token"):
+        from tryouts.web import create_app
+
+        create_app(str(db), host="0.0.0.0", token=None)
+    with serve(db, host="0.0.0.0", token="s3cret-token") as (url, _):
+        r = httpx.get(f"{url}/api/runs")
+        assert r.status_code == 401 and "token" in r.json()["detail"]
+        assert httpx.get(f"{url}/api/runs", headers={"Authorization": "Bearer nope"}).status_code == 403
+        assert httpx.get(f"{url}/api/runs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
+        assert httpx.get(f"{url}/openapi.json").status_code == 401  # every request, docs included
+        with httpx.Client(follow_redirects=True) as client:
+            r = client.get(f"{url}/api/runs?token=s3cret-token&limit=5")
+            assert r.status_code == 200  # redirected without the token in the address, cookie set
+            assert "token=" not in str(r.url) and "limit=5" in str(r.url)
+            assert client.get(f"{url}/api/runs").status_code == 200  # the cookie carries it
+        assert httpx.get(f"{url}/api/runs?token=wrong").status_code == 403
+
+
+# ---- figures equal the store's --------------------------------------------------------------------
+
+
+def test_run_api_equals_the_store(db, suite_run):
+    from tryouts.scoring.summary import quality_report
+    from tryouts.stats import summarize
+
+    run_id = suite_run["run"]["id"]
+    with serve(db) as (url, _):
+        runs = httpx.get(f"{url}/api/runs", params={"kind": "suite"}).json()
+        assert [r["id"] for r in runs] == [run_id]
+        assert httpx.get(f"{url}/api/runs", params={"model": "no-such-model"}).json() == []
+        detail = httpx.get(f"{url}/api/runs/{run_id[:12]}").json()
+        assert detail["run"]["id"] == run_id and detail["labels"] == ["paris", "lyon"]
+        expected = json.loads(json.dumps(summarize(suite_run["results"]), default=str))
+        for s in detail["summary"]:
+            s.pop("label")
+        for s in expected:
+            s.pop("label")
+        assert detail["summary"] == expected
+        assert detail["quality"] == json.loads(json.dumps(quality_report(suite_run["results"], ["paris", "lyon"])))
+        everything = httpx.get(f"{url}/api/runs/{run_id}/results").json()
+        assert everything["total"] == 6
+        assert everything["results"] == json.loads(json.dumps(suite_run["results"], default=str))
+        failures = httpx.get(f"{url}/api/runs/{run_id}/results", params={"view": "failures"}).json()
+        assert [(r["model_index"], r["case_index"]) for r in failures["results"]] == [(1, 0)]
+        differ = httpx.get(f"{url}/api/runs/{run_id}/results", params={"view": "differ"}).json()
+        assert differ["total"] == 6  # the two models always answer differently
+        page = httpx.get(f"{url}/api/runs/{run_id}/results", params={"offset": 4, "limit": 10}).json()
+        assert len(page["results"]) == 2
+        charts = httpx.get(f"{url}/api/runs/{run_id}/charts").json()
+        assert charts["primary"] == "pass"
+        by = {m["label"]: m for m in charts["models"]}
+        assert by["paris"]["quality"] == 1.0 and by["lyon"]["quality"] == pytest.approx(2 / 3)
+        assert len(by["paris"]["e2e_ms"]) == 3
+        assert httpx.get(f"{url}/api/runs/nope").status_code == 404
+        d = httpx.get(f"{url}/api/diff", params={"a": run_id, "b": run_id}).json()
+        assert isinstance(d, dict)
+
+
+def test_live_comparison_streams_and_stores(db, replay_server):
+    models = [text_model(replay_server, "one two three four", ";itl_ms=20"),
+              text_model(replay_server, "alpha beta", ";itl_ms=20")]
+    with serve(db) as (url, app):
+        csrf = app.state.csrf
+        r = httpx.post(f"{url}/api/compare", json={"prompt": "Say words", "models": models, "max_tokens": 16},
+                       headers={"X-Tryouts-CSRF": csrf})
+        assert r.status_code == 200, r.text
+        events = []
+        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            for line in stream.iter_lines():
+                if line.startswith("data: "):
+                    events.append(json.loads(line[6:]))
+                    if events[-1]["type"] == "end":
+                        break
+        kinds = [e["type"] for e in events]
+        assert kinds[0] == "run" and kinds[-1] == "end" and events[-1]["status"] == "done"
+        run_id = events[0]["run_id"]
+        for i, expected in enumerate(("one two three four", "alpha beta")):
+            deltas = [e for e in events if e["type"] == "delta" and e["model"] == i]
+            assert "".join(d["text"] for d in deltas) == expected and len(deltas) == len(expected.split())
+            assert all(b["elapsed_ms"] >= a["elapsed_ms"] for a, b in itertools.pairwise(deltas))
+        from tryouts.store import Store
+
+        stored = {r["model_index"]: r for r in Store(str(db)).get_run(run_id)["results"]}
+        sent = {e["model"]: e["result"] for e in events if e["type"] == "result"}
+        for i in (0, 1):
+            assert sent[i]["text"] == stored[i]["text"]
+            for key in ("ttft_ms", "e2e_ms", "output_tokens", "output_tokens_per_s", "cost_usd"):
+                assert sent[i][key] == stored[i][key], key
+        # a late subscriber gets the whole history
+        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+            again = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
+        assert [e["type"] for e in again] == kinds
+        assert any(x["id"] == run_id and x["kind"] == "compare" for x in httpx.get(f"{url}/api/runs").json())
+
+
+def test_stop_keeps_what_was_produced(db, replay_server):
+    slow = text_model(replay_server, " ".join(f"w{i}" for i in range(60)), ";itl_ms=100")
+    with serve(db) as (url, app):
+        r = httpx.post(f"{url}/api/compare", json={"prompt": "Count", "models": [slow]},
+                       headers={"X-Tryouts-CSRF": app.state.csrf})
+        key = r.json()["key"]
+        events = []
+        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+            for line in stream.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                events.append(json.loads(line[6:]))
+                if events[-1]["type"] == "delta" and sum(e["type"] == "delta" for e in events) == 3:
+                    stop = httpx.post(f"{url}/api/compare/{key}/stop", headers={"X-Tryouts-CSRF": app.state.csrf})
+                    assert stop.json() == {"stopped": True}
+                if events[-1]["type"] == "end":
+                    break
+        assert events[-1]["status"] == "stopped"
+        from tryouts.store import Store
+
+        data = Store(str(db)).get_run(events[0]["run_id"])
+        (result,) = data["results"]
+        assert not result["ok"] and result["error"] == "Stopped from the dashboard" and result["error_kind"] == "stopped"
+        assert result["text"].startswith(" w0 w1 w2") or result["text"].startswith("w0 w1 w2")
+        assert data["run"]["status"] == "interrupted"
+
+
+def test_bad_compare_requests_say_what_is_wrong(db):
+    with serve(db) as (url, app):
+        h = {"X-Tryouts-CSRF": app.state.csrf}
+        r = httpx.post(f"{url}/api/compare", json={"prompt": "x", "models": ["nosuch:model"]}, headers=h)
+        assert r.status_code == 400 and "nosuch" in r.json()["detail"]
+        r = httpx.post(f"{url}/api/compare", json={"prompt": "", "models": ["openai:gpt-4o"]}, headers=h)
+        assert r.status_code == 422
+        assert httpx.get(f"{url}/api/compare/nope/events").status_code == 404
+
+
+def test_arena_api_is_blind_until_the_vote(db, suite_run):
+    run_id = suite_run["run"]["id"]
+    with serve(db) as (url, app):
+        h = {"X-Tryouts-CSRF": app.state.csrf}
+        nxt = httpx.get(f"{url}/api/runs/{run_id}/arena/next").json()
+        assert nxt["remaining"] == 3 and "paris" not in json.dumps(nxt) and "lyon" not in json.dumps(nxt)
+        assert {nxt["a"], nxt["b"]} == {"Paris is the capital", "It is Lyon"}
+        r = httpx.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": nxt["pair"], "verdict": "a"}, headers=h)
+        winner = r.json()["a"]
+        assert {r.json()["a"], r.json()["b"]} == {"paris", "lyon"}
+        again = httpx.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": nxt["pair"], "verdict": "b"}, headers=h)
+        assert again.status_code == 404  # a pair is voted once
+        assert httpx.get(f"{url}/api/runs/{run_id}/arena/next").json()["remaining"] == 2
+        bad = httpx.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": "x", "verdict": "maybe"}, headers=h)
+        assert bad.status_code == 422
+        from tryouts.store import Store
+
+        (vote,) = Store(str(db)).votes(run_id, "human")
+        assert vote["verdict"] == "a" and vote["model_a"] == winner
+        ranking = httpx.get(f"{url}/api/runs/{run_id}/rank").json()["rankings"]["human"]
+        assert ranking["ratings"][0]["model"] == winner
+
+
+def test_catalog_memory_advisor_and_openapi(db):
+    with serve(db) as (url, _):
+        models = httpx.get(f"{url}/api/models", params={"access": "open", "task": "embeddings"}).json()["models"]
+        assert models and all(m["access"] == "open" and "embeddings" in m["tasks"] for m in models)
+        assert httpx.get(f"{url}/api/models", params={"task": "dancing"}).status_code == 400
+        card = httpx.get(f"{url}/api/models/llama-3.1-8b-instruct/card").json()
+        assert "llama" in json.dumps(card).lower()
+        assert httpx.get(f"{url}/api/models/no-such-model-xyz/card").status_code == 404
+        mem = httpx.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp32",
+                                                      "gpu": "H100-80GB"}).json()
+        (est,) = mem["estimates"]
+        assert 280e9 < est["weights_bytes"] < 285e9 and est["fits"] is False
+        assert httpx.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp7"}).status_code == 400
+        rec = httpx.get(f"{url}/api/recommend", params={"task": "chat", "privacy": "high"}).json()
+        assert rec["picks"] and all(p["access"] == "open" for p in rec["picks"])
+        spec = httpx.get(f"{url}/openapi.json").json()
+        assert {"/api/runs", "/api/compare", "/api/runs/{run}/arena/vote"} <= set(spec["paths"])
+        docs = httpx.get(f"{url}/docs")
+        assert docs.status_code == 200 and "/api/runs/{run}/results" in docs.text and "<script" not in docs.text
+        providers = httpx.get(f"{url}/api/providers").json()
+        assert any(p["name"] == "openai" for p in providers)
+
+
+def test_no_secret_reaches_a_response(db, replay_server, monkeypatch):
+    key = "sk-planted-9f8e7d6c5b4a"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    with serve(db) as (url, app):
+        h = {"X-Tryouts-CSRF": app.state.csrf}
+        r = httpx.post(f"{url}/api/compare", headers=h, json={
+            "prompt": "hi", "models": ["openai:gpt-4o-mini", "openai:gpt-4o"],
+            "options": [{"base_url": replay_server}, {"base_url": replay_server, "api_key": key}]})
+        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+            streamed = "".join(stream.iter_lines())
+        run_id = httpx.get(f"{url}/api/runs").json()[0]["id"]
+        bodies = [streamed] + [httpx.get(url + path).text for path in (
+            "/api/runs", f"/api/runs/{run_id}", f"/api/runs/{run_id}/results", f"/api/runs/{run_id}/charts",
+            "/api/providers", "/openapi.json", "/docs")]
+        assert all(key not in b for b in bodies)
+        assert "***" in bodies[3]  # the api_key option is stored redacted
