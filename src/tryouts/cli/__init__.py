@@ -41,21 +41,24 @@ def _root(
     """Tryouts: compare pre-trained models on the same prompts."""
 
 
-from . import arena as _arena  # noqa: E402,F401  (registers commands)
-from . import card as _card  # noqa: E402,F401
+# The import order is the order of the command groups in --help.
+# isort: off
 from . import compare as _compare  # noqa: E402,F401
-from . import demo as _demo  # noqa: E402,F401
-from . import eval_task as _eval_task  # noqa: E402,F401
-from . import keys as _keys  # noqa: E402,F401
-from . import memory as _memory  # noqa: E402,F401
-from . import models as _models  # noqa: E402,F401
-from . import providers as _providers  # noqa: E402,F401
-from . import recommend as _recommend  # noqa: E402,F401
-from . import report as _report  # noqa: E402,F401
 from . import run as _run  # noqa: E402,F401
-from . import runs as _runs  # noqa: E402,F401
-from . import score as _score  # noqa: E402,F401
 from . import ui as _ui  # noqa: E402,F401
+from . import demo as _demo  # noqa: E402,F401
+from . import runs as _runs  # noqa: E402,F401
+from . import report as _report  # noqa: E402,F401
+from . import score as _score  # noqa: E402,F401
+from . import eval_task as _eval_task  # noqa: E402,F401
+from . import arena as _arena  # noqa: E402,F401
+from . import models as _models  # noqa: E402,F401
+from . import card as _card  # noqa: E402,F401
+from . import memory as _memory  # noqa: E402,F401
+from . import recommend as _recommend  # noqa: E402,F401
+from . import providers as _providers  # noqa: E402,F401
+from . import keys as _keys  # noqa: E402,F401
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -33,7 +33,7 @@ def arena_pairs(results: list[dict], voted: set[tuple[int, int]], seed: int | No
     return pairs
 
 
-@app.command()
+@app.command(rich_help_panel="Quality")
 def arena(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
     limit: int = typer.Option(0, "--limit", "-n", min=0, help="Stop after this many votes (0 = until done or quit)."),
@@ -118,7 +118,7 @@ def ranking(votes: list[dict], *, resamples: int = 1000, seed: int = 0) -> dict:
     return {"votes": len(votes), "decisive": len(decisive), "ratings": rows}
 
 
-@app.command()
+@app.command(rich_help_panel="Quality")
 def rank(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
     source: str = typer.Option("all", "--source", help="Whose votes: human (the arena), judge (LLM judges) or all "

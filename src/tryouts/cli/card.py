@@ -9,7 +9,7 @@ from . import app
 PREVIEW_CHARS = 1200
 
 
-@app.command()
+@app.command(rich_help_panel="Know the models")
 def card(
     model: str = typer.Argument(..., help="A catalog name or alias, a Hub id (org/name) or a local model folder."),
     online: bool = typer.Option(False, "--online", help="Fetch README.md and config.json from the Hugging Face Hub when not cached."),

@@ -42,7 +42,7 @@ def open_store(db: str | None):
     return Store(db or default_db())
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def compare(
     prompt: str = typer.Argument(..., help="The prompt; '-' reads it from standard input."),
     model: list[str] = typer.Option(..., "--model", "-m", help="A model as PROVIDER:MODEL; repeat for each model."),

@@ -13,7 +13,7 @@ DEMO_PROMPT = "Explain pretrained models in one paragraph."
 COMMERCIAL = {"OPENAI_API_KEY": "openai:gpt-4o-mini"}
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def demo(
     max_tokens: int = typer.Option(48, "--max-tokens", min=2, help="Output tokens per model."),
     path: bool = typer.Option(False, "--path", help="Only print the folder of the demo models (built if needed)."),

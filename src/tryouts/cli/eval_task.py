@@ -213,7 +213,7 @@ def _tiny_models() -> None:
         print(f"export MINILM={shlex.quote(str(minilm))}")
 
 
-@app.command("eval-task")
+@app.command("eval-task", rich_help_panel="Quality")
 def eval_task(
     task: str | None = typer.Argument(None, help=f"The task: {_TASK_HELP} Or a task file (.yaml) with the settings."),
     data: Path | None = typer.Option(None, "--data", "-d", help="Labeled examples: a CSV or JSONL file."),

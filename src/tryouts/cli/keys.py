@@ -8,7 +8,7 @@ from . import app
 
 keys_app = typer.Typer(help="Store API keys in a file only you can read (mode 600); environment variables win.",
                        no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
+app.add_typer(keys_app, name="keys", rich_help_panel="Setup")
 
 
 def _key_var(provider: str) -> str:

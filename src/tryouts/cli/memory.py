@@ -12,7 +12,7 @@ MODEL_HELP = ("A model's config.json (or its folder), a catalog name (see 'tryou
               "whose config.json is in the local Hugging Face cache.")
 
 
-@app.command()
+@app.command(rich_help_panel="Know the models")
 def memory(
     model: str = typer.Argument(..., help=MODEL_HELP),
     dtype: str = typer.Option(

@@ -55,7 +55,7 @@ def _sort_key(sort: str):
     return key
 
 
-@app.command()
+@app.command(rich_help_panel="Know the models")
 def models(
     access: bool | None = typer.Option(None, "--open/--commercial", help="Only open-weight models, or only API models."),
     task: str | None = typer.Option(

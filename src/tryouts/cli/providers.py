@@ -53,7 +53,7 @@ def _listening(url: str, default_port: int | None = None, timeout: float = 0.3) 
         return False
 
 
-@app.command()
+@app.command(rich_help_panel="Setup")
 def providers(fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json.")) -> int:
     """List providers, the environment variables they read, and whether each is ready here."""
     import json

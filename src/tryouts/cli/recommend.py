@@ -63,7 +63,7 @@ def advise_with_catalog(store, *, task: str, budget: str, privacy: str, offline:
     return advise(c, load_catalog(), price_of=price_of, memory_of=memory_of, measured_of=measured_of)
 
 
-@app.command()
+@app.command(rich_help_panel="Know the models")
 def recommend(
     task: str = typer.Option("chat", "--task", help="chat, classification, ner, translation, summarization, "
                              "embeddings or code."),

@@ -10,7 +10,7 @@ from .compare import DB_HELP, open_store
 RUN_HELP = "A run id, a unique prefix of one, or 'latest'."
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def export(
     run: str = typer.Argument(..., help=RUN_HELP),
     fmt: str = typer.Option(..., "--format", "-f", help="csv, json, jsonl or html (one self-contained page)."),
@@ -66,7 +66,7 @@ def _usd(value: str | None, unknown: int = 0) -> str:
     return f"{text} ({unknown} unknown)" if unknown else text
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def diff(
     run_a: str = typer.Argument(..., help="The first run (A): " + RUN_HELP),
     run_b: str = typer.Argument(..., help="The second run (B): " + RUN_HELP),

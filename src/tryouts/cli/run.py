@@ -169,7 +169,7 @@ def print_quality(console, quality: dict) -> None:
                       "these cases support.", style="dim")
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def run(
     suite_file: Path | None = typer.Argument(None, help="The suite file (YAML); see docs/suites.md."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and the cost/time estimate; send nothing."),

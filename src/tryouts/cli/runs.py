@@ -15,7 +15,7 @@ def _check_format(fmt: str) -> None:
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def runs(
     limit: int = typer.Option(50, "--limit", "-n", min=0, help="Show at most this many runs (0 = all)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
@@ -49,7 +49,7 @@ def runs(
     return 0
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def show(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (see docs/json.md)."),

@@ -10,7 +10,7 @@ from . import app
 from .compare import DB_HELP, open_store
 
 
-@app.command()
+@app.command(rich_help_panel="Quality")
 def score(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
     suite_file: Path | None = typer.Option(

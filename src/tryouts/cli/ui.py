@@ -8,7 +8,7 @@ from . import app
 from .compare import DB_HELP
 
 
-@app.command()
+@app.command(rich_help_panel="Run")
 def ui(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to serve on. Anything but this machine "
                              "(127.0.0.1, localhost, ::1) needs an access token."),
