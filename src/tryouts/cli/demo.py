@@ -84,4 +84,7 @@ def demo(
         "-m llamacpp:./model.gguf -m ollama:llama3.1 -m openai:gpt-4o-mini (set OPENAI_API_KEY); "
         "tryouts providers lists them all."
     )
+    ui = f"tryouts ui --run {outcome.run_id}" + ("" if db is None else f" --db {db}")
+    console.print(f"\nOpen the dashboard on this run: [bold]{ui}[/] (then http://127.0.0.1:8765/runs/"
+                  f"{outcome.run_id} in your browser).", highlight=False)
     return 0 if outcome.all_ok else 2
