@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import TryoutsError, UsageError
 from ..store import Store
+from ..suite.model import Cell  # one (model, case, repeat) for the run engine
 from ..types import Cost, GenParams, Message, ModelSpec, Request, Result, Timing, Usage
 from . import TaskSpec, get_task
 from .data import Dataset, TaskCase
@@ -32,17 +33,6 @@ __all__ = ["Cell", "EvalSettings", "evaluate", "model_route", "prepare_spec"]
 
 #: progress(stage, model_index, ok): stage "loading", "answer", "retry", "test" or "embed"
 OnProgress = Callable[[str, int, bool], None]
-
-
-@dataclass
-class Cell:
-    """One (model, case, repeat) for the run engine."""
-
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
 
 
 @dataclass
