@@ -154,7 +154,17 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         console.print(p)
         if target:
             console.print(f"GPU: {gpu_label}", highlight=False)
-    notes = dict.fromkeys(a for e in estimates for a in e.assumptions)
+    notes = dict.fromkeys(a for e in estimates for a in e.assumptions if not a.startswith("KV cache values in "))
+    kv: dict[str, list[str]] = {}
+    for e in estimates:
+        kv.setdefault(e.kv_dtype, []).append(e.dtype.removeprefix("gguf:"))
+    if len(estimates) == 1:
+        notes = {f"KV cache values in {estimates[0].kv_dtype}": None, **notes}
+    elif len({e.kv_dtype for e in estimates}) == 1:
+        notes = {f"KV cache values in {estimates[0].kv_dtype}": None, **notes}
+    else:
+        notes = {"KV cache values (--kv-dtype sets them): " + "; ".join(
+            f"{k} for {', '.join(v)}" for k, v in kv.items()): None, **notes}
     console.print("[dim]Assumptions:[/]")
     for note in notes:
         console.print(f"[dim] - {note}[/]", highlight=False)
