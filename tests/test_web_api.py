@@ -303,3 +303,14 @@ def test_no_secret_reaches_a_response(db, replay_server, monkeypatch):
             "/api/providers", "/openapi.json", "/docs")]
         assert all(key not in b for b in bodies)
         assert "***" in bodies[3]  # the api_key option is stored redacted
+
+
+def test_a_bad_suite_is_refused_with_its_line_and_nothing_starts(db, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models: [openai:gpt-4o-mini]\nprompts: [hi]\nrepeats: 0\n")
+    with serve(db) as (url, app):
+        h = {"X-Tryouts-CSRF": app.state.csrf}
+        r = httpx.post(f"{url}/api/suite-runs", json={"path": str(bad)}, headers=h)
+        assert r.status_code == 400 and "bad.yaml:3" in r.json()["detail"] and "repeats" in r.json()["detail"]
+        assert httpx.get(f"{url}/api/runs").json() == []
+        assert httpx.post(f"{url}/api/suite-runs", json={"path": str(bad)}).status_code == 403  # CSRF

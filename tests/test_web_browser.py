@@ -473,3 +473,31 @@ def test_stop_button_ends_a_live_comparison_and_keeps_what_streamed(site, page):
     shown = page.locator("article.panel pre.out").text_content()
     assert 5 <= int(page.get_attribute("article.panel", "data-deltas")) < 400
     assert shown == r["text"] and shown.startswith(" w0 w1 w2 w3 w4")
+
+
+def test_a_suite_picked_on_the_new_comparison_page_runs_and_opens_its_page(site, page, tmp_path):
+    suite = tmp_path / "picked.yaml"
+    suite.write_text(f"""
+models:
+  - {{model: "{text_model(site.replay, 'Rome is the capital')}", label: rome}}
+  - {{model: "{text_model(site.replay, 'Madrid it is')}", label: madrid}}
+prompts: ["Capital of {{{{c}}}}?"]
+cases: [{{vars: {{c: Italy}}, assert: [{{type: icontains, value: rome}}]}}, {{vars: {{c: Spain}}}}]
+""")
+    page.goto(site.url + "/")
+    page.fill("#suite-path", str(suite))
+    page.click("#suite-start")
+    page.wait_for_url(lambda u: "/runs/" in u, timeout=60000)
+    run_id = page.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
+    data = Store(str(site.db)).get_run(run_id)
+    assert data["run"]["kind"] == "suite" and data["run"]["status"] == "done"
+    assert len(data["results"]) == 4 and all(r["ok"] for r in data["results"])
+    assert data["run"]["meta"]["quality"]["primary"] == "pass"
+    body = page.inner_text("body")
+    assert "Rome is the capital" in body and "Madrid it is" in body
+    # a missing file is refused with the reason, nothing started
+    page.goto(site.url + "/")
+    page.fill("#suite-path", str(tmp_path / "nope.yaml"))
+    page.click("#suite-start")
+    page.wait_for_selector("#suite-error:not([hidden])")
+    assert "No suite file" in page.inner_text("#suite-error")

@@ -120,7 +120,11 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None,
         if repeats > 1:
             pak = q.get("pass_at_k") or {}
             n = pak.get("n")
-            extra += ([f"{pak['pass@k'][n]:.2f}", f"{pak['pass^k'][n]:.2f}"] if n == repeats else ["-", "-"])
+            at, hat = (pak.get(k, {}) for k in ("pass@k", "pass^k"))  # stored as JSON: string keys
+            if n == repeats and (n in at or str(n) in at):
+                extra += [f"{at.get(n, at.get(str(n))):.2f}", f"{hat.get(n, hat.get(str(n))):.2f}"]
+            else:
+                extra += ["-", "-"]
         table.add_row(
             short_label(label), str(s["n"]), str(s["failures"]), str(s["cached"]),
             ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,
@@ -167,6 +171,38 @@ def print_quality(console, quality: dict) -> None:
         console.print(table)
         console.print("Difference = model − first model; an interval that excludes 0 (p < 0.05) is a difference "
                       "these cases support.", style="dim")
+
+
+def create_suite_run(store, suite: Any, suite_file: Path, cells: list) -> str:
+    """Record a new suite run (its meta: path, fingerprint, labels...) and return its id."""
+    from ..engine.plan import fingerprint
+
+    meta = {"suite_path": str(suite_file.resolve()), "fingerprint": fingerprint(cells), "n_cells": len(cells),
+            "labels": suite.model_labels(), "repeats": suite.repeats,
+            "description": getattr(suite, "description", None)}
+    return store.create_run("suite", [s.ref for s in suite.model_specs()],
+                            {"suite": meta["suite_path"], "cases": len(suite.case_items())}, meta)
+
+
+def finish_suite_run(store, run_id: str, suite: Any, policy: Any, say) -> None:
+    """After the cells: the suite's scoring (a failure is reported, the answers stay), the quality summary
+    stored in the run's meta, and the final status."""
+    from ..errors import TryoutsError
+    from ..scoring.summary import quality_report
+
+    data = store.get_run(run_id)
+    n_failed = sum(not r["ok"] for r in data["results"])
+    if suite.scoring is not None:
+        from ..scoring.run_scoring import score_run
+
+        try:
+            score_run(store, run_id, suite.scoring, base_dir=suite.base_dir, policy=policy, say=say)
+        except TryoutsError as exc:  # the answers are stored: say so, and how to score them later
+            say(f"Scoring failed: {exc.message}\nThe {len(data['results'])} results are stored; add the scores "
+                f"later with: tryouts score {run_id}")
+        data = store.get_run(run_id)
+    store.update_run_meta(run_id, {"quality": quality_report(data["results"], suite.model_labels())})
+    store.finish_run(run_id, "done" if n_failed == 0 else ("failed" if n_failed == len(data["results"]) else "partial"))
 
 
 @app.command(rich_help_panel="Run")
@@ -247,11 +283,7 @@ def run(
     from ..engine.run import run_cells
 
     if run_id is None:
-        meta = {"suite_path": str(Path(suite_file).resolve()), "fingerprint": fingerprint(cells),
-                "n_cells": len(cells), "labels": labels, "repeats": suite.repeats,
-                "description": getattr(suite, "description", None)}
-        run_id = store.create_run("suite", [s.ref for s in suite.model_specs()],
-                                  {"suite": meta["suite_path"], "cases": len(cases)}, meta)
+        run_id = create_suite_run(store, suite, Path(suite_file), cells)
         skip: set = set()
     else:
         skip = store.done_cells(run_id)
@@ -296,29 +328,13 @@ def run(
         console.print(f"\nInterrupted: {done} of {len(cells)} cells are recorded. "
                       f"Resume with: tryouts run --resume {run_id}")
         return 130
+    finish_suite_run(store, run_id, suite, policy, say=lambda msg: console.print(msg, highlight=False))
     data = store.get_run(run_id)
     n_failed = sum(not r["ok"] for r in data["results"])
-    if suite.scoring is not None:
-        from ..errors import TryoutsError
-        from ..scoring.run_scoring import score_run
-
-        try:
-            score_run(store, run_id, suite.scoring, base_dir=suite.base_dir, policy=policy,
-                      say=lambda msg: console.print(msg, highlight=False))
-        except TryoutsError as exc:  # the answers are stored: say so, and how to score them later
-            console.print(f"[bold red]Scoring failed:[/] {exc.message}\nThe {len(data['results'])} results are "
-                          f"stored; add the scores later with: tryouts score {run_id}", highlight=False)
-        data = store.get_run(run_id)
-    from ..scoring.summary import quality_report
-
-    quality = quality_report(data["results"], labels)
-    store.update_run_meta(run_id, {"quality": quality})
-    store.finish_run(run_id, "done" if n_failed == 0 else ("failed" if n_failed == len(data["results"]) else "partial"))
-    data = store.get_run(run_id)
     if fmt == "json":
         print(json.dumps(data, indent=2, default=str))
     else:
-        print_summary(console, data["results"], labels, quality)
+        print_summary(console, data["results"], labels, data["run"]["meta"].get("quality"))
         console.print(f"Stored as run [bold]{run_id}[/] ({n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
     return 2 if fail_on_error and n_failed else 0

@@ -55,6 +55,7 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     app.state.csrf = new_token()
     app.state.live = LiveRuns(app.state.store)
     app.state.pairs = {}
+    app.state.suite_logs = {}
     app.include_router(router)
 
     @app.exception_handler(TryoutsError)

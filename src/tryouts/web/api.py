@@ -372,3 +372,64 @@ def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=5000))
     for v in store.votes(run_id, "judge"):
         groups.setdefault(v["source"], []).append(v)
     return {"run_id": run_id, "rankings": {k: ranking(v, resamples=resamples) for k, v in groups.items() if v}}
+
+
+# ---- suite runs ------------------------------------------------------------------------------------
+
+
+class SuiteRunIn(BaseModel):
+    """Start a suite run from a suite file on this machine (the dashboard is local: the path is the server's)."""
+
+    path: str = Field(min_length=1, description="The suite file (YAML), e.g. examples/offline.yaml.")
+
+
+@router.post("/suite-runs", summary="Start a suite run in the background (as 'tryouts run'); returns its run id")
+def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
+    import asyncio
+    import threading
+    from pathlib import Path
+
+    from ..cli.run import _cases, _policy, create_suite_run, finish_suite_run
+    from ..config import price_overrides
+    from ..engine.run import run_cells
+    from ..suite import load_suite
+
+    path = Path(body.path).expanduser()
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if not path.is_file():
+        raise HTTPException(400, f"No suite file {path} (paths are on the machine running 'tryouts ui', relative "
+                            f"to its working directory {Path.cwd()}).")
+    try:
+        suite = load_suite(path)
+        cells = list(suite.cells())
+    except TryoutsError as exc:
+        raise _fail(exc) from None
+    store = _store(request)
+    policy = _policy(suite, no_cache=False)
+    run_id = create_suite_run(store, suite, path, cells)
+    log: list[str] = request.app.state.suite_logs.setdefault(run_id, [])
+
+    def work() -> None:
+        try:
+            asyncio.run(run_cells(cells, store=store, run_id=run_id, policy=policy, cases=_cases(suite),
+                                  prices=price_overrides(), allow_cache=suite.repeats == 1))
+            finish_suite_run(store, run_id, suite, policy, say=log.append)
+        except BaseException as exc:  # recorded results stay; the run says it did not finish
+            log.append(f"{type(exc).__name__}: {exc}")
+            store.finish_run(run_id, "interrupted")
+
+    threading.Thread(target=work, name=f"suite-{run_id}", daemon=True).start()
+    return {"run_id": run_id, "cells": len(cells), "page": f"/runs/{run_id}"}
+
+
+@router.get("/suite-runs/{run}", summary="Progress of a suite run: results stored of cells, status, messages")
+def suite_run_progress(request: Request, run: str) -> dict[str, Any]:
+    store = _store(request)
+    try:
+        row = store.get_run_row(run)
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+    done = len(store.done_cells(row["id"]))
+    return {"run_id": row["id"], "status": row["status"], "done": done, "cells": row["meta"].get("n_cells"),
+            "messages": request.app.state.suite_logs.get(row["id"], [])}

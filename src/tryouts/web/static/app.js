@@ -125,7 +125,31 @@
 
   // ---- new comparison ----------------------------------------------------------------------------
 
+  /** "Run a suite": POST /api/suite-runs, then follow its progress and open its page when it ends. */
+  function initSuiteForm() {
+    var form = $("#suite-form");
+    if (!form) return;
+    var status = $("#suite-status");
+    var error = $("#suite-error");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      error.hidden = true;
+      status.textContent = "Starting…";
+      api("/api/suite-runs", { method: "POST", body: { path: $("#suite-path").value.trim() } }).then(function (started) {
+        function poll() {
+          api("/api/suite-runs/" + encodeURIComponent(started.run_id)).then(function (p) {
+            status.textContent = "Run " + p.run_id + ": " + p.done + " of " + p.cells + " cells · " + p.status;
+            if (p.status === "running") setTimeout(poll, 500);
+            else window.location.href = started.page;
+          }).catch(function (err) { showError(error, err.message); });
+        }
+        poll();
+      }).catch(function (err) { status.textContent = ""; showError(error, err.message); });
+    });
+  }
+
   function initCompare() {
+    initSuiteForm();
     var form = $("#compare-form");
     var chosenList = $("#chosen");
     var emptyNote = $("#models-empty");
