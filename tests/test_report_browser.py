@@ -12,11 +12,6 @@ from tryouts.report import export_run
 from tryouts.store import Store
 from tryouts.types import Cost, GenParams, Message, Request, Result, Timing, Usage
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-dev-shm-usage", "--disable-component-update", "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 PLANTED = "Careful: <script>alert(1)</script> and <img src=x onerror=alert(1)> stay text."
@@ -27,21 +22,6 @@ OUTPUTS = {
     (0, 1): "Fine-tuning adapts them:    indented   spacing kept.",
     (1, 1): "A short, plain answer.",
 }
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Chromium launched once per session (Debian's package; .ci/run installs it)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it when run as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _result(model_index: int, case_index: int, text: str) -> Result:

@@ -25,9 +25,6 @@ import pytest
 
 from tryouts.store import Store
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-dev-shm-usage", "--disable-component-update", "--no-first-run"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 XSS = "Careful: <img src=x onerror=alert(1)> and <script>alert(2)</script> stay text."
 WAIT_MS = 120_000
@@ -77,21 +74,6 @@ class Site:
 
     def store(self) -> Store:
         return Store(str(self.db))
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """Chromium launched once for the module (Debian's package; .ci/run installs it)."""
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it when run as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
