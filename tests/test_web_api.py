@@ -229,6 +229,8 @@ def test_stop_keeps_what_was_produced(db, replay_server):
         assert not result["ok"] and result["error"] == "Stopped from the dashboard" and result["error_kind"] == "stopped"
         assert result["text"].startswith(" w0 w1 w2") or result["text"].startswith("w0 w1 w2")
         assert data["run"]["status"] == "interrupted"
+        (sent,) = [e["result"] for e in events if e["type"] == "result"]  # the stopped model's stored result
+        assert sent["id"] == result["id"] and sent["text"] == result["text"] and not sent["ok"]
 
 
 def test_bad_compare_requests_say_what_is_wrong(db):

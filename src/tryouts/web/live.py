@@ -13,7 +13,8 @@ connects late, or reconnects, gets the whole history first. Events (the ``data``
 * ``{"type": "end", "status"}`` last (``done``, ``partial``, ``failed`` or ``stopped``).
 
 Stopping cancels the models still running; what finished stays stored, and each model cut short is stored
-as a failed result ("Stopped from the dashboard") with the text it had produced so far.
+as a failed result ("Stopped from the dashboard") with the text it had produced so far, and sent as its
+``result`` event.
 """
 
 from __future__ import annotations
@@ -131,7 +132,9 @@ class LiveRuns:
                         r = failed_result(spec, request, StoppedError("Stopped from the dashboard"),
                                           model_index=i)
                         r.text = "".join(partial[i])
-                        store.add_result(live.run_id, r)
+                        rid = store.add_result(live.run_id, r)
+                        live.emit_soon({"type": "result", "model": i,
+                                        "result": flat_result({**_row_for(r, live.run_id), "id": rid})})
                     store.finish_run(live.run_id, "interrupted")
             except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream
                 status = "failed"

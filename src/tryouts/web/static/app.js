@@ -335,7 +335,8 @@
       setStat(panel, "tokens", tokens(r.output_tokens, r.tokens_estimated), r.output_tokens);
       setStat(panel, "cost", cost(r.cost_usd, r.cost_source), r.cost_usd);
       setStat(panel, "e2e", num(r.e2e_ms), r.e2e_ms);
-      setState(panel, r.ok ? "done" : "failed", r.ok ? "done" : "failed");
+      var state = r.ok ? "done" : (r.error_kind === "stopped" ? "stopped" : "failed");
+      setState(panel, state, state);
       showError(panel.node.querySelector("p.error"), r.ok ? "" : (r.error || "failed"));
     }
 
