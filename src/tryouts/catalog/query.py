@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from ..errors import UsageError
+from ..memory.gpus import parse_size as parse_size  # one parser of memory sizes for every command
 from .model import TASKS, Entry
 from .prices import EntryPrice, entry_price
 
@@ -33,15 +34,6 @@ def parse_tokens(text: str | int) -> int:
     if not m:
         raise UsageError(f"Bad token count {text!r}: write a number of tokens such as 32768, 128k or 1M.")
     return int(Decimal(m.group(1)) * _SUFFIX[m.group(2)])
-
-
-def parse_size(text: str | float) -> int:
-    """``24``, ``24GB`` (GB = 10**9 bytes), ``80GiB``, ``512MiB``, ``1.5TB`` -> bytes; :class:`UsageError` otherwise."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|tib|tb)?\s*", str(text), re.IGNORECASE)
-    if not m or Decimal(m.group(1)) <= 0:
-        raise UsageError(f"Bad memory size {text!r}: write it as 24, 24GB or 80GiB (a bare number is GB).")
-    scale = {"gb": 10**9, "g": 10**9, "gib": 2**30, "mb": 10**6, "mib": 2**20, "tb": 10**12, "tib": 2**40}
-    return int(Decimal(m.group(1)) * scale[(m.group(2) or "gb").lower()])
 
 
 def parse_money(text: str | float) -> Decimal:

@@ -118,6 +118,18 @@ def ranking(votes: list[dict], *, resamples: int = 1000, seed: int = 0) -> dict:
     return {"votes": len(votes), "decisive": len(decisive), "ratings": rows}
 
 
+def rankings(store, run_id: str, source: str = "all", *, resamples: int = 1000, seed: int = 0) -> dict[str, dict]:
+    """Ratings per vote source — ``human``, and each judge (``judge:REF``) — never mixed; ``source`` is human,
+    judge or all. Sources without votes are left out."""
+    groups: dict[str, list[dict]] = {}
+    if source in ("human", "all"):
+        groups["human"] = store.votes(run_id, "human")
+    if source in ("judge", "all"):
+        for v in store.votes(run_id, "judge"):
+            groups.setdefault(v["source"], []).append(v)
+    return {name: ranking(vs, resamples=resamples, seed=seed) for name, vs in groups.items() if vs}
+
+
 @app.command(rich_help_panel="Quality")
 def rank(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
@@ -147,13 +159,7 @@ def rank(
         raise UsageError(f"--source must be human, judge or all, not {source!r}.")
     store = open_store(db)
     run_id = store.resolve_run_id(run)
-    groups: dict[str, list[dict]] = {}
-    if source in ("human", "all"):
-        groups["human"] = store.votes(run_id, "human")
-    if source in ("judge", "all"):
-        for v in store.votes(run_id, "judge"):
-            groups.setdefault(v["source"], []).append(v)
-    out = {name: ranking(vs, resamples=resamples, seed=seed) for name, vs in groups.items() if vs}
+    out = rankings(store, run_id, source, resamples=resamples, seed=seed)
     if fmt == "json":
         print(json.dumps({"run_id": run_id, "rankings": out}, indent=2))
         return 0

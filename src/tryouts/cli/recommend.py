@@ -9,19 +9,16 @@ from .compare import DB_HELP, open_store
 
 
 def _size(text: str | None) -> float | None:
-    """'24GB', '24 GiB', '80' (GB) → bytes."""
+    """'24GB', '24 GiB', '80' (GB) → bytes; None stays None."""
     if text is None:
         return None
-    import re
-
     from ..errors import UsageError
+    from ..memory.gpus import parse_size
 
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(gib|gb|g|mib|mb|tb)?\s*", text, re.IGNORECASE)
-    if not m:
-        raise UsageError(f"--gpu-memory should be a size such as 24GB or 80GiB, not {text!r}.")
-    unit = (m.group(2) or "gb").lower()
-    scale = {"gb": 1e9, "g": 1e9, "gib": 2**30, "mb": 1e6, "mib": 2**20, "tb": 1e12}[unit]
-    return float(m.group(1)) * scale
+    try:
+        return float(parse_size(text))
+    except UsageError as exc:
+        raise UsageError(f"--gpu-memory: {exc.message}") from None
 
 
 def advise_with_catalog(store, *, task: str, budget: str, privacy: str, offline: bool, latency_ms: float | None,

@@ -56,7 +56,7 @@ def parse_size(text: str) -> int:
                          "(GB = 10^9 bytes, GiB = 2^30 bytes).")
     value = float(m.group(1)) * _UNITS[unit]
     if value <= 0:
-        raise UsageError(f"The memory size {text!r} must be more than zero.")
+        raise UsageError(f"The memory size {text!r} must be more than zero, e.g. 24GB.")
     return int(value)
 
 

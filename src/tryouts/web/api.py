@@ -364,14 +364,14 @@ def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
 
 @router.get("/runs/{run}/rank", summary="Bradley–Terry ratings with bootstrap intervals, human and judge apart")
 def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=5000)) -> dict[str, Any]:
-    from ..cli.arena import ranking
+    from ..cli.arena import rankings
 
-    run_id = _run(request, run)["run"]["id"]
     store = _store(request)
-    groups: dict[str, list[dict]] = {"human": store.votes(run_id, "human")}
-    for v in store.votes(run_id, "judge"):
-        groups.setdefault(v["source"], []).append(v)
-    return {"run_id": run_id, "rankings": {k: ranking(v, resamples=resamples) for k, v in groups.items() if v}}
+    try:
+        run_id = store.resolve_run_id(run)
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+    return {"run_id": run_id, "rankings": rankings(store, run_id, resamples=resamples)}
 
 
 # ---- suite runs ------------------------------------------------------------------------------------
