@@ -285,6 +285,12 @@ def test_classification_replay_models_exact_metrics_and_show(replay_server, tmp_
     assert c["metrics"]["confusion"]["matrix"] == [[0, 0, 4], [0, 0, 6]]
     lo, hi = a["intervals"]["accuracy"]["low"], a["intervals"]["accuracy"]["high"]
     assert 0.2 <= lo < 0.6 < hi <= 0.9
+    # macro-F1 is a corpus statistic: its interval is of the statistic recomputed on resampled cases
+    mf1 = a["intervals"]["macro_f1"]
+    assert mf1["n"] == 10 and mf1["mean"] == pytest.approx(0.375) and mf1["low"] < mf1["high"]
+    # every resample has only "positive" answers: macro-F1 = F1(positive)/2 with p = the share of positives
+    assert 0.5 * 2 * 0.2 / 1.2 - 1e-9 <= mf1["low"] and mf1["high"] <= 0.5 * 2 * 0.9 / 1.9 + 1e-9
+    assert c["intervals"]["macro_f1"] == {"n": 10, "mean": 0.0, "low": 0.0, "high": 0.0}
     ab = report["comparisons"][0]
     assert ab["model_index"] == 1 and ab["diff"] == pytest.approx(-0.2)
     assert ab["sign_test"]["wins_b"] == 4 and ab["sign_test"]["wins_a"] == 6 and ab["sign_test"]["ties"] == 0
@@ -376,6 +382,8 @@ def test_ner_replay_exact_entity_scores_and_tiny_pipeline(replay_server, tiny, t
         1 / 3
     )
     assert a["metrics"]["f1"] == pytest.approx(2 / 9)
+    assert a["intervals"]["entity_f1"]["mean"] == pytest.approx(2 / 9)
+    assert a["intervals"]["entity_f1"]["low"] <= 2 / 9 <= a["intervals"]["entity_f1"]["high"]
     assert a["intervals"]["sentence_f1"]["mean"] == pytest.approx((0.4 + 0.0) / 2)
     assert b["invalid"] == 2 and b["metrics"]["fn"] == 3 and b["metrics"]["f1"] == 0.0
     assert c["route"] == "pipeline" and c["invalid"] == 0 and c["failed"] == 0
@@ -429,6 +437,8 @@ def test_translation_replay_scores_and_tiny_seq2seq(replay_server, tiny, tmp_pat
         ["Guten Morgen.", "Guten Morgen."], [["Guten Morgen.", "Vielen Dank."]]
     ).score
     assert a["metrics"]["corpus_bleu"] == pytest.approx(corpus)
+    assert a["intervals"]["corpus_bleu"]["mean"] == pytest.approx(corpus)
+    assert a["intervals"]["corpus_chrf"]["mean"] == pytest.approx(a["metrics"]["corpus_chrf"])
     assert b["route"] == "pipeline" and b["failed"] == 0 and b["results"] == 2
     code, out, _ = cli(capsys, "show", report["run_id"], "--db", db, "--format", "json")
     rows = [r for r in json.loads(out)["results"] if r["model_index"] == 1]

@@ -7,6 +7,7 @@ import pytest
 
 from tryouts.scoring.statistics import (
     bootstrap_mean,
+    bootstrap_statistic,
     bradley_terry,
     paired_bootstrap,
     pass_at_k,
@@ -32,6 +33,38 @@ def test_bootstrap_mean_covers_true_mean_and_shrinks():
 def test_bootstrap_mean_edge_cases():
     assert bootstrap_mean([]) == {"n": 0, "mean": None, "low": None, "high": None}
     assert bootstrap_mean([0.7]) == {"n": 1, "mean": 0.7, "low": 0.7, "high": 0.7}
+
+
+def test_bootstrap_statistic_of_a_sum_is_the_bootstrap_of_the_mean():
+    # a statistic of summed counts: the mean is sum/n, so with the same seed both draw the same resamples
+    x = np.random.default_rng(2).normal(0.4, 0.3, 57)
+    r = bootstrap_statistic([[v] for v in x], lambda total: total[0] / len(x), seed=5)
+    assert r == pytest.approx(bootstrap_mean(x, seed=5))
+
+
+def test_bootstrap_statistic_covers_a_ratio_of_sums_and_shrinks():
+    # micro precision tp/(tp+fp) over sentences whose sizes differ: not the mean of per-sentence ratios
+    rng = np.random.default_rng(4)
+
+    def sentences(n):
+        size = rng.integers(1, 8, n)
+        return [[tp, s - tp] for s, tp in zip(size, rng.binomial(size, 0.7), strict=True)]
+
+    def precision(total):
+        return total[0] / (total[0] + total[1]) if total.sum() else None
+
+    small, large = bootstrap_statistic(sentences(40), precision), bootstrap_statistic(sentences(4000), precision)
+    for r in (small, large):
+        assert r["low"] <= 0.7 <= r["high"] and r["low"] <= r["mean"] <= r["high"]
+    assert (large["high"] - large["low"]) < (small["high"] - small["low"]) / 5
+
+
+def test_bootstrap_statistic_edge_cases():
+    assert bootstrap_statistic([], sum) == {"n": 0, "mean": None, "low": None, "high": None}
+    assert bootstrap_statistic([[3, 1]], lambda t: t[0] / t.sum()) == {"n": 1, "mean": 0.75, "low": 0.75, "high": 0.75}
+    assert bootstrap_statistic([[0], [0]], lambda t: None) == {"n": 2, "mean": None, "low": None, "high": None}
+    with pytest.raises(ValueError, match="non-finite"):
+        bootstrap_statistic([[1.0], [float("nan")]], sum)
 
 
 def test_paired_bootstrap_finds_planted_difference():

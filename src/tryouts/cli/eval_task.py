@@ -48,6 +48,10 @@ _TITLES = {
     "pass@1": "pass@1",
     "mrr": "MRR",
     "spearman": "Spearman rho",
+    "macro_f1": "Macro-F1",
+    "entity_f1": "Entity F1",
+    "corpus_chrf": "corpus chrF",
+    "corpus_bleu": "corpus BLEU",
 }
 
 
@@ -89,17 +93,10 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
     table = Table(title="Task metrics", title_justify="left", header_style="bold")
     names = list(models[0]["intervals"]) if models else []
     extra: list[tuple[str, Any]] = []
-    if task == "classification":
-        extra = [("Macro-F1", lambda mm: _num(mm["metrics"].get("macro_f1")))]
-    elif task == "ner":
+    if task == "ner":
         extra = [
             (h, lambda mm, k=k: _num(mm["metrics"].get(k)))
-            for h, k in (("Precision", "precision"), ("Recall", "recall"), ("F1", "f1"))
-        ]
-    elif task == "translation":
-        extra = [
-            (h, lambda mm, k=k: _num(mm["metrics"].get(k), 1))
-            for h, k in (("corpus chrF", "corpus_chrf"), ("corpus BLEU", "corpus_bleu"))
+            for h, k in (("Precision", "precision"), ("Recall", "recall"))
         ]
     for col in (
         "Model",

@@ -5,6 +5,8 @@ test) only. Every randomised procedure takes a ``seed`` and is deterministic
 given it.
 
 - :func:`bootstrap_mean` — percentile-bootstrap interval for a mean score.
+- :func:`bootstrap_statistic` — the same for a corpus statistic (macro-F1, micro F1,
+  corpus BLEU) computed from per-case counts.
 - :func:`paired_bootstrap` — paired comparison of two models on the same cases.
 - :func:`sign_test` — exact two-sided sign test on per-case wins.
 - :func:`pass_at_k` / :func:`pass_hat_k` — unbiased pass@k and pass^k.
@@ -13,13 +15,14 @@ given it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "bootstrap_mean",
+    "bootstrap_statistic",
     "bradley_terry",
     "paired_bootstrap",
     "pass_at_k",
@@ -94,6 +97,57 @@ def bootstrap_mean(
     rng = np.random.default_rng(seed)
     low, high = _percentile_interval(_resampled_means(x, n_resamples, rng), confidence)
     return {"n": n, "mean": mean, "low": low, "high": high}
+
+
+def bootstrap_statistic(
+    counts: Sequence[Sequence[float]],
+    statistic: Callable[[np.ndarray], float | None],
+    *,
+    confidence: float = 0.95,
+    n_resamples: int = 2000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """A corpus statistic with a percentile-bootstrap interval over cases.
+
+    Corpus metrics are not means of per-case scores: macro-F1 comes from the confusion matrix, micro F1
+    from summed true/false positives, corpus BLEU from summed n-gram matches. Each is a function of the
+    *sum* of per-case counts, so a resample of cases is a resample of rows of ``counts``; the statistic
+    is recomputed on each resample's column sums (the way sacrebleu's own bootstrap works).
+
+    Args:
+        counts: One row per case (the case's counts, summed over its repeats), all rows the same length.
+        statistic: Maps column sums to the metric (None where undefined, e.g. nothing to score).
+        confidence: Two-sided coverage of the interval, in (0, 1).
+        n_resamples: Number of bootstrap resamples.
+        seed: Seed for the random generator (results are deterministic given it).
+
+    Returns:
+        ``{"n", "mean", "low", "high"}`` where ``mean`` is the statistic on all cases (the key is shared
+        with :func:`bootstrap_mean` so both print alike). No cases or an undefined statistic: ``None``s.
+    """
+    _check_common(confidence, n_resamples)
+    x = np.asarray(counts, dtype=float)
+    n = int(x.shape[0]) if x.ndim == 2 else 0
+    if n == 0:
+        return {"n": 0, "mean": None, "low": None, "high": None}
+    if not np.all(np.isfinite(x)):
+        raise ValueError("counts contains non-finite values")
+    point = statistic(x.sum(axis=0))
+    if point is None:
+        return {"n": n, "mean": None, "low": None, "high": None}
+    point = float(point)
+    if n == 1:
+        return {"n": 1, "mean": point, "low": point, "high": point}
+    rng = np.random.default_rng(seed)
+    values = []
+    step = max(1, _CHUNK // (n * x.shape[1] or 1))
+    for start in range(0, n_resamples, step):
+        idx = rng.integers(0, n, size=(min(n_resamples, start + step) - start, n))
+        values.extend(v for v in map(statistic, x[idx].sum(axis=1)) if v is not None)
+    if not values:
+        return {"n": n, "mean": point, "low": None, "high": None}
+    low, high = _percentile_interval(np.asarray(values, dtype=float), confidence)
+    return {"n": n, "mean": point, "low": low, "high": high}
 
 
 def paired_bootstrap(

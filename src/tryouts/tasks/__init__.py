@@ -3,7 +3,7 @@
 The tasks and how each is run and scored:
 
 ==============  =======================  ====================================================================
-task            local ``hf:`` route       metrics (per model; 95% bootstrap intervals on the per-case ones)
+task            local ``hf:`` route       metrics (per model; 95% bootstrap intervals over cases)
 ==============  =======================  ====================================================================
 classification  text-classification      accuracy*, macro-F1, per-label P/R/F1, confusion matrix
 ner             token-classification     entity-level micro P/R/F1 (exact text + type), mean sentence F1*

@@ -19,9 +19,12 @@ __all__ = [
     "entity_counts",
     "entity_key",
     "entity_prf",
+    "label_scores",
+    "macro_f1",
     "match_label",
     "paired_spearman",
     "pass_k_table",
+    "prf",
     "recall_at_k",
     "sentence_f1",
 ]
@@ -60,25 +63,38 @@ def classification_metrics(
     matrix = [[0] * (len(labels) + 1) for _ in labels]
     for g, p in zip(gold, pred, strict=True):
         matrix[index[g]][index[p] if p is not None else len(labels)] += 1
-    per_label = {}
-    for i, label in enumerate(labels):
-        tp = matrix[i][i]
-        predicted = sum(row[i] for row in matrix)
-        support = sum(matrix[i])
-        precision = tp / predicted if predicted else 0.0
-        recall = tp / support if support else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_label[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    per_label = dict(zip(labels, label_scores(matrix), strict=True))
     n = len(gold)
     correct = sum(matrix[i][i] for i in range(len(labels)))
     return {
         "n": n,
         "accuracy": correct / n if n else None,
-        "macro_f1": sum(v["f1"] for v in per_label.values()) / len(labels) if labels else None,
+        "macro_f1": macro_f1(matrix),
         "per_label": per_label,
         "invalid": sum(p is None for p in pred),
         "confusion": {"labels": list(labels), "columns": [*labels, "(invalid)"], "matrix": matrix},
     }
+
+
+def label_scores(matrix: Sequence[Sequence[float]]) -> list[dict[str, float]]:
+    """Precision, recall, F1 and support of each label of a confusion matrix (rows: gold; columns: the
+    labels in the same order, then ``(invalid)``)."""
+    out = []
+    for i, row in enumerate(matrix):
+        tp = row[i]
+        predicted = sum(r[i] for r in matrix)
+        support = sum(row)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out.append({"precision": precision, "recall": recall, "f1": f1, "support": support})
+    return out
+
+
+def macro_f1(matrix: Sequence[Sequence[float]]) -> float | None:
+    """The unweighted mean of the labels' F1 (None with no labels)."""
+    scores = label_scores(matrix)
+    return sum(v["f1"] for v in scores) / len(scores) if scores else None
 
 
 def entity_key(entity: Entity) -> tuple[str, str]:
@@ -104,7 +120,8 @@ def sentence_f1(gold: Sequence[Entity], pred: Sequence[Entity]) -> float:
     return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
-def _prf(tp: int, fp: int, fn: int) -> dict[str, Any]:
+def prf(tp: float, fp: float, fn: float) -> dict[str, Any]:
+    """Precision, recall and F1 from true positive, false positive and false negative counts."""
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / (tp + fn) if tp + fn else 0.0
     return {
@@ -131,7 +148,7 @@ def entity_prf(gold: Sequence[Sequence[Entity]], pred: Sequence[Sequence[Entity]
             acc = by_type.setdefault(label, [0, 0, 0])
             for i, v in enumerate(counts):
                 acc[i] += v
-    return {**_prf(*totals), "per_type": {k: _prf(*v) for k, v in sorted(by_type.items())}}
+    return {**prf(*totals), "per_type": {k: prf(*v) for k, v in sorted(by_type.items())}}
 
 
 def recall_at_k(ranks: Sequence[int | None], k: int) -> float:

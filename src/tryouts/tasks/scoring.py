@@ -1,8 +1,10 @@
 """Scores of each answer, and the report of a task run: metrics per model, intervals, paired comparisons.
 
 Each stored result gets a ``scores["task"]`` mapping (its prediction and per-answer scores); the report
-aggregates them per model. Intervals are 95% percentile-bootstrap intervals over cases (a case's value is
-the mean over its repeats); comparisons pair model N with model 1 on the same cases.
+aggregates them per model. Intervals are 95% percentile-bootstrap intervals over cases: of the mean for
+per-answer scores (a case's value is the mean over its repeats), and of the statistic itself for corpus
+metrics (macro-F1, entity micro F1, corpus BLEU/chrF: recomputed from the resampled cases' counts).
+Comparisons pair model N with model 1 on the same cases.
 """
 
 from __future__ import annotations
@@ -13,10 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from .data import Dataset, Entity, TaskCase
-from .metrics import classification_metrics, entity_counts, entity_prf, pass_k_table, sentence_f1
+from .metrics import (
+    classification_metrics,
+    entity_counts,
+    entity_prf,
+    macro_f1,
+    pass_k_table,
+    prf,
+    sentence_f1,
+)
 from .prompts import parse_answer
 
-__all__ = ["build_report", "interval_metrics", "primary_metric", "score_answer"]
+__all__ = ["CORPUS_METRICS", "build_report", "corpus_intervals", "interval_metrics", "primary_metric", "score_answer"]
 
 #: interval metric -> the per-answer score it averages
 _SOURCE = {"accuracy": "correct", "pass@1": "passed", "mrr": "rr"}
@@ -143,6 +153,77 @@ def _model_metrics(
     return {}
 
 
+#: corpus metrics with an interval, per task (the name in ``intervals``, and in ``metrics`` where it differs)
+CORPUS_METRICS = {
+    "classification": ["macro_f1"],
+    "ner": ["entity_f1"],
+    "translation": ["corpus_chrf", "corpus_bleu"],
+}
+
+
+def _sacrebleu_metric(name: str) -> Any:
+    from sacrebleu.metrics import BLEU, CHRF
+
+    return BLEU() if name == "corpus_bleu" else CHRF()
+
+
+def _case_counts(task: str, name: str, data: Dataset, scored: dict[tuple[int, int], dict[str, Any]]) -> list:
+    """Per case (in case order, only the cases this model answered), the counts its corpus metric sums:
+    the case's confusion-matrix cells, its entity (tp, fp, fn), or sacrebleu's sentence statistics —
+    summed over the case's repeats."""
+    import numpy as np
+
+    cases = {c.index: c for c in data.cases}
+    keys = sorted(scored)
+    if task == "classification":
+        labels = data.labels
+        width = len(labels) + 1
+        rows = []
+        for key in keys:
+            row = np.zeros(len(labels) * width)
+            pred = scored[key]["pred"]
+            column = labels.index(pred) if pred is not None else len(labels)
+            row[labels.index(cases[key[0]].gold) * width + column] = 1
+            rows.append(row)
+    elif task == "ner":
+        rows = [np.array([scored[k]["tp"], scored[k]["fp"], scored[k]["fn"]], dtype=float) for k in keys]
+    else:
+        stats = _sacrebleu_metric(name)._extract_corpus_statistics(
+            [scored[k]["pred"] for k in keys], [[cases[c].gold for c, _ in keys]]
+        )
+        rows = [np.asarray(st, dtype=float) for st in stats]
+    by_case: dict[int, Any] = {}
+    for (c, _), row in zip(keys, rows, strict=True):
+        by_case[c] = by_case[c] + row if c in by_case else row
+    return [by_case[c] for c in sorted(by_case)]
+
+
+def _corpus_statistic(task: str, name: str, data: Dataset) -> Any:
+    """Maps summed counts (see :func:`_case_counts`) to the corpus metric."""
+    if task == "classification":
+        size = len(data.labels)
+        return lambda total: macro_f1(total.reshape(size, size + 1).tolist())
+    if task == "ner":
+        return lambda total: prf(*total)["f1"]
+    metric = _sacrebleu_metric(name)
+    return lambda total: float(metric._compute_score_from_stats(list(total)).score)
+
+
+def corpus_intervals(
+    task: str, data: Dataset, scored: dict[tuple[int, int], dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """The corpus metrics of one model with 95% bootstrap intervals over cases (cases resampled with
+    their repeats; the metric recomputed from each resample's summed counts)."""
+    from ..scoring.statistics import bootstrap_statistic
+
+    if not scored:
+        return {name: {"n": 0, "mean": None, "low": None, "high": None} for name in CORPUS_METRICS.get(task, [])}
+    return {
+        name: bootstrap_statistic(_case_counts(task, name, data, scored), _corpus_statistic(task, name, data))
+        for name in CORPUS_METRICS.get(task, [])
+    }
+
+
 def _per_case(scored: dict[tuple[int, int], dict[str, Any]], key: str, n_cases: int) -> list[float]:
     """A case's value: the mean over its repeats (a missing answer scores 0)."""
     values: dict[int, list[float]] = {i: [] for i in range(n_cases)}
@@ -179,6 +260,7 @@ def build_report(
     for m, info in enumerate(models):
         s = scored[m]
         intervals = {name: bootstrap_mean(_per_case(s, _SOURCE.get(name, name), n)) for name in names}
+        intervals |= corpus_intervals(task, data, s)
         metrics = _model_metrics(task, data, s, ks)
         if primary == "spearman":
             intervals["spearman"] = {k: metrics["spearman"][k] for k in ("n", "low", "high")} | {
