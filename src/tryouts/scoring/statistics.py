@@ -140,10 +140,13 @@ def bootstrap_statistic(
         return {"n": 1, "mean": point, "low": point, "high": point}
     rng = np.random.default_rng(seed)
     values = []
-    step = max(1, _CHUNK // (n * x.shape[1] or 1))
+    step = max(1, _CHUNK // n)
     for start in range(0, n_resamples, step):
-        idx = rng.integers(0, n, size=(min(n_resamples, start + step) - start, n))
-        values.extend(v for v in map(statistic, x[idx].sum(axis=1)) if v is not None)
+        rows = min(n_resamples, start + step) - start
+        idx = rng.integers(0, n, size=(rows, n))
+        # how often each case was drawn in each resample, then the resamples' sums as one product
+        drawn = np.bincount((idx + n * np.arange(rows)[:, None]).ravel(), minlength=rows * n).reshape(rows, n)
+        values.extend(v for v in map(statistic, drawn @ x) if v is not None)
     if not values:
         return {"n": n, "mean": point, "low": None, "high": None}
     low, high = _percentile_interval(np.asarray(values, dtype=float), confidence)
