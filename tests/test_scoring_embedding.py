@@ -62,8 +62,13 @@ def real_model():
 def random_model(demo_models, tmp_path_factory):
     """A tiny BERT with random weights and mean pooling, saved as a sentence-transformers folder."""
     import torch
-    from sentence_transformers import SentenceTransformer, models
+    from sentence_transformers import SentenceTransformer
     from transformers import AutoTokenizer, BertConfig, BertModel
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # sentence-transformers before 5.2
+        from sentence_transformers import models
 
     tok = AutoTokenizer.from_pretrained(demo_models.hf_dir)
     torch.manual_seed(0)  # reproducible random weights (the result holds for 7 of 8 seeds checked)
@@ -72,7 +77,7 @@ def random_model(demo_models, tmp_path_factory):
                          intermediate_size=64, max_position_embeddings=256)).save_pretrained(base)
     tok.save_pretrained(base)
     word = models.Transformer(str(base))
-    dim = getattr(word, "get_embedding_dimension", word.get_word_embedding_dimension)()
+    dim = word.get_embedding_dimension() if hasattr(word, "get_embedding_dimension") else word.get_word_embedding_dimension()
     pool = models.Pooling(dim, pooling_mode="mean")
     folder = tmp_path_factory.mktemp("random-st")
     SentenceTransformer(modules=[word, pool], device="cpu").save(str(folder))
