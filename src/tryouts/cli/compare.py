@@ -61,10 +61,34 @@ def compare(
     live: bool = typer.Option(True, "--live/--no-live", help="Show outputs streaming side by side (terminals only)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
+    expect: str | None = typer.Option(
+        None, "--expect", help="The expected answer: each output gets reference metrics (exact match, token F1, "
+        "chrF, BLEU, ROUGE, edit similarity).", rich_help_panel="Scoring"),
+    assertion: list[str] = typer.Option(
+        [], "--assert", "-a", help="A check on each output (repeatable): contains:TEXT, icontains:TEXT, equals:TEXT, "
+        "regex:RE, starts-with:TEXT, is-json, json-schema:{...}, length:MIN-MAX, latency-ms:MAX, cost-usd:MAX; "
+        "'not-' negates; or a suite mapping such as '{type: contains, value: [a, b], mode: any}'.",
+        rich_help_panel="Scoring"),
+    judge: str | None = typer.Option(None, "--judge", help="A judge model (any provider) for --rubric/--pairwise; its "
+                                     "cost and latency are recorded apart.", rich_help_panel="Scoring"),
+    rubric: str | None = typer.Option(None, "--rubric", help="Have the judge score each output on this rubric.",
+                                      rich_help_panel="Scoring"),
+    scale: str = typer.Option("1-5", "--scale", help="The rubric's scale, LOW-HIGH.", rich_help_panel="Scoring"),
+    pairwise: bool = typer.Option(False, "--pairwise", help="Have the judge compare the outputs in pairs (both "
+                                  "orders; only consistent verdicts count).", rich_help_panel="Scoring"),
+    embedding: str | None = typer.Option(None, "--embedding", help="A sentence-transformers model: similarity of each "
+                                         "output to --expect.", rich_help_panel="Scoring"),
+    scorer: list[str] = typer.Option([], "--scorer", help="A custom scorer, file.py:function or module:function "
+                                     "(repeatable).", rich_help_panel="Scoring"),
+    judge_option: list[str] = typer.Option([], "--judge-option", help="A judge provider option KEY=VALUE "
+                                           "(repeatable).", rich_help_panel="Scoring"),
 ) -> int:
-    """Run one prompt through several models and compare outputs, timing and cost.
+    """Run one prompt through several models and compare outputs, timing and cost, optionally scored.
 
     Example: tryouts compare "Explain pretrained models in one paragraph" -m hf:./models/tiny -m openai:gpt-4o-mini
+
+    Scored: tryouts compare "What is the capital of France?" -m ... -m ... --expect Paris -a icontains:paris
+    --judge openai:gpt-4o --rubric "Is the answer correct?"
 
     Exit code 0 when every model succeeded, 2 when some failed (the rest are still stored), 1 on bad usage.
     """
@@ -78,7 +102,7 @@ def compare(
     from ..errors import UsageError
     from ..pricing import PriceOverride
     from ..types import GenParams, ModelSpec
-    from .render import LiveView, make_console, print_outputs, print_results
+    from .render import LiveView, make_console, print_outputs, print_results, print_scores
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
@@ -95,6 +119,25 @@ def compare(
             raise UsageError(f"--price {item!r} is not REF=IN,OUT.")
         prices[ref] = PriceOverride.parse(value, ref)
     params = GenParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
+    # every scoring option is checked before anything is sent
+    from ..scoring.assertions import from_cli, parse_assertion
+    from .score import scoring_from_options
+
+    asserts = [from_cli(a) for a in assertion]
+    for i, spec in enumerate(asserts):
+        parse_assertion(dict(spec), f"--assert {assertion[i]!r}")
+    if embedding and expect is None:
+        raise UsageError("--embedding compares each output with the expected answer: give it with --expect TEXT.")
+    scoring = scoring_from_options(judge=judge, rubric=rubric, scale=scale, pairwise=pairwise, embedding=embedding,
+                                   scorers=scorer, judge_options=judge_option)
+    if scoring is not None:
+        from pathlib import Path
+
+        from ..scoring.custom import load_scorer
+
+        for ref in scoring.scorers:
+            load_scorer(ref, Path.cwd())
+    case = {"expected": expect, "asserts": asserts} if asserts or expect is not None else None
 
     console = make_console(stderr=fmt == "json")
     store = open_store(db)
@@ -104,7 +147,7 @@ def compare(
     async def go():
         return await run_compare(
             prompt, specs, params=params, system=system, store=store, on_event=view.on_event,
-            sequential=sequential, prices=prices,
+            sequential=sequential, prices=prices, case=case,
         )
 
     if use_live:
@@ -112,11 +155,24 @@ def compare(
             outcome = asyncio.run(go())
     else:
         outcome = asyncio.run(go())
+    if scoring is not None:
+        from pathlib import Path
+
+        from ..errors import TryoutsError
+        from ..scoring.run_scoring import score_run
+
+        try:
+            score_run(store, outcome.run_id, scoring, base_dir=Path.cwd(),
+                      say=lambda msg: console.print(msg, highlight=False))
+        except TryoutsError as exc:  # the outputs are stored: say so, and how to score them later
+            console.print(f"Scoring failed: {exc.message}\nThe outputs are stored; score them later with: "
+                          f"tryouts score {outcome.run_id} ...", highlight=False)
     run = store.get_run(outcome.run_id)
     if fmt == "json":
         print(json.dumps(run, indent=2, default=str))
     else:
         print_outputs(console, run["results"])
         print_results(console, run["results"], title=f"Run {outcome.run_id}")
+        print_scores(console, run["results"])
         console.print(f"Stored as run [bold]{outcome.run_id}[/] in {store.url}. Show it again: tryouts show {outcome.run_id}")
     return 0 if outcome.all_ok else 2

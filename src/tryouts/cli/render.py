@@ -152,3 +152,62 @@ def print_outputs(console: Console, results: Sequence[dict[str, Any]]) -> None:
     for r in results:
         body = r["text"] if r["ok"] else (r["text"] + "\n" if r["text"] else "") + f"✗ {r.get('error')}"
         console.print(Panel(Text(body or "(empty)", overflow="fold"), title=Text(short_label(r["model"]), style="bold")))
+
+
+#: reference metrics in the scores table, in this order, with their headings
+_REFERENCE_COLUMNS = (("exact_match", "Exact"), ("token_f1", "Token F1"), ("chrf", "chrF"), ("bleu", "BLEU"),
+                      ("rougeL", "ROUGE-L"), ("edit_similarity", "Edit sim."), ("embedding", "Embedding"))
+
+
+def print_scores(console: Console, results: Sequence[dict[str, Any]]) -> None:
+    """One row per scored answer: assertions (passed/total, the first failure's reason), reference metrics,
+    the judge's score and each custom scorer's. Nothing when no answer has scores."""
+    scored = [r for r in results if r.get("scores")]
+    if not scored:
+        return
+    refs = [(k, h) for k, h in _REFERENCE_COLUMNS if any(k in (r["scores"].get("reference") or {}) for r in scored)]
+    customs = sorted({name for r in scored for name in (r["scores"].get("custom") or {})})
+    has_assert = any(r["scores"].get("assert") for r in scored)
+    has_judge = any(r["scores"].get("judge") for r in scored)
+    table = Table(title="Scores", title_justify="left", header_style="bold")
+    table.add_column("Model")
+    if has_assert:
+        table.add_column("Assertions")
+    for _, heading in refs:
+        table.add_column(heading, justify="right")
+    if has_judge:
+        table.add_column("Judge", justify="right")
+    for name in customs:
+        table.add_column(f"Scorer {name}", justify="right")
+    reasons = []
+    for r in scored:
+        s = r["scores"]
+        row = [short_label(r["model"])]
+        if has_assert:
+            a = s.get("assert")
+            if a and not r["ok"]:
+                row.append("✗ no answer")
+            elif a:
+                checks = a.get("results") or []
+                passed = sum(1 for c in checks if c.get("passed"))
+                row.append(f"{'✓' if a.get('passed') else '✗'} {passed}/{len(checks)}")
+                failed = next((c for c in checks if not c.get("passed")), None)
+                if failed is not None and r["ok"]:
+                    reasons.append(f"{short_label(r['model'])}: {failed['type']}: {failed.get('reason') or 'failed'}")
+            else:
+                row.append("-")
+        ref = s.get("reference") or {}
+        row += [_fmt(ref.get(k), 1 if k in ("chrf", "bleu") else 3) for k, _ in refs]
+        if has_judge:
+            j = s.get("judge")
+            row.append(f"{j['score']:g}/{j['scale'][1]}" if j else "-")
+        for name in customs:
+            c = (s.get("custom") or {}).get(name)
+            row.append("error" if c and "error" in c else _fmt((c or {}).get("score"), 3))
+        table.add_row(*row)
+    console.print(table)
+    for reason in reasons:
+        console.print(Text("✗ " + reason), style="dim")
+    judged = [r for r in scored if (r["scores"].get("judge") or {}).get("rationale")]
+    for r in judged:
+        console.print(Text.assemble((f"Judge on {short_label(r['model'])}: ", "bold"), r["scores"]["judge"]["rationale"]))

@@ -83,5 +83,8 @@ def show(
 
         print_summary(console, data["results"], r["meta"].get("labels"), r["meta"].get("quality"))
     else:
+        from .render import print_scores
+
         print_results(console, data["results"])
+        print_scores(console, data["results"])
     return 0

@@ -3,11 +3,42 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from . import app
 from .compare import DB_HELP, open_store
+
+
+def scoring_from_options(*, judge: str | None, rubric: str | None, scale: str, pairwise: bool,
+                         embedding: str | None, scorers: list[str], judge_options: list[str]) -> Any:
+    """The :class:`~tryouts.suite.model.ScoringSpec` of the command line's scoring options (None: none given).
+
+    Shared by ``tryouts score`` and ``tryouts compare``; a bad option raises UsageError naming it.
+    """
+    from ..errors import UsageError
+    from ..suite.model import ScoringSpec
+    from .compare import parse_options
+
+    if not (judge or rubric or pairwise or embedding or scorers):
+        return None
+    if (rubric or pairwise) and not judge:
+        raise UsageError("--rubric and --pairwise need a judge model: --judge PROVIDER:MODEL.")
+    if judge and not (rubric or pairwise):
+        raise UsageError("Tell the judge what to do: --rubric TEXT and/or --pairwise.")
+    try:
+        lo, hi = (int(x) for x in scale.split("-", 1))
+    except ValueError:
+        raise UsageError(f"--scale should be LOW-HIGH such as 1-5, not {scale!r}.") from None
+    spec: dict = {"embedding": embedding, "scorers": list(scorers)}
+    if judge:
+        spec["judge"] = {"model": {"model": judge, "options": parse_options(judge_options, 1)[0]}, "rubric": rubric,
+                         "pairwise": pairwise, "scale": [lo, hi]}
+    try:
+        return ScoringSpec.model_validate(spec)
+    except ValueError as exc:
+        raise UsageError(f"Bad scoring options: {exc}") from None
 
 
 @app.command(rich_help_panel="Quality")
@@ -39,8 +70,6 @@ def score(
     from ..scoring.run_scoring import score_run
     from ..scoring.summary import quality_report
     from ..suite import load_suite
-    from ..suite.model import ScoringSpec
-    from .compare import parse_options
     from .render import make_console
     from .run import _policy, print_summary
 
@@ -56,22 +85,8 @@ def score(
             raise UsageError(f"The suite file {suite_path} is gone; pass --suite FILE or scoring options such as --judge.")
         suite = load_suite(suite_path)
     if explicit:
-        if (rubric or pairwise) and not judge:
-            raise UsageError("--rubric and --pairwise need a judge model: --judge PROVIDER:MODEL.")
-        if judge and not (rubric or pairwise):
-            raise UsageError("Tell the judge what to do: --rubric TEXT and/or --pairwise.")
-        try:
-            lo, hi = (int(x) for x in scale.split("-", 1))
-        except ValueError:
-            raise UsageError(f"--scale should be LOW-HIGH such as 1-5, not {scale!r}.") from None
-        spec: dict = {"embedding": embedding, "scorers": list(scorer)}
-        if judge:
-            spec["judge"] = {"model": {"model": judge, "options": parse_options(option, 1)[0]}, "rubric": rubric,
-                             "pairwise": pairwise, "scale": [lo, hi]}
-        try:
-            scoring = ScoringSpec.model_validate(spec)
-        except ValueError as exc:
-            raise UsageError(f"Bad scoring options: {exc}") from None
+        scoring = scoring_from_options(judge=judge, rubric=rubric, scale=scale, pairwise=pairwise,
+                                       embedding=embedding, scorers=scorer, judge_options=option)
         base_dir = Path.cwd()
     elif suite is not None and suite.scoring is not None:
         scoring, base_dir = suite.scoring, suite.base_dir

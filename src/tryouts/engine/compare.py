@@ -60,6 +60,7 @@ async def compare(
     sequential: bool = False,
     prices: dict[str, PriceOverride] | None = None,
     meta: dict[str, Any] | None = None,
+    case: dict[str, Any] | None = None,
 ) -> CompareOutcome:
     """Run one prompt through every model; a model's failure never stops the others.
 
@@ -73,6 +74,8 @@ async def compare(
         sequential: run one model at a time.
         prices: price overrides by model reference.
         meta: stored with the run.
+        case: ``{"expected", "asserts"}`` to score every answer with (assertions and reference metrics, as
+            a suite case), stored with each result.
     """
     warm_http_stack()  # before any t0: lazy imports are client overhead, not latency
     request = build_request(prompt, system, params)
@@ -90,6 +93,11 @@ async def compare(
     global_lane = asyncio.Lock() if sequential else None
 
     def record(i: int, result: Result) -> None:
+        if case:
+            from .run import case_scores
+
+            result.case = case
+            result.scores = case_scores(case, result)
         results[i] = result
         if store is not None and run_id is not None:
             store.add_result(run_id, result)

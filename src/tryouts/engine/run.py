@@ -144,7 +144,7 @@ class ResultWriter:
             raise errors.StoreError(f"Writing results failed: {self._error}")
 
 
-def _scores(case: dict | None, result: Result) -> dict | None:
+def case_scores(case: dict | None, result: Result) -> dict | None:
     """Quality scores for a result whose case has assertions or an expected answer (imported only then)."""
     if not case or not (case.get("asserts") or case.get("expected") is not None):
         return None
@@ -246,7 +246,7 @@ async def run_cells(
         hit = await asyncio.to_thread(store.cache_get, key) if key is not None else None
         if hit is not None:
             result = cached_result(cell, hit, cases.get(cell.case_index))
-            result.scores = _scores(result.case, result)
+            result.scores = case_scores(result.case, result)
             record(cell, result)
         return hit is not None
 
@@ -286,7 +286,7 @@ async def run_cells(
             emit("retry", cell, f"{result.error} (retry {tries}/{policy.max_retries} in {wait:.1f} s)")
             await asyncio.sleep(wait)
         result.attempts, result.case = tries, case
-        result.scores = _scores(case, result)
+        result.scores = case_scores(case, result)
         cache = None
         if result.ok and key is not None:
             cache = (key, cell.spec.ref, {

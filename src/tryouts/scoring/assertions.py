@@ -8,6 +8,7 @@ A suite stores each assertion as a mapping with a string ``type`` and its argume
     {type: length, max: 400}
     {type: latency-ms, max: 2000}
 
+:func:`from_cli` turns the command line's short form (``contains:Paris``, ``length:10-400``) into such a mapping.
 :func:`parse_assertion` validates a mapping up front (an unknown type, a missing value, a bad regex or JSON
 Schema, bad bounds all raise :class:`~tryouts.errors.UsageError` naming where and which field) and returns a
 :class:`Check`; :func:`evaluate` runs one check on one output and :func:`score_case` runs them all.
@@ -175,6 +176,49 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
             raise _fail(where, "max", f"{base} needs 'max'")
     check.value = value
     return check
+
+
+def from_cli(text: str) -> dict[str, Any]:
+    """The assertion mapping of a command-line ``--assert`` (validated later by :func:`parse_assertion`).
+
+    ``TYPE:VALUE`` for the text checks (``contains:Paris``, ``not-regex:(?i)as an ai``; the value is taken
+    as written), ``is-json``, ``json-schema:{...}`` (a JSON/YAML mapping), ``length:MAX``, ``length:MIN-MAX``
+    or ``length:MIN-``, ``latency-ms:MAX`` and ``cost-usd:MAX``; or the suite's full form as a YAML flow
+    mapping, e.g. ``{type: icontains, value: [a, b], mode: any}``.
+    """
+    import yaml
+
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            spec = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--assert {text!r} is not a valid YAML mapping: {exc}") from None
+        if not isinstance(spec, dict):
+            raise UsageError(f"--assert {text!r}: the full form is a mapping such as {{type: contains, value: x}}")
+        return spec
+    kind, sep, arg = text.partition(":")
+    base = kind.removeprefix("not-")
+    if not sep:
+        return {"type": kind}
+    if base == "json-schema":
+        try:
+            return {"type": kind, "value": yaml.safe_load(arg)}
+        except yaml.YAMLError as exc:
+            raise UsageError(f"--assert {text!r}: the schema is not valid JSON or YAML: {exc}") from None
+    if base in _BOUNDED:
+        def number(v: str) -> float | str:
+            try:
+                return float(v)
+            except ValueError:
+                return v  # parse_assertion names the field and says it must be a number
+        if base == "length":
+            low, dash, high = arg.partition("-")
+            if not dash:
+                return {"type": kind, "max": number(arg)}
+            return {"type": kind, **({"min": number(low)} if low else {}), **({"max": number(high)} if high else {})}
+        return {"type": kind, "max": number(arg)}
+    return {"type": kind, "value": arg}
 
 
 def _parse_json(text: str) -> Any:
