@@ -86,11 +86,11 @@ def test_dropped_stream_is_retried(replay_server, store):
 
 
 def test_first_token_timeout(replay_server, store):
-    cells = cells_for([script(replay_server, "ttft_ms=2000;tokens=2")])
+    cells = cells_for([script(replay_server, "ttft_ms=20000;tokens=2")])
     run_id, _, elapsed = run(store, cells, Policy(max_retries=0, first_token_timeout_s=0.3))
     (r,) = store.get_run(run_id)["results"]
     assert not r["ok"] and r["error_kind"] == "timeout" and "first token" in r["error"]
-    assert elapsed < 1.9
+    assert elapsed < 10  # gave up long before the server's first token (20 s), with room for a loaded machine
 
 
 def test_cache_serves_a_repeat_run_and_is_flagged(replay_server, store):
