@@ -240,6 +240,10 @@ def test_bad_compare_requests_say_what_is_wrong(db):
         assert r.status_code == 400 and "nosuch" in r.json()["detail"]
         r = httpx.post(f"{url}/api/compare", json={"prompt": "", "models": ["openai:gpt-4o"]}, headers=h)
         assert r.status_code == 422
+        r = httpx.post(f"{url}/api/compare", json={"prompt": "x", "models": ["openai:gpt-4o"], "asserts": ["regex:("]},
+                       headers=h)
+        assert r.status_code == 400 and "assertion 'regex:('" in r.json()["detail"]
+        assert "invalid regular expression" in r.json()["detail"] and not app.state.live.runs
         assert httpx.get(f"{url}/api/compare/nope/events").status_code == 404
 
 

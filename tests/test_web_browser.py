@@ -133,7 +133,8 @@ def _fmt(value: float | None, digits: int = 1) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-def _live_compare(page, url: str, models: list[str], prompt: str, max_tokens: int = 24) -> dict:
+def _live_compare(page, url: str, models: list[str], prompt: str, max_tokens: int = 24, expected: str | None = None,
+                  asserts: tuple[str, ...] = ()) -> dict:
     """Start a comparison from the page, record each panel's text length as it changes, wait for the end."""
     page.goto(url + "/")
     page.wait_for_selector("#catalog-pick optgroup", state="attached")  # the catalog and the providers' readiness are loaded
@@ -144,6 +145,10 @@ def _live_compare(page, url: str, models: list[str], prompt: str, max_tokens: in
     page.click("summary:has-text('System prompt and parameters')")
     page.fill("#max-tokens", str(max_tokens))
     page.fill("#temperature", "0")
+    if expected is not None or asserts:
+        page.click("summary:has-text('Scoring (optional)')")
+        page.fill("#expected", expected or "")
+        page.fill("#asserts", "\n".join(asserts))
     page.evaluate("""() => {
         window.__lengths = [];
         const box = document.getElementById('panels');
@@ -166,7 +171,8 @@ def _live_compare(page, url: str, models: list[str], prompt: str, max_tokens: in
 
 def test_live_comparison_of_two_local_models_streams_and_shows_the_stored_figures(site, page, demo_models):
     models = [f"hf:{demo_models.hf_dir}", f"llamacpp:{demo_models.gguf_path}"]
-    live = _live_compare(page, site.url, models, "Explain pretraining in one sentence.")
+    live = _live_compare(page, site.url, models, "Explain pretraining in one sentence.",
+                         expected="Pretraining learns from unlabeled text.", asserts=("length:1-100000", "icontains:qqqzzz"))
     assert live["status"] == "done", page.inner_text("#panels")
     assert page.locator("#chosen li .readiness").all_inner_texts() == ["ready", "ready"]
     panels = page.locator("article.panel")
@@ -193,6 +199,12 @@ def test_live_comparison_of_two_local_models_streams_and_shows_the_stored_figure
         assert float(panel.locator("[data-stat='cost']").get_attribute("data-value")) == r["cost_usd"] == 0
         assert panel.locator("[data-stat='cost']").inner_text() == "0 (local)"
         assert panel.get_attribute("data-state") == "done"
+        # scored as tryouts compare --expect/--assert would: one check of two passes; token F1 as stored
+        assert r["scores"]["assert"]["passed"] is False
+        assert [c["passed"] for c in r["scores"]["assert"]["results"]] == [True, False]
+        assert panel.locator("[data-stat='checks']").inner_text() == "✗ 1/2"
+        assert "icontains" in panel.locator("[data-stat='checks']").get_attribute("title")
+        assert float(panel.locator("[data-stat='f1']").get_attribute("data-value")) == r["scores"]["reference"]["token_f1"]
     page.click("#run-link a:has-text('" + live["run_id"] + "')")
     page.wait_for_selector("#grid")
     assert page.locator("#grid .res").count() == 2

@@ -29,6 +29,9 @@ class CompareIn(BaseModel):
     system: str | None = Field(default=None, description="An optional system prompt.")
     max_tokens: int = Field(default=256, ge=1, le=32768)
     temperature: float | None = Field(default=None, ge=0)
+    expected: str | None = Field(default=None, description="The expected answer: each output gets reference metrics.")
+    asserts: list[str] = Field(default_factory=list, max_length=50, description="Checks on each output, as "
+                               "tryouts compare --assert takes them (contains:Paris, length:1-400, is-json, ...).")
 
 
 class CompareOut(BaseModel):
@@ -292,10 +295,17 @@ async def start_compare(request: Request, body: CompareIn) -> CompareOut:
 
             get_info(spec.provider)
         params = GenParams(max_tokens=body.max_tokens, temperature=body.temperature)
+        from ..scoring.assertions import from_cli, parse_assertion
+
+        asserts = [from_cli(a) for a in body.asserts if a.strip()]
+        for text, spec in zip([a for a in body.asserts if a.strip()], asserts, strict=True):
+            parse_assertion(dict(spec), f"assertion {text!r}")
     except TryoutsError as exc:
         raise _fail(exc) from None
+    case = {"expected": body.expected, "asserts": asserts} if asserts or body.expected else None
     key = secrets.token_urlsafe(12)
-    request.app.state.live.start(key, body.prompt, body.models, system=body.system, params=params, options=options)
+    request.app.state.live.start(key, body.prompt, body.models, system=body.system, params=params, options=options,
+                                 case=case)
     return CompareOut(key=key, events=f"/api/compare/{key}/events")
 
 

@@ -67,7 +67,7 @@ class LiveRuns:
         self.runs: dict[str, LiveRun] = {}
 
     def start(self, key: str, prompt: str, models: list[str], *, system: str | None, params: Any,
-              options: list[dict[str, Any]]) -> LiveRun:
+              options: list[dict[str, Any]], case: dict[str, Any] | None = None) -> LiveRun:
         from ..config import price_overrides
         from ..engine.compare import compare
         from ..engine.execute import failed_result
@@ -117,7 +117,8 @@ class LiveRuns:
             status = "done"
             try:
                 outcome = await compare(prompt, specs, params=params, system=system, store=_Store(),  # type: ignore[arg-type]
-                                        on_event=on_event, prices=price_overrides(), meta={"source": "dashboard"})
+                                        on_event=on_event, prices=price_overrides(), meta={"source": "dashboard"},
+                                        case=case)
                 if not outcome.all_ok:
                     status = "failed" if not any(r.ok for r in outcome.results) else "partial"
             except asyncio.CancelledError:
@@ -132,6 +133,10 @@ class LiveRuns:
                         r = failed_result(spec, request, StoppedError("Stopped from the dashboard"),
                                           model_index=i)
                         r.text = "".join(partial[i])
+                        if case:  # scored like any failed answer (its checks fail), so the grid says so
+                            from ..engine.run import case_scores
+
+                            r.case, r.scores = case, case_scores(case, r)
                         rid = store.add_result(live.run_id, r)
                         live.emit_soon({"type": "result", "model": i,
                                         "result": flat_result({**_row_for(r, live.run_id), "id": rid})})

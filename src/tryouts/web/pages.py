@@ -181,7 +181,8 @@ def compare_page(request: Request) -> HTMLResponse:
     """New comparison: pick models, type a prompt, watch the outputs stream in side by side."""
     q = request.query_params
     prefill = {"models": q.getlist("model"), "prompt": q.get("prompt", ""), "system": q.get("system", ""),
-               "max_tokens": q.get("max_tokens", "256"), "temperature": q.get("temperature", "")}
+               "max_tokens": q.get("max_tokens", "256"), "temperature": q.get("temperature", ""),
+               "expected": q.get("expected", ""), "asserts": "\n".join(q.getlist("assert"))}
     return render(request, "compare.html", page="compare", title="New comparison", prefill=prefill,
                   prefill_json=json.dumps(prefill["models"]))
 

@@ -285,7 +285,7 @@
       var panel = h("article", { class: "panel", dataset: { model: index, state: "waiting", deltas: 0 } },
         h("header", null, h("h3", { title: ref, text: shortLabel(ref) }), h("span", { class: "pstate", text: "waiting" })),
         h("dl", { class: "pstats" }, stat("ttft", "TTFT", "ms"), stat("tps", "tok/s"), stat("tokens", "tokens"),
-          stat("cost", "cost"), stat("e2e", "E2E", "ms")),
+          stat("cost", "cost"), stat("e2e", "E2E", "ms"), stat("checks", "checks"), stat("f1", "token F1")),
         h("pre", { class: "out" }),
         h("p", { class: "error", hidden: true }));
       var out = panel.querySelector("pre.out");
@@ -335,6 +335,18 @@
       setStat(panel, "tokens", tokens(r.output_tokens, r.tokens_estimated), r.output_tokens);
       setStat(panel, "cost", cost(r.cost_usd, r.cost_source), r.cost_usd);
       setStat(panel, "e2e", num(r.e2e_ms), r.e2e_ms);
+      var scores = r.scores || {};
+      if (scores.assert) {
+        var checks = scores.assert.results || [];
+        var passed = checks.filter(function (c) { return c.passed; }).length;
+        setStat(panel, "checks", (scores.assert.passed ? "✓ " : "✗ ") + passed + "/" + checks.length,
+          scores.assert.passed ? 1 : 0);
+        var failedCheck = checks.filter(function (c) { return !c.passed; })[0];
+        if (failedCheck && r.ok) panel.node.querySelector('[data-stat="checks"]').title = failedCheck.type + ": " + (failedCheck.reason || "failed");
+      }
+      if (scores.reference && scores.reference.token_f1 !== undefined) {
+        setStat(panel, "f1", scores.reference.token_f1.toFixed(3), scores.reference.token_f1);
+      }
       var state = r.ok ? "done" : (r.error_kind === "stopped" ? "stopped" : "failed");
       setState(panel, state, state);
       showError(panel.node.querySelector("p.error"), r.ok ? "" : (r.error || "failed"));
@@ -419,8 +431,11 @@
       var temperature = temperatureText === "" ? null : Number(temperatureText);
       if (temperature !== null && !(temperature >= 0)) return showError(errorLine, "Temperature must be 0 or more.");
       var system = $("#system").value;
+      var expected = $("#expected").value;
+      var asserts = $("#asserts").value.split("\n").map(function (line) { return line.trim(); })
+        .filter(function (line) { return line; });
       start({ prompt: prompt, models: chosen.slice(), system: system.trim() ? system : null, max_tokens: maxTokens,
-              temperature: temperature });
+              temperature: temperature, expected: expected.trim() ? expected : null, asserts: asserts });
     });
 
     stopButton.addEventListener("click", function () {
