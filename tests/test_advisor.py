@@ -184,3 +184,26 @@ def test_table_output_lists_reasons_and_a_next_step(capsys, db):
     out = capsys.readouterr().out
     assert e.value.code == 0
     assert "Recommended" in out and "Privacy high" in out and "tryouts compare" in out
+
+
+def test_a_retired_model_is_excluded_and_a_deprecated_one_carries_a_caution():
+    from tryouts.advisor import Constraints, recommend
+    from tryouts.catalog import load_catalog
+
+    entries = load_catalog()
+    c = Constraints(task="chat", budget="high", quality="best", top=200)
+    now = recommend(c, entries, today="2026-11-24")
+    reasons = {x["id"]: x["reason"] for x in now["excluded"]}
+    assert reasons["claude-3.5-sonnet"] == "retired: its provider shut it down on 2025-10-28"
+    assert reasons["gemini-1.5-pro"] == "retired: its provider shut it down on 2025"  # a year only
+    assert "claude-3.5-sonnet" not in {p["id"] for p in now["picks"]}
+    sonnet45 = next(p for p in now["picks"] if p["id"] == "claude-sonnet-4.5")  # shuts down 2026-11-30
+    assert any("shuts it down on 2026-11-30" in r for r in sonnet45["reasons"])
+    # before its shutdown the same model is a candidate (with the caution); after it, excluded
+    before = recommend(c, entries, today="2025-06-01")
+    old = next(p for p in before["picks"] if p["id"] == "claude-3.5-sonnet")
+    assert any("shuts it down on 2025-10-28" in r for r in old["reasons"])
+    after = recommend(c, entries, today="2026-12-01")
+    assert "claude-sonnet-4.5" in {x["id"] for x in after["excluded"]}
+    for e in entries:
+        assert e.retired("2026-11-24") == (e.id in reasons and reasons[e.id].startswith("retired"))

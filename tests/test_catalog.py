@@ -296,6 +296,20 @@ def test_cross_field_errors_are_reported(tmp_path):
     assert "routes.1: unknown provider 'nosuch'" in msg
 
 
+def test_a_shutdown_date_needs_its_source_and_a_date_shape(tmp_path):
+    dated = GOOD.replace("    sources:\n", '    shutdown: "2025-10-28"\n    sources:\n', 1)
+    with pytest.raises(CatalogError) as exc:
+        load_catalog(_write(tmp_path, "a.yaml", dated))
+    assert "sources.shutdown: shutdown is given, so sources.shutdown needs the URL" in exc.value.message
+    sourced = dated.replace("    sources:\n", "    sources:\n      shutdown: https://example.org/retired\n", 1)
+    (entry,) = load_catalog(_write(tmp_path, "a.yaml", sourced))
+    assert entry.shutdown == "2025-10-28" and entry.retired("2025-10-28") and not entry.retired("2025-10-27")
+    (tmp_path / "other").mkdir()  # a new folder: loaded catalogs are cached by folder
+    (tmp_path / "other" / "a.yaml").write_text(sourced.replace('"2025-10-28"', '"soon"'))
+    with pytest.raises(CatalogError, match=r"shutdown: 'soon' does not match"):
+        load_catalog(tmp_path / "other")
+
+
 def test_a_name_used_by_two_models_is_refused(tmp_path):
     d = _write(tmp_path, "a.yaml", GOOD)
     _write(tmp_path, "b.yaml", GOOD.replace("id: tiny-1b", "id: other-1b"))

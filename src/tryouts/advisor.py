@@ -132,15 +132,19 @@ PROMPTABLE = ("classification", "ner", "translation", "summarization")
 
 
 def recommend(c: Constraints, entries: list[Any], *, price_of=None, memory_of=None,
-              measured_of=None) -> dict[str, Any]:
+              measured_of=None, today: str | None = None) -> dict[str, Any]:
     """Rank catalog ``entries`` for constraints ``c``.
 
     ``price_of(entry)`` → ``{"input_per_mtok", "output_per_mtok", "source"}`` or None; ``memory_of(entry,
     dtype, context)`` → bytes needed or None; ``measured_of(entry)`` → ``{"ttft_p50_ms", "quality", "n"}`` or
     None (from the store). Returns ``{"constraints", "steps", "picks": [Pick.as_dict()], "excluded":
-    [{"id", "reason"}], "advice": [str]}``.
+    [{"id", "reason"}], "advice": [str]}``. A model whose provider has shut it down by ``today`` (ISO date;
+    default: today) is excluded; one with an announced shutdown is kept with a caution and a lower score.
     """
     c.check()
+    import datetime
+
+    today = today or datetime.date.today().isoformat()
     price_of = price_of or (lambda e: None)
     memory_of = memory_of or (lambda e, dtype, context: None)
     measured_of = measured_of or (lambda e: None)
@@ -170,6 +174,10 @@ def recommend(c: Constraints, entries: list[Any], *, price_of=None, memory_of=No
         prompted = c.task not in tasks and c.task in PROMPTABLE and "chat" in tasks
         if c.task not in tasks and not prompted:
             continue
+        shutdown = _get(e, "shutdown")
+        if shutdown and shutdown <= today[: len(shutdown)]:
+            excluded.append({"id": eid, "reason": f"retired: its provider shut it down on {shutdown}"})
+            continue
         open_model = access == "open"
         if local_only and not open_model:
             excluded.append({"id": eid, "reason": "commercial API: " + ("offline" if c.offline else "privacy high")})
@@ -180,6 +188,9 @@ def recommend(c: Constraints, entries: list[Any], *, price_of=None, memory_of=No
         measured = measured_of(e)
         pick = Pick(id=eid, name=_get(e, "name") or eid, access=access, score=0.0, routes=list(_get(e, "routes") or []),
                     price=price, measured=measured)
+        if shutdown:
+            pick.reasons.append(f"deprecated: its provider shuts it down on {shutdown} (plan a successor)")
+            pick.score -= 2.0
         # hardware: the widest precision that fits
         if open_model:
             fit = None

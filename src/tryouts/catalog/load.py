@@ -111,7 +111,7 @@ def _entry_problems(e: Entry) -> list[tuple[tuple, str]]:
     if e.max_output and e.context_window and e.max_output > e.context_window:
         out.append((("max_output",), f"{e.max_output} exceeds context_window ({e.context_window})"))
     given = {"params": p.total, "arch": a, "context_window": e.context_window, "max_output": e.max_output,
-             "knowledge_cutoff": e.knowledge_cutoff, "license": e.license, "price": e.price}
+             "knowledge_cutoff": e.knowledge_cutoff, "license": e.license, "price": e.price, "shutdown": e.shutdown}
     for group in SOURCED:
         if given[group] is not None and group not in e.sources:
             out.append((("sources", group), f"{group} is given, so sources.{group} needs the URL it comes from"))

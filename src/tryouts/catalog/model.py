@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 #: the tasks an entry may list (``tryouts models --task``)
 TASKS = ("chat", "code", "classification", "ner", "translation", "summarization", "embeddings")
 #: figure groups that need a source URL when the entry gives them
-SOURCED = ("params", "arch", "context_window", "max_output", "knowledge_cutoff", "license", "price")
+SOURCED = ("params", "arch", "context_window", "max_output", "knowledge_cutoff", "license", "price", "shutdown")
 
 
 class _Frozen(BaseModel):
@@ -56,6 +56,14 @@ class Arch(_Frozen):
         None, description="Encoder-decoder models: the encoder's layers (`layers` counts the decoder's)."
     )
 
+    def retired(self, today: str | None = None) -> bool:
+        """Whether the provider has turned it off by ``today`` (ISO date; default: today)."""
+        if not self.shutdown:
+            return False
+        import datetime as _dt
+
+        return self.shutdown <= (today or _dt.date.today().isoformat())[: len(self.shutdown)]
+
     @property
     def is_moe(self) -> bool:
         """Whether tokens are routed to a subset of experts."""
@@ -96,6 +104,8 @@ class Entry(_Frozen):
     modalities: Modalities
     tasks: tuple[str, ...]
     price: CatalogPrice | None = None
+    shutdown: str | None = Field(None, description="When the provider turns it off (YYYY, YYYY-MM or YYYY-MM-DD): "
+                                 "past = retired, future = deprecated with a shutdown date.")
     notes: str | None = None
     sources: dict[str, str]
     #: the family (file) it was read from; set by the loader, not written in the YAML
@@ -105,6 +115,14 @@ class Entry(_Frozen):
     @property
     def is_open(self) -> bool:
         return self.access == "open"
+
+    def retired(self, today: str | None = None) -> bool:
+        """Whether the provider has turned it off by ``today`` (ISO date; default: today)."""
+        if not self.shutdown:
+            return False
+        import datetime as _dt
+
+        return self.shutdown <= (today or _dt.date.today().isoformat())[: len(self.shutdown)]
 
     @property
     def is_moe(self) -> bool:

@@ -132,7 +132,8 @@ def models(
         table.add_column("Tasks", min_width=13)
         for r in rows:
             e = r.entry
-            cells = [e.id, e.maker, e.access, fmt_params(e.params.total, e.params.active, e.is_open), fmt_context(e.context_window),
+            status = " (retired)" if e.retired() else (" (shutdown " + e.shutdown + ")" if e.shutdown else "")
+            cells = [e.id + status, e.maker, e.access, fmt_params(e.params.total, e.params.active, e.is_open), fmt_context(e.context_window),
                      fmt_price(r)]
             if filters.fits_bytes is not None:
                 cells.append(f"{(r.memory_bytes or 0) / 1e9:.1f}")
