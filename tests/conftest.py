@@ -16,6 +16,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+pytest.register_assert_rewrite("helpers")  # the provider tests' shared checks show their values on failure
 
 def _provider_vars() -> set[str]:
     """Every variable a provider reads (keys, base URLs, server hosts): cleared for each test."""

@@ -1,15 +1,32 @@
-"""Helpers shared by the provider wire-format tests."""
+"""Helpers shared by the provider wire-format tests.
+
+Each ``test_provider_*.py`` points its provider at the replay server's dialect (:func:`point_at_dialect`),
+drives it through :class:`ProviderRefs` (``run``, ``raised``, ``events`` for ``<prefix>:<script>`` refs),
+checks the timing against the server's own log (:func:`assert_timing_matches_log`) and runs the CLI once
+(:func:`cli_compare`). conftest.py has pytest rewrite the asserts here, so a failure shows its values.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 
+from tryouts import errors
 from tryouts.engine.execute import execute
+from tryouts.providers import create_provider
 from tryouts.providers.base import Provider
-from tryouts.types import Delta, Request, Result
+from tryouts.types import Delta, GenParams, Message, ModelSpec, Request, Result
+
+#: the request most tests send: one user message, at most 64 tokens
+REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
 
 def run_provider(provider: Provider, request: Request, *, warm: bool = False, **kw) -> tuple[Result, list[Delta]]:
@@ -32,7 +49,98 @@ def run_provider(provider: Provider, request: Request, *, warm: bool = False, **
     return asyncio.run(go()), deltas
 
 
+def stream_events(provider: Provider, request: Request = REQ) -> list:
+    """Load ``provider``, collect every event its stream yields for ``request``, close it."""
+
+    async def go() -> list:
+        await provider.load()
+        try:
+            return [ev async for ev in provider.stream(request)]
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(go())
+
+
+class ProviderRefs:
+    """The provider of ``<prefix>:<script>`` refs, and the ways its tests drive one.
+
+    A test module binds the methods it uses: ``run, raised = cohere.run, cohere.raised``.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def provider(self, script: str, options: dict | None = None) -> Provider:
+        return create_provider(ModelSpec.parse(f"{self.prefix}:{script}", options or {}))
+
+    def run(self, script: str, options: dict | None = None, request: Request = REQ, **kw) -> tuple[Result, list[Delta]]:
+        """Execute one request through the engine; ``kw`` goes to :func:`run_provider` (``warm``: a first
+        request opens the connections and only the second is returned) and on to ``execute``."""
+        return run_provider(self.provider(script, options), request, **kw)
+
+    def events(self, script: str, options: dict | None = None) -> list:
+        """Every event the provider's stream yields for ``script``."""
+        return stream_events(self.provider(script, options))
+
+    def raised(self, script: str, options: dict | None = None) -> errors.ProviderError:
+        """The error the provider's stream raises for ``script``."""
+        provider = self.provider(script, options)
+        with pytest.raises(errors.ProviderError) as info:
+            stream_events(provider)
+        return info.value
+
+
+def point_at_dialect(replay_server: str, monkeypatch: pytest.MonkeyPatch, prefix: str, url_var: str, **env: str) -> str:
+    """Set ``url_var`` to the replay server's ``/<prefix>`` dialect (as a user points a provider at a proxy)
+    and the variables in ``env`` (keys); returns that base URL. ``replay_server`` is its ``.../v1`` URL."""
+    base = f"{replay_server.removesuffix('/v1')}/{prefix}"
+    monkeypatch.setenv(url_var, base)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return base
+
+
 def server_log(url: str, rid: str) -> dict:
     """The replay server's own record of request ``rid`` (any URL of that server will do)."""
     parts = urlsplit(url)
     return httpx.get(f"{parts.scheme}://{parts.netloc}/_replay/log/{rid}").json()
+
+
+def sse_events(text: str) -> list[tuple[str, dict]]:
+    """A server-sent-events body whose events each have an ``event`` name and JSON ``data``: (name, data) pairs."""
+    out = []
+    for block in text.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((lines["event"], json.loads(lines["data"])))
+    return out
+
+
+def assert_timing_matches_log(r: Result, deltas: list[Delta], log: dict, *, ttft_ms: float, itl_ms: float,
+                              tokens: int) -> None:
+    """A streamed result of ``tokens`` one-token chunks, scripted ``ttft_ms`` and ``itl_ms``, against the
+    server's log (same clock): TTFT at least the scripted delay and within 5 ms of what the server sent,
+    the first and last deltas stamped within 5 ms after their chunks were sent, TPOT within 5 ms of the
+    server's and of ``itl_ms``."""
+    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
+    assert r.timing.ttft_ms >= ttft_ms
+    assert abs(r.timing.ttft_ms - truth_ttft) < 5
+    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
+    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
+    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / (tokens - 1)
+    assert abs(r.timing.tpot_ms - truth_tpot) < 5
+    assert r.timing.tpot_ms == pytest.approx(itl_ms, abs=5)
+
+
+def cli_compare(ref: str, db: Path, *args: str, prompt: str = "Say hi", env: dict[str, str] | None = None) -> str:
+    """``tryouts compare PROMPT -m REF --db DB ARGS`` in a subprocess, with this environment plus ``env``;
+    asserts it exits 0 and returns its stdout."""
+    cmd = [sys.executable, "-m", "tryouts", "compare", prompt, "-m", ref, "--db", str(db), *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    return p.stdout
+
+
+def cli_compare_json(ref: str, db: Path, *, prompt: str = "Say hi", env: dict[str, str] | None = None) -> list[dict]:
+    """The results of :func:`cli_compare` with ``--format json``."""
+    return json.loads(cli_compare(ref, db, "--format", "json", prompt=prompt, env=env))["results"]

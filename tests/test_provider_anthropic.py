@@ -6,10 +6,6 @@ shared across processes), within 5 ms, as in test_openai_wire.py.
 """
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,12 +13,19 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from helpers import run_provider, server_log
+from helpers import (
+    REQ,
+    ProviderRefs,
+    assert_timing_matches_log,
+    cli_compare,
+    cli_compare_json,
+    point_at_dialect,
+    server_log,
+    sse_events,
+)
 from tryouts import errors
-from tryouts.providers import create_provider
 from tryouts.types import GenParams, Message, ModelSpec, Request
 
-REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 # claude-3-5-haiku, USD per million tokens: input, output, cache read, cache write (genai-prices)
 HAIKU = {"in": Decimal("0.8"), "out": Decimal("4"), "read": Decimal("0.08"), "write": Decimal("1")}
 
@@ -30,50 +33,12 @@ HAIKU = {"in": Decimal("0.8"), "out": Decimal("4"), "read": Decimal("0.08"), "wr
 @pytest.fixture
 def root(replay_server, monkeypatch):
     """The replay server's root URL; the provider is pointed at its /anthropic dialect by environment."""
-    root = replay_server.removesuffix("/v1")
-    monkeypatch.setenv("ANTHROPIC_BASE_URL", f"{root}/anthropic")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
-    return root
+    point_at_dialect(replay_server, monkeypatch, "anthropic", "ANTHROPIC_BASE_URL", ANTHROPIC_API_KEY="sk-ant-test")
+    return replay_server.removesuffix("/v1")
 
 
-def provider_for(script: str, options=None):
-    return create_provider(ModelSpec.parse(f"anthropic:{script}", options or {}))
-
-
-def run(script: str, options=None, request: Request = REQ):
-    provider = provider_for(script, options)
-    return run_provider(provider, request)
-
-
-def stream_events(script: str, options=None) -> list:
-    """Every event the provider's stream yields for ``script``."""
-    provider = provider_for(script, options)
-
-    async def go():
-        await provider.load()
-        try:
-            return [ev async for ev in provider.stream(REQ)]
-        finally:
-            await provider.aclose()
-
-    return asyncio.run(go())
-
-
-def raised(script: str, options=None) -> errors.ProviderError:
-    """The error the provider's stream raises for ``script``."""
-    provider = provider_for(script, options)
-
-    async def go():
-        await provider.load()
-        try:
-            async for _ in provider.stream(REQ):
-                pass
-        finally:
-            await provider.aclose()
-
-    with pytest.raises(errors.ProviderError) as info:
-        asyncio.run(go())
-    return info.value
+anthropic = ProviderRefs("anthropic")
+provider_for, run, raised, stream_events = anthropic.provider, anthropic.run, anthropic.raised, anthropic.events
 
 
 @dataclass(frozen=True)
@@ -98,15 +63,8 @@ def test_text_timing_matches_the_server_log(root):
     assert r.finish_reason == "stop"  # Anthropic's end_turn, in the engine's common vocabulary
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.method) == (11, 10, "provider")
     assert not r.usage.estimated
-    log = server_log(root, rid)
-    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert r.timing.ttft_ms >= 150  # message_start, content_block_start and ping come at once: not content
-    assert abs(r.timing.ttft_ms - truth_ttft) < 5
-    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
-    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
-    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / 9
-    assert abs(r.timing.tpot_ms - truth_tpot) < 5
-    assert r.timing.tpot_ms == pytest.approx(20, abs=5)
+    # message_start, content_block_start and ping come at once: not content
+    assert_timing_matches_log(r, deltas, server_log(root, rid), ttft_ms=150, itl_ms=20, tokens=10)
     assert r.timing.n_chunks == 10
 
 
@@ -199,8 +157,7 @@ def test_the_key_is_sent_as_x_api_key(monkeypatch):
     from tryouts.testing.replay import start_replay_server
 
     with start_replay_server(require_key="sk-ant-right") as base:
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", base.removesuffix("/v1") + "/anthropic")
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-right")
+        point_at_dialect(base, monkeypatch, "anthropic", "ANTHROPIC_BASE_URL", ANTHROPIC_API_KEY="sk-ant-right")
         r, _ = run("tokens=2")
         assert r.ok, r.error
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-wrong")
@@ -290,21 +247,13 @@ def test_nothing_listening_is_a_connect_error(root):
 # ---- the dialect, through plain httpx -------------------------------------------------------------
 
 
-def events(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
-
-
 def test_dialect_sends_anthropics_event_sequence(root):
     url = f"{root}/anthropic/v1/messages"
     req = {"model": "reasoning=2;tokens=3;per_chunk=2;cached=3;cache_write=2", "max_tokens": 50, "stream": True,
            "messages": [{"role": "user", "content": "hi"}]}
     r = httpx.post(url, json=req)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    evs = events(r.text)
+    evs = sse_events(r.text)
     assert [name for name, _ in evs] == [
         "message_start", "content_block_start", "ping",
         "content_block_delta", "content_block_delta", "content_block_delta", "content_block_stop",
@@ -355,17 +304,12 @@ def test_dialect_json_errors_and_checks(root):
 
 
 def test_compare_cli_end_to_end(root, tmp_path):
-    env = {**os.environ, "ANTHROPIC_BASE_URL": f"{root}/anthropic", "ANTHROPIC_API_KEY": "sk-ant-test"}
-    cmd = [sys.executable, "-m", "tryouts", "compare", "Say hi", "-m", "anthropic:claude-3-5-haiku-latest",
-           "--db", str(tmp_path / "cli.db")]
-    p = subprocess.run([*cmd, "--format", "json"], capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 0, p.stdout + p.stderr
-    r = json.loads(p.stdout)["results"][0]
+    env = {"ANTHROPIC_BASE_URL": f"{root}/anthropic", "ANTHROPIC_API_KEY": "sk-ant-test"}
+    ref, db = "anthropic:claude-3-5-haiku-latest", tmp_path / "cli.db"
+    r = cli_compare_json(ref, db, env=env)[0]
     assert r["ok"] and r["text"] == "".join(f" w{i}" for i in range(8))
     assert (r["input_tokens"], r["output_tokens"], r["tokens_estimated"]) == (11, 8, False)
     assert r["cost_source"] == "genai-prices"
     assert Decimal(r["cost_usd_exact"]) == (11 * HAIKU["in"] + 8 * HAIKU["out"]) / 10**6
     assert r["ttft_ms"] is not None and r["finish_reason"] == "stop"
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 0, p.stdout + p.stderr
-    assert "anthropic:claude-3-5-haiku-latest" in p.stdout
+    assert "anthropic:claude-3-5-haiku-latest" in cli_compare(ref, db, env=env)

@@ -8,10 +8,7 @@ Timing is checked against the server's own clock, within 5 ms.
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -20,14 +17,20 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from helpers import run_provider, server_log
+from helpers import (
+    REQ,
+    ProviderRefs,
+    assert_timing_matches_log,
+    cli_compare_json,
+    point_at_dialect,
+    server_log,
+)
 from tryouts import errors
 from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
 from tryouts.testing.dialects import bedrock as dialect
 from tryouts.types import GenParams, Message, ModelSpec, Request
 
-REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 HAIKU = "anthropic.claude-3-5-haiku-20241022-v1:0"
 AWS_VARS = (
     "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_REGION",
@@ -69,30 +72,11 @@ def aws(monkeypatch, tmp_path):
 @pytest.fixture
 def bedrock(replay_server, aws):
     """The dialect's base URL, set as BEDROCK_ENDPOINT_URL."""
-    base = replay_server.removesuffix("/v1") + "/bedrock"
-    aws.setenv("BEDROCK_ENDPOINT_URL", base)
-    return base
+    return point_at_dialect(replay_server, aws, "bedrock", "BEDROCK_ENDPOINT_URL")
 
 
-def run(script: str, options=None, request: Request = REQ, **kw):
-    provider = create_provider(ModelSpec.parse(f"bedrock:{script}", options or {}))
-    return run_provider(provider, request, **kw)
-
-
-def raises(script: str, options=None) -> errors.ProviderError:
-    provider = create_provider(ModelSpec.parse(f"bedrock:{script}", options or {}))
-
-    async def go():
-        await provider.load()
-        try:
-            async for _ in provider.stream(REQ):
-                pass
-        finally:
-            await provider.aclose()
-
-    with pytest.raises(errors.ProviderError) as info:
-        asyncio.run(go())
-    return info.value
+refs = ProviderRefs("bedrock")
+run, raises = refs.run, refs.raised
 
 
 
@@ -214,13 +198,7 @@ def test_text_usage_and_timing_against_the_server_clock(bedrock):
     assert r.ok, r.error
     assert r.text == "".join(f" w{i}" for i in range(10)) and r.finish_reason
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.estimated) == (23, 10, False)
-    log = server_log(bedrock, rid)
-    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert r.timing.ttft_ms >= 150 and abs(r.timing.ttft_ms - truth_ttft) < 5
-    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
-    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
-    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / 9
-    assert abs(r.timing.tpot_ms - truth_tpot) < 5 and r.timing.tpot_ms == pytest.approx(20, abs=5)
+    assert_timing_matches_log(r, deltas, server_log(bedrock, rid), ttft_ms=150, itl_ms=20, tokens=10)
     # Bedrock's own latencyMs is kept beside the client's figures, never in place of them
     assert r.server_timings is not None and set(r.server_timings) == {"latency_ms"}
     assert abs(r.server_timings["latency_ms"] - r.timing.e2e_ms) < 6
@@ -351,7 +329,7 @@ def test_credentials_are_checked_by_the_server(aws):
     from tryouts.testing.replay import start_replay_server
 
     with start_replay_server(require_key="AKIDRIGHT") as base:
-        aws.setenv("BEDROCK_ENDPOINT_URL", base.removesuffix("/v1") + "/bedrock")
+        point_at_dialect(base, aws, "bedrock", "BEDROCK_ENDPOINT_URL")
         err = raises("tokens=2")  # the fixture's access key id is not the one the server wants
         assert isinstance(err, errors.AuthError) and "UnrecognizedClientException" in str(err)
         aws.setenv("AWS_ACCESS_KEY_ID", "AKIDRIGHT")  # SigV4 carries the access key id
@@ -371,14 +349,14 @@ def test_nothing_listening_is_a_connect_error(aws):
 def test_a_timeout_ends_a_stalled_request_at_once(bedrock, aws):
     t = time.monotonic()
     r, _ = run("tokens=2;ttft_ms=20000", first_token_timeout=0.3)  # headers came, no event yet
-    assert r.error_kind == "timeout" and time.monotonic() - t < 3
+    assert r.error_kind == "timeout" and time.monotonic() - t < 10  # not boto3's 60 s read timeout
     with socket.socket() as silent:  # accepts, never answers: boto3 blocks before any response
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         aws.setenv("BEDROCK_ENDPOINT_URL", f"http://127.0.0.1:{silent.getsockname()[1]}")
         t = time.monotonic()
         r, _ = run("tokens=2", first_token_timeout=0.3)
-        assert r.error_kind == "timeout" and time.monotonic() - t < 3
+        assert r.error_kind == "timeout" and time.monotonic() - t < 10  # not boto3's 60 s read timeout
 
 
 def test_concurrent_requests_share_one_client(bedrock):
@@ -393,17 +371,12 @@ def test_concurrent_requests_share_one_client(bedrock):
 
     results = asyncio.run(go())
     assert all(r.ok and r.text == " w0 w1 w2 w3 w4" for r in results)
-    assert all(50 <= r.timing.ttft_ms < 80 for r in results)
+    # side by side, not one after another: in a queue the last would wait for 7 others (>= 7 x 90 ms)
+    assert all(50 <= r.timing.ttft_ms < 300 for r in results)
 
 
 def test_compare_end_to_end(bedrock, tmp_path):
-    p = subprocess.run(
-        [sys.executable, "-m", "tryouts", "compare", "Say hi", "-m", f"bedrock:{HAIKU}",
-         "--db", str(tmp_path / "b.db"), "--format", "json"],
-        capture_output=True, text=True, env={**os.environ}, timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    (res,) = json.loads(p.stdout)["results"]
+    (res,) = cli_compare_json(f"bedrock:{HAIKU}", tmp_path / "b.db")
     assert res["ok"] and res["text"] == " w0 w1 w2 w3 w4 w5 w6 w7"
     assert (res["input_tokens"], res["output_tokens"], res["tokens_estimated"]) == (11, 8, False)
     assert res["cost_usd"] == pytest.approx((11 * 0.80 + 8 * 4) / 1e6)

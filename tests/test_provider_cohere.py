@@ -7,22 +7,26 @@ across processes), within 5 ms, as in test_openai_wire.py.
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from helpers import run_provider, server_log
+from helpers import (
+    REQ,
+    ProviderRefs,
+    assert_timing_matches_log,
+    cli_compare_json,
+    point_at_dialect,
+    server_log,
+    sse_events,
+)
 from tryouts import errors
 from tryouts.providers import create_provider
 from tryouts.providers.cohere import parse_usage
 from tryouts.types import GenParams, Message, ModelSpec, Request
 
-REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 # command-r, USD per million tokens (genai-prices)
 COMMAND_R = {"in": Decimal("0.15"), "out": Decimal("0.6")}
 
@@ -30,38 +34,12 @@ COMMAND_R = {"in": Decimal("0.15"), "out": Decimal("0.6")}
 @pytest.fixture
 def root(replay_server, monkeypatch):
     """The replay server's root URL; the provider is pointed at its /cohere dialect by environment."""
-    root = replay_server.removesuffix("/v1")
-    monkeypatch.setenv("COHERE_BASE_URL", f"{root}/cohere")
-    monkeypatch.setenv("COHERE_API_KEY", "co-test")
-    return root
+    point_at_dialect(replay_server, monkeypatch, "cohere", "COHERE_BASE_URL", COHERE_API_KEY="co-test")
+    return replay_server.removesuffix("/v1")
 
 
-def provider_for(script: str, options=None):
-    return create_provider(ModelSpec.parse(f"cohere:{script}", options or {}))
-
-
-def run(script: str, options=None, request: Request = REQ, *, warm: bool = False):
-    """Execute one request; ``warm``: a first one opens the connections and only the second is returned."""
-    provider = provider_for(script, options)
-    return run_provider(provider, request, warm=warm)
-
-
-def raised(script: str, options=None) -> errors.ProviderError:
-    """The error the provider's stream raises for ``script``."""
-    provider = provider_for(script, options)
-
-    async def go():
-        await provider.load()
-        try:
-            async for _ in provider.stream(REQ):
-                pass
-        finally:
-            await provider.aclose()
-
-    with pytest.raises(errors.ProviderError) as info:
-        asyncio.run(go())
-    return info.value
-
+cohere = ProviderRefs("cohere")
+provider_for, run, raised = cohere.provider, cohere.run, cohere.raised
 
 
 # ---- the provider ---------------------------------------------------------------------------------
@@ -75,15 +53,8 @@ def test_text_timing_matches_the_server_log(root):
     assert r.text == "".join(f" w{i}" for i in range(10)) and r.reasoning_text == ""
     assert r.finish_reason == "stop"  # COMPLETE
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.method) == (11, 10, "provider")
-    log = server_log(root, rid)
-    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert r.timing.ttft_ms >= 150  # message-start and content-start come at once: not content
-    assert abs(r.timing.ttft_ms - truth_ttft) < 5
-    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
-    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
-    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / 9
-    assert abs(r.timing.tpot_ms - truth_tpot) < 5
-    assert r.timing.tpot_ms == pytest.approx(20, abs=5)
+    # message-start and content-start come at once: not content
+    assert_timing_matches_log(r, deltas, server_log(root, rid), ttft_ms=150, itl_ms=20, tokens=10)
     assert r.timing.n_chunks == 10
 
 
@@ -187,8 +158,8 @@ def test_the_key_is_sent_as_bearer_and_a_bad_one_names_the_variable(monkeypatch)
     from tryouts.testing.replay import start_replay_server
 
     with start_replay_server(require_key="co-right") as base:
-        monkeypatch.setenv("COHERE_BASE_URL", base.removesuffix("/v1") + "/cohere")
-        monkeypatch.setenv("CO_API_KEY", "co-right")  # the SDKs' variable works too
+        # CO_API_KEY: the SDKs' variable works too
+        point_at_dialect(base, monkeypatch, "cohere", "COHERE_BASE_URL", CO_API_KEY="co-right")
         r, _ = run("tokens=2")
         assert r.ok, r.error
         monkeypatch.setenv("COHERE_API_KEY", "co-wrong")  # and wins
@@ -244,20 +215,12 @@ def test_message_end_with_error_is_a_server_error(root):
 # ---- the dialect, through plain httpx -------------------------------------------------------------
 
 
-def events(text: str) -> list[tuple[str, dict]]:
-    out = []
-    for block in text.strip().split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines())
-        out.append((lines["event"], json.loads(lines["data"])))
-    return out
-
-
 def test_dialect_sends_cohere_v2_events(root):
     url = f"{root}/cohere/v2/chat"
     req = {"model": "reasoning=2;tokens=3;per_chunk=2", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
     r = httpx.post(url, json=req)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
-    evs = events(r.text)
+    evs = sse_events(r.text)
     assert [name for name, _ in evs] == [
         "message-start", "content-start", "content-delta", "content-delta", "content-end",
         "content-start", "content-delta", "content-delta", "content-end", "message-end",
@@ -295,12 +258,8 @@ def test_dialect_json_answer_and_errors(root):
 
 
 def test_compare_cli_end_to_end(root, tmp_path):
-    env = {**os.environ, "COHERE_BASE_URL": f"{root}/cohere", "COHERE_API_KEY": "co-test"}
-    cmd = [sys.executable, "-m", "tryouts", "compare", "Say hi", "-m", "cohere:command-r",
-           "--db", str(tmp_path / "cli.db"), "--format", "json"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 0, p.stderr
-    r = json.loads(p.stdout)["results"][0]
+    env = {"COHERE_BASE_URL": f"{root}/cohere", "COHERE_API_KEY": "co-test"}
+    r = cli_compare_json("cohere:command-r", tmp_path / "cli.db", env=env)[0]
     assert r["ok"] and r["text"] == "".join(f" w{i}" for i in range(8))
     assert (r["input_tokens"], r["output_tokens"], r["tokens_estimated"]) == (11, 8, False)
     assert r["cost_source"] == "genai-prices"

@@ -6,51 +6,26 @@ model name is the replay script. Timing is checked against the server's own cloc
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
 
-from helpers import run_provider, server_log
+from helpers import ProviderRefs, assert_timing_matches_log, cli_compare_json, point_at_dialect, server_log
 from tryouts import errors
 from tryouts.providers import create_provider
 from tryouts.types import GenParams, Message, ModelSpec, Request
-
-REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
 
 @pytest.fixture
 def gemini(replay_server, monkeypatch):
     """The dialect's base URL, set as GEMINI_BASE_URL with a key."""
-    base = replay_server.removesuffix("/v1") + "/gemini"
-    monkeypatch.setenv("GEMINI_BASE_URL", base)
-    monkeypatch.setenv("GEMINI_API_KEY", "AIza-test")
-    return base
+    return point_at_dialect(replay_server, monkeypatch, "gemini", "GEMINI_BASE_URL", GEMINI_API_KEY="AIza-test")
 
 
-def run(script: str, options=None, request: Request = REQ):
-    provider = create_provider(ModelSpec.parse(f"gemini:{script}", options or {}))
-    return run_provider(provider, request)
-
-
-def raises(script: str, options=None) -> errors.ProviderError:
-    provider = create_provider(ModelSpec.parse(f"gemini:{script}", options or {}))
-
-    async def go():
-        await provider.load()
-        try:
-            async for _ in provider.stream(REQ):
-                pass
-        finally:
-            await provider.aclose()
-
-    with pytest.raises(errors.ProviderError) as info:
-        asyncio.run(go())
-    return info.value
+refs = ProviderRefs("gemini")
+run, raises = refs.run, refs.raised
 
 
 
@@ -116,13 +91,7 @@ def test_text_usage_and_timing_against_the_server_clock(gemini):
     assert r.ok, r.error
     assert r.text == "".join(f" w{i}" for i in range(10)) and r.finish_reason == "stop"  # normalised from STOP
     assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.estimated) == (23, 10, False)
-    log = server_log(gemini, rid)
-    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert r.timing.ttft_ms >= 150 and abs(r.timing.ttft_ms - truth_ttft) < 5
-    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
-    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
-    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / 9
-    assert abs(r.timing.tpot_ms - truth_tpot) < 5 and r.timing.tpot_ms == pytest.approx(20, abs=5)
+    assert_timing_matches_log(r, deltas, server_log(gemini, rid), ttft_ms=150, itl_ms=20, tokens=10)
 
 
 def test_thoughts_are_reasoning_and_counted_as_output(gemini):
@@ -173,8 +142,7 @@ def test_key_travels_in_the_header_and_a_bad_one_names_the_variable(monkeypatch)
     from tryouts.testing.replay import start_replay_server
 
     with start_replay_server(require_key="AIza-right") as base:
-        monkeypatch.setenv("GEMINI_BASE_URL", base.removesuffix("/v1") + "/gemini")
-        monkeypatch.setenv("GEMINI_API_KEY", "AIza-wrong")
+        point_at_dialect(base, monkeypatch, "gemini", "GEMINI_BASE_URL", GEMINI_API_KEY="AIza-wrong")
         err = raises("tokens=2")
         assert isinstance(err, errors.AuthError) and err.status == 400
         assert "GEMINI_API_KEY" in str(err) and "API key not valid" in str(err)
@@ -232,13 +200,7 @@ def test_clean_end_without_finish_reason_is_a_cut(gemini):
 
 
 def test_compare_end_to_end(gemini, tmp_path):
-    p = subprocess.run(
-        [sys.executable, "-m", "tryouts", "compare", "Say hi", "-m", "gemini:gemini-2.5-flash",
-         "--db", str(tmp_path / "g.db"), "--format", "json"],
-        capture_output=True, text=True, env={**os.environ}, timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    (res,) = json.loads(p.stdout)["results"]
+    (res,) = cli_compare_json("gemini:gemini-2.5-flash", tmp_path / "g.db")
     assert res["ok"] and res["text"] == " w0 w1 w2 w3 w4 w5 w6 w7"
     assert (res["input_tokens"], res["output_tokens"], res["tokens_estimated"]) == (11, 8, False)
     assert res["cost_usd"] == pytest.approx((11 * 0.30 + 8 * 2.5) / 1e6)

@@ -6,35 +6,25 @@ The provider is pointed at the replay server the way a user points it at a serve
 """
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import uuid
 
 import httpx
 import pytest
 
-from helpers import run_provider, server_log
+from helpers import ProviderRefs, assert_timing_matches_log, cli_compare_json, point_at_dialect, server_log
 from tryouts.providers import create_provider
 from tryouts.providers.ollama import NDJSONDecoder, ollama_base_url, server_timings
 from tryouts.types import GenParams, Message, ModelSpec, Request
-
-REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
 
 @pytest.fixture
 def ollama(replay_server, monkeypatch):
     """OLLAMA_HOST pointing at the replay server's Ollama dialect; yields that base URL."""
-    base = replay_server.removesuffix("/v1") + "/ollama"
-    monkeypatch.setenv("OLLAMA_HOST", base)
-    return base
+    return point_at_dialect(replay_server, monkeypatch, "ollama", "OLLAMA_HOST")
 
 
-def run(script: str, options=None, *, warm: bool = False):
-    """One request through the engine; ``warm`` sends it once before, so the connection is open."""
-    provider = create_provider(ModelSpec.parse(f"ollama:{script}", options or {}))
-    return run_provider(provider, REQ, warm=warm)
+run = ProviderRefs("ollama").run
 
 
 
@@ -198,13 +188,7 @@ def test_text_exact_usage_timing_and_server_timings(ollama):
     assert r.text == "".join(f" w{i}" for i in range(10)) and r.finish_reason == "stop"
     assert (r.usage.input_tokens, r.usage.output_tokens) == (17, 10)
     assert not r.usage.estimated and r.usage.method == "provider"
-    log = server_log(ollama, rid)
-    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert r.timing.ttft_ms >= 120 and abs(r.timing.ttft_ms - truth_ttft) < 5
-    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
-    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
-    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / 9
-    assert abs(r.timing.tpot_ms - truth_tpot) < 5 and r.timing.tpot_ms == pytest.approx(20, abs=5)
+    assert_timing_matches_log(r, deltas, server_log(ollama, rid), ttft_ms=120, itl_ms=20, tokens=10)
     # Ollama's own figures, stored beside ours (not in place of them)
     st = r.server_timings
     assert st["prompt_eval_count"] == 17 and st["eval_count"] == 10
@@ -284,14 +268,7 @@ def test_fail_first_then_success(ollama):
 
 
 def test_compare_cli_end_to_end(ollama, tmp_path):
-    env = {**os.environ, "OLLAMA_HOST": ollama}
-    p = subprocess.run(
-        [sys.executable, "-m", "tryouts", "compare", "Say hello", "-m", "ollama:llama3.1",
-         "--db", str(tmp_path / "o.db"), "--format", "json"],
-        capture_output=True, text=True, env=env, timeout=120,
-    )
-    assert p.returncode == 0, p.stderr
-    [r] = json.loads(p.stdout)["results"]
+    [r] = cli_compare_json("ollama:llama3.1", tmp_path / "o.db", prompt="Say hello", env={"OLLAMA_HOST": ollama})
     assert r["ok"] and r["text"] == "".join(f" w{i}" for i in range(8))
     assert r["output_tokens"] == 8 and r["input_tokens"] == 11 and not r["tokens_estimated"]
     assert r["ttft_ms"] > 0 and r["cost_usd"] == 0

@@ -7,10 +7,6 @@ Timing is checked against the server's own clock, within 5 ms, as in test_openai
 """
 
 import asyncio
-import json
-import os
-import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
@@ -18,48 +14,27 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from helpers import run_provider, server_log
+from helpers import (
+    REQ,
+    ProviderRefs,
+    assert_timing_matches_log,
+    cli_compare_json,
+    point_at_dialect,
+    server_log,
+)
 from tryouts import errors
-from tryouts.providers import create_provider
 from tryouts.types import GenParams, Message, ModelSpec, Request
-
-REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
 
 @pytest.fixture
 def root(replay_server, monkeypatch):
     """The replay server's root URL; the provider is pointed at its /replicate dialect by environment."""
-    root = replay_server.removesuffix("/v1")
-    monkeypatch.setenv("REPLICATE_BASE_URL", f"{root}/replicate")
-    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_test")
-    return root
+    point_at_dialect(replay_server, monkeypatch, "replicate", "REPLICATE_BASE_URL", REPLICATE_API_TOKEN="r8_test")
+    return replay_server.removesuffix("/v1")
 
 
-def provider_for(model: str, options=None):
-    return create_provider(ModelSpec.parse(f"replicate:{model}", options or {}))
-
-
-def run(model: str, options=None, request: Request = REQ, *, warm: bool = False):
-    """Execute one request; ``warm``: a first one opens the connections and only the second is returned."""
-    provider = provider_for(model, options)
-    return run_provider(provider, request, warm=warm)
-
-
-def raised(model: str, options=None) -> errors.ProviderError:
-    """The error the provider's stream raises for ``model``."""
-    provider = provider_for(model, options)
-
-    async def go():
-        await provider.load()
-        try:
-            async for _ in provider.stream(REQ):
-                pass
-        finally:
-            await provider.aclose()
-
-    with pytest.raises(errors.ProviderError) as info:
-        asyncio.run(go())
-    return info.value
+replicate = ProviderRefs("replicate")  # the script is the model's name: replicate:replay/tokens=5
+provider_for, run, raised = replicate.provider, replicate.run, replicate.raised
 
 
 
@@ -73,16 +48,8 @@ def test_text_timing_matches_the_server_log(root):
     assert r.ok, r.error
     assert r.text == "".join(f" w{i}" for i in range(10))
     assert r.finish_reason is None  # Replicate sends none
-    log = server_log(root, rid)
     # t0 is before the create call, and the server's schedule starts when it received that call
-    truth_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert r.timing.ttft_ms >= 150
-    assert abs(r.timing.ttft_ms - truth_ttft) < 5
-    assert 0 <= deltas[0].t_ns - log["first_content_sent_ns"] < 5e6
-    assert 0 <= deltas[-1].t_ns - log["last_content_sent_ns"] < 5e6
-    truth_tpot = (log["last_content_sent_ns"] - log["first_content_sent_ns"]) / 1e6 / 9
-    assert abs(r.timing.tpot_ms - truth_tpot) < 5
-    assert r.timing.tpot_ms == pytest.approx(20, abs=5)
+    assert_timing_matches_log(r, deltas, server_log(root, rid), ttft_ms=150, itl_ms=20, tokens=10)
 
 
 def test_usage_and_server_timings_come_from_the_prediction_metrics(root):
@@ -168,8 +135,7 @@ def test_the_token_is_sent_as_bearer_on_every_call(monkeypatch):
     from tryouts.testing.replay import start_replay_server
 
     with start_replay_server(require_key="r8_right") as base:
-        monkeypatch.setenv("REPLICATE_BASE_URL", base.removesuffix("/v1") + "/replicate")
-        monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_right")
+        point_at_dialect(base, monkeypatch, "replicate", "REPLICATE_BASE_URL", REPLICATE_API_TOKEN="r8_right")
         r, _ = run("replay/tokens=3")  # create, stream and get all want the key
         assert r.ok, r.error
         assert r.usage.output_tokens == 3 and not r.usage.estimated
@@ -299,12 +265,8 @@ def test_dialect_cancel_ends_an_open_stream(root):
 
 
 def test_compare_cli_end_to_end(root, tmp_path):
-    env = {**os.environ, "REPLICATE_BASE_URL": f"{root}/replicate", "REPLICATE_API_TOKEN": "r8_test"}
-    cmd = [sys.executable, "-m", "tryouts", "compare", "Say hi", "-m", "replicate:meta/meta-llama-3-8b-instruct",
-           "--db", str(tmp_path / "cli.db"), "--format", "json"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
-    assert p.returncode == 0, p.stderr
-    r = json.loads(p.stdout)["results"][0]
+    env = {"REPLICATE_BASE_URL": f"{root}/replicate", "REPLICATE_API_TOKEN": "r8_test"}
+    r = cli_compare_json("replicate:meta/meta-llama-3-8b-instruct", tmp_path / "cli.db", env=env)[0]
     assert r["ok"] and r["text"] == "".join(f" w{i}" for i in range(8))
     assert (r["input_tokens"], r["output_tokens"], r["tokens_estimated"]) == (11, 8, False)
     assert r["cost_usd"] is None and r["ttft_ms"] is not None

@@ -9,5 +9,8 @@ records when it really sent every chunk, so a client's timing can be checked aga
     with start_replay_server() as base_url:  # http://127.0.0.1:PORT/v1
         ...
 
-Nothing here is imported by the rest of Tryouts; it needs ``uvicorn`` (the ``dev`` extra).
+The server's pieces: ``script`` (the script grammar), ``wire`` (the log and what every route sends with),
+``openai_route`` (chat completions), ``app`` (the ASGI app and its routing), ``dialects/`` (the other
+providers' wire formats) and ``replay`` (running it, and the names tests import). Nothing here is
+imported by the rest of Tryouts; it needs ``uvicorn`` (the ``dev`` extra).
 """

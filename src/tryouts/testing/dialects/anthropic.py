@@ -1,6 +1,6 @@
 """Anthropic's Messages API (``POST /anthropic/v1/messages``) for the replay server.
 
-The request's ``model`` is the same script as on the OpenAI route (``replay.parse_script``), plus one
+The request's ``model`` is the same script as on the OpenAI route (``script.parse_script``), plus one
 key of this dialect only, ``cache_write=N`` (reported as ``cache_creation_input_tokens``). A streaming
 request (``"stream": true``) gets Anthropic's documented event sequence::
 
@@ -33,22 +33,26 @@ of at least 1024 and below ``max_tokens``); with ``REPLAY_REQUIRE_KEY`` the ``x-
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from time import perf_counter_ns
 from typing import Any
 
-from ..replay import (
-    _DUMPS,
-    _SSE_HEADERS,
-    ReplayApp,
-    Script,
-    ScriptError,
-    _Cut,
-    _request_id,
-    _sleep_until,
+from ..app import ReplayApp
+from ..script import Script, ScriptError, parse_script
+from ..wire import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    Cut,
+    dumps,
+    header,
     log_content_sent,
-    parse_script,
+    log_reasoning_sent,
+    read_json,
+    request_id,
+    retry_after,
+    send_answer,
+    send_json,
+    sleep_until,
 )
 
 Send = Any
@@ -87,19 +91,9 @@ def scripted_message(status: int, s: Script) -> str:
     }.get(status, f"The replay script asked for HTTP {status}.")
 
 
-async def _error(send: Send, status: int, message: str, retry_after: str | None = None) -> None:
-    rid = _request_id()
-    headers = [(b"request-id", rid)]
-    if retry_after:
-        headers.append((b"retry-after", retry_after.encode("latin-1", "replace")))
-    await ReplayApp._json(send, status, error_body(status, message, rid.decode()), headers)
-
-
-def _header(scope: dict[str, Any], name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
+async def _error(send: Send, status: int, message: str, wait: str | None = None) -> None:
+    rid = request_id()
+    await send_json(send, status, error_body(status, message, rid.decode()), [(b"request-id", rid), *retry_after(wait)])
 
 
 def _split_cache_write(model: str) -> tuple[str, int]:
@@ -157,13 +151,10 @@ async def handle(
     if method != "POST":
         return await _error(send, 405, f"Method {method} not allowed for /v1/messages; use POST.")
     if app.require_key:
-        key = _header(scope, b"x-api-key")
+        key = header(scope, b"x-api-key")
         if key != app.require_key:
             return await _error(send, 401, "x-api-key header is required" if key is None else "invalid x-api-key")
-    try:
-        req = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        req = None
+    req = read_json(body)
     problem = _check(req)
     if problem:
         return await _error(send, 400, problem)
@@ -175,24 +166,19 @@ async def handle(
             raise ScriptError("cache_write", f"script key 'cache_write' ({cache_write}) exceeds prompt_tokens - cached")
     except ScriptError as exc:
         return await _error(send, 400, f"model: {exc}")
-    app.apply_fail_first(s, model)
     stream = req.get("stream") is True
-    entry = app.log.new(s.id, recv_ns, s, stream)
-    entry["script"] = model
-    mid_stream_error = stream and s.status != 200 and s.cut_after >= 0
-    if s.status != 200 and not mid_stream_error:
+    entry = app.admit(s, model, recv_ns, stream)
+    if s.refused(stream):
         return await _error(send, s.status, scripted_message(s.status, s), s.retry_after)
-    if app._slack_s is None:  # as the OpenAI route: uvloop's timers may fire up to half a millisecond early
-        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
     usage = {
         "input_tokens": s.prompt_tokens - s.cached - cache_write,
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": s.cached,
     }
     if stream:
-        await _stream(s, usage, recv_ns, entry, send, app._slack_s)
+        await _stream(s, usage, recv_ns, entry, send, app.slack())
     else:
-        await _complete(s, usage, recv_ns, entry, send, app._slack_s)
+        await _complete(s, usage, recv_ns, entry, send, app.slack())
 
 
 def _message(s: Script, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]) -> dict[str, Any]:
@@ -211,29 +197,17 @@ def _message(s: Script, content: list[dict[str, Any]], stop: str | None, usage: 
 async def _complete(
     s: Script, usage: dict[str, Any], recv_ns: int, entry: dict[str, Any], send: Send, slack: float
 ) -> None:
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    await _sleep_until(recv_ns + ttft + max(0, s.reasoning + s.n_content_chunks - 1) * itl, slack)
+    await sleep_until(s.answer_due(recv_ns), slack)
     content: list[dict[str, Any]] = []
     if s.reasoning:
-        thinking = "".join(f" r{j}" for j in range(s.reasoning))
-        content.append({"type": "thinking", "thinking": thinking, "signature": "sig-" + secrets.token_hex(8)})
+        content.append({"type": "thinking", "thinking": s.reasoning_text(), "signature": "sig-" + secrets.token_hex(8)})
     content.append({"type": "text", "text": s.full_text()})
     stop = STOP_REASONS.get(s.finish, s.finish)
     data = _message(s, content, stop, {**usage, "output_tokens": s.tokens + s.reasoning})
     t = perf_counter_ns()
     data["x_sent_ns"] = t
-    if s.cut_after >= 0:  # headers and half the body, then drop the connection
-        payload = _DUMPS(data).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
-        entry["cut"] = True
-        raise _Cut
-    await ReplayApp._json(send, 200, data, [(b"request-id", _request_id())])
-    entry["sent_ns"].append(t)
-    entry["first_token_sent_ns"] = entry["first_content_sent_ns"] = entry["last_content_sent_ns"] = t
-    entry["n_chunks"] = 1
-    entry["done_sent_ns"] = t
+    headers = [*JSON_HEADERS, (b"x-request-id", request_id()), (b"request-id", request_id())]
+    await send_answer(send, dumps(data).encode(), headers, s, entry, t)
 
 
 async def _stream(
@@ -258,10 +232,10 @@ async def _stream(
     await send({
         "type": "http.response.start",
         "status": 200,
-        "headers": [*_SSE_HEADERS, (b"request-id", _request_id())],
+        "headers": [*SSE_HEADERS, (b"request-id", request_id())],
     })
     start_msg = _message(s, [], None, {**usage, "output_tokens": 1})
-    entry["role_sent_ns"] = await emit("message_start", _DUMPS({"type": "message_start", "message": start_msg}))
+    entry["role_sent_ns"] = await emit("message_start", dumps({"type": "message_start", "message": start_msg}))
     n = s.n_content_chunks
     index = 0
     if s.reasoning:
@@ -270,19 +244,15 @@ async def _stream(
         await emit("content_block_start", block_start(0, '{"type":"text","text":""}'))
     await emit("ping", '{"type":"ping"}')
 
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    start = recv_ns + ttft
+    start, itl = recv_ns + s.ttft_ns, s.itl_ns
     for j in range(s.reasoning):
-        delta = block_delta(0, '{"type":"thinking_delta","thinking":' + _DUMPS(f" r{j}") + "}")
-        await _sleep_until(start + j * itl, slack)
-        t = await emit("content_block_delta", delta)
-        entry["reasoning_sent_ns"].append(t)
-        if entry["first_token_sent_ns"] is None:
-            entry["first_token_sent_ns"] = t
+        delta = block_delta(0, '{"type":"thinking_delta","thinking":' + dumps(f" r{j}") + "}")
+        await sleep_until(start + j * itl, slack)
+        log_reasoning_sent(entry, await emit("content_block_delta", delta))
         if j & 15 == 15:  # let other streams run when chunks are due back to back (itl_ms=0)
             await asyncio.sleep(0)
     if s.reasoning:
-        signature = '{"type":"signature_delta","signature":' + _DUMPS("sig-" + secrets.token_hex(8)) + "}"
+        signature = '{"type":"signature_delta","signature":' + dumps("sig-" + secrets.token_hex(8)) + "}"
         await emit("content_block_delta", block_delta(0, signature))
         await emit("content_block_stop", block_stop(0))
         if n:
@@ -292,10 +262,10 @@ async def _stream(
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         if k == s.cut_after:
-            await _sleep_until(due, slack)
+            await sleep_until(due, slack)
             return await _cut(s, entry, send, emit)
-        delta = block_delta(index, '{"type":"text_delta","text":' + _DUMPS(s.content_piece(k)) + "}")
-        await _sleep_until(due, slack)
+        delta = block_delta(index, '{"type":"text_delta","text":' + dumps(s.content_piece(k)) + "}")
+        await sleep_until(due, slack)
         t = await emit("content_block_delta", delta)
         log_content_sent(entry, t)
         if k & 15 == 15:
@@ -303,14 +273,14 @@ async def _stream(
     if s.cut_after >= n:
         return await _cut(s, entry, send, emit)
     if not n and not s.reasoning:  # nothing to say: the end comes when the first content would have
-        await _sleep_until(start, slack)
+        await sleep_until(start, slack)
     if n:
         await emit("content_block_stop", block_stop(index))
     final = {**usage, "output_tokens": s.tokens + s.reasoning}
     if s.reasoning:
         final["output_tokens_details"] = {"thinking_tokens": s.reasoning}
     delta = {"stop_reason": STOP_REASONS.get(s.finish, s.finish), "stop_sequence": None}
-    await emit("message_delta", _DUMPS({"type": "message_delta", "delta": delta, "usage": final}))
+    await emit("message_delta", dumps({"type": "message_delta", "delta": delta, "usage": final}))
     entry["done_sent_ns"] = t = perf_counter_ns()
     body = f'event: message_stop\ndata: {{"type":"message_stop","x_sent_ns":{t}}}\n\n'
     await send({"type": "http.response.body", "body": body.encode(), "more_body": False})
@@ -320,7 +290,7 @@ async def _cut(s: Script, entry: dict[str, Any], send: Send, emit: Any) -> None:
     """End the stream early: ``event: error`` when a status is scripted, else drop the connection."""
     entry["cut"] = True
     if s.status == 200:
-        raise _Cut
-    err = error_body(s.status, scripted_message(s.status, s), _request_id().decode())
-    await emit("error", _DUMPS(err))
+        raise Cut
+    err = error_body(s.status, scripted_message(s.status, s), request_id().decode())
+    await emit("error", dumps(err))
     await send({"type": "http.response.body", "body": b"", "more_body": False})

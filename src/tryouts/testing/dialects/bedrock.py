@@ -6,7 +6,7 @@ Routes, under the replay server's ``/bedrock`` prefix (point boto3's ``endpoint_
     POST /model/{script}/converse          one JSON ConverseResponse
 
 ``{script}`` is the ``modelId`` path segment (boto3 percent-encodes it: ``tokens%3D5%3Bttft_ms%3D50``),
-read with :func:`~tryouts.testing.replay.parse_script`; a plain model id such as
+read with :func:`~tryouts.testing.script.parse_script`; a plain model id such as
 ``anthropic.claude-3-5-haiku-20241022-v1:0`` is a script with every default. The stream is the event
 sequence of botocore's ``bedrock-runtime`` service model (``ConverseStreamOutput``), one frame per event::
 
@@ -46,7 +46,6 @@ exception) of that status's kind (``throttlingException``, ``internalServerExcep
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import struct
 from binascii import crc32
@@ -54,7 +53,19 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import unquote
 
-from ..replay import _DUMPS, Script, ScriptError, _Cut, _sleep_until, log_content_sent, parse_script
+from ..script import Script, ScriptError, parse_script
+from ..wire import (
+    Cut,
+    dumps,
+    header,
+    log_content_sent,
+    log_reasoning_sent,
+    read_json,
+    retry_after,
+    send_answer,
+    send_body,
+    sleep_until,
+)
 
 Send = Any
 
@@ -145,14 +156,10 @@ def stop_reason(s: Script) -> str | None:
 
 async def error(send: Send, status: int, code: str, message: str, headers: list | None = None) -> None:
     """Bedrock's error response: status, ``x-amzn-ErrorType`` and ``{"message": ...}``."""
-    body = _DUMPS({"message": message}).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"x-amzn-requestid", _request_id()), (b"x-amzn-errortype", code.encode()), *(headers or ())],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, status, dumps({"message": message}).encode(), [
+        (b"content-type", b"application/json"), (b"x-amzn-requestid", _request_id()),
+        (b"x-amzn-errortype", code.encode()), *(headers or ()),
+    ])
 
 
 def _scripted_error(s: Script) -> tuple[int, str, str]:
@@ -166,7 +173,7 @@ def _scripted_error(s: Script) -> tuple[int, str, str]:
 
 def _credential(scope: dict[str, Any]) -> str | None:
     """The SigV4 access key id, or the Bearer token, of the request; None when it has neither."""
-    auth = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"authorization"), "")
+    auth = header(scope, b"authorization") or ""
     if auth.startswith("Bearer "):
         return auth[7:].strip() or None
     _, found, rest = auth.partition("Credential=")
@@ -199,10 +206,7 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
             return await error(send, 403, "MissingAuthenticationTokenException", "Missing Authentication Token")
         if who != app.require_key:
             return await error(send, 403, *_BAD_TOKEN)
-    try:
-        req = json.loads(body) if body else {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        req = None
+    req = read_json(body, {})
     if not isinstance(req, dict):
         return await error(send, 400, "ValidationException", "Malformed input request: the body is not JSON.")
     if not isinstance(req.get("messages"), list) or not req["messages"]:
@@ -213,16 +217,10 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
         s = parse_script(model)
     except ScriptError as exc:
         return await error(send, 400, "ValidationException", f"Invalid script in the model id: {exc}")
-    app.apply_fail_first(s, model)
     stream = action == "converse-stream"
-    entry = app.log.new(s.id, recv_ns, s, stream)
-    entry["script"] = model
-    if s.status != 200 and (s.cut_after < 0 or not stream):
-        status, code, message = _scripted_error(s)
-        headers = [(b"retry-after", s.retry_after.encode("latin-1", "replace"))] if s.retry_after else []
-        return await error(send, status, code, message, headers)
-    if app._slack_s is None:
-        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
+    entry = app.admit(s, model, recv_ns, stream)
+    if s.refused(stream):
+        return await error(send, *_scripted_error(s), retry_after(s.retry_after))
     if stream:
         await _stream(app, s, recv_ns, entry, send)
     else:
@@ -230,44 +228,28 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
 
 
 async def _complete(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None:
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    due = recv_ns + ttft + max(0, s.reasoning + s.n_content_chunks - 1) * itl
     content: list[dict[str, Any]] = []
     if s.reasoning:
-        text = "".join(f" r{i}" for i in range(s.reasoning))
+        text = s.reasoning_text()
         content.append({"reasoningContent": {"reasoningText": {"text": text, "signature": secrets.token_hex(16)}}})
     content.append({"text": s.full_text()})
     data: dict[str, Any] = {"output": {"message": {"role": "assistant", "content": content}},
                             "stopReason": stop_reason(s) or "end_turn"}
     if s.usage != "never":
         data["usage"] = usage(s)
-    await _sleep_until(due, app._slack_s or 0.0)
+    await sleep_until(s.answer_due(recv_ns), app.slack())
     t = perf_counter_ns()
     data["metrics"] = {"latencyMs": (t - recv_ns) // 1_000_000}
     data["x_sent_ns"] = t
-    payload = _DUMPS(data).encode()
-    await send({
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
-                    (b"x-amzn-requestid", _request_id())],
-    })
-    if s.cut_after >= 0:  # half the body, then drop the connection
-        await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
-        entry["cut"] = True
-        raise _Cut
-    await send({"type": "http.response.body", "body": payload})
-    entry["sent_ns"].append(t)
-    entry["first_token_sent_ns"] = entry["first_content_sent_ns"] = entry["last_content_sent_ns"] = t
-    entry["n_chunks"] = 1
-    entry["done_sent_ns"] = t
+    headers = [(b"content-type", b"application/json"), (b"x-amzn-requestid", _request_id())]
+    await send_answer(send, dumps(data).encode(), headers, s, entry, t)
 
 
 async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None:
-    slack = app._slack_s or 0.0
+    slack = app.slack()
 
     async def emit(headers: bytes, data: dict[str, Any], more: bool = True) -> int:
-        head = _DUMPS(data)[:-1]
+        head = dumps(data)[:-1]
         t = perf_counter_ns()
         frame = encode_frame(headers, f'{head},"x_sent_ns":{t}}}'.encode())
         await send({"type": "http.response.body", "body": frame, "more_body": more})
@@ -284,17 +266,13 @@ async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None
     })
     if s.role_first:
         await start_message()
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    start = recv_ns + ttft
+    start, itl = recv_ns + s.ttft_ns, s.itl_ns
     delta = _HEADERS["contentBlockDelta"]
     for j in range(s.reasoning):
         data = {"delta": {"reasoningContent": {"text": f" r{j}"}}, "contentBlockIndex": 0}
-        await _sleep_until(start + j * itl, slack)
+        await sleep_until(start + j * itl, slack)
         await start_message()
-        t = await emit(delta, data)
-        entry["reasoning_sent_ns"].append(t)
-        if entry["first_token_sent_ns"] is None:
-            entry["first_token_sent_ns"] = t
+        log_reasoning_sent(entry, await emit(delta, data))
         if j & 15 == 15:  # let other streams run when chunks are due back to back
             await asyncio.sleep(0)
     index = 0
@@ -306,10 +284,10 @@ async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         if k == s.cut_after:
-            await _sleep_until(due, slack)
+            await sleep_until(due, slack)
             return await _cut(s, entry, send)
         data = {"delta": {"text": s.content_piece(k)}, "contentBlockIndex": index}
-        await _sleep_until(due, slack)
+        await sleep_until(due, slack)
         await start_message()
         t = await emit(delta, data)
         log_content_sent(entry, t)
@@ -318,7 +296,7 @@ async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None
     if s.cut_after >= n:
         return await _cut(s, entry, send)
     if not n:  # nothing to say: the end comes when the first content would have
-        await _sleep_until(start + s.reasoning * itl, slack)
+        await sleep_until(start + s.reasoning * itl, slack)
         await start_message()
     else:
         await emit(_HEADERS["contentBlockStop"], {"contentBlockIndex": index})
@@ -336,13 +314,13 @@ async def _cut(s: Script, entry: dict, send: Send) -> None:
     """``cut_after``: drop the connection, or with an error ``status`` send that exception frame and end."""
     entry["cut"] = True
     if s.status == 200:
-        raise _Cut
+        raise Cut
     name = STREAM_EXCEPTIONS.get(s.status, "modelStreamErrorException")
     message = ERRORS.get(s.status, ERRORS[424])[1]
     data: dict[str, Any] = {"message": message}
     if name == "modelStreamErrorException":
         data.update(originalStatusCode=s.status, originalMessage=message)
     entry["exception"] = name
-    payload = _DUMPS({**data, "x_sent_ns": perf_counter_ns()}).encode()
+    payload = dumps({**data, "x_sent_ns": perf_counter_ns()}).encode()
     await send({"type": "http.response.body", "body": encode_frame(exception_headers(name), payload),
                 "more_body": False})

@@ -1,6 +1,6 @@
 """Cohere's v2 Chat API (``POST /cohere/v2/chat``) for the replay server.
 
-The request's ``model`` is the same script as on the OpenAI route (``replay.parse_script``): a plain name
+The request's ``model`` is the same script as on the OpenAI route (``script.parse_script``): a plain name
 (``command-r``) is a script with every default. ``"stream": true`` gets Cohere's documented v2 event
 sequence, each as ``event: TYPE`` plus ``data: {"type": TYPE, ...}``::
 
@@ -36,21 +36,25 @@ OpenAI route's; every data object carries ``x_sent_ns``. With ``REPLAY_REQUIRE_K
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from time import perf_counter_ns
 from typing import Any
 
-from ..replay import (
-    _DUMPS,
-    _SSE_HEADERS,
-    ReplayApp,
-    Script,
-    ScriptError,
-    _Cut,
-    _sleep_until,
+from ..app import ReplayApp
+from ..script import Script, ScriptError, parse_script
+from ..wire import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    Cut,
+    dumps,
     log_content_sent,
-    parse_script,
+    log_reasoning_sent,
+    read_json,
+    request_id,
+    retry_after,
+    send_answer,
+    send_json,
+    sleep_until,
 )
 
 Send = Any
@@ -74,9 +78,8 @@ def scripted_message(status: int, s: Script) -> str:
     }.get(status, f"the replay script asked for HTTP {status}")
 
 
-async def _error(send: Send, status: int, message: str, retry_after: str | None = None) -> None:
-    headers = [(b"retry-after", retry_after.encode("latin-1", "replace"))] if retry_after else []
-    await ReplayApp._json(send, status, {"id": str(uuid.uuid4()), "message": message}, headers)
+async def _error(send: Send, status: int, message: str, wait: str | None = None) -> None:
+    await send_json(send, status, {"id": str(uuid.uuid4()), "message": message}, retry_after(wait))
 
 
 def usage(s: Script) -> dict[str, Any]:
@@ -111,13 +114,10 @@ async def handle(
     if method != "POST":
         return await _error(send, 405, f"method {method} not allowed; use POST")
     if app.require_key:
-        key = app._bearer(scope)
+        key = app.bearer(scope)
         if key != app.require_key:
             return await _error(send, 401, "no api key supplied" if key is None else "invalid api token")
-    try:
-        req = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        req = None
+    req = read_json(body)
     problem = _check(req)
     if problem:
         return await _error(send, 400, problem)
@@ -126,19 +126,14 @@ async def handle(
         s = parse_script(model)
     except ScriptError as exc:
         return await _error(send, 400, f"invalid request: {exc}")
-    app.apply_fail_first(s, model)
     stream = req.get("stream") is True
-    entry = app.log.new(s.id, recv_ns, s, stream)
-    entry["script"] = model
-    mid_stream_error = stream and s.status != 200 and s.cut_after >= 0
-    if s.status != 200 and not mid_stream_error:
+    entry = app.admit(s, model, recv_ns, stream)
+    if s.refused(stream):
         return await _error(send, s.status, scripted_message(s.status, s), s.retry_after)
-    if app._slack_s is None:  # as the OpenAI route: uvloop's timers may fire up to half a millisecond early
-        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
     if stream:
-        await _stream(s, recv_ns, entry, send, app._slack_s)
+        await _stream(s, recv_ns, entry, send, app.slack())
     else:
-        await _complete(s, recv_ns, entry, send, app._slack_s)
+        await _complete(s, recv_ns, entry, send, app.slack())
 
 
 def _finish(s: Script) -> str:
@@ -146,11 +141,10 @@ def _finish(s: Script) -> str:
 
 
 async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float) -> None:
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    await _sleep_until(recv_ns + ttft + max(0, s.reasoning + s.n_content_chunks - 1) * itl, slack)
+    await sleep_until(s.answer_due(recv_ns), slack)
     content: list[dict[str, Any]] = []
     if s.reasoning:
-        content.append({"type": "thinking", "thinking": "".join(f" r{j}" for j in range(s.reasoning))})
+        content.append({"type": "thinking", "thinking": s.reasoning_text()})
     content.append({"type": "text", "text": s.full_text()})
     data: dict[str, Any] = {
         "id": str(uuid.uuid4()),
@@ -161,45 +155,30 @@ async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, 
         data["usage"] = usage(s)
     t = perf_counter_ns()
     data["x_sent_ns"] = t
-    if s.cut_after >= 0:  # headers and half the body, then drop the connection
-        payload = _DUMPS(data).encode()
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
-        entry["cut"] = True
-        raise _Cut
-    await ReplayApp._json(send, 200, data)
-    entry["sent_ns"].append(t)
-    entry["first_token_sent_ns"] = entry["first_content_sent_ns"] = entry["last_content_sent_ns"] = t
-    entry["n_chunks"] = 1
-    entry["done_sent_ns"] = t
+    await send_answer(send, dumps(data).encode(), [*JSON_HEADERS, (b"x-request-id", request_id())], s, entry, t)
 
 
 async def _stream(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float) -> None:
     async def emit(name: str, data: dict[str, Any], more: bool = True) -> int:
         """Stamp, then write ``event: NAME`` and its data (``type`` first, ``x_sent_ns`` last)."""
         t = perf_counter_ns()
-        payload = _DUMPS({"type": name, **data, "x_sent_ns": t})
+        payload = dumps({"type": name, **data, "x_sent_ns": t})
         await send({"type": "http.response.body", "body": f"event: {name}\ndata: {payload}\n\n".encode(), "more_body": more})
         return t
 
     def content(index: int, **fields: str) -> dict[str, Any]:
         return {"index": index, "delta": {"message": {"content": fields}}}
 
-    await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEADERS)})
+    await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
     start_msg = {"role": "assistant", "content": [], "tool_plan": "", "tool_calls": [], "citations": []}
     entry["role_sent_ns"] = await emit("message-start", {"id": str(uuid.uuid4()), "delta": {"message": start_msg}})
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    start = recv_ns + ttft
+    start, itl = recv_ns + s.ttft_ns, s.itl_ns
     index = 0
     if s.reasoning:
         await emit("content-start", content(0, type="thinking", thinking=""))
         for j in range(s.reasoning):
-            await _sleep_until(start + j * itl, slack)
-            t = await emit("content-delta", content(0, thinking=f" r{j}"))
-            entry["reasoning_sent_ns"].append(t)
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = t
+            await sleep_until(start + j * itl, slack)
+            log_reasoning_sent(entry, await emit("content-delta", content(0, thinking=f" r{j}")))
             if j & 15 == 15:  # let other streams run when chunks are due back to back (itl_ms=0)
                 await asyncio.sleep(0)
         await emit("content-end", {"index": 0})
@@ -209,7 +188,7 @@ async def _stream(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, sl
         await emit("content-start", content(index, type="text", text=""))
     for k in range(n):
         due = start + (s.reasoning + k) * itl
-        await _sleep_until(due, slack)
+        await sleep_until(due, slack)
         if k == s.cut_after:
             return await _cut(s, entry, emit)
         t = await emit("content-delta", content(index, text=s.content_piece(k)))
@@ -219,7 +198,7 @@ async def _stream(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, sl
     if s.cut_after >= n:
         return await _cut(s, entry, emit)
     if not n and not s.reasoning:  # nothing to say: the end comes when the first content would have
-        await _sleep_until(start, slack)
+        await sleep_until(start, slack)
     if n:
         await emit("content-end", {"index": index})
     delta: dict[str, Any] = {"finish_reason": _finish(s)}
@@ -232,6 +211,6 @@ async def _cut(s: Script, entry: dict[str, Any], emit: Any) -> None:
     """End early: ``message-end`` with ``finish_reason: ERROR`` when a status is scripted, else drop."""
     entry["cut"] = True
     if s.status == 200:
-        raise _Cut
+        raise Cut
     delta = {"finish_reason": "ERROR", "error": scripted_message(s.status, s)}
     entry["done_sent_ns"] = await emit("message-end", {"delta": delta}, more=False)

@@ -7,7 +7,7 @@ Routes (under the replay server's ``/gemini`` prefix; ``v1`` works as well as ``
     POST /v1beta/models/{script}:generateContent                 one GenerateContentResponse
 
 ``{script}`` is the model segment of the path (URL-encoded by the client: ``tokens%3D5%3Bttft_ms%3D50``),
-read with :func:`~tryouts.testing.replay.parse_script`. What Gemini sends, and so what is replayed:
+read with :func:`~tryouts.testing.script.parse_script`. What Gemini sends, and so what is replayed:
 
 * every chunk is a whole ``GenerateContentResponse``: ``candidates[0].content`` (``role: model``, ``parts``),
   ``usageMetadata``, ``modelVersion``, ``responseId``. There is no role-only chunk (``role_first`` is
@@ -34,23 +34,26 @@ carries ``x_sent_ns``.
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from ..replay import (
-    _DUMPS,
-    _SSE_HEADERS,
-    Script,
-    ScriptError,
-    _Cut,
-    _request_id,
-    _sleep_until,
+from ..script import Script, ScriptError, parse_script
+from ..wire import (
+    SSE_HEADERS,
+    cut,
+    dumps,
+    header,
     log_content_sent,
-    parse_script,
+    log_reasoning_sent,
+    read_json,
+    request_id,
+    retry_after,
+    send_answer,
+    send_json,
+    sleep_until,
 )
 
 _STATUS = {
@@ -162,37 +165,29 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
     model = name.removeprefix("models/")
     if version not in ("v1", "v1beta", "v1alpha") or not colon or not name.startswith("models/") or not model \
             or action not in ("generateContent", "streamGenerateContent"):
-        return await app._json(send, 404, google_error(404, f"Unknown request URL: {method} {path}."))
+        return await send_json(send, 404, google_error(404, f"Unknown request URL: {method} {path}."))
     if method != "POST":
-        return await app._json(send, 405, google_error(405, f"Method {method} not allowed for {path}; use POST."))
+        return await send_json(send, 405, google_error(405, f"Method {method} not allowed for {path}; use POST."))
     if app.require_key:
-        key = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-goog-api-key"), None)
+        key = header(scope, b"x-goog-api-key")
         key = key if key is not None else (query.get("key") or [None])[0]
         if key != app.require_key:
-            return await app._json(send, *_key_error(key))
-    try:
-        req = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        req = None
+            return await send_json(send, *_key_error(key))
+    req = read_json(body)
     if not isinstance(req, dict):
-        return await app._json(send, 400, google_error(400, "Invalid JSON payload received. Unexpected token."))
+        return await send_json(send, 400, google_error(400, "Invalid JSON payload received. Unexpected token."))
     if not isinstance(req.get("contents"), list) or not req["contents"]:
-        return await app._json(send, 400, google_error(
+        return await send_json(send, 400, google_error(
             400, "* GenerateContentRequest.contents: contents is not specified\n"))
     model = unquote(model)  # the server decoded the path once; a client that encoded twice still works
     try:
         s = parse_script(model)
     except ScriptError as exc:
-        return await app._json(send, 400, google_error(400, f"Invalid script in the model name: {exc}"))
-    app.apply_fail_first(s, model)
+        return await send_json(send, 400, google_error(400, f"Invalid script in the model name: {exc}"))
     stream = action == "streamGenerateContent"
-    entry = app.log.new(s.id, recv_ns, s, stream)
-    entry["script"] = model
+    entry = app.admit(s, model, recv_ns, stream)
     if s.status != 200:
-        headers = [(b"retry-after", s.retry_after.encode("latin-1", "replace"))] if s.retry_after else []
-        return await app._json(send, s.status, _scripted_error(s, model, action, version), headers)
-    if app._slack_s is None:
-        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
+        return await send_json(send, s.status, _scripted_error(s, model, action, version), retry_after(s.retry_after))
     gen = req.get("generationConfig") if isinstance(req.get("generationConfig"), dict) else {}
     thinking = gen.get("thinkingConfig") if isinstance(gen.get("thinkingConfig"), dict) else {}
     show_thoughts = bool(thinking.get("includeThoughts"))
@@ -205,45 +200,29 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
 
 
 async def _complete(app, s: Script, rid: str, show_thoughts: bool, recv_ns: int, entry: dict, send) -> None:
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    due = recv_ns + ttft + max(0, s.reasoning + s.n_content_chunks - 1) * itl
     parts: list[dict[str, Any]] = []
     if s.reasoning and show_thoughts:
-        parts.append({"text": "".join(f" r{i}" for i in range(s.reasoning)), "thought": True})
+        parts.append({"text": s.reasoning_text(), "thought": True})
     parts.append({"text": s.full_text()})
     usage = None if s.usage == "never" else _usage(s, s.tokens, s.reasoning)
-    head = _DUMPS(_response(s, rid, parts, _finish(s), usage))[:-1]
-    await _sleep_until(due, app._slack_s or 0.0)
+    head = dumps(_response(s, rid, parts, _finish(s), usage))[:-1]
+    await sleep_until(s.answer_due(recv_ns), app.slack())
     t = perf_counter_ns()
     payload = f'{head},"x_sent_ns":{t}}}'.encode()
-    start = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [(b"content-type", b"application/json; charset=UTF-8"),
-                    (b"content-length", str(len(payload)).encode()), (b"x-request-id", _request_id())],
-    }
-    await send(start)
-    if s.cut_after >= 0:  # half the body, then drop the connection
-        await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
-        entry["cut"] = True
-        raise _Cut
-    await send({"type": "http.response.body", "body": payload})
-    entry["sent_ns"].append(t)
-    entry["first_token_sent_ns"] = entry["first_content_sent_ns"] = entry["last_content_sent_ns"] = t
-    entry["n_chunks"] = 1
-    entry["done_sent_ns"] = t
+    headers = [(b"content-type", b"application/json; charset=UTF-8"), (b"x-request-id", request_id())]
+    await send_answer(send, payload, headers, s, entry, t)
 
 
 async def _stream(
     app, s: Script, rid: str, show_thoughts: bool, sse: bool, recv_ns: int, entry: dict, send
 ) -> None:
-    slack = app._slack_s or 0.0
+    slack = app.slack()
     with_usage = s.usage != "never"
     first = [True]
 
     def frame(data: dict[str, Any]) -> Callable[[int], bytes]:
         """Serialise now; the stamp is added at the last moment."""
-        head = _DUMPS(data)[:-1]
+        head = dumps(data)[:-1]
         if sse:
             return lambda t: f'data: {head},"x_sent_ns":{t}}}\r\n\r\n'.encode()
         sep = "[" if first[0] else ",\r\n"
@@ -259,19 +238,15 @@ async def _stream(
     await send({
         "type": "http.response.start",
         "status": 200,
-        "headers": [(b"content-type", ctype), *_SSE_HEADERS[1:], (b"x-request-id", _request_id())],
+        "headers": [(b"content-type", ctype), *SSE_HEADERS[1:], (b"x-request-id", request_id())],
     })
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    start = recv_ns + ttft
+    start, itl = recv_ns + s.ttft_ns, s.itl_ns
     if show_thoughts:
         for j in range(s.reasoning):
             usage = _usage(s, 0, j + 1) if with_usage else None
             make = frame(_response(s, rid, [{"text": f" r{j}", "thought": True}], None, usage))
-            await _sleep_until(start + j * itl, slack)
-            t = await emit(make)
-            entry["reasoning_sent_ns"].append(t)
-            if entry["first_token_sent_ns"] is None:
-                entry["first_token_sent_ns"] = t
+            await sleep_until(start + j * itl, slack)
+            log_reasoning_sent(entry, await emit(make))
             if j & 15 == 15:  # let other streams run when chunks are due back to back
                 await asyncio.sleep(0)
     n = s.n_content_chunks
@@ -279,22 +254,20 @@ async def _stream(
     for k in range(n):
         due = start + (s.reasoning + k) * itl
         if k == s.cut_after:
-            await _sleep_until(due, slack)
-            entry["cut"] = True
-            raise _Cut
+            await sleep_until(due, slack)
+            raise cut(entry)
         last = k == n - 1 and s.cut_after < n
         usage = _usage(s, min((k + 1) * s.per_chunk, s.tokens), s.reasoning) if with_usage else None
         make = frame(_response(s, rid, [{"text": s.content_piece(k)}], finish if last else None, usage))
-        await _sleep_until(due, slack)
+        await sleep_until(due, slack)
         t = await emit(make)
         log_content_sent(entry, t)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:
-        entry["cut"] = True
-        raise _Cut
+        raise cut(entry)
     if not n:  # nothing to say: an empty text part carries the finish reason
-        await _sleep_until(start + s.reasoning * itl, slack)
+        await sleep_until(start + s.reasoning * itl, slack)
         usage = _usage(s, 0, s.reasoning) if with_usage else None
         await emit(frame(_response(s, rid, [{"text": ""}], finish, usage)))
     entry["done_sent_ns"] = perf_counter_ns()

@@ -38,15 +38,17 @@ from datetime import UTC, datetime
 from time import perf_counter_ns, time_ns
 from typing import Any
 
-from ..replay import (
-    _DUMPS,
-    ReplayApp,
-    Script,
-    ScriptError,
-    _Cut,
-    _sleep_until,
+from ..app import ReplayApp
+from ..script import Script, ScriptError, parse_script
+from ..wire import (
+    cut,
+    dumps,
     log_content_sent,
-    parse_script,
+    log_reasoning_sent,
+    retry_after,
+    send_answer,
+    send_body,
+    sleep_until,
 )
 
 #: what ``GET /api/version`` reports (the replay is not a real Ollama release)
@@ -75,23 +77,11 @@ def created_at(ns: int | None = None) -> str:
 
 
 async def _reply(send, status: int, data: Any, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = _DUMPS(data).encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [*_JSON, (b"content-length", str(len(body)).encode()), *(headers or ())],
-    })
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, status, dumps(data).encode(), [*_JSON, *(headers or ())])
 
 
 async def _text(send, status: int, text: str, head: bool = False) -> None:
-    body = text.encode()
-    await send({
-        "type": "http.response.start",
-        "status": status,
-        "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
-    })
-    await send({"type": "http.response.body", "body": b"" if head else body})
+    await send_body(send, status, text.encode(), [(b"content-type", b"text/plain; charset=utf-8")], head_only=head)
 
 
 async def handle(app: ReplayApp, method: str, path: str, scope, body: bytes, recv_ns: int, send) -> None:
@@ -142,14 +132,12 @@ async def _chat(app: ReplayApp, body: bytes, recv_ns: int, send) -> None:
         s = parse_script(model)
     except ScriptError as exc:
         return await _reply(send, 400, {"error": str(exc)})
-    app.apply_fail_first(s, model)
     stream = req.get("stream") is not False  # Ollama streams unless told not to
-    entry = app.log.new(s.id, recv_ns, s, stream)
-    entry["script"] = model
+    entry = app.admit(s, model, recv_ns, stream)
     if s.status != 200:
-        headers = [(b"retry-after", s.retry_after.encode("latin-1", "replace"))] if s.retry_after else []
         message = f"model '{model}' not found" if s.status == 404 else _ERRORS.get(s.status)
-        return await _reply(send, s.status, {"error": message or f"the replay script asked for HTTP {s.status}"}, headers)
+        error = {"error": message or f"the replay script asked for HTTP {s.status}"}
+        return await _reply(send, s.status, error, retry_after(s.retry_after))
     think = req.get("think")
     if think not in (None, False) and not s.reasoning:
         entry["status"] = 400
@@ -163,8 +151,6 @@ async def _chat(app: ReplayApp, body: bytes, recv_ns: int, send) -> None:
             "model": model, "created_at": created_at(), "message": {"role": "assistant", "content": ""},
             "done_reason": "unload" if unload else "load", "done": True, "x_sent_ns": t,
         })
-    if app._slack_s is None:  # as the OpenAI route: uvloop timers may fire up to 0.5 ms early
-        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
     if stream:
         await _stream(app, s, model, thinking, recv_ns, entry, send)
     else:
@@ -189,48 +175,43 @@ def _metrics(s: Script, thinking: int, recv_ns: int, opened_ns: int, first: int 
 
 async def _stream(app: ReplayApp, s: Script, model: str, thinking: int, recv_ns: int, entry: dict[str, Any],
                   send) -> None:
-    slack = app._slack_s or 0.0
-    head = '{"model":' + _DUMPS(model) + ',"created_at":'
+    slack = app.slack()
+    head = '{"model":' + dumps(model) + ',"created_at":'
 
     async def emit(message: str) -> int:
         """Stamp, then write one ``done: false`` line; returns the stamp."""
         t = perf_counter_ns()
-        line = f'{head}{_DUMPS(created_at())},"message":{message},"done":false,"x_sent_ns":{t}}}\n'
+        line = f'{head}{dumps(created_at())},"message":{message},"done":false,"x_sent_ns":{t}}}\n'
         await send({"type": "http.response.body", "body": line.encode(), "more_body": True})
         return t
 
     await send({"type": "http.response.start", "status": 200, "headers": _NDJSON})
     opened = perf_counter_ns()
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    start = recv_ns + ttft
+    start, itl = recv_ns + s.ttft_ns, s.itl_ns
     last: int | None = None  # the last thinking or content line's stamp
     for j in range(thinking):
-        message = '{"role":"assistant","content":"","thinking":' + _DUMPS(f" r{j}") + "}"
-        await _sleep_until(start + j * itl, slack)
+        message = '{"role":"assistant","content":"","thinking":' + dumps(f" r{j}") + "}"
+        await sleep_until(start + j * itl, slack)
         last = await emit(message)
-        entry["reasoning_sent_ns"].append(last)
-        if entry["first_token_sent_ns"] is None:
-            entry["first_token_sent_ns"] = last
+        log_reasoning_sent(entry, last)
         if j & 15 == 15:  # let other streams run when lines are due back to back (itl_ms=0)
             await asyncio.sleep(0)
     n = s.n_content_chunks
     for k in range(n):
         due = start + (thinking + k) * itl
         if k == s.cut_after:
-            await _sleep_until(due, slack)
-            entry["cut"] = True
-            raise _Cut
-        message = '{"role":"assistant","content":' + _DUMPS(s.content_piece(k)) + "}"
-        await _sleep_until(due, slack)
+            await sleep_until(due, slack)
+            raise cut(entry)
+        message = '{"role":"assistant","content":' + dumps(s.content_piece(k)) + "}"
+        await sleep_until(due, slack)
         last = await emit(message)
         log_content_sent(entry, last)
         if k & 15 == 15:
             await asyncio.sleep(0)
     if s.cut_after >= n:
-        entry["cut"] = True
-        raise _Cut
+        raise cut(entry)
     if not n:  # nothing to say: the final line comes when the first content would have
-        await _sleep_until(start + thinking * itl, slack)
+        await sleep_until(start + thinking * itl, slack)
     done = perf_counter_ns()
     final: dict[str, Any] = {
         "model": model,
@@ -242,22 +223,19 @@ async def _stream(app: ReplayApp, s: Script, model: str, thinking: int, recv_ns:
         "x_sent_ns": done,
     }
     entry["done_sent_ns"] = done
-    await send({"type": "http.response.body", "body": (_DUMPS(final) + "\n").encode(), "more_body": False})
+    await send({"type": "http.response.body", "body": (dumps(final) + "\n").encode(), "more_body": False})
 
 
 async def _complete(app: ReplayApp, s: Script, model: str, thinking: int, recv_ns: int, entry: dict[str, Any],
                     send) -> None:
     """``"stream": false``: one object when the last chunk would have been sent."""
     opened = perf_counter_ns()
-    ttft, itl = int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
-    first_due = recv_ns + ttft
-    due = first_due + max(0, thinking + s.n_content_chunks - 1) * itl
-    await _sleep_until(due, app._slack_s or 0.0)
+    await sleep_until(s.answer_due(recv_ns, thinking), app.slack())
     t = perf_counter_ns()
     message: dict[str, Any] = {"role": "assistant", "content": s.full_text()}
     if thinking:
-        message["thinking"] = "".join(f" r{j}" for j in range(thinking))
-    first = min(max(first_due, opened), t)
+        message["thinking"] = s.reasoning_text(thinking)
+    first = min(max(recv_ns + s.ttft_ns, opened), t)
     data = {
         "model": model,
         "created_at": created_at(),
@@ -267,19 +245,4 @@ async def _complete(app: ReplayApp, s: Script, model: str, thinking: int, recv_n
         **_metrics(s, thinking, recv_ns, opened, first, t, t),
         "x_sent_ns": t,
     }
-    payload = _DUMPS(data).encode()
-    start = {
-        "type": "http.response.start",
-        "status": 200,
-        "headers": [*_JSON, (b"content-length", str(len(payload)).encode())],
-    }
-    await send(start)
-    if s.cut_after >= 0:  # headers and half the body, then drop the connection
-        await send({"type": "http.response.body", "body": payload[: len(payload) // 2], "more_body": True})
-        entry["cut"] = True
-        raise _Cut
-    await send({"type": "http.response.body", "body": payload})
-    entry["sent_ns"].append(t)
-    entry["first_token_sent_ns"] = entry["first_content_sent_ns"] = entry["last_content_sent_ns"] = t
-    entry["n_chunks"] = 1
-    entry["done_sent_ns"] = t
+    await send_answer(send, dumps(data).encode(), _JSON, s, entry, t)

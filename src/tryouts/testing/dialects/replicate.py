@@ -47,7 +47,19 @@ from datetime import UTC, datetime
 from time import perf_counter_ns
 from typing import Any
 
-from ..replay import _DUMPS, _SSE_HEADERS, ReplayApp, Script, ScriptError, _Cut, _sleep_until, parse_script
+from ..app import ReplayApp
+from ..script import Script, ScriptError, parse_script
+from ..wire import (
+    SSE_HEADERS,
+    Cut,
+    dumps,
+    header,
+    log_content_sent,
+    read_json,
+    retry_after,
+    send_json,
+    sleep_until,
+)
 
 Send = Any
 #: predictions kept for GET and the stream; the oldest go first
@@ -80,27 +92,25 @@ class _Prediction:
     pieces: list[str] = field(default_factory=list)
 
     def end_due(self) -> int:
-        s = self.script
-        return self.recv_ns + int(s.ttft_ms * 1e6) + max(0, s.n_content_chunks - 1) * int(s.itl_ms * 1e6)
+        return self.script.answer_due(self.recv_ns, 0)
 
 
 _PREDICTIONS: OrderedDict[str, _Prediction] = OrderedDict()
 
 
-async def _problem(send: Send, status: int, detail: str | None = None, retry_after: str | None = None) -> None:
-    headers = [(b"retry-after", retry_after.encode("latin-1", "replace"))] if retry_after else []
+async def _problem(send: Send, status: int, detail: str | None = None, after: str | None = None) -> None:
     if status == 429:
-        wait = retry_after or "1"
+        wait = after or "1"
         body: dict[str, Any] = {"detail": f"Request was throttled. Expected available in {wait} second"
                                 f"{'' if wait == '1' else 's'}."}
     else:
         title = TITLES.get(status) or ("Internal server error" if status >= 500 else "Bad request")
         body = {"title": title, "detail": detail or DETAILS.get(status) or f"HTTP {status}", "status": status}
-    await ReplayApp._json(send, status, body, headers)
+    await send_json(send, status, body, retry_after(after))
 
 
 def _root(scope: dict[str, Any]) -> str:
-    host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+    host = header(scope, b"host")
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"
@@ -130,7 +140,7 @@ def _view(p: _Prediction, root: str) -> dict[str, Any]:
     if p.status in ("succeeded", "failed", "canceled"):
         data["completed_at"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
         e = p.entry
-        first = e["first_content_sent_ns"] or p.recv_ns + int(s.ttft_ms * 1e6)
+        first = e["first_content_sent_ns"] or p.recv_ns + s.ttft_ns
         last = e["last_content_sent_ns"] or p.end_due()
         metrics: dict[str, Any] = {"predict_time": (last - p.recv_ns) / 1e9, "total_time": (last - p.recv_ns) / 1e9}
         if p.status == "succeeded":
@@ -147,7 +157,7 @@ async def handle(
     app: ReplayApp, method: str, path: str, scope: dict[str, Any], body: bytes, recv_ns: int, send: Send
 ) -> None:
     """Serve one request under ``/replicate`` (``path`` without the prefix)."""
-    if app.require_key and app._bearer(scope) != app.require_key:
+    if app.require_key and app.bearer(scope) != app.require_key:
         return await _problem(send, 401)
     parts = path.strip("/").split("/")
     root = _root(scope)
@@ -170,22 +180,19 @@ async def handle(
         if method == "GET" and parts[0] == "stream":
             return await _stream(app, p, send)
         if method == "GET" and len(parts) == 3:
-            return await ReplayApp._json(send, 200, _view(p, root))
+            return await send_json(send, 200, _view(p, root))
         if method == "POST" and parts[-1] == "cancel":
             if _view(p, root)["status"] in ("starting", "processing"):
                 p.status = "canceled"
                 p.entry["canceled"] = True
-            return await ReplayApp._json(send, 200, _view(p, root))
+            return await send_json(send, 200, _view(p, root))
     await _problem(send, 404)
 
 
 async def _create(
     app: ReplayApp, model: str, version: str | None, body: bytes, recv_ns: int, root: str, send: Send
 ) -> None:
-    try:
-        req = json.loads(body) if body else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        req = None
+    req = read_json(body)
     if not isinstance(req, dict) or not isinstance(req.get("input"), dict):
         return await _problem(send, 422, "- input: Input is required and must be an object")
     inp = req["input"]
@@ -199,12 +206,10 @@ async def _create(
         s = parse_script(script)
     except ScriptError as exc:
         return await _problem(send, 422, f"- model: {exc}")
-    app.apply_fail_first(s, model)
-    entry = app.log.new(s.id, recv_ns, s, True)
+    entry = app.admit(s, model, recv_ns, True)
     entry["script"] = script
     entry["canceled"] = False
-    mid_stream_error = s.status != 200 and s.cut_after >= 0
-    if s.status != 200 and not mid_stream_error:
+    if s.refused(True):
         return await _problem(send, s.status, None, s.retry_after)
     pid = secrets.token_hex(13)[:26]
     created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -212,13 +217,11 @@ async def _create(
     _PREDICTIONS[pid] = p
     while len(_PREDICTIONS) > KEEP:
         _PREDICTIONS.popitem(last=False)
-    await ReplayApp._json(send, 201, _view(p, root))
+    await send_json(send, 201, _view(p, root))
 
 
 async def _stream(app: ReplayApp, p: _Prediction, send: Send) -> None:
-    if app._slack_s is None:  # as the OpenAI route: uvloop's timers may fire up to half a millisecond early
-        app._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
-    slack = app._slack_s
+    slack = app.slack()
     s, first_time = p.script, not p.streamed
     p.streamed = True
     e = p.entry if first_time else {"sent_ns": [], "first_content_sent_ns": None, "first_token_sent_ns": None}
@@ -234,12 +237,12 @@ async def _stream(app: ReplayApp, p: _Prediction, send: Send) -> None:
         n += 1
         return t
 
-    await send({"type": "http.response.start", "status": 200, "headers": list(_SSE_HEADERS)})
+    await send({"type": "http.response.start", "status": 200, "headers": list(SSE_HEADERS)})
     if p.status == "starting":
         p.status = "processing"
-    start, itl = p.recv_ns + int(s.ttft_ms * 1e6), int(s.itl_ms * 1e6)
+    start, itl = p.recv_ns + s.ttft_ns, s.itl_ns
     for k in range(s.n_content_chunks):
-        await _sleep_until(start + k * itl, slack)
+        await sleep_until(start + k * itl, slack)
         if p.status == "canceled":
             await emit("done", '{"reason":"canceled"}', more=False)
             return
@@ -249,17 +252,13 @@ async def _stream(app: ReplayApp, p: _Prediction, send: Send) -> None:
         t = await emit("output", piece)
         if first_time:
             p.pieces.append(piece)
-        e["sent_ns"].append(t)
-        if e["first_content_sent_ns"] is None:
-            e["first_content_sent_ns"] = e["first_token_sent_ns"] = t
-        e["last_content_sent_ns"] = t
-        e["n_chunks"] = len(e["sent_ns"])
+        log_content_sent(e, t)
         if k & 15 == 15:  # let other streams run when outputs are due back to back (itl_ms=0)
             await asyncio.sleep(0)
     if s.cut_after >= s.n_content_chunks:
         return await _cut(p, emit)
     if not s.n_content_chunks:
-        await _sleep_until(start, slack)
+        await sleep_until(start, slack)
     if p.status == "processing":
         p.status = "succeeded"
     e["done_sent_ns"] = await emit("done", "{}", more=False)
@@ -269,7 +268,7 @@ async def _cut(p: _Prediction, emit: Any) -> None:
     """End early: error + done events when a status is scripted (the prediction failed), else drop."""
     p.entry["cut"] = True
     if p.script.status == 200:
-        raise _Cut
+        raise Cut
     p.status, p.error = "failed", DETAILS.get(p.script.status) or f"Prediction failed (HTTP {p.script.status})"
-    await emit("error", _DUMPS({"detail": p.error}))
+    await emit("error", dumps({"detail": p.error}))
     p.entry["done_sent_ns"] = await emit("done", '{"reason":"error"}', more=False)

@@ -1,0 +1,170 @@
+"""The replay server's ASGI application: reads each request's body, stamps ``recv_ns`` and routes it.
+
+``/v1/chat/completions`` (also without ``/v1``, and Azure's ``/openai/deployments/{name}/chat/completions``)
+goes to :mod:`tryouts.testing.openai_route`, ``/v1/models`` lists one model, ``/_replay/log/{id}`` returns a
+logged request, and a path under one of :data:`DIALECTS`' prefixes goes to that dialect's ``handle``.
+The app also holds what requests share: the log, the ``fail_first`` counts and the timer slack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable
+from time import perf_counter_ns
+from typing import Any
+
+from .openai_route import chat, error_object, openai_error
+from .script import Script
+from .wire import LOG_LIMIT, ReplayLog, header, send_json
+
+__all__ = ["DIALECTS", "MAX_BODY", "ReplayApp"]
+
+#: path prefix -> module under tryouts.testing.dialects replaying another provider's wire format.
+#: Each module has ``async def handle(app, method, path, scope, body, recv_ns, send)`` (``path`` without
+#: the prefix); it reads the script with ``parse_script``, opens the log entry with :meth:`ReplayApp.admit`
+#: (which applies ``fail_first``) and sends with :mod:`tryouts.testing.wire`.
+DIALECTS: dict[str, str] = {
+    "/anthropic": "anthropic", "/gemini": "gemini", "/ollama": "ollama", "/cohere": "cohere",
+    "/replicate": "replicate", "/bedrock": "bedrock",
+}
+#: request bodies larger than this get a 413
+MAX_BODY = 16 * 1024 * 1024
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ReplayApp:
+    """The raw ASGI application (no framework, so that the server is never the bottleneck).
+
+    Args:
+        require_key: when set, ``/v1/*`` wants ``Authorization: Bearer <require_key>`` (and each dialect
+            its provider's way of sending a key).
+        log_limit: how many logged requests to keep.
+    """
+
+    def __init__(self, require_key: str | None = None, *, log_limit: int = LOG_LIMIT) -> None:
+        self.require_key = require_key
+        self.log = ReplayLog(log_limit)
+        self._fail_counts: dict[str, int] = {}
+        self._slack_s: float | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            while True:
+                msg = await receive()
+                if msg["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif msg["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if len(path) > 1:
+            path = path.rstrip("/")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                return
+            body = msg.get("body", b"")
+            if body:
+                size += len(body)
+                if size > MAX_BODY:
+                    await send_json(send, 413, error_object("Request body too large.", "invalid_request_error", None))
+                    return
+                chunks.append(body)
+            if not msg.get("more_body"):
+                break
+        recv_ns = perf_counter_ns()
+        body = b"".join(chunks)
+
+        azure = path.startswith("/openai/deployments/") and path.endswith("/chat/completions")
+        if path in ("/v1/chat/completions", "/chat/completions") or azure:  # Azure: the deployment is the path
+            if method != "POST":
+                return await self._method_not_allowed(send, method, path, "POST")
+            if not await self._authorized(scope, send):
+                return
+            return await chat(self, body, recv_ns, self.bearer(scope) or "", receive, send)
+        if path in ("/v1/models", "/models"):
+            if method != "GET":
+                return await self._method_not_allowed(send, method, path, "GET")
+            if not await self._authorized(scope, send):
+                return
+            data = {"object": "list", "data": [{"id": "replay", "object": "model", "created": 0, "owned_by": "tryouts"}]}
+            return await send_json(send, 200, data)
+        prefix = "/" + path.lstrip("/").split("/", 1)[0]
+        if prefix in DIALECTS:  # another provider's wire format, e.g. /anthropic/v1/messages
+            module = importlib.import_module(f"tryouts.testing.dialects.{DIALECTS[prefix]}")
+            return await module.handle(self, method, path[len(prefix):] or "/", scope, body, recv_ns, send)
+        if path.startswith("/_replay/log/") and method == "GET":
+            rid = path[len("/_replay/log/") :]
+            entry = self.log.get(rid)
+            if entry is None:
+                return await send_json(send, 404, error_object(f"No request with id {rid!r} is logged.", "not_found", None))
+            return await send_json(send, 200, entry)
+        await send_json(
+            send,
+            404,
+            error_object(
+                f"Unknown request URL: {method} {path}. Please check the URL for typos.", "invalid_request_error", "unknown_url"
+            ),
+        )
+
+    # ---- what every route uses
+
+    def apply_fail_first(self, s: Script, model: str) -> None:
+        """``fail_first=N``: the first N requests with this exact script fail, later ones succeed."""
+        if s.fail_first:
+            seen = self._fail_counts.get(model, 0)
+            self._fail_counts[model] = seen + 1
+            if seen >= s.fail_first:  # the failures are used up: succeed from now on
+                s.status, s.cut_after = 200, -1
+
+    def admit(self, s: Script, model: str, recv_ns: int, stream: bool) -> dict[str, Any]:
+        """Apply ``fail_first`` (counted per ``model``, the script as sent) and open the request's log
+        entry, whose ``script`` is ``model``; returns the entry."""
+        self.apply_fail_first(s, model)
+        entry = self.log.new(s.id, recv_ns, s, stream)
+        entry["script"] = model
+        return entry
+
+    def slack(self) -> float:
+        """Seconds added to each sleep: uvloop's timers may fire up to half a millisecond early (fixed on first use)."""
+        if self._slack_s is None:
+            self._slack_s = 0.0005 if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else 0.0
+        return self._slack_s
+
+    @staticmethod
+    def bearer(scope: Scope) -> str | None:
+        """The key of ``Authorization: Bearer <key>``, or None."""
+        auth = header(scope, b"authorization")
+        if auth is None:
+            return None
+        scheme, _, key = auth.partition(" ")
+        return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+    # ---- the OpenAI route's checks
+
+    async def _method_not_allowed(self, send: Send, method: str, path: str, allowed: str) -> None:
+        await send_json(
+            send, 405, error_object(f"Method {method} not allowed for {path}; use {allowed}.", "invalid_request_error", None),
+            [(b"allow", allowed.encode())],
+        )
+
+    async def _authorized(self, scope: Scope, send: Send) -> bool:
+        if not self.require_key:
+            return True
+        key = self.bearer(scope)
+        if key == self.require_key:
+            return True
+        await send_json(send, 401, openai_error(401, key=key))
+        return False

@@ -1,0 +1,275 @@
+"""The replay server's OpenAI route: ``POST /v1/chat/completions`` (and Azure's deployment path), as OpenAI sends it.
+
+A streaming request gets ``chat.completion.chunk`` events (``data: {...}``, then ``data: [DONE]``) on the
+script's schedule; a non-streaming one a ``chat.completion`` when the last chunk would have been sent;
+a scripted error status OpenAI's error body for it. What each script key does is in
+:mod:`tryouts.testing.replay`'s docstring; :class:`~tryouts.testing.app.ReplayApp` routes here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from time import perf_counter_ns
+from typing import TYPE_CHECKING, Any
+
+from .script import Script, ScriptError, parse_script
+from .wire import (
+    JSON_HEADERS,
+    SSE_HEADERS,
+    cut,
+    dumps,
+    log_content_sent,
+    log_reasoning_sent,
+    read_json,
+    request_id,
+    retry_after,
+    send_answer,
+    send_json,
+    sleep_until,
+)
+
+if TYPE_CHECKING:
+    from .app import ReplayApp
+
+__all__ = ["chat", "error_object", "openai_error"]
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+def _usage(s: Script) -> dict[str, Any]:
+    completion = s.tokens + s.reasoning
+    return {
+        "prompt_tokens": s.prompt_tokens,
+        "completion_tokens": completion,
+        "total_tokens": s.prompt_tokens + completion,
+        "prompt_tokens_details": {"cached_tokens": s.cached, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": s.reasoning,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    }
+
+
+def _timings(s: Script, first_ns: int | None, last_ns: int | None, recv_ns: int) -> dict[str, Any]:
+    """llama.cpp's ``timings``, from what was really sent: prompt = recv -> first token, predicted = the rest."""
+    prompt_ms = ((first_ns or recv_ns) - recv_ns) / 1e6
+    predicted_n = s.tokens + s.reasoning
+    predicted_ms = ((last_ns or 0) - (first_ns or 0)) / 1e6
+    return {
+        "cache_n": s.cached,
+        "prompt_n": s.prompt_tokens - s.cached,
+        "prompt_ms": prompt_ms,
+        "prompt_per_token_ms": prompt_ms / max(1, s.prompt_tokens - s.cached),
+        "prompt_per_second": (s.prompt_tokens - s.cached) / prompt_ms * 1e3 if prompt_ms > 0 else 0.0,
+        "predicted_n": predicted_n,
+        "predicted_ms": predicted_ms,
+        "predicted_per_token_ms": predicted_ms / max(1, predicted_n),
+        "predicted_per_second": predicted_n / predicted_ms * 1e3 if predicted_ms > 0 else 0.0,
+    }
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+
+def _mask_key(key: str) -> str:
+    return key[:3] + "*" * max(0, len(key) - 7) + key[-4:] if len(key) > 7 else "*" * len(key)
+
+
+def openai_error(status: int, s: Script | None = None, *, key: str | None = "") -> dict[str, Any]:
+    """The error body OpenAI sends for ``status``; for 401, ``key`` is the key sent (None: none was sent)."""
+    model = s.model if s else "replay"
+    if status == 400:
+        return error_object("Invalid request: the replay script asked for a 400.", "invalid_request_error", None)
+    if status == 401:
+        if key is None:
+            return error_object(
+                "You didn't provide an API key. You need to provide your API key in an Authorization header "
+                "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                "invalid_request_error",
+                None,
+            )
+        return error_object(
+            f"Incorrect API key provided: {_mask_key(key or 'sk-replay')}. You can find your API key at "
+            "https://platform.openai.com/account/api-keys.",
+            "invalid_request_error",
+            "invalid_api_key",
+        )
+    if status == 403:
+        return error_object("Country, region, or territory not supported", "request_forbidden", "unsupported_country_region_territory")
+    if status == 404:
+        return error_object(
+            f"The model `{model}` does not exist or you do not have access to it.", "invalid_request_error", "model_not_found"
+        )
+    if status == 429:
+        if s is not None and s.quota:
+            return error_object(
+                "You exceeded your current quota, please check your plan and billing details. For more "
+                "information on this error, read the docs: https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                "insufficient_quota",
+                "insufficient_quota",
+            )
+        wait = f" Please try again in {s.retry_after}s." if s is not None and s.retry_after else ""
+        return error_object(
+            f"Rate limit reached for {model} in organization org-replay on requests per min (RPM): "
+            f"Limit 3, Used 3, Requested 1.{wait} Visit https://platform.openai.com/account/rate-limits to learn more.",
+            "requests",
+            "rate_limit_exceeded",
+        )
+    if status == 500:
+        return error_object("The server had an error while processing your request. Sorry about that!", "server_error", None)
+    if status == 503:
+        return error_object("The server is overloaded or not ready yet.", "server_error", None)
+    if status >= 500:
+        return error_object(f"The server had an error (HTTP {status}).", "server_error", None)
+    return error_object(f"The request was refused (HTTP {status}).", "invalid_request_error", None)
+
+
+def error_object(message: str, type_: str, code: str | None, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+
+
+# -------------------------------------------------------------------------------------- completions
+
+
+async def chat(app: ReplayApp, body: bytes, recv_ns: int, key: str, receive: Receive, send: Send) -> None:
+    """Serve one chat completions request (already authorized); ``key`` is the Bearer key sent."""
+    req = read_json(body)
+    if not isinstance(req, dict):
+        msg = (
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your "
+            "HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+        )
+        return await send_json(send, 400, error_object(msg, "invalid_request_error", None))
+    model = req.get("model")
+    if not isinstance(model, str):
+        return await send_json(send, 400, error_object("you must provide a model parameter", "invalid_request_error", None))
+    try:
+        s = parse_script(model)
+    except ScriptError as exc:
+        return await send_json(send, 400, error_object(str(exc), "invalid_request_error", "invalid_script", "model"))
+    stream = bool(req.get("stream"))
+    entry = app.admit(s, model, recv_ns, stream)
+    if s.status != 200:
+        return await send_json(send, s.status, openai_error(s.status, s, key=key), retry_after(s.retry_after))
+    slack = app.slack()
+    if stream:
+        opts = req.get("stream_options")
+        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+        await _stream(s, include_usage, recv_ns, entry, receive, send, slack)
+    else:
+        await _complete(s, recv_ns, entry, send, slack)
+
+
+async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float) -> None:
+    message: dict[str, Any] = {"role": "assistant", "content": s.full_text()}
+    if s.reasoning:
+        message["reasoning_content"] = s.reasoning_text()
+    message["refusal"] = None
+    message["annotations"] = []
+    data: dict[str, Any] = {
+        "id": "chatcmpl-" + secrets.token_urlsafe(21),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": s.model,
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": s.finish}],
+    }
+    if s.usage != "never":
+        data["usage"] = _usage(s)
+    data["service_tier"] = "default"
+    data["system_fingerprint"] = "fp_replay"
+    await sleep_until(s.answer_due(recv_ns), slack)
+    t = perf_counter_ns()
+    if s.timings:
+        data["timings"] = _timings(s, t, t, recv_ns)
+    data["x_sent_ns"] = t
+    await send_answer(send, dumps(data).encode(), [*JSON_HEADERS, (b"x-request-id", request_id())], s, entry, t)
+
+
+async def _stream(
+    s: Script, include_usage: bool, recv_ns: int, entry: dict[str, Any], receive: Receive, send: Send, slack: float
+) -> None:
+    send_usage = s.usage == "always" or (s.usage == "auto" and include_usage)
+    # everything before "choices" is the same for every chunk, and so is what follows it
+    head = (
+        '{"id":"chatcmpl-' + secrets.token_urlsafe(21) + '","object":"chat.completion.chunk","created":'
+        + str(int(time.time())) + ',"model":' + dumps(s.model)
+        + ',"service_tier":"default","system_fingerprint":"fp_replay","choices":'
+    )
+    tail = ',"usage":null,"x_sent_ns":' if send_usage else ',"x_sent_ns":'
+
+    async def emit(middle: str) -> int:
+        """Stamp, then write ``data: {head}{middle}{tail}{stamp}}``; returns the stamp."""
+        t = perf_counter_ns()
+        await send({
+            "type": "http.response.body",
+            "body": f"data: {head}{middle}{tail}{t}}}\n\n".encode(),
+            "more_body": True,
+        })
+        return t
+
+    def choice(delta: str, finish: str | None = None) -> str:
+        fin = "null" if finish is None else dumps(finish)
+        return f'[{{"index":0,"delta":{delta},"logprobs":null,"finish_reason":{fin}}}]'
+
+    # a disconnect (or the end of the response) completes this; checked before each chunk
+    gone = asyncio.ensure_future(receive())
+    try:
+        await send({
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [*SSE_HEADERS, (b"x-request-id", request_id())],
+        })
+        if s.role_first:
+            entry["role_sent_ns"] = await emit(choice('{"role":"assistant","content":"","refusal":null}'))
+        start, itl = recv_ns + s.ttft_ns, s.itl_ns
+        last: int | None = None  # the last reasoning or content chunk's stamp
+        for j in range(s.reasoning):
+            middle = choice('{"reasoning_content":' + dumps(f" r{j}") + "}")
+            await sleep_until(start + j * itl, slack)
+            if gone.done():
+                return
+            last = await emit(middle)
+            log_reasoning_sent(entry, last)
+            if j & 15 == 15:  # let other streams run when chunks are due back to back (itl_ms=0)
+                await asyncio.sleep(0)
+        n = s.n_content_chunks
+        for k in range(n):
+            due = start + (s.reasoning + k) * itl
+            if k == s.cut_after:
+                await sleep_until(due, slack)
+                raise cut(entry)
+            middle = choice('{"content":' + dumps(s.content_piece(k)) + "}")
+            await sleep_until(due, slack)
+            if gone.done():
+                return
+            last = await emit(middle)
+            log_content_sent(entry, last)
+            if k & 15 == 15:
+                await asyncio.sleep(0)
+        if s.cut_after >= n:
+            raise cut(entry)
+        if not n:  # nothing to say: the finish chunk comes when the first content would have
+            await sleep_until(start + s.reasoning * itl, slack)
+        first = entry["first_token_sent_ns"]
+        timings = ""
+        if s.timings and not send_usage:
+            timings = ',"timings":' + dumps(_timings(s, first, last, recv_ns))
+        await emit(choice("{}", s.finish) + timings)
+        if send_usage:
+            timings = ',"timings":' + dumps(_timings(s, first, last, recv_ns)) if s.timings else ""
+            usage = dumps(_usage(s))
+            t_usage = perf_counter_ns()
+            body = f'data: {head}[],"usage":{usage}{timings},"x_sent_ns":{t_usage}}}\n\n'
+            await send({"type": "http.response.body", "body": body.encode(), "more_body": True})
+        entry["done_sent_ns"] = perf_counter_ns()
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+    finally:
+        if not gone.done():
+            gone.cancel()
