@@ -18,7 +18,6 @@ final ``message_delta``'s cumulative ``output_tokens`` (thinking included), reas
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -28,10 +27,9 @@ from typing import Any
 import httpx
 
 from .. import errors
-from ..keys import get_key
-from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
-from .base import Provider, warm_http_stack
-from .http import ClientSlots, retry_after, ssl_context, stream_http
+from ..types import Delta, Event, Finish, ModelSpec, Request, Usage, UsageReport
+from .base import warm_http_stack
+from .http import HTTPProvider, rate_limit_error, ssl_context
 from .sse import SSEEvent
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -63,7 +61,7 @@ def _positive_int(spec: ModelSpec, name: str, value: Any, minimum: int = 1) -> i
     return value
 
 
-class AnthropicProvider(Provider):
+class AnthropicProvider(HTTPProvider):
     """Streams ``/v1/messages`` from Anthropic (or anything that speaks its format)."""
 
     name = "anthropic"
@@ -89,12 +87,9 @@ class AnthropicProvider(Provider):
         self.thinking_budget: int | None = None
         if budget not in (None, 0, False):
             self.thinking_budget = _positive_int(spec, "thinking_budget", budget, MIN_THINKING_BUDGET)
-        self._slots: ClientSlots | None = None
 
     async def load(self) -> None:
-        key = get_key(self.key_env)  # the environment, else `tryouts keys set anthropic`
-        if not key:
-            raise errors.MissingKeyError(self.key_env, "Anthropic")
+        key = self.api_key((KEY_ENV,), "Anthropic")  # the environment, else `tryouts keys set anthropic`
         headers = {
             "x-api-key": key,
             "anthropic-version": self.version,
@@ -104,17 +99,8 @@ class AnthropicProvider(Provider):
         }
         warm_http_stack()  # httpx's lazy imports and the CA bundle, before any t0
         ssl_context()
-        self._slots = ClientSlots(
-            headers,
-            timeout=self.spec.options.get("timeout", 600),
-            connect_timeout=self.spec.options.get("connect_timeout", 10),
-        )
+        self._slots = self.client_slots(headers)
         return None
-
-    async def aclose(self) -> None:
-        slots, self._slots = self._slots, None
-        if slots is not None:
-            await slots.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -145,28 +131,13 @@ class AnthropicProvider(Provider):
         body.update(self.spec.options.get("extra_body") or {})
         return body
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._slots is None:
-            await self.load()
-        slots = self._slots
-        assert slots is not None
-        body = self.body(request)
+    def stream(self, request: Request) -> AsyncIterator[Event]:
         st = _Stream()
-        events = stream_http(slots, lambda client: client.build_request("POST", self.url, json=body),
-                             where=self.base_url, http_error=self._http_error, partial=lambda: "".join(st.text))
-        async with contextlib.aclosing(events):
-            async for sse in events:
-                if isinstance(sse, Sent):
-                    yield sse
-                    continue
-                for ev in self._parse(sse, st):
-                    yield ev
-        if not st.finished:
-            raise errors.StreamCutError(
-                f"The stream from {self.base_url} ended without message_stop; the partial output is kept. "
-                "Run again, or check the proxy or server in between.",
-                partial_text="".join(st.text),
-            )
+        return self.post_stream(
+            request, self.url, lambda sse: self._parse(sse, st), partial=lambda: "".join(st.text),
+            cut=f"The stream from {self.base_url} ended without message_stop; the partial output is kept. "
+            "Run again, or check the proxy or server in between.",
+        )
 
     def _parse(self, sse: SSEEvent, st: _Stream) -> list[Event]:
         if sse.event == "ping":
@@ -263,13 +234,7 @@ class AnthropicProvider(Provider):
                 status=status,
             )
         if status == 429:
-            wait = retry_after(response.headers.get("retry-after"))
-            hint = f" Retry after {wait:g} s." if wait is not None else ""
-            return errors.RateLimitError(
-                f"{where} is rate limiting ({what}).{hint} Lower the concurrency or wait.",
-                retry_after=wait,
-                status=status,
-            )
+            return rate_limit_error(response, where, what)
         if status == 529 or etype == "overloaded_error":
             return errors.ServerError(
                 f"Anthropic is overloaded ({what}). This is Anthropic's capacity, not your rate limit: "

@@ -22,9 +22,7 @@ the two output counts agree in Cohere's examples.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +30,8 @@ from typing import Any
 import httpx
 
 from .. import errors
-from ..keys import get_key
-from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
-from .base import Provider
-from .http import ClientSlots, retry_after, stream_http
+from ..types import Delta, Event, Finish, ModelSpec, Request, Usage, UsageReport
+from .http import HTTPProvider, rate_limit_error
 from .sse import SSEEvent
 
 KEY_ENVS = ("COHERE_API_KEY", "CO_API_KEY")
@@ -51,7 +47,7 @@ class _Stream:
     finished: bool = False
 
 
-class CohereProvider(Provider):
+class CohereProvider(HTTPProvider):
     """Streams ``/v2/chat`` from Cohere (or anything that speaks its format)."""
 
     name = "cohere"
@@ -63,13 +59,7 @@ class CohereProvider(Provider):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         opts = spec.options
-        base_url = opts.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise errors.UsageError(
-                f"{spec.ref!r}: the base URL {base_url!r} (base_url option or {BASE_URL_ENV}) must start with "
-                "http:// or https://."
-            )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = self.configured_base_url(BASE_URL_ENV, DEFAULT_BASE_URL)
         # like Cohere's SDKs the base URL has no version; one ending in /v2 is taken as meant
         self.url = self.base_url + ("/chat" if self.base_url.endswith("/v2") else "/v2/chat")
         budget = opts.get("thinking_budget")
@@ -82,31 +72,16 @@ class CohereProvider(Provider):
         if extra is not None and not isinstance(extra, dict):
             raise errors.UsageError(f"{spec.ref!r}: extra_body wants a mapping of request fields, not {extra!r}.")
         self.key_env: str = opts.get("api_key_env") or KEY_ENVS[0]
-        self._slots: ClientSlots | None = None
 
     async def load(self) -> None:
-        envs = (self.spec.options["api_key_env"],) if self.spec.options.get("api_key_env") else KEY_ENVS
-        key = None
-        for env in envs:  # the environment, else the keys file (tryouts keys set cohere)
-            key = get_key(env)
-            if key:
-                self.key_env = env
-                break
-        if not key:
-            raise errors.MissingKeyError(envs[0], "Cohere")
+        key = self.api_key(KEY_ENVS, "Cohere")  # the environment, else `tryouts keys set cohere`
         headers = {
             "Accept": "text/event-stream",
             **(self.spec.options.get("headers") or {}),
             "Authorization": f"Bearer {key}",
         }
-        opts = self.spec.options
-        self._slots = ClientSlots(headers, timeout=opts.get("timeout", 600), connect_timeout=opts.get("connect_timeout", 10))
+        self._slots = self.client_slots(headers)
         return None
-
-    async def aclose(self) -> None:
-        slots, self._slots = self._slots, None
-        if slots is not None:
-            await slots.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -127,27 +102,13 @@ class CohereProvider(Provider):
         body.update(self.spec.options.get("extra_body") or {})
         return body
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._slots is None:
-            await self.load()
-        assert self._slots is not None
-        body = self.body(request)
+    def stream(self, request: Request) -> AsyncIterator[Event]:
         st = _Stream()
-        events = stream_http(self._slots, lambda client: client.build_request("POST", self.url, json=body),
-                             where=self.base_url, http_error=self._http_error, partial=lambda: "".join(st.text))
-        async with contextlib.aclosing(events):
-            async for sse in events:
-                if isinstance(sse, Sent):
-                    yield sse
-                    continue
-                for ev in self._parse(sse, st):
-                    yield ev
-        if not st.finished:
-            raise errors.StreamCutError(
-                f"The stream from {self.base_url} ended without message-end; the partial output is kept. "
-                "Run again, or check the proxy or server in between.",
-                partial_text="".join(st.text),
-            )
+        return self.post_stream(
+            request, self.url, lambda sse: self._parse(sse, st), partial=lambda: "".join(st.text),
+            cut=f"The stream from {self.base_url} ended without message-end; the partial output is kept. "
+            "Run again, or check the proxy or server in between.",
+        )
 
     def _parse(self, sse: SSEEvent, st: _Stream) -> list[Event]:
         if not sse.data.strip() or sse.data == "[DONE]":
@@ -211,12 +172,8 @@ class CohereProvider(Provider):
                 "(Cohere's model list: https://docs.cohere.com/docs/models).", status=status,
             )
         if status == 429:
-            wait = retry_after(response.headers.get("retry-after"))
-            hint = f" Retry after {wait:g} s." if wait is not None else ""
-            return errors.RateLimitError(
-                f"{where} is rate limiting ({what}).{hint} Lower the concurrency or wait; trial keys have low "
-                "limits.", retry_after=wait, status=status,
-            )
+            return rate_limit_error(response, where, what,
+                                    "Lower the concurrency or wait; trial keys have low limits.")
         if status == 499 or status >= 500:
             return errors.ServerError(f"{where} failed ({what}); try again later.", status=status)
         return errors.BadRequestError(f"{where} refused the request ({what}).", status=status)

@@ -20,9 +20,7 @@ Wire facts this module relies on (see ``tryouts.testing.dialects.gemini``, which
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -30,17 +28,15 @@ from urllib.parse import quote
 import httpx
 
 from .. import errors
-from ..keys import get_key
-from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
-from .base import Provider
-from .http import ClientSlots, retry_after, stream_http
+from ..types import Delta, Event, Finish, ModelSpec, Request, Usage, UsageReport
+from .http import HTTPProvider, retry_after
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 KEY_ENVS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 _VERSIONS = ("/v1beta", "/v1", "/v1alpha")
 
 
-class GeminiProvider(Provider):
+class GeminiProvider(HTTPProvider):
     """Streams ``models/{model}:streamGenerateContent`` from the Gemini API (or a proxy speaking it)."""
 
     name = "gemini"
@@ -57,13 +53,7 @@ class GeminiProvider(Provider):
         self._model = path.split("/", 1)[1]
         if not self._model:
             raise errors.UsageError(f"{spec.ref!r}: name the model, e.g. gemini:gemini-2.5-flash.")
-        base_url = opts.get("base_url") or os.environ.get("GEMINI_BASE_URL") or DEFAULT_BASE_URL
-        if not str(base_url).startswith(("http://", "https://")):
-            raise errors.UsageError(
-                f"{spec.ref!r}: the base URL {base_url!r} (base_url option or GEMINI_BASE_URL) must start with "
-                "http:// or https://."
-            )
-        self.base_url = str(base_url).rstrip("/")
+        self.base_url = self.configured_base_url("GEMINI_BASE_URL", DEFAULT_BASE_URL)
         root = self.base_url if self.base_url.endswith(_VERSIONS) else self.base_url + "/v1beta"
         self.url = f"{root}/{quote(path, safe='/-._~')}:streamGenerateContent?alt=sse"
         budget = opts.get("thinking_budget")
@@ -76,32 +66,16 @@ class GeminiProvider(Provider):
         if extra is not None and not isinstance(extra, dict):
             raise errors.UsageError(f"{spec.ref!r}: extra_body wants a mapping of request fields, not {extra!r}.")
         self.key_env = opts.get("api_key_env") or KEY_ENVS[0]
-        self._slots: ClientSlots | None = None
 
     @property
     def model_name(self) -> str:
         return self._model
 
     async def load(self) -> None:
-        envs = (self.spec.options["api_key_env"],) if self.spec.options.get("api_key_env") else KEY_ENVS
-        key, used = None, envs[0]
-        for env in envs:  # the environment, else the keys file (tryouts keys set gemini)
-            key = get_key(env)
-            if key:
-                used = env
-                break
-        if not key:
-            raise errors.MissingKeyError(envs[0], "Google Gemini")
-        self.key_env = used
+        key = self.api_key(KEY_ENVS, "Google Gemini")  # the environment, else `tryouts keys set gemini`
         headers = {"Accept": "text/event-stream", **(self.spec.options.get("headers") or {}), "x-goog-api-key": key}
-        opts = self.spec.options
-        self._slots = ClientSlots(headers, timeout=opts.get("timeout", 600), connect_timeout=opts.get("connect_timeout", 10))
+        self._slots = self.client_slots(headers)
         return None
-
-    async def aclose(self) -> None:
-        slots, self._slots = self._slots, None
-        if slots is not None:
-            await slots.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -127,28 +101,12 @@ class GeminiProvider(Provider):
             body["generationConfig"] = config
         return _merge(body, self.spec.options.get("extra_body") or {})
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._slots is None:
-            await self.load()
-        slots = self._slots
-        assert slots is not None
-        body = self.body(request)
-        finished = False
-        events = stream_http(slots, lambda client: client.build_request("POST", self.url, json=body),
-                             where=self.base_url, http_error=self._http_error)
-        async with contextlib.aclosing(events):
-            async for sse in events:
-                if isinstance(sse, Sent):
-                    yield sse
-                    continue
-                for ev in self._parse(sse.data, sse.t_ns):
-                    finished = finished or isinstance(ev, Finish)
-                    yield ev
-        if not finished:
-            raise errors.StreamCutError(
-                f"The stream from Gemini ({self.base_url}) ended without a finishReason; "
-                "the partial output is kept. Run again."
-            )
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        return self.post_stream(
+            request, self.url, lambda sse: self._parse(sse.data, sse.t_ns),
+            cut=f"The stream from Gemini ({self.base_url}) ended without a finishReason; "
+            "the partial output is kept. Run again.",
+        )
 
     def _parse(self, data: str, t_ns: int) -> list[Event]:
         try:

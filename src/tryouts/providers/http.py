@@ -1,19 +1,28 @@
 """What the HTTP providers share: a client per concurrent request, one SSL context, Retry-After,
-and the mapping of transport failures to Tryouts' errors."""
+the mapping of transport failures to Tryouts' errors, one streaming skeleton (:func:`stream_http`) and
+:class:`HTTPProvider`, the base class that puts them together for a provider POSTing one JSON body."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from time import perf_counter_ns
 from typing import Any
 
 import httpx
 
 from .. import errors
+from ..keys import get_key
+from ..types import Event, Finish, Request, Sent
+from .base import Provider
 
-__all__ = ["ClientSlots", "retry_after", "ssl_context", "transport_error"]
+__all__ = [
+    "ClientSlots", "HTTPProvider", "rate_limit_error", "retry_after", "ssl_context", "stream_http",
+    "transport_error",
+]
 
 
 class ClientSlots:
@@ -78,6 +87,17 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def rate_limit_error(
+    response: httpx.Response, where: str, what: str, advice: str = "Lower the concurrency or wait."
+) -> errors.RateLimitError:
+    """HTTP 429 from ``where``: ``what`` it said, the wait its Retry-After header asks for, ``advice``."""
+    wait = retry_after(response.headers.get("retry-after"))
+    hint = f" Retry after {wait:g} s." if wait is not None else ""
+    return errors.RateLimitError(
+        f"{where} is rate limiting ({what}).{hint} {advice}", retry_after=wait, status=response.status_code
+    )
+
+
 def retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -101,17 +121,20 @@ async def stream_http(
     http_error: Callable[[httpx.Response], errors.ProviderError],
     decoder: Any = None,
     partial: Callable[[], str] = lambda: "",
+    raw: bool = False,
+    on_transport_error: Callable[[httpx.HTTPError, str], errors.ProviderError | None] | None = None,
 ) -> AsyncIterator[Any]:
     """Send one streaming request; yield :class:`~tryouts.types.Sent` at t0, then each decoded event.
 
     The skeleton every HTTP provider shares: check out a client, stamp t0 just before sending, turn an
-    HTTP error status into ``http_error(response)``, feed the decoded body (gzip undone) to ``decoder``
-    (an :class:`~tryouts.providers.sse.SSEDecoder` by default; anything with ``feed(bytes) -> list``), map
-    transport failures with :func:`transport_error` (keeping ``partial()`` text), and always close the
-    response and check the client back in. Use it inside ``contextlib.aclosing`` so a consumer that
-    stops early releases the connection at once.
+    HTTP error status into ``http_error(response)``, feed the decoded body (gzip undone; ``raw``: the
+    bytes as they came) to ``decoder`` (an :class:`~tryouts.providers.sse.SSEDecoder` by default;
+    anything with ``feed(bytes) -> list`` and ``flush() -> list``) and flush it at the end, map transport
+    failures with :func:`transport_error` (keeping ``partial()`` text; ``on_transport_error(exc, partial)``
+    words them instead, None leaving the httpx error as it is), and always close the response and check
+    the client back in. Use it inside ``contextlib.aclosing`` so a consumer that stops early releases the
+    connection at once.
     """
-    from ..types import Sent
     from .sse import SSEDecoder
 
     decoder = decoder if decoder is not None else SSEDecoder()
@@ -125,12 +148,124 @@ async def stream_http(
             if response.status_code >= 400:
                 await response.aread()
                 raise http_error(response)
-            async for raw in response.aiter_bytes():
-                for event in decoder.feed(raw):
+            async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
+                for event in decoder.feed(chunk):
                     yield event
+            for event in decoder.flush():
+                yield event
         finally:
             await response.aclose()
     except httpx.HTTPError as exc:
-        raise transport_error(exc, where, partial_text=partial()) from exc
+        if on_transport_error is None:
+            raise transport_error(exc, where, partial_text=partial()) from exc
+        error = on_transport_error(exc, partial())
+        if error is None:
+            raise
+        raise error from exc
     finally:
         slots.checkin(client)
+
+
+class HTTPProvider(Provider):
+    """A provider that streams one POST per request through :class:`ClientSlots`.
+
+    ``__init__`` may read the endpoint with :meth:`configured_base_url`; ``load()`` finds the key with
+    :meth:`api_key` and opens the slots with :meth:`client_slots`; a ``stream()`` is one call of
+    :meth:`post_stream` naming the URL, the parser and what a cut stream is called; :meth:`aclose`
+    closes the slots. Subclasses set ``base_url`` (the ``where`` of transport errors) and define
+    ``body(request)`` (the JSON sent) and ``_http_error(response)``; what is on the wire stays theirs.
+    """
+
+    base_url: str
+    key_env: str | None
+    _slots: ClientSlots | None = None
+
+    def configured_base_url(self, env: str, default: str) -> str:
+        """The ``base_url`` option, else ``$env``, else ``default``, without a trailing slash; refused
+        unless it starts with http:// or https://."""
+        base_url = self.spec.options.get("base_url") or os.environ.get(env) or default
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise errors.UsageError(
+                f"{self.spec.ref!r}: the base URL {base_url!r} (base_url option or {env}) must start with "
+                "http:// or https://."
+            )
+        return base_url.rstrip("/")
+
+    def api_key(self, envs: tuple[str, ...], label: str) -> str:
+        """The key of the first of ``envs`` that has one (the environment, else the keys file); the
+        ``api_key_env`` option replaces ``envs``. Sets ``key_env`` to the variable used; with none, raises
+        :class:`~tryouts.errors.MissingKeyError` naming the first."""
+        if self.spec.options.get("api_key_env"):
+            envs = (self.spec.options["api_key_env"],)
+        for env in envs:
+            key = get_key(env)
+            if key:
+                self.key_env = env
+                return key
+        raise errors.MissingKeyError(envs[0], label)
+
+    def client_slots(self, headers: dict[str, str]) -> ClientSlots:
+        """Clients sending ``headers``, with the ``timeout`` and ``connect_timeout`` options (600 s, 10 s)."""
+        opts = self.spec.options
+        return ClientSlots(
+            headers, timeout=opts.get("timeout", 600), connect_timeout=opts.get("connect_timeout", 10)
+        )
+
+    async def aclose(self) -> None:
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            await slots.aclose()
+
+    def body(self, request: Request) -> dict[str, Any]:
+        """The JSON body sent for ``request``."""
+        raise NotImplementedError
+
+    def _http_error(self, response: httpx.Response) -> errors.ProviderError:
+        """The Tryouts error for an HTTP error status (its body already read)."""
+        raise NotImplementedError
+
+    async def post_stream(
+        self,
+        request: Request,
+        url: str,
+        parse: Callable[[Any], Iterable[Event]],
+        *,
+        cut: str,
+        partial: Callable[[], str] = lambda: "",
+        done: Callable[[Any], bool] = lambda item: False,
+        decoder: Callable[[], Any] | None = None,
+        raw: bool = False,
+        on_transport_error: Callable[[httpx.HTTPError, str], errors.ProviderError | None] | None = None,
+    ) -> AsyncIterator[Event]:
+        """The events of ``request``: POST ``body(request)`` to ``url`` and ``parse`` each decoded item.
+
+        Loads the provider first if it is not, yields :class:`~tryouts.types.Sent` at t0 and then what
+        ``parse(item)`` returns for each item of ``decoder()`` (SSE by default); an item for which
+        ``done(item)`` is true finishes the stream unparsed. A stream that ends before a
+        :class:`~tryouts.types.Finish` (or such an item) was cut: :class:`~tryouts.errors.StreamCutError`
+        with the message ``cut`` and the ``partial()`` text. ``raw`` and ``on_transport_error``: as in
+        :func:`stream_http`.
+        """
+        if self._slots is None:
+            await self.load()
+        slots = self._slots
+        assert slots is not None
+        body = self.body(request)
+        finished = False
+        items = stream_http(
+            slots, lambda client: client.build_request("POST", url, json=body), where=self.base_url,
+            http_error=self._http_error, decoder=decoder() if decoder else None, partial=partial, raw=raw,
+            on_transport_error=on_transport_error,
+        )
+        async with contextlib.aclosing(items):
+            async for item in items:
+                if isinstance(item, Sent):
+                    yield item
+                elif done(item):
+                    finished = True
+                else:
+                    for ev in parse(item):
+                        finished = finished or isinstance(ev, Finish)
+                        yield ev
+        if not finished:
+            raise errors.StreamCutError(cut, partial_text=partial())

@@ -27,10 +27,8 @@ from typing import Any
 import httpx
 
 from .. import errors
-from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .base import Provider
-from .http import retry_after as _retry_after
-from .http import ssl_context as _ssl_context
+from ..types import Delta, Event, Finish, ModelSpec, Request, ServerTimings, Usage, UsageReport
+from .http import HTTPProvider, rate_limit_error
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 #: Ollama's final-line durations (nanoseconds) -> our server_timings keys (milliseconds)
@@ -96,7 +94,7 @@ class NDJSONDecoder:
         return [(rest, perf_counter_ns())] if rest.strip() else []
 
 
-class OllamaProvider(Provider):
+class OllamaProvider(HTTPProvider):
     """Streams ``/api/chat`` from an Ollama server."""
 
     name = "ollama"
@@ -124,40 +122,15 @@ class OllamaProvider(Provider):
         num_ctx = opts.get("num_ctx")
         if num_ctx is not None and (isinstance(num_ctx, bool) or not isinstance(num_ctx, int) or num_ctx < 1):
             raise errors.UsageError(f"{spec.ref!r}: num_ctx is a positive number of tokens, not {num_ctx!r}.")
-        self._headers: dict[str, str] | None = None
-        # one single-connection client per concurrent request, reused LIFO (see openai_compat)
-        self._idle: list[httpx.AsyncClient] = []
-        self._clients: list[httpx.AsyncClient] = []
 
     async def load(self) -> None:
         # identity: we split the raw body into lines ourselves, so it must not arrive compressed (a proxy may gzip)
-        self._headers = {
+        self._slots = self.client_slots({
             "Accept": "application/x-ndjson",
             "Accept-Encoding": "identity",
             **(self.spec.options.get("headers") or {}),
-        }
+        })
         return None
-
-    def _checkout(self) -> httpx.AsyncClient:
-        if self._idle:
-            return self._idle.pop()
-        timeout = httpx.Timeout(
-            float(self.spec.options.get("timeout", 600)),
-            connect=float(self.spec.options.get("connect_timeout", 10)),
-        )
-        client = httpx.AsyncClient(
-            headers=self._headers,
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            verify=_ssl_context(),
-        )
-        self._clients.append(client)
-        return client
-
-    async def aclose(self) -> None:
-        clients, self._clients, self._idle = self._clients, [], []
-        for client in clients:
-            await client.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -188,59 +161,35 @@ class OllamaProvider(Provider):
         body.update(extra)
         return body
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._headers is None:
-            await self.load()
-        client = self._checkout()
-        req = client.build_request("POST", self.chat_url, json=self.body(request))
-        finished = False
+    def stream(self, request: Request) -> AsyncIterator[Event]:
         parts: list[str] = []
-        try:
-            t0 = perf_counter_ns()
-            response = await client.send(req, stream=True)
-            yield Sent(t0)
-            try:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self._http_error(response)
-                decoder = NDJSONDecoder()
-                async for raw in response.aiter_raw():
-                    for line, t_ns in decoder.feed(raw):
-                        for ev in self._parse(line, t_ns, parts):
-                            if isinstance(ev, Finish):
-                                finished = True
-                            yield ev
-                for line, t_ns in decoder.flush():
-                    for ev in self._parse(line, t_ns, parts):
-                        finished = finished or isinstance(ev, Finish)
-                        yield ev
-            finally:
-                await response.aclose()
-        except httpx.ConnectError as exc:
-            raise errors.ConnectError(
+        return self.post_stream(
+            request, self.chat_url, lambda item: self._parse(*item, parts), partial=lambda: "".join(parts),
+            decoder=NDJSONDecoder, raw=True, on_transport_error=self._transport_error,
+            cut=f"The stream from Ollama at {self.base_url} ended without its final \"done\": true line; "
+            "the partial output is kept. Run again, or check the server's log.",
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError, partial: str) -> errors.ProviderError | None:
+        """Ollama's words for a refused connection, a timeout or a cut stream; other httpx errors stay."""
+        if isinstance(exc, httpx.ConnectError):
+            return errors.ConnectError(
                 f"Cannot connect to Ollama at {self.base_url} ({exc}). Is `ollama serve` running? "
                 "Start it, or point OLLAMA_HOST (or -o base_url=...) at the server."
-            ) from exc
-        except httpx.TimeoutException as exc:
-            raise errors.TimeoutError_(
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return errors.TimeoutError_(
                 f"Ollama at {self.base_url} did not answer in time ({type(exc).__name__}); a first request "
                 "may be loading the model: raise the 'timeout' option or try again.",
-                partial_text="".join(parts),
-            ) from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise errors.StreamCutError(
+                partial_text=partial,
+            )
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+            return errors.StreamCutError(
                 f"The stream from Ollama at {self.base_url} was cut before the model finished ({exc}); "
                 "the partial output is kept. Run again, or check the server's log.",
-                partial_text="".join(parts),
-            ) from exc
-        finally:
-            self._idle.append(client)
-        if not finished:
-            raise errors.StreamCutError(
-                f"The stream from Ollama at {self.base_url} ended without its final \"done\": true line; "
-                "the partial output is kept. Run again, or check the server's log.",
-                partial_text="".join(parts),
+                partial_text=partial,
             )
+        return None
 
     def _parse(self, line: bytes, t_ns: int, parts: list[str]) -> list[Event]:
         try:
@@ -309,13 +258,7 @@ class OllamaProvider(Provider):
                 status=status,
             )
         if status == 429:
-            retry_after = _retry_after(response.headers.get("retry-after"))
-            wait = f" Retry after {retry_after:g} s." if retry_after is not None else ""
-            return errors.RateLimitError(
-                f"{where} is rate limiting (HTTP 429: {detail}).{wait} Lower the concurrency or wait.",
-                retry_after=retry_after,
-                status=status,
-            )
+            return rate_limit_error(response, where, f"HTTP 429: {detail}")
         if status >= 500:
             hint = (
                 "it is busy: lower the concurrency, or raise OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE on the server"

@@ -12,7 +12,6 @@ The request asks for ``stream_options.include_usage``; a server that sends no us
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import AsyncIterator
@@ -22,15 +21,14 @@ import httpx
 
 from .. import errors
 from ..keys import get_key
-from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .base import Provider, warm_http_stack
-from .http import ClientSlots, stream_http
-from .http import retry_after as _retry_after
+from ..types import Delta, Event, Finish, ModelSpec, Request, ServerTimings, Usage, UsageReport
+from .base import warm_http_stack
+from .http import HTTPProvider, rate_limit_error
 from .http import ssl_context as _ssl_context
 from .presets import PRESETS, Preset  # noqa: F401  (Preset re-exported for callers)
 
 
-class OpenAICompatProvider(Provider):
+class OpenAICompatProvider(HTTPProvider):
     """Streams ``/chat/completions`` from any OpenAI-compatible endpoint."""
 
     name = "openai-compat"
@@ -73,7 +71,6 @@ class OpenAICompatProvider(Provider):
             model=model, api_version=opts.get("api_version", "2024-10-21")
         )
         self._headers: dict[str, str] | None = None
-        self._slots: ClientSlots | None = None
 
     @property
     def model_name(self) -> str:
@@ -91,16 +88,8 @@ class OpenAICompatProvider(Provider):
         elif key:
             headers["Authorization"] = f"Bearer {key}"
         self._headers = headers
-        self._slots = ClientSlots(
-            headers,
-            timeout=float(self.spec.options.get("timeout", 600)),
-            connect_timeout=float(self.spec.options.get("connect_timeout", 10)),
-        )
+        self._slots = self.client_slots(headers)
         return None
-
-    async def aclose(self) -> None:
-        if self._slots is not None:
-            await self._slots.aclose()
 
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
@@ -121,31 +110,13 @@ class OpenAICompatProvider(Provider):
         body.update(self.spec.options.get("extra_body") or {})
         return body
 
-    async def stream(self, request: Request) -> AsyncIterator[Event]:
-        if self._slots is None:
-            await self.load()
-        assert self._slots is not None
-        body = self.body(request)
-        finished = False
-        events = stream_http(
-            self._slots, lambda client: client.build_request("POST", self.chat_url, json=body),
-            where=self.base_url, http_error=self._http_error,
+    def stream(self, request: Request) -> AsyncIterator[Event]:
+        return self.post_stream(
+            request, self.chat_url, lambda sse: self._parse(sse.data, sse.t_ns),
+            done=lambda sse: sse.data == "[DONE]",
+            cut=f"The stream from {self.base_url} ended without a finish reason or [DONE]; "
+            "the partial output is kept. Run again, or check the server's logs.",
         )
-        async with contextlib.aclosing(events):
-            async for sse in events:
-                if isinstance(sse, Sent):
-                    yield sse
-                elif sse.data == "[DONE]":
-                    finished = True
-                else:
-                    for ev in self._parse(sse.data, sse.t_ns):
-                        finished = finished or isinstance(ev, Finish)
-                        yield ev
-        if not finished:
-            raise errors.StreamCutError(
-                f"The stream from {self.base_url} ended without a finish reason or [DONE]; "
-                "the partial output is kept. Run again, or check the server's logs."
-            )
 
     def _parse(self, data: str, t_ns: int) -> list[Event]:
         try:
@@ -196,13 +167,7 @@ class OpenAICompatProvider(Provider):
                 status=status,
             )
         if status == 429:
-            retry_after = _retry_after(response.headers.get("retry-after"))
-            wait = f" Retry after {retry_after:g} s." if retry_after is not None else ""
-            return errors.RateLimitError(
-                f"{where} is rate limiting (HTTP 429: {detail}).{wait} Lower the concurrency or wait.",
-                retry_after=retry_after,
-                status=status,
-            )
+            return rate_limit_error(response, where, f"HTTP 429: {detail}")
         if status >= 500:
             return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); try again later.", status=status)
         return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).", status=status)

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from time import perf_counter_ns
 from typing import Any
@@ -44,10 +43,8 @@ from urllib.parse import quote
 import httpx
 
 from .. import errors
-from ..keys import get_key
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .base import Provider
-from .http import ClientSlots, retry_after, ssl_context, transport_error
+from .http import ClientSlots, HTTPProvider, rate_limit_error, ssl_context, transport_error
 from .sse import SSEDecoder
 
 KEY_ENV = "REPLICATE_API_TOKEN"
@@ -59,7 +56,7 @@ SECONDS = {"predict_time": "predict_ms", "total_time": "total_ms", "time_to_firs
 METRICS_RETRIES = (0.1, 0.25, 0.5)
 
 
-class ReplicateProvider(Provider):
+class ReplicateProvider(HTTPProvider):
     """Creates a Replicate prediction and streams its output from ``urls.stream``."""
 
     name = "replicate"
@@ -79,13 +76,7 @@ class ReplicateProvider(Provider):
                 "e.g. replicate:meta/meta-llama-3-8b-instruct."
             )
         self._model, self.version = ref, version or None
-        base_url = opts.get("base_url") or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise errors.UsageError(
-                f"{spec.ref!r}: the base URL {base_url!r} (base_url option or {BASE_URL_ENV}) must start with "
-                "http:// or https://."
-            )
-        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.base_url = self.configured_base_url(BASE_URL_ENV, DEFAULT_BASE_URL).removesuffix("/v1")
         if self.version:
             self.create_url = f"{self.base_url}/v1/predictions"
         else:
@@ -97,7 +88,6 @@ class ReplicateProvider(Provider):
         self.key_env: str = opts.get("api_key_env") or KEY_ENV
         # API calls (create, get, cancel) and streams each keep their own connection alive: Replicate
         # streams from another host, and one single-connection client would reconnect for every call
-        self._slots: ClientSlots | None = None
         self._stream_slots: ClientSlots | None = None
         self._headers: dict[str, str] = {}
         self._cancels: set[asyncio.Task] = set()
@@ -107,15 +97,12 @@ class ReplicateProvider(Provider):
         return self._model
 
     async def load(self) -> None:
-        key = get_key(self.key_env)
-        if not key:
-            raise errors.MissingKeyError(self.key_env, "Replicate")
+        key = self.api_key((KEY_ENV,), "Replicate")
         self._headers = {**(self.spec.options.get("headers") or {}), "Authorization": f"Bearer {key}"}
-        opts = self.spec.options
-        timeouts = {"timeout": opts.get("timeout", 600), "connect_timeout": opts.get("connect_timeout", 10)}
-        self._slots = ClientSlots(self._headers, **timeouts)
-        self._stream_slots = ClientSlots({**self._headers, "Accept": "text/event-stream", "Cache-Control": "no-store"},
-                                         **timeouts)
+        self._slots = self.client_slots(self._headers)
+        self._stream_slots = self.client_slots(
+            {**self._headers, "Accept": "text/event-stream", "Cache-Control": "no-store"}
+        )
         return None
 
     async def aclose(self) -> None:
@@ -293,12 +280,7 @@ class ReplicateProvider(Provider):
                 status=status,
             )
         if status == 429:
-            wait = retry_after(response.headers.get("retry-after"))
-            hint = f" Retry after {wait:g} s." if wait is not None else ""
-            return errors.RateLimitError(
-                f"{where} is rate limiting ({what}).{hint} Lower the concurrency or wait.",
-                retry_after=wait, status=status,
-            )
+            return rate_limit_error(response, where, what)
         if status >= 500:
             return errors.ServerError(f"{where} failed ({what}); try again later.", status=status)
         return errors.BadRequestError(f"{where} refused the request ({what}).", status=status)
