@@ -1,6 +1,6 @@
 """What the honest statistics cost: bootstrap intervals at the sizes a run or a labeled data set reaches.
 
-    .venv/bin/python benchmarks/statistics.py [--reps 5]
+    .venv/bin/python benchmarks/quality_stats.py [--reps 5]
 
 Times (2,000 resamples each, the defaults): `bootstrap_mean` and `paired_bootstrap` over N per-case scores;
 `bootstrap_statistic` for the corpus metrics of `tryouts eval-task` — macro-F1 from confusion-matrix cells
