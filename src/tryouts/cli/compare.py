@@ -67,7 +67,7 @@ def compare(
     assertion: list[str] = typer.Option(
         [], "--assert", "-a", help="A check on each output (repeatable): contains:TEXT, icontains:TEXT, equals:TEXT, "
         "regex:RE, starts-with:TEXT, is-json, json-schema:{...}, length:MIN-MAX, latency-ms:MAX, cost-usd:MAX; "
-        "'not-' negates; or a suite mapping such as '{type: contains, value: [a, b], mode: any}'.",
+        "'not-' negates; or a suite mapping such as '{type: contains, value: \\[a, b], mode: any}'.",
         rich_help_panel="Scoring"),
     judge: str | None = typer.Option(None, "--judge", help="A judge model (any provider) for --rubric/--pairwise; its "
                                      "cost and latency are recorded apart.", rich_help_panel="Scoring"),
