@@ -83,10 +83,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-dev-shm-usage", "--disable-component-update", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's Chromium, launched once per session through Playwright's sync API (which allows one
-    Playwright per thread: every browser test shares this one). .ci/run installs the package."""
+    """Debian's Chromium through Playwright's sync API, one per test module, stopped when the module ends.
+
+    The sync API allows one Playwright per thread at a time, and while it runs the main thread has an event
+    loop running, so in-process ``asyncio.run`` (the CLI's ``main``) fails in any later test: a module scope
+    keeps both effects inside the browser tests' own module. .ci/run installs the package."""
     from pathlib import Path
 
     if not Path(CHROMIUM).exists():

@@ -320,3 +320,40 @@ def test_a_bad_suite_is_refused_with_its_line_and_nothing_starts(db, tmp_path):
         assert r.status_code == 400 and "bad.yaml:3" in r.json()["detail"] and "repeats" in r.json()["detail"]
         assert httpx.get(f"{url}/api/runs").json() == []
         assert httpx.post(f"{url}/api/suite-runs", json={"path": str(bad)}).status_code == 403  # CSRF
+
+
+def test_an_eval_task_run_page_shows_the_task_report(replay_server, tmp_path, db):
+    """The run page of `tryouts eval-task` shows the stored report: metrics with intervals (corpus ones too),
+    the confusion matrices and the paired comparison, each figure as the store has it."""
+    import re
+    import subprocess
+    import sys
+
+    from tryouts.store import Store
+
+    data = tmp_path / "pn.csv"
+    data.write_text("text,label\n" + "".join(f"good thing {i},positive\n" for i in range(6))
+                    + "".join(f"bad thing {i},negative\n" for i in range(4)))
+    p = subprocess.run([sys.executable, "-m", "tryouts", "eval-task", "classification", "--data", str(data),
+                        "--db", str(db), "-m", text_model(replay_server, "positive"),
+                        "-m", text_model(replay_server, "Negative.")], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr + p.stdout
+    run = Store(str(db)).get_run("latest")["run"]
+    report = run["meta"]["eval_task"]
+    with serve(db) as (url, _app):
+        html = httpx.get(f"{url}/runs/{run['id']}").text
+    assert "<h2 id=\"task\">Task: classification</h2>" in html
+    table = html[html.index('id="task-metrics"'):html.index("</table>", html.index('id="task-metrics"'))]
+    assert "Accuracy ★" in table and "Macro-F1" in table
+    for m in report["models"]:
+        row = table[table.index(f'data-model="{m["index"]}"'):]
+        row = row[:row.index("</tr>")]
+        for name in ("accuracy", "macro_f1"):
+            i = m["intervals"][name]
+            assert f'data-k="{name}">{i["mean"]:.3f} [{i["low"]:.3f}–{i["high"]:.3f}]</td>' in row
+    # the first model answers "positive" to all 10: its matrix is [[0, 4, 0], [0, 6, 0]]
+    first = html[html.index('class="confusion" data-model="0"'):]
+    cells = re.findall(r'<td class="num">(\d+)</td>', first[:first.index("</table>")])
+    assert cells == ["0", "4", "0", "0", "6", "0"]
+    c = report["comparisons"][0]
+    assert f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" in html and c["diff"] == pytest.approx(-0.2)

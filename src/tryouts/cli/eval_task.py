@@ -37,26 +37,10 @@ def _num(v: Any, digits: int = 3) -> str:
     return "-" if v is None else f"{v:.{digits}f}"
 
 
-_TITLES = {
-    "accuracy": "Accuracy",
-    "sentence_f1": "Sentence F1",
-    "chrf": "chrF",
-    "bleu": "BLEU",
-    "rougeL": "ROUGE-L",
-    "rouge1": "ROUGE-1",
-    "rouge2": "ROUGE-2",
-    "pass@1": "pass@1",
-    "mrr": "MRR",
-    "spearman": "Spearman rho",
-    "macro_f1": "Macro-F1",
-    "entity_f1": "Entity F1",
-    "corpus_chrf": "corpus chrF",
-    "corpus_bleu": "corpus BLEU",
-}
-
-
 def _title(name: str) -> str:
-    return _TITLES.get(name, name)
+    from ..tasks.scoring import metric_title
+
+    return metric_title(name)
 
 
 def _label(ref: str, index: int) -> str:

@@ -26,10 +26,43 @@ from .metrics import (
 )
 from .prompts import parse_answer
 
-__all__ = ["CORPUS_METRICS", "build_report", "corpus_intervals", "interval_metrics", "primary_metric", "score_answer"]
+__all__ = [
+    "CORPUS_METRICS",
+    "METRIC_TITLES",
+    "build_report",
+    "corpus_intervals",
+    "interval_metrics",
+    "metric_title",
+    "primary_metric",
+    "score_answer",
+]
 
 #: interval metric -> the per-answer score it averages
 _SOURCE = {"accuracy": "correct", "pass@1": "passed", "mrr": "rr"}
+
+
+#: how a metric is headed in tables (the CLI and the dashboard)
+METRIC_TITLES = {
+    "accuracy": "Accuracy",
+    "sentence_f1": "Sentence F1",
+    "chrf": "chrF",
+    "bleu": "BLEU",
+    "rougeL": "ROUGE-L",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "pass@1": "pass@1",
+    "mrr": "MRR",
+    "spearman": "Spearman rho",
+    "macro_f1": "Macro-F1",
+    "entity_f1": "Entity F1",
+    "corpus_chrf": "corpus chrF",
+    "corpus_bleu": "corpus BLEU",
+}
+
+
+def metric_title(name: str) -> str:
+    """A metric's heading in tables (its name when it has none)."""
+    return METRIC_TITLES.get(name, name)
 
 
 def interval_metrics(task: str, mode: str | None, ks: Sequence[int]) -> list[str]:

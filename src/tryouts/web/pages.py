@@ -127,6 +127,12 @@ def score_badges(scores: dict[str, Any] | None) -> list[dict[str, str]]:
 
 
 @lru_cache(maxsize=1)
+def _metric_title(name: str) -> str:
+    from ..tasks.scoring import metric_title
+
+    return metric_title(name)
+
+
 def environment() -> Any:
     """The Jinja2 environment over ``templates/`` (autoescaped)."""
     import jinja2
@@ -134,7 +140,8 @@ def environment() -> Any:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
     env.filters.update(num=fmt_num, cost=fmt_cost, tokens=fmt_tokens, interval=fmt_interval, gb=fmt_gb,
-                       count=fmt_count, ctx=fmt_tokens_short, when=fmt_time, short=short_label)
+                       count=fmt_count, ctx=fmt_tokens_short, when=fmt_time, short=short_label,
+                       metric_title=_metric_title)
     env.globals.update(score_badges=score_badges, urlencode=urlencode)
     return env
 
