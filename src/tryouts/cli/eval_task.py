@@ -44,17 +44,10 @@ def _title(name: str) -> str:
 
 
 def _label(ref: str, index: int) -> str:
-    """``N. name``: the model's position (comparisons name it) and a short name.
-
-    A folder called ``model`` is named with its parent (``pkg/model``).
-    """
+    """``N. name``: the model's position (comparisons name it) and its short label."""
     from .render import short_label
 
-    provider, _, model = ref.partition(":")
-    parts = model.rstrip("/").rsplit("/", 2)
-    name = (
-        f"{provider}:{parts[-2]}/{parts[-1]}" if len(parts) > 2 and parts[-1] == "model" else short_label(ref)
-    )
+    name = short_label(ref)
     if len(name) > 40:  # e.g. a replay script
         name = name[:39] + "…"
     return f"{index + 1}. {name}"
