@@ -151,3 +151,27 @@ def test_missing_key_fails_only_that_models_cells(replay_server, store):
     assert len(api) == 3 and all(r["error_kind"] == "missing_key" for r in api)
     assert all(r["ok"] for r in results if r["model"] != "openai:gpt-4o-mini")
     assert progress.failed[0] == 3 and progress.failed[1] == 0
+
+
+def test_local_runtimes_are_imported_before_any_request_is_timed(replay_server):
+    """torch / llama_cpp load their libraries holding the interpreter lock (the event loop stalls ~0.4 s): a
+    run with a local model imports them before any t0; an API-only run never imports them."""
+    import subprocess
+    import sys
+
+    code = f"""
+import asyncio, sys
+from tryouts.engine.compare import compare
+seen = {{}}
+def on_event(i, kind, payload):
+    if kind == "started":
+        seen[i] = {{"torch": "torch" in sys.modules, "llama_cpp": "llama_cpp" in sys.modules}}
+api = "openai-compat:{replay_server}#tokens=2"
+asyncio.run(compare("hi", [api], on_event=on_event))
+api_only = seen[0]
+asyncio.run(compare("hi", [api, "hf:/no/such/model", "llamacpp:/no/such.gguf"], on_event=on_event))
+print(api_only, seen[0])
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == ("{'torch': False, 'llama_cpp': False} {'torch': True, 'llama_cpp': True}")

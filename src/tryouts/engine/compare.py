@@ -17,7 +17,7 @@ from typing import Any
 
 from ..pricing import PriceOverride
 from ..providers import create_provider
-from ..providers.base import warm_http_stack
+from ..providers.base import warm_http_stack, warm_local_stack
 from ..store import Store
 from ..types import GenParams, Message, ModelSpec, Request, Result
 from .execute import execute, failed_result
@@ -80,6 +80,7 @@ async def compare(
     warm_http_stack()  # before any t0: lazy imports are client overhead, not latency
     request = build_request(prompt, system, params)
     specs = [m if isinstance(m, ModelSpec) else ModelSpec.parse(m) for m in models]
+    warm_local_stack(s.provider for s in specs)  # torch / llama_cpp imports never inside an API TTFT
     emit = on_event or (lambda i, kind, payload: None)
     prices = prices or {}
     run_id = None

@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from .. import errors
 from ..pricing import PriceOverride
 from ..providers import create_provider, get_info
-from ..providers.base import Provider, warm_http_stack
+from ..providers.base import Provider, warm_http_stack, warm_local_stack
 from ..store import Store
 from ..types import Cost, ModelSpec, Request, Result, Usage
 from .execute import attempt, failed_result
@@ -223,6 +223,7 @@ async def run_cells(
     for c in todo:
         by_model[c.model_index].append(c)
     specs = {i: cs[0].spec for i, cs in by_model.items()}
+    warm_local_stack(s.provider for s in specs.values())  # torch / llama_cpp imports never inside an API TTFT
 
     def record(cell: CellLike, result: Result, cache: tuple[str, str, dict] | None = None) -> None:
         m = cell.model_index
