@@ -690,6 +690,9 @@ def test_task_file_runs_as_documented_and_reports_bad_fields(tiny, db, capsys, m
     assert report["mode"] == "sts" and len(report["models"]) == 2
     assert report["comparisons"][0]["diff"] > 0
     assert real["intervals"]["spearman"]["mean"] > rand["intervals"]["spearman"]["mean"]
+    # a flag given on the command line wins over the file (and over its defaults)
+    small = run_json(capsys, "eval-task", EX + "/embeddings-sts.yaml", "--db", db, "--limit", "5")
+    assert small["n_cases"] == 5 and report["n_cases"] > 5
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: embeddings\ndata: sts.csv\nmodels: []\n")
     code, _, err = cli(capsys, "eval-task", str(bad), "--db", db)
@@ -697,3 +700,18 @@ def test_task_file_runs_as_documented_and_reports_bad_fields(tiny, db, capsys, m
     bad.write_text("task: embeddings\ndata: sts.csv\nmodels: [hf:x]\nrepeat: 2\n")
     code, _, err = cli(capsys, "eval-task", str(bad), "--db", db)
     assert code == 1 and "repeat" in err
+
+
+def test_a_task_model_in_compare_is_refused_with_what_to_run_instead(tiny, db, capsys):
+    """A classifier or a seq2seq model cannot answer a chat prompt: compare says so and points to eval-task."""
+    code, out, _ = cli(capsys, "compare", "I loved it", "--db", db, "--no-live", "--format", "json",
+                       "-m", f"hf:{tiny['classification']}", "-m", f"hf:{tiny['seq2seq']}")
+    assert code == 2
+    clf, s2s = sorted(json.loads(out)["results"], key=lambda r: r["model_index"])
+    assert "BertForSequenceClassification is not a text generator" in clf["error"]
+    assert "tryouts eval-task classification|ner|embeddings --data FILE" in clf["error"]
+    assert "T5ForConditionalGeneration is a sequence-to-sequence model" in s2s["error"]
+    assert "tryouts eval-task translation|summarization" in s2s["error"]
+    code, out, _ = cli(capsys, "recommend", "--task", "classification", "--fine-tune", "--format", "json", "--db", db)
+    assert code == 0 and any(a.startswith("Check the short list on your own labeled data: tryouts eval-task "
+                                          "classification --data FILE -m ") for a in json.loads(out)["advice"])

@@ -296,8 +296,11 @@ def recommend(c: Constraints, entries: list[Any], *, price_of=None, memory_of=No
     if not picks:
         advice.append("Nothing meets every constraint: relax one (more GPU memory, a higher latency bound, or allow "
                       "an API) — the excluded list says what stopped each model.")
-    else:
+    elif c.task in ("chat", "code"):
         advice.append("Check the short list on your own prompts: tryouts compare \"...\" -m " + " -m ".join(
             p.routes[0] for p in picks[: min(3, len(picks))] if p.routes))
+    else:  # task models (classifiers, taggers, encoders, translators) answer no chat prompt: labeled data
+        advice.append(f"Check the short list on your own labeled data: tryouts eval-task {c.task} --data FILE -m "
+                      + " -m ".join(p.routes[0] for p in picks[: min(3, len(picks))] if p.routes))
     return {"constraints": c.__dict__, "steps": steps, "picks": [p.as_dict() for p in picks[: c.top]],
             "excluded": sorted(excluded, key=lambda x: x["id"]), "advice": advice}

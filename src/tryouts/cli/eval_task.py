@@ -200,8 +200,8 @@ def eval_task(
         "-o",
         help="Model option KEY=VALUE for every model, or N:KEY=VALUE for the N-th model only.",
     ),
-    repeats: int = typer.Option(
-        1, "--repeats", "-r", min=1, help="Answers per case and model (code: pass@k)."
+    repeats: int | None = typer.Option(
+        None, "--repeats", "-r", min=1, help="Answers per case and model (code: pass@k). [default: 1]"
     ),
     k: str | None = typer.Option(
         None, "--k", help="k values, e.g. 1,5: pass@k (code) or recall@k (retrieval)."
@@ -216,8 +216,8 @@ def eval_task(
         None, "--temperature", "-t", min=0.0, help="Sampling temperature."
     ),
     seed: int | None = typer.Option(None, "--seed", help="Random seed, where the provider supports one."),
-    timeout_s: float = typer.Option(
-        10.0, "--timeout-s", min=0.1, help="Code: time limit per test run, seconds."
+    timeout_s: float | None = typer.Option(
+        None, "--timeout-s", min=0.1, help="Code: time limit per test run, seconds. [default: 10]"
     ),
     src_lang: str | None = typer.Option(
         None, "--src-lang", help="Translation: source language named in prompts."
@@ -264,7 +264,11 @@ def eval_task(
 
         spec_file, file_data = load_task_file(Path(task))
         data = data or file_data
-        task, repeats, limit, timeout_s = spec_file.task, spec_file.repeats, spec_file.limit, spec_file.timeout_s
+        # a flag given on the command line wins over the file
+        task = spec_file.task
+        repeats = repeats if repeats is not None else spec_file.repeats
+        limit = limit if limit is not None else spec_file.limit
+        timeout_s = timeout_s if timeout_s is not None else spec_file.timeout_s
         k = k or (",".join(str(x) for x in spec_file.k) if spec_file.k else None)
         max_tokens = max_tokens if max_tokens is not None else spec_file.max_tokens
         temperature = temperature if temperature is not None else spec_file.temperature
@@ -273,6 +277,8 @@ def eval_task(
         file_models = spec_file.specs()
     else:
         file_models = []
+    repeats = repeats if repeats is not None else 1
+    timeout_s = timeout_s if timeout_s is not None else 10.0
     if task is None:
         raise UsageError(
             f"Give a task: {_TASK_HELP} E.g. tryouts eval-task classification --data FILE -m MODEL."

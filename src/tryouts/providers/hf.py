@@ -171,6 +171,7 @@ class HFProvider(Provider):
         if opts.get("device_map"):
             load_kw["device_map"] = opts["device_map"]
         try:
+            self._check_generator(kw)
             self.tokenizer = AutoTokenizer.from_pretrained(self.source, **kw)
             model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **kw, **load_kw)
         except OSError as exc:
@@ -183,6 +184,23 @@ class HFProvider(Provider):
         self.device = str(self.model.device)
         if opts.get("warmup", True):
             self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
+
+    def _check_generator(self, kw: dict[str, Any]) -> None:
+        """Refuse, with what to do instead, a model that is not a text generator (a classifier, a NER tagger,
+        an encoder, a seq2seq translator): chat prompts need a causal language model."""
+        from transformers import AutoConfig
+
+        archs = [str(a) for a in (getattr(AutoConfig.from_pretrained(self.source, **kw), "architectures", None) or [])]
+        if not archs or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs):
+            return
+        if any(a.endswith("ForConditionalGeneration") for a in archs):
+            what, instead = "a sequence-to-sequence model", "tryouts eval-task translation|summarization"
+        else:
+            what, instead = "not a text generator", "tryouts eval-task classification|ner|embeddings"
+        raise errors.UsageError(
+            f"{self.spec.ref}: {archs[0]} is {what}, so it cannot answer a chat prompt. Compare it on labeled "
+            f"data with {instead} --data FILE -m {self.spec.ref} (docs/tasks.md)."
+        )
 
     def _pipeline_kwargs(self) -> dict[str, Any]:
         value = self.spec.options.get("pipeline_kwargs") or {}
