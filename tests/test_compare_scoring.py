@@ -58,6 +58,7 @@ def test_command_line_assertions_become_suite_mappings(text, spec):
     ("contains", "contains needs a 'value'"),
     ("length:many", r"\.max: must be a number"),
     ("shouts:x", "unknown assertion type 'shouts'"),
+    ("icontains:", "needs a non-empty 'value'"),
 ])
 def test_bad_command_line_assertions_name_the_field(text, message):
     with pytest.raises(UsageError, match=message):

@@ -671,12 +671,16 @@ def test_a_failing_model_scores_zero_and_exits_2(replay_server, tmp_path, db, ca
     )
     report = json.loads(out)
     ok, bad = report["models"]
-    assert code == 2 and ok["failed"] == 0 and bad["failed"] == 10 and bad["invalid"] == 10
+    # failed requests are failures, not answers in the wrong form; they still score as wrong
+    assert code == 2 and ok["failed"] == 0 and bad["failed"] == 10 and bad["invalid"] == 0
+    assert "no-such-model" in bad["first_error"] and ok["first_error"] is None
     assert bad["intervals"]["accuracy"]["mean"] == 0.0
     assert bad["metrics"]["confusion"]["matrix"] == [[0, 0, 4], [0, 0, 6]]
     assert report["comparisons"][0]["diff"] == pytest.approx(-0.6)
     _, out, _ = cli(capsys, "show", report["run_id"], "--db", db, "--format", "json")
     assert json.loads(out)["run"]["status"] == "partial"
+    _, out, _ = cli(capsys, "show", report["run_id"], "--db", db)  # the table says why
+    assert "10 request(s) failed (scored as wrong); first:" in " ".join(out.split())
 
 
 def test_task_file_runs_as_documented_and_reports_bad_fields(tiny, db, capsys, monkeypatch, tmp_path):

@@ -460,7 +460,7 @@ def test_hub_id_found_in_the_local_cache(tmp_path, monkeypatch):
     assert arch.layers == 80 and arch.name == "acme/tiny-llama"
     from tryouts.errors import UsageError
 
-    with pytest.raises(UsageError, match=re.escape("huggingface-cli download acme/other config.json")):
+    with pytest.raises(UsageError, match=re.escape("hf download acme/other config.json")):
         resolve("acme/other")
 
 
@@ -502,6 +502,9 @@ def test_cli_fits_and_does_not_fit(capsys):
     assert code == 0 and "Fits on 24GB" in out and "no" in out and "short" in out
     code, out, _ = _cli(capsys, config, "--gpu", "H100-80GB")
     assert code == 0 and "Q4_K_M" in out and "fits H100-80GB" in out and "Assumptions" in out
+    # --context takes the catalog's token counts too (8k = 8,000), as models --context does
+    code, out, _ = _cli(capsys, config, "--dtype", "int4", "--context", "8k", "--format", "json")
+    assert code == 0 and json.loads(out)["context"] == 8000
 
 
 def test_cli_table_for_one_dtype(capsys):
@@ -515,7 +518,7 @@ def test_cli_unknown_model_says_what_to_do(capsys):
     code, _, err = _cli(capsys, "no-such-model-anywhere")
     assert code == 1 and "Error:" in err and "config.json" in err
     code, _, err = _cli(capsys, "acme/never-downloaded")
-    assert code == 1 and "huggingface-cli download" in err
+    assert code == 1 and "hf download" in err
 
 
 def test_cli_bad_dtype_and_bad_options(capsys):

@@ -429,3 +429,14 @@ def test_the_scoring_example_runs_as_documented(demo_models, replay_server, mini
     assert len(rows(db, "SELECT * FROM votes")) == 2  # one tie per case, both orders agreeing
     rank = tryouts("rank", "latest", "--db", db)
     assert rank.returncode == 0 and "Judge votes" in rank.stdout
+
+
+def test_a_judge_with_nothing_to_do_is_refused_when_the_suite_loads(tmp_path):
+    s = write(tmp_path, "suite.yaml", """
+models: ["openai:gpt-4o-mini"]
+prompts: ["Hi"]
+scoring:
+  judge: {model: "openai:gpt-4o"}
+""")
+    p = tryouts("run", s, "--dry-run")
+    assert p.returncode == 1 and "suite.yaml:5" in p.stderr and "a judge needs something to do" in p.stderr, p.stderr

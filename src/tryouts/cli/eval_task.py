@@ -162,6 +162,10 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
                 sign_text,
             )
         console.print(t)
+    for mm in models:
+        if mm.get("failed") and mm.get("first_error"):
+            console.print(f"✗ {_label(mm['model'], mm['index'])}: {mm['failed']} request(s) failed (scored as wrong); "
+                          f"first: {mm['first_error']}", highlight=False)
     if any(mm["route"] != "pipeline" and mm["invalid"] for mm in models):
         console.print(
             "Invalid: answers not in the expected form (no label, no JSON list, no code block); "
@@ -356,6 +360,6 @@ def eval_task(
     else:
         print_report(console, report)
         console.print(
-            f"Stored as run [bold]{run_id}[/]. Next: tryouts show {run_id} · tryouts export {run_id}"
+            f"Stored as run [bold]{run_id}[/]. Next: tryouts show {run_id} · tryouts export {run_id} --format csv"
         )
     return 2 if any(m["failed"] for m in report["models"]) else 0

@@ -20,7 +20,8 @@ def memory(
         help="Weight format: fp32, fp16, bf16, fp8, int8, int4/nf4, nf4-dq, a GGUF type (Q4_K_M, gguf:Q8_0 ...), "
              "or 'all' for a table of the common ones.",
     ),
-    context: int = typer.Option(4096, "--context", "-c", min=0, help="Tokens of context per sequence (prompt + output)."),
+    context: str = typer.Option("4096", "--context", "-c", help="Tokens of context per sequence (prompt + output): "
+                                "8192, 8k (= 8,000), 1M."),
     batch: int = typer.Option(1, "--batch", "-b", min=1, help="Sequences served at once."),
     kv_dtype: str | None = typer.Option(
         None, "--kv-dtype", help="KV-cache format: fp32, fp16, bf16, fp8, q8_0, q4_0 (default: the weights' 16-bit type)."
@@ -46,8 +47,11 @@ def memory(
     from ..errors import UsageError
     from ..memory import COMMON_DTYPES, estimate, find_gpu, parse_dtype, parse_kv_dtype, parse_size, resolve
 
+    from ..catalog.query import parse_tokens
+
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    context = parse_tokens(context)
     if gpu and gpu_memory:
         raise UsageError("Give either --gpu or --gpu-memory, not both.")
     dtypes = [parse_dtype(d) for d in COMMON_DTYPES] if dtype.strip().lower() == "all" else [parse_dtype(dtype)]

@@ -71,7 +71,7 @@ def recommend(
     gpu_memory: str | None = typer.Option(None, "--gpu-memory", help="Memory of the GPU it must fit, e.g. 24GB."),
     quality: str = typer.Option("good", "--quality", help="best or good."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="You have labelled data and can fine-tune."),
-    context: int = typer.Option(4096, "--context", min=1, help="Tokens of context to budget memory for."),
+    context: str = typer.Option("4096", "--context", help="Tokens of context to budget memory for: 8192, 8k (= 8,000), 1M."),
     top: int = typer.Option(5, "--top", "-n", min=1, help="How many models to list."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
@@ -91,8 +91,13 @@ def recommend(
     from ..errors import UsageError
     from .render import make_console
 
+    from ..catalog.query import parse_tokens
+
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    context = parse_tokens(context)
+    if context < 1:
+        raise UsageError("--context must be at least 1 token.")
     out = advise_with_catalog(open_store(db), task=task, budget=budget, privacy=privacy, offline=offline,
                               latency_ms=latency_ms, gpu_memory=gpu_memory, quality=quality, fine_tune=fine_tune,
                               context=context, top=top)

@@ -36,7 +36,7 @@ def resolve(model: str) -> Arch:
             return load_config_path(cached, name=ref)
         raise UsageError(
             f"{ref!r} is not in the model catalog and its config.json is not in the local Hugging Face cache. "
-            f"Download the config once (huggingface-cli download {ref} config.json) or pass the path of a "
+            f"Download the config once (hf download {ref} config.json) or pass the path of a "
             "config.json."
         )
     raise UsageError(f"{text!r} is not a config.json path, a catalog model or a Hugging Face id (org/name). Pass "

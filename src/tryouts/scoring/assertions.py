@@ -129,6 +129,8 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
     value = spec.get("value")
     if base in _NEEDS_VALUE and value is None:
         raise _fail(where, "value", f"{base} needs a 'value'")
+    if base in {"contains", "icontains", "regex", "starts-with"} and (value == "" or value == []):
+        raise _fail(where, "value", f"{base} needs a non-empty 'value' (an empty one matches every output)")
 
     if base in {"equals", "regex", "starts-with"}:
         if not isinstance(value, str):

@@ -329,6 +329,13 @@ class JudgeSpec(_Strict):
             raise _err("scale", f"the scale's lowest score must be below its highest, not {list(v)}")
         return v
 
+    @model_validator(mode="after")
+    def _has_a_job(self) -> JudgeSpec:
+        if not self.rubric and not self.pairwise:
+            raise _err("judge_job", "a judge needs something to do: a 'rubric' to score each answer on, "
+                       "'pairwise: true' to compare answers in pairs, or both.")
+        return self
+
 
 def _scorer_ref(item: str) -> str:
     target, sep, fn = item.rpartition(":")

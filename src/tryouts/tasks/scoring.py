@@ -95,7 +95,24 @@ def score_answer(
     data: Dataset,
     sandbox: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``scores["task"]`` of one answer (a failed request scores as an empty, invalid answer)."""
+    """The ``scores["task"]`` of one answer. A failed request scores as an empty answer (wrong, zero), with
+    ``valid`` None: it is counted as failed, not as an answer in the wrong form."""
+    out = _score_answer(task, text, ok, pipeline=pipeline, case=case, data=data, sandbox=sandbox)
+    if not ok:
+        out["valid"] = None
+    return out
+
+
+def _score_answer(
+    task: str,
+    text: str,
+    ok: bool,
+    *,
+    pipeline: bool,
+    case: TaskCase,
+    data: Dataset,
+    sandbox: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from ..scoring.reference import bleu, chrf, rouge
 
     if task == "code":
@@ -148,6 +165,7 @@ def _ops(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "e2e_ms_p50": statistics.median(e2e) if e2e else None,
         "cost_usd": None if any(c is None for c in costs) else float(sum(costs)),
         "cost_source": "local" if rows and all(r.get("cost_source") == "local" for r in rows) else None,
+        "first_error": next((r.get("error") for r in rows if not r.get("ok")), None),
     }
 
 
