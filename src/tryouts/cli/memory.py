@@ -44,10 +44,9 @@ def memory(
     """
     import json
 
+    from ..catalog.query import parse_tokens
     from ..errors import UsageError
     from ..memory import COMMON_DTYPES, estimate, find_gpu, parse_dtype, parse_kv_dtype, parse_size, resolve
-
-    from ..catalog.query import parse_tokens
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")

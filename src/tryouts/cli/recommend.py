@@ -88,10 +88,9 @@ def recommend(
     """
     import json
 
+    from ..catalog.query import parse_tokens
     from ..errors import UsageError
     from .render import make_console
-
-    from ..catalog.query import parse_tokens
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
