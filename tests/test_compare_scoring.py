@@ -131,3 +131,20 @@ def test_bad_scoring_options_are_refused_before_anything_is_sent(replay_server, 
     p = tryouts("compare", "hi", "--no-live", "--db", db, "-m", text_model(replay_server, "hello"), *args)
     assert p.returncode == 1 and message in " ".join(p.stderr.split()), p.stderr  # the error may wrap
     assert runs_in(db) == 0
+
+
+def test_a_judge_that_cannot_run_is_refused_or_reported_after_the_scores(replay_server, tmp_path):
+    db = str(tmp_path / "r.db")
+    env = {"ANTHROPIC_API_KEY": ""}
+    # no key for the judge: refused before anything is sent
+    p = tryouts("compare", "hi", "--no-live", "--db", db, "-m", text_model(replay_server, "hello"),
+                "--judge", "anthropic:claude-haiku-4-5", "--rubric", "Correct?", env=env)
+    assert p.returncode == 1 and "The judge anthropic:claude-haiku-4-5 is not ready here" in " ".join(p.stderr.split())
+    assert "ANTHROPIC_API_KEY" in p.stderr and runs_in(db) == 0
+    # a judge whose calls fail: the outputs and scores are kept, the failure is said after them, exit code 2
+    p = tryouts("compare", "hi", "--no-live", "--db", db, "-m", text_model(replay_server, "hello"),
+                "--judge", f"openai-compat:{replay_server}#status=500", "--rubric", "Correct?", "-a", "contains:hell")
+    assert p.returncode == 2, p.stdout + p.stderr
+    out = p.stdout
+    assert out.index("Scores") < out.index("Judge: 1 of 1 calls failed") < out.index("Stored as run")
+    assert "✓ 1/1" in out and runs_in(db) == 1

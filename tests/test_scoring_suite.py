@@ -296,7 +296,7 @@ prompts: ["Capital of France?"]
     assert tryouts("run", s, "--db", db).returncode == 0
     bad = text_model(replay_server, "I would rather not say.")
     p = tryouts("score", "latest", "--db", db, "--judge", bad, "--rubric", "Correct?")
-    assert p.returncode == 0, p.stderr + p.stdout
+    assert p.returncode == 2, p.stderr + p.stdout  # judge calls failed: run it again to retry them
     assert "1 of 1 calls failed or were unparseable" in p.stdout
     (j,) = rows(db, "SELECT * FROM judgments")
     assert not j["ok"] and "unparseable" in j["error"] and j["text"] == "I would rather not say."

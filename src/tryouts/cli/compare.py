@@ -90,7 +90,8 @@ def compare(
     Scored: tryouts compare "What is the capital of France?" -m ... -m ... --expect Paris -a icontains:paris
     --judge openai:gpt-4o --rubric "Is the answer correct?"
 
-    Exit code 0 when every model succeeded, 2 when some failed (the rest are still stored), 1 on bad usage.
+    Exit code 0 when every model succeeded, 2 when some failed (the rest are still stored) or judge calls
+    failed, 1 on bad usage.
     """
     import asyncio
     import json
@@ -137,6 +138,9 @@ def compare(
 
         for ref in scoring.scorers:
             load_scorer(ref, Path.cwd())
+        from .score import check_judge_ready
+
+        check_judge_ready(scoring)
     case = {"expected": expect, "asserts": asserts} if asserts or expect is not None else None
 
     console = make_console(stderr=fmt == "json")
@@ -155,6 +159,8 @@ def compare(
             outcome = asyncio.run(go())
     else:
         outcome = asyncio.run(go())
+    scoring_notes: list[str] = []  # printed after the tables, where they are read
+    judge_failed = 0
     if scoring is not None:
         from pathlib import Path
 
@@ -162,11 +168,12 @@ def compare(
         from ..scoring.run_scoring import score_run
 
         try:
-            score_run(store, outcome.run_id, scoring, base_dir=Path.cwd(),
-                      say=lambda msg: console.print(msg, highlight=False))
+            judge_failed = (score_run(store, outcome.run_id, scoring, base_dir=Path.cwd(), say=scoring_notes.append)
+                            .get("judge") or {}).get("failed", 0)
         except TryoutsError as exc:  # the outputs are stored: say so, and how to score them later
-            console.print(f"Scoring failed: {exc.message}\nThe outputs are stored; score them later with: "
-                          f"tryouts score {outcome.run_id} ...", highlight=False)
+            scoring_notes.append(f"Scoring failed: {exc.message}\nThe outputs are stored; score them later with: "
+                                 f"tryouts score {outcome.run_id} ...")
+            judge_failed = 1
     run = store.get_run(outcome.run_id)
     if fmt == "json":
         print(json.dumps(run, indent=2, default=str))
@@ -174,5 +181,8 @@ def compare(
         print_outputs(console, run["results"])
         print_results(console, run["results"], title=f"Run {outcome.run_id}")
         print_scores(console, run["results"])
+    for note in scoring_notes:
+        console.print(note, highlight=False)
+    if fmt != "json":
         console.print(f"Stored as run [bold]{outcome.run_id}[/] in {store.url}. Show it again: tryouts show {outcome.run_id}")
-    return 0 if outcome.all_ok else 2
+    return 0 if outcome.all_ok and not judge_failed else 2

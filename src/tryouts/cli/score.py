@@ -41,6 +41,25 @@ def scoring_from_options(*, judge: str | None, rubric: str | None, scale: str, p
         raise UsageError(f"Bad scoring options: {exc}") from None
 
 
+def check_judge_ready(scoring: Any) -> None:
+    """Refuse, before anything is sent, a judge whose provider is not ready here (its key unset, its extra
+    missing, its local server down): otherwise every judge call would fail the same way."""
+    if scoring is None or scoring.judge is None:
+        return
+    from ..errors import UsageError
+    from ..providers import get_info
+    from ..types import ModelSpec
+    from .providers import readiness
+
+    entry = scoring.judge.model
+    spec = ModelSpec.parse(entry.model, entry.options)
+    if spec.options.get("api_key_env") or (spec.options.get("base_url") and spec.provider == "openai-compat"):
+        return
+    ready, why = readiness(get_info(spec.provider))
+    if not ready:
+        raise UsageError(f"The judge {spec.ref} is not ready here: {why}. Nothing was sent.")
+
+
 @app.command(rich_help_panel="Quality")
 def score(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
@@ -61,10 +80,11 @@ def score(
 ) -> int:
     """Score a stored run: only what is missing is computed, so it can be re-run (failed judge calls are retried).
 
-    With no scoring options, the run's suite file's 'scoring' section is used.
+    With no scoring options, the run's suite file's 'scoring' section is used. Exit code 2 when judge calls
+    failed (run it again to retry them), 1 on bad usage.
 
     Examples: tryouts score latest --judge openai:gpt-4o --rubric "Is the answer correct and complete?"
-    · tryouts score RUN --embedding sentence-transformers/all-MiniLM-L6-v2 · tryouts score RUN --scorer checks.py:brevity
+    · tryouts score RUN --embedding sentence-transformers/all-MiniLM-L6-v2 · tryouts score RUN --scorer examples/scorers.py:names_a_capital
     """
     from ..errors import UsageError
     from ..scoring.run_scoring import score_run
@@ -94,6 +114,7 @@ def score(
         raise UsageError(f"Run {run_id} has no scoring section in its suite: give scoring options, e.g. --judge "
                          "openai:gpt-4o --rubric 'Is it correct?', or --embedding MODEL, or --scorer file.py:fn.")
     policy = _policy(suite, no_cache=True) if suite is not None else None
+    check_judge_ready(scoring)
     report = score_run(store, run_id, scoring, base_dir=base_dir, policy=policy,
                        say=lambda msg: console.print(msg, highlight=False))
     data = store.get_run(run_id)
@@ -110,4 +131,4 @@ def score(
                          f"{j['inconsistent_pairs']} inconsistent (not counted)." if j["pairs"] else ""),
                       highlight=False)
     console.print(f"Next: tryouts rank {run_id}" if j and j["pairs"] else f"Next: tryouts show {run_id}")
-    return 0
+    return 2 if j and j["failed"] else 0

@@ -50,7 +50,8 @@ def load_scorer(ref: str, base_dir: Path | None = None) -> Scorer:
         if not path.is_absolute():
             path = (base_dir or Path.cwd()) / path
         if not path.is_file():
-            raise UsageError(f"Scorer {ref!r}: no file {path}. Paths are relative to the suite file's folder.")
+            where = "the suite file's folder" if base_dir is not None and base_dir != Path.cwd() else "this folder"
+            raise UsageError(f"Scorer {ref!r}: no file {path} (a relative path is read from {where}).")
         module_name = f"tryouts_scorer_{abs(hash(str(path.resolve())))}"
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
