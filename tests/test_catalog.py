@@ -377,6 +377,9 @@ def test_fits_uses_the_memory_estimator(monkeypatch, capsys):
     rows = _models_json(capsys, "--fits", "20GiB", "--dtype", "fp16", "--context", "32k", "--task", "code")
     assert rows and all(r["memory_bytes"] <= 20 * 2**30 and r["arch"] is not None for r in rows)
     assert calls[-1][1:] == ("fp16", 32000, 1)
+    # a model whose window is shorter than --context is left out (codegen: 2,048 tokens)
+    assert all(r["context_window"] >= 32000 for r in rows)
+    assert "codegen-350m-mono" in {r["id"] for r in _models_json(capsys, "--fits", "20GiB", "--task", "code")}
 
 
 def test_fits_with_the_real_memory_estimator(capsys):

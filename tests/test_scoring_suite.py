@@ -383,7 +383,7 @@ cases: [{{vars: {{n: 1}}}}, {{vars: {{n: 2}}}}, {{vars: {{n: 3}}}}, {{vars: {{n:
     assert human["votes"] == 5 and human["decisive"] == 4
     assert sum(r["both_bad"] for r in human["ratings"]) == 2
     table = tryouts("rank", "latest", "--db", db)
-    assert "Human votes (arena): 5 votes, 4 decisive" in table.stdout
+    assert "Human votes (arena): 5 votes, 4 rated" in table.stdout
 
 
 def test_suite_summary_shows_the_paired_comparison_and_pass_at_k(replay_server, tmp_path):

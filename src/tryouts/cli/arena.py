@@ -170,7 +170,7 @@ def rank(
         return 0
     for name, r in out.items():
         title = "Human votes (arena)" if name == "human" else f"Judge votes ({name.removeprefix('judge:')})"
-        table = Table(title=f"{title}: {r['votes']} votes, {r['decisive']} decisive", title_justify="left",
+        table = Table(title=f"{title}: {r['votes']} votes, {r['decisive']} rated (ties count half; 'both bad' is not rated)", title_justify="left",
                       header_style="bold")
         for col in ("#", "Model", "Rating", "95% CI", "W", "L", "T", "Both bad"):
             table.add_column(col, justify="left" if col == "Model" else "right")

@@ -74,7 +74,8 @@ def models(
         None, "--fits", help="Only open models whose weights + KV cache fit in this memory: 24, 24GB or 80GiB (bare = GB)."
     ),
     dtype: str = typer.Option("bf16", "--dtype", help="Weight type for --fits (fp32, fp16, bf16, int8, int4 ...)."),
-    context: str = typer.Option("4096", "--context", help="Tokens of KV cache counted by --fits (4096, 32k ...)."),
+    context: str | None = typer.Option(None, "--context", help="Tokens of context: models whose window is "
+                                       "shorter are left out, and --fits counts their KV cache (default 4096)."),
     sort: str = typer.Option("catalog", "--sort", help="Order: catalog, params, context (largest first) or price (cheapest first)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
 ) -> int:
@@ -99,12 +100,13 @@ def models(
     filters = Filters(
         access=None if access is None else ("open" if access else "commercial"),
         task=task.lower() if task else None,
-        min_context=parse_tokens(min_context) if min_context is not None else None,
+        min_context=max(parse_tokens(min_context) if min_context is not None else 0,
+                        parse_tokens(context) if context is not None else 0) or None,
         max_price=parse_money(max_price) if max_price is not None else None,
         licenses=tuple(license),
         fits_bytes=parse_size(fits) if fits is not None else None,
         dtype=dtype,
-        context=parse_tokens(context),
+        context=parse_tokens(context) if context is not None else 4096,
     )
     selection = select(load_catalog(), filters)
     rows = selection.rows

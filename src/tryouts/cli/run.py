@@ -111,7 +111,7 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None,
         table.add_column(name, justify="left" if name == "Model" else "right")
     for s in summaries:
         cost = "unknown" if s["cost_total_usd"] is None else f"${float(s['cost_total_usd']):.4f}"
-        if s.get("cost_unknown"):
+        if s.get("cost_unknown") and s["cost_total_usd"] is not None:
             cost += f" (+{s['cost_unknown']} unknown)"
         per_k = s.get("cost_per_1k_requests_usd")
         label = labels[s["model_index"]] if labels and s["model_index"] < len(labels) else s["model"]

@@ -38,7 +38,18 @@ def scoring_from_options(*, judge: str | None, rubric: str | None, scale: str, p
     try:
         return ScoringSpec.model_validate(spec)
     except ValueError as exc:
-        raise UsageError(f"Bad scoring options: {exc}") from None
+        problems = exc.errors() if hasattr(exc, "errors") else []
+        if not problems:
+            raise UsageError(f"Bad scoring options: {exc}") from None
+        flag = {"judge": "--judge", "scorers": "--scorer", "embedding": "--embedding", "scale": "--scale"}
+
+        def where(loc: tuple) -> str:
+            parts = [str(p) for p in loc if not str(p).startswith("<")]
+            named = [flag[p] for p in parts if p in flag]
+            return named[-1] if named else ".".join(parts)
+
+        raise UsageError("Bad scoring options: " + "; ".join(
+            f"{where(p['loc'])}: {p['msg'].removeprefix('Value error, ')}" for p in problems)) from None
 
 
 def check_judge_ready(scoring: Any) -> None:

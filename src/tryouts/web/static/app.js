@@ -625,7 +625,7 @@
       });
       box.append(h("section", { class: "ranking", dataset: { source: source } },
         h("h3", { text: title + " · " + rank.votes + " vote" + (rank.votes === 1 ? "" : "s") +
-          " (" + rank.decisive + " decisive)" }),
+          " (" + rank.decisive + " rated)" }),
         h("table", { class: "rank" },
           h("thead", null, h("tr", null, h("th", { class: "num", text: "#" }), h("th", { text: "Model" }),
             h("th", { class: "num", text: "Rating [95% CI]" }), h("th", { class: "num", text: "Wins" }),
