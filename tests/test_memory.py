@@ -504,7 +504,11 @@ def test_cli_fits_and_does_not_fit(capsys):
     assert code == 0 and "Q4_K_M" in out and "fits H100-80GB" in out and "Assumptions" in out
     # --context takes the catalog's token counts too (8k = 8,000), as models --context does
     code, out, _ = _cli(capsys, config, "--dtype", "int4", "--context", "8k", "--format", "json")
-    assert code == 0 and json.loads(out)["context"] == 8000
+    assert code == 0 and json.loads(out)["context"] == 8000 and json.loads(out)["warnings"] == []
+    # beyond the model's own limit (its config's max_position_embeddings): still estimated, and said
+    limit = json.loads(out)["max_context"]
+    code, out, _ = _cli(capsys, config, "--dtype", "int4", "--context", str(limit + 1), "--format", "json")
+    assert code == 0 and f"beyond the longest context this model supports ({limit:,} tokens)" in json.loads(out)["warnings"][0]
 
 
 def test_cli_table_for_one_dtype(capsys):

@@ -64,6 +64,9 @@ def memory(
 
     arch = resolve(model)
     estimates = [estimate(arch, d, context=context, batch=batch, kv_dtype=kv) for d in dtypes]
+    too_long = (f"--context {context:,} is beyond the longest context this model supports ({arch.max_context:,} "
+                "tokens): the estimate counts a KV cache the model would never hold."
+                if arch.max_context and context > arch.max_context else None)
     rows = []
     for e in estimates:
         row = e.to_dict()
@@ -78,10 +81,14 @@ def memory(
             "model": first.model, "source": arch.source, "model_type": arch.model_type,
             "params_total": first.params_total, "params_active": first.params_active,
             "params_by_class": first.params_by_class, "context": context, "batch": batch, "gpu": target,
-            "estimates": rows,
+            "max_context": arch.max_context, "warnings": [too_long] if too_long else [], "estimates": rows,
         }, indent=2))
         return
     _print_tables(arch, estimates, rows, target)
+    if too_long:
+        from .render import make_console
+
+        make_console().print(f"[yellow]Note:[/] {too_long}", highlight=False)
 
 
 def _gb(n: float) -> str:

@@ -95,6 +95,8 @@ class Arch:
     embedding_norm: bool = False
     pooler: bool = False
     embedding_tables: int = 1  # Marian without shared embeddings: 2
+    #: the longest context the model supports (catalog context window, or config max_position_embeddings)
+    max_context: int | None = None
     # provenance
     declared_params: int | None = None
     declared_active: int | None = None
@@ -294,7 +296,8 @@ def _from_config(cfg: dict[str, Any], *, name: str, source: str) -> Arch:
         kw.update(experts=n_exp, experts_per_token=int(cfg.get("num_experts_per_tok") or 2),
                   moe_intermediate_size=int(cfg.get("moe_intermediate_size") or inter))
         notes.append(f"model_type {mt!r}: every layer read as a mixture of {n_exp} experts without shared experts")
-    return Arch(**kw, notes=tuple(notes))
+    mpe = cfg.get("max_position_embeddings")
+    return Arch(**kw, max_context=int(mpe) if isinstance(mpe, int) and mpe > 0 else None, notes=tuple(notes))
 
 
 def _bert(cfg: Mapping[str, Any], mt: str, name: str, source: str, notes: list[str]) -> Arch:
@@ -402,7 +405,9 @@ def _from_catalog(entry: Any) -> Arch:
                   moe_intermediate_size=d["moe_intermediate_size"], dense_layers=tuple(range(d["first_k_dense_replace"])),
                   shared_expert_size=d["moe_intermediate_size"] * d["n_shared_experts"], router_fp32=True)
     total, active = _get(params, "total"), _get(params, "active")
+    window = _get(entry, "context_window") if params is not None else None
     return Arch(**kw, declared_params=int(total) if total else None, declared_active=int(active) if active else None,
+                max_context=int(window) if window else None,
                 notes=("from the catalog: the per-class split is computed from its architecture numbers and scaled "
                        "to its parameter count",))
 
