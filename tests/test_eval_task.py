@@ -64,7 +64,7 @@ def jsonl(rows: list[dict]) -> str:
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """The tiny task models, built once for this module in the layout of the user cache (<cache>/tasks/v1)."""
+    """The tiny task models, built once for this module in the layout of the user cache (<cache>/tasks/v<TINY_VERSION>)."""
     from tryouts.tasks.tiny import ensure_tiny_task_models
 
     cache = tmp_path_factory.mktemp("task-cache")
@@ -444,6 +444,7 @@ def test_translation_replay_scores_and_tiny_seq2seq(replay_server, tiny, tmp_pat
     rows = [r for r in json.loads(out)["results"] if r["model_index"] == 1]
     assert all(json.loads(r["text"])[0]["translation_text"] == r["scores"]["task"]["pred"] for r in rows)
     assert all(r["output_tokens"] <= 4 for r in rows)
+    assert all(r["scores"]["task"]["pred"].strip() for r in rows)  # the tiny model says something (noise)
     assert (
         "Translate the following text into German."
         in json.loads(out)["results"][0]["request"]["messages"][0]["content"]

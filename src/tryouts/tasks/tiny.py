@@ -29,7 +29,7 @@ __all__ = [
     "ensure_tiny_task_models",
 ]
 
-TINY_VERSION = "1"
+TINY_VERSION = "2"  # 2: the seq2seq model never generates <pad>
 """Version of the build; part of the cache path, bumped whenever the build changes."""
 
 CLASSIFICATION_LABELS = ("negative", "neutral", "positive")
@@ -187,8 +187,10 @@ def build_seq2seq(out_dir: Path, *, seed: int = 0) -> Path:
         decoder_start_token_id=0,
     )
     T5ForConditionalGeneration(config).save_pretrained(out_dir)
+    # <pad> starts the decoder and must not be generated after it: random weights otherwise favour it and
+    # every answer decodes to "" (no metric would see any text)
     GenerationConfig(
-        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, do_sample=False
+        pad_token_id=0, eos_token_id=1, decoder_start_token_id=0, do_sample=False, suppress_tokens=[0]
     ).save_pretrained(out_dir)
     return out_dir
 
