@@ -698,6 +698,8 @@ def test_task_file_runs_as_documented_and_reports_bad_fields(tiny, db, capsys, m
     # a flag given on the command line wins over the file (and over its defaults)
     small = run_json(capsys, "eval-task", EX + "/embeddings-sts.yaml", "--db", db, "--limit", "5")
     assert small["n_cases"] == 5 and report["n_cases"] > 5
+    # the first five pairs all have gold 5: no correlation is defined, and none is made up
+    assert small["models"][0]["intervals"]["spearman"]["mean"] is None and small["comparisons"][0]["diff"] is None
     bad = tmp_path / "bad.yaml"
     bad.write_text("task: embeddings\ndata: sts.csv\nmodels: []\n")
     code, _, err = cli(capsys, "eval-task", str(bad), "--db", db)

@@ -68,7 +68,7 @@ def sts_spearman(
     if len(x) != len(y):
         raise ValueError("predicted and gold must have the same length")
     n = len(x)
-    if n < 3:
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:  # too few pairs, or one side constant: no correlation
         return {"n": n, "rho": None, "low": None, "high": None}
     rho = float(spearmanr(x, y).statistic)
     rng = np.random.default_rng(seed)

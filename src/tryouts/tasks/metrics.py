@@ -180,7 +180,7 @@ def paired_spearman(
     n = len(y)
     if not len(xa) == len(xb) == n:
         raise ValueError("a, b and gold must have the same length")
-    if n < 3:
+    if n < 3 or np.ptp(y) == 0 or np.ptp(xa) == 0 or np.ptp(xb) == 0:  # a constant side: no correlation
         return {"n": n, "diff": None, "low": None, "high": None, "p_value": None}
     diff = float(spearmanr(xb, y).statistic - spearmanr(xa, y).statistic)
     rng = np.random.default_rng(seed)
