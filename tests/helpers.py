@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -144,3 +145,48 @@ def cli_compare(ref: str, db: Path, *args: str, prompt: str = "Say hi", env: dic
 def cli_compare_json(ref: str, db: Path, *, prompt: str = "Say hi", env: dict[str, str] | None = None) -> list[dict]:
     """The results of :func:`cli_compare` with ``--format json``."""
     return json.loads(cli_compare(ref, db, "--format", "json", prompt=prompt, env=env))["results"]
+
+
+# ---- the dashboard ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def text_model(url: str, answer: str, extra: str = "") -> str:
+    """An openai-compat model on the replay server at ``url`` that answers ``answer`` (a word per chunk)."""
+    from urllib.parse import quote
+
+    return f"openai-compat:{url}#text={quote(answer, safe='')}{extra}"
+
+
+@contextmanager
+def serve_dashboard(db, host: str = "127.0.0.1", token: str | None = None):
+    """The dashboard app in a uvicorn server thread on 127.0.0.1; yields (base URL, app)."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tryouts.web import create_app
+
+    port = free_port()
+    app = create_app(str(db), host=host, port=port, token=token)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "the dashboard did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -8,10 +8,10 @@ import os
 import sqlite3
 import subprocess
 import sys
-import urllib.parse
 
 import pytest
 
+from helpers import text_model
 from tryouts.errors import UsageError
 from tryouts.scoring.assertions import from_cli, parse_assertion
 
@@ -19,10 +19,6 @@ from tryouts.scoring.assertions import from_cli, parse_assertion
 def tryouts(*args, env=None):
     return subprocess.run([sys.executable, "-m", "tryouts", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
-
-
-def text_model(url: str, answer: str, extra: str = "") -> str:
-    return f"openai-compat:{url}#text={urllib.parse.quote(answer, safe='')}{extra}"
 
 
 def runs_in(db) -> int:

@@ -13,11 +13,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from helpers import text_model
 from tryouts.scoring.judge import consistent_verdict, parse_pairwise, parse_rubric, rubric_prompt
 from tryouts.scoring.summary import pass_at_k_table, quality_report
 
@@ -25,11 +25,6 @@ from tryouts.scoring.summary import pass_at_k_table, quality_report
 def tryouts(*args, input=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "tryouts", *args], capture_output=True, text=True,
                           env=dict(os.environ), timeout=timeout, input=input)
-
-
-def text_model(url: str, answer: str, extra: str = "") -> str:
-    """An openai-compat model on the replay server that always answers ``answer``."""
-    return f"openai-compat:{url}#text={urllib.parse.quote(answer, safe='')}{extra}"
 
 
 def write(tmp_path, name, body):

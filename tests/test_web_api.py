@@ -6,49 +6,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import socket
-import threading
-import time
-import urllib.parse
-from contextlib import contextmanager
 
 import httpx
 import pytest
 
+from helpers import serve_dashboard as serve
+from helpers import text_model
 from tryouts.errors import UsageError
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def serve(db, host="127.0.0.1", token=None):
-    """The dashboard app in a uvicorn server thread; yields (base URL, app)."""
-    import uvicorn
-
-    from tryouts.web import create_app
-
-    port = free_port()
-    app = create_app(str(db), host=host, port=port, token=token)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def text_model(url: str, answer: str, extra: str = "") -> str:
-    return f"openai-compat:{url}#text={urllib.parse.quote(answer, safe='')}{extra}"
 
 
 @pytest.fixture

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
-import urllib.parse
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -23,45 +19,12 @@ import httpx
 import numpy as np
 import pytest
 
+from helpers import free_port, serve_dashboard, text_model
 from tryouts.store import Store
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 XSS = "Careful: <img src=x onerror=alert(1)> and <script>alert(2)</script> stay text."
 WAIT_MS = 120_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def text_model(url: str, answer: str, extra: str = "") -> str:
-    """A replay-server model that answers ``answer`` (sent one word per chunk)."""
-    return f"openai-compat:{url}#text={urllib.parse.quote(answer, safe='')}{extra}"
-
-
-@contextmanager
-def serve(db: Path):
-    """The dashboard in a uvicorn server thread on 127.0.0.1; yields its base URL."""
-    import uvicorn
-
-    from tryouts.web import create_app
-
-    port = free_port()
-    app = create_app(str(db), host="127.0.0.1", port=port)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "the dashboard did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @dataclass
@@ -104,7 +67,7 @@ cases:
                        text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr + p.stdout
     run_id = Store(str(db)).get_run("latest")["run"]["id"]
-    with serve(db) as url:
+    with serve_dashboard(db) as (url, _app):
         yield Site(url=url, db=db, replay=replay_server, suite_run=run_id, labels=["paris", "lyon"])
 
 

@@ -97,34 +97,18 @@ def score_answer(
 ) -> dict[str, Any]:
     """The ``scores["task"]`` of one answer. A failed request scores as an empty answer (wrong, zero), with
     ``valid`` None: it is counted as failed, not as an answer in the wrong form."""
-    out = _score_answer(task, text, ok, pipeline=pipeline, case=case, data=data, sandbox=sandbox)
-    if not ok:
-        out["valid"] = None
-    return out
-
-
-def _score_answer(
-    task: str,
-    text: str,
-    ok: bool,
-    *,
-    pipeline: bool,
-    case: TaskCase,
-    data: Dataset,
-    sandbox: dict[str, Any] | None = None,
-) -> dict[str, Any]:
     from ..scoring.reference import bleu, chrf, rouge
 
     if task == "code":
         outcome = sandbox or {"status": "error", "passed": False}
         return {
-            "valid": bool(sandbox),
+            "valid": bool(sandbox) if ok else None,
             "status": outcome["status"],
             "passed": 1.0 if outcome["passed"] else 0.0,
             "duration_ms": outcome.get("duration_ms"),
             "stderr": (outcome.get("stderr") or "")[-500:],
         }
-    pred, valid = parse_answer(task, text, pipeline=pipeline, case=case, data=data) if ok else (None, False)
+    pred, valid = parse_answer(task, text, pipeline=pipeline, case=case, data=data) if ok else (None, None)
     if task == "classification":
         return {"pred": pred, "valid": valid, "correct": 1.0 if pred == case.gold else 0.0}
     if task == "ner":
