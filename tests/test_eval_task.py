@@ -169,7 +169,37 @@ def test_recall_at_k_pass_k_and_paired_spearman():
     same = paired_spearman(gold, gold, gold)
     assert same["diff"] == 0.0 and same["p_value"] == 1.0
     better = paired_spearman([3, 1, 7, 0, 6, 2, 5, 4], gold, gold)
-    assert better["diff"] > 0.5 and better["low"] > 0
+    # 8 pairs: the exact permutation test over every swap within pairs, no bootstrap interval
+    assert better["diff"] > 0.5 and better["test"] == "exact permutation of rho" and better["low"] is None
+    assert better["p_value"] == pytest.approx(_swap_p_brute_force([3, 1, 7, 0, 6, 2, 5, 4], gold, gold))
+    assert better["p_value"] < 0.05 and better["verdict"] == "a difference these cases support"
+    few = paired_spearman([2, 0, 1, 3], [0, 1, 2, 3], [0, 1, 2, 3])  # 4 pairs: at best p = 2/2**4
+    assert few["p_value"] >= 2 / 2**4 and few["verdict"] == "too few cases to tell"
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=24)
+    many = paired_spearman(y + rng.normal(0, 2, 24), y + rng.normal(0, 0.2, 24), y)
+    assert many["test"] == "paired bootstrap of rho" and many["low"] > 0 and many["significant"] is True
+
+
+def _swap_p_brute_force(a, b, gold):
+    """The exact p-value of the rho difference, listing every one of the 2**n swaps within pairs."""
+    from itertools import product
+
+    from scipy.stats import spearmanr
+
+    def diff(x, y):
+        return spearmanr(y, gold).statistic - spearmanr(x, gold).statistic
+
+    observed = abs(diff(a, b))
+    count = 0
+    swaps = list(product((False, True), repeat=len(gold)))
+    for swap in swaps:
+        x = [bi if s else ai for ai, bi, s in zip(a, b, swap, strict=True)]
+        y = [ai if s else bi for ai, bi, s in zip(a, b, swap, strict=True)]
+        count += abs(diff(x, y)) >= observed - 1e-12
+    return count / len(swaps)
 
 
 # ---- data --------------------------------------------------------------------------------------

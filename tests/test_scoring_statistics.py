@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+from itertools import product
 from math import comb
 
 import numpy as np
 import pytest
 
 from tryouts.scoring.statistics import (
+    MIN_BOOTSTRAP_CASES,
     bootstrap_mean,
     bootstrap_statistic,
     bradley_terry,
+    exact_test_can_reject,
     paired_bootstrap,
+    paired_comparison,
+    paired_permutation_test,
     pass_at_k,
     pass_hat_k,
     sign_test,
@@ -95,6 +100,88 @@ def test_paired_bootstrap_length_mismatch_and_edges():
     assert paired_bootstrap([], [])["diff"] is None
     r = paired_bootstrap([0.0], [1.0])
     assert r["diff"] == r["low"] == r["high"] == 1.0
+
+
+def _brute_force_permutation_p(a, b):
+    """The exact paired permutation p-value by listing every one of the 2**n sign flips."""
+    d = [y - x for x, y in zip(a, b, strict=True)]
+    observed = abs(sum(d))
+    flips = list(product((1, -1), repeat=len(d)))
+    extreme = sum(abs(sum(s * v for s, v in zip(signs, d, strict=True))) >= observed - 1e-9 for signs in flips)
+    return extreme / len(flips)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 6, 9, 12])
+def test_paired_permutation_test_matches_brute_force(n):
+    rng = np.random.default_rng(n)
+    a = rng.uniform(0, 1, n)
+    b = a + rng.normal(0.15, 0.3, n)
+    r = paired_permutation_test(a, b)
+    assert r["n"] == n and r["diff"] == pytest.approx(float(np.mean(b - a)))
+    assert r["p_value"] == pytest.approx(_brute_force_permutation_p(a, b))
+    # scores on a grid: ties among the |differences| and zero differences
+    a2 = rng.integers(0, 3, n) / 2
+    b2 = rng.integers(0, 3, n) / 2
+    assert paired_permutation_test(a2, b2)["p_value"] == pytest.approx(_brute_force_permutation_p(a2, b2))
+
+
+def test_paired_permutation_test_edges():
+    assert paired_permutation_test([1.0, 0.0], [1.0, 0.0])["p_value"] == 1.0
+    assert paired_permutation_test([], []) == {"n": 0, "diff": None, "p_value": None}
+    # every one of 10 cases better: only the observed signs and their mirror are as extreme
+    assert paired_permutation_test([0.0] * 10, np.linspace(0.1, 1, 10))["p_value"] == pytest.approx(2 / 2**10)
+    with pytest.raises(ValueError):
+        paired_permutation_test([1, 2], [1])
+    with pytest.raises(ValueError, match="at most 40"):
+        paired_permutation_test([0.0] * 41, [1.0] * 41)
+
+
+def test_two_cases_are_too_few_to_tell():
+    """The reported case: 2 cases, both better, printed as +0.596 [+0.211, +0.981] p <0.001, 'a difference
+    these cases support'. The exact p-value over the 4 sign flips is 0.5, and no test on 2 cases can tell."""
+    a, b = [0.2, 0.1], [0.411, 1.081]
+    r = paired_comparison(a, b)
+    assert r["n"] == 2 and r["test"] == "exact permutation" and r["min_cases"] == MIN_BOOTSTRAP_CASES
+    assert r["diff"] == pytest.approx(0.596)
+    assert r["p_value"] == pytest.approx(0.5) and r["sign_test"]["p_value"] == pytest.approx(0.5)
+    assert r["low"] is None and r["high"] is None  # no interval that pretends precision
+    assert r["verdict"] == "too few cases to tell" and r["significant"] is False
+    assert paired_bootstrap(a, b)["p_value"] < 0.001  # what the bootstrap alone would have claimed
+
+
+def test_below_the_minimum_the_exact_test_decides():
+    assert not exact_test_can_reject(5) and exact_test_can_reject(6)  # 2/2**5 = 0.0625, 2/2**6 = 0.03125
+    five = paired_comparison([0.0] * 5, [1.0] * 5)  # 5 wins out of 5: still cannot be told apart
+    assert five["p_value"] == pytest.approx(2 / 2**5) and five["verdict"] == "too few cases to tell"
+    eight = paired_comparison([0.0] * 8, [0.5, 1, 1, 0.5, 1, 1, 0.5, 1])
+    assert eight["test"] == "exact permutation" and eight["low"] is None
+    assert eight["p_value"] == pytest.approx(2 / 2**8)
+    assert eight["verdict"] == "a difference these cases support" and eight["significant"] is True
+    mixed = paired_comparison([0.5] * 8, [1, 0, 1, 0, 1, 0, 1, 0.5])
+    assert mixed["verdict"] == "no clear difference" and mixed["significant"] is False
+    assert mixed["p_value"] == pytest.approx(_brute_force_permutation_p([0.5] * 8, [1, 0, 1, 0, 1, 0, 1, 0.5]))
+    assert paired_comparison([], [])["verdict"] is None
+
+
+def test_the_exact_test_keeps_its_false_positive_rate():
+    rejections = 0
+    for s in range(200):
+        rng = np.random.default_rng(2000 + s)
+        a, b = rng.normal(0.6, 0.2, 10), rng.normal(0.6, 0.2, 10)
+        rejections += paired_comparison(a, b)["significant"]
+    assert rejections / 200 <= 0.08
+
+
+def test_thirty_clearly_different_cases_are_still_a_difference():
+    rng = np.random.default_rng(11)
+    a = rng.uniform(0, 0.6, 30)
+    b = a + 0.3 + rng.normal(0, 0.1, 30)
+    r = paired_comparison(a, b, seed=0)
+    assert r["n"] == 30 and r["test"] == "paired bootstrap"
+    assert r == {**paired_bootstrap(a, b, seed=0), **r}  # above the minimum: the bootstrap as before
+    assert 0 < r["low"] < r["diff"] < r["high"] and r["p_value"] < 0.01
+    assert r["verdict"] == "a difference these cases support" and r["significant"] is True
+    assert r["sign_test"]["wins_b"] >= 28
 
 
 def test_sign_test_hand_computed():

@@ -320,4 +320,6 @@ def test_an_eval_task_run_page_shows_the_task_report(replay_server, tmp_path, db
     cells = re.findall(r'<td class="num">(\d+)</td>', first[:first.index("</table>")])
     assert cells == ["0", "4", "0", "0", "6", "0"]
     c = report["comparisons"][0]
-    assert f"{c['diff']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]" in html and c["diff"] == pytest.approx(-0.2)
+    # 10 cases: the exact test, no interval, and its verdict
+    assert c["test"] == "exact permutation" and c["low"] is None and c["diff"] == pytest.approx(-0.2)
+    assert f"{c['diff']:+.3f}</td>" in html and f"{c['p_value']:.3f} (exact)" in html and c["verdict"] in html

@@ -143,23 +143,23 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
             title_justify="left",
             header_style="bold",
         )
-        for col in ("Model", "Difference (95% CI)", "p-value", "Sign test (wins/losses/ties, p)"):
-            t.add_column(col, justify="left" if col == "Model" else "right")
+        for col in ("Model", "Difference (95% CI)", "p-value (test)", "Sign test (wins/losses/ties, p)", "Verdict"):
+            t.add_column(col, justify="left" if col in ("Model", "Verdict") else "right")
         for c in report["comparisons"]:
             sign = c.get("sign_test")
             sign_text = (
                 f"{sign['wins_b']}/{sign['wins_a']}/{sign['ties']}, p={sign['p_value']:.3g}" if sign else "-"
             )
-            diff = (
-                "-"
-                if c["diff"] is None
-                else f"{c['diff']:+.{digits}f} [{c['low']:+.{digits}f}–{c['high']:+.{digits}f}]"
-            )
+            diff = "-" if c["diff"] is None else f"{c['diff']:+.{digits}f}"
+            if c["diff"] is not None and c.get("low") is not None:
+                diff += f" [{c['low']:+.{digits}f}–{c['high']:+.{digits}f}]"
+            test = "exact" if str(c.get("test") or "").startswith("exact") else "bootstrap"
             t.add_row(
                 _label(c["model"], c["model_index"]),
                 diff,
-                "-" if c["p_value"] is None else f"{c['p_value']:.3g}",
+                "-" if c["p_value"] is None else f"{c['p_value']:.3g} ({test})",
                 sign_text,
+                c.get("verdict") or "",
             )
         console.print(t)
     for mm in models:

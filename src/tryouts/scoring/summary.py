@@ -11,8 +11,10 @@ or on its own scale:
 
 The **unit of analysis is the case**: a model's repeats of one case are averaged first, so a case answered
 five times does not weigh five times. A model's figure is the mean over cases with a bootstrap 95% interval.
-Two models are compared on the cases both answered: a paired bootstrap of the per-case differences (the
-interval of the mean difference and a two-sided p-value) and an exact sign test. The **primary** metric,
+Two models are compared on the cases both answered (:func:`tryouts.scoring.statistics.paired_comparison`):
+from 20 cases on, a paired bootstrap of the per-case differences (the interval of the mean difference and a
+two-sided p-value); below, an exact permutation test (p-value, no interval) and "too few cases to tell" when
+even that cannot reach p < 0.05 (5 cases or fewer); and always an exact sign test. The **primary** metric,
 shown in the summary table, is the first present in the order above. With repeats, pass@k and pass^k
 (every one of k samples passes) are estimated per case without bias and averaged.
 """
@@ -89,9 +91,11 @@ def quality_report(results: list[dict[str, Any]], labels: list[str] | None = Non
 
     Returns ``{"primary", "metrics", "per_model": [{model_index, label, metrics: {m: {n, mean, low, high}},
     pass_at_k}], "paired": [{metric, model_index, label, baseline, baseline_label, n, diff, low, high,
-    p_value, sign_test: {...}}]}``; ``paired`` holds every metric, model 2.. against model ``baseline``.
+    p_value, test, min_cases, verdict, significant, sign_test: {...}}]}``; ``paired`` holds every metric,
+    model 2.. against model ``baseline`` (``low``/``high`` are None below ``min_cases``: see
+    :func:`tryouts.scoring.statistics.paired_comparison`).
     """
-    from .statistics import bootstrap_mean, paired_bootstrap, sign_test
+    from .statistics import bootstrap_mean, paired_comparison
 
     table = per_case(results)
     metrics = sorted(table, key=lambda m: (_rank(m), m))
@@ -120,7 +124,6 @@ def quality_report(results: list[dict[str, Any]], labels: list[str] | None = Non
             if len(common) < 2:
                 continue
             a, b = [base[c] for c in common], [other[c] for c in common]
-            pb = paired_bootstrap(a, b)
             paired.append({"metric": metric, "model_index": m, "label": label(m), "baseline": baseline,
-                           "baseline_label": label(baseline), **pb, "sign_test": sign_test(a, b)})
+                           "baseline_label": label(baseline), **paired_comparison(a, b)})
     return {"primary": metrics[0] if metrics else None, "metrics": metrics, "per_model": per_model, "paired": paired}

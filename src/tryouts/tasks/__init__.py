@@ -14,8 +14,9 @@ embeddings      sentence-transformers    STS: Spearman rho* (bootstrap over pair
 code            (prompted)               pass@1* over repeats, pass@k and pass^k, sandbox outcomes
 ==============  =======================  ====================================================================
 
-``*`` marks the primary metric: the one compared between models (model N vs model 1: paired bootstrap
-difference with its interval and p-value, plus an exact sign test on the per-case scores).
+``*`` marks the primary metric: the one compared between models (model N vs model 1: from 20 cases on, a
+paired bootstrap difference with its interval and p-value; below, an exact permutation test with no interval
+and "too few cases to tell" at 5 cases or fewer; plus an exact sign test on the per-case scores).
 
 Modules: :mod:`.data` (loading), :mod:`.prompts` (prompts and answer parsing), :mod:`.metrics` (pure
 metrics), :mod:`.scoring` (per-result scores and the report), :mod:`.evaluate` (running and storing),

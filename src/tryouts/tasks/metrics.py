@@ -158,6 +158,40 @@ def recall_at_k(ranks: Sequence[int | None], k: int) -> float:
     return sum(1 for r in ranks if r is not None and r <= k) / len(ranks)
 
 
+def _rho_rows(x, ry):
+    """Spearman rho of each row of ``x`` with the centred, unit-norm ranks ``ry`` (0 for a constant row)."""
+    import numpy as np
+    from scipy.stats import rankdata
+
+    r = rankdata(x, axis=1)
+    r -= r.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(r, axis=1)
+    return np.divide(r @ ry, norm, out=np.zeros(len(r)), where=norm > 0)
+
+
+def _spearman_swap_p(xa, xb, y) -> float:
+    """Exact two-sided p of the rho difference over all ``2**n`` swaps of the two models' scores within pairs.
+
+    Under the null hypothesis the models are exchangeable on each pair. Swapping every pair negates the
+    difference, so the half of the swaps that leave the last pair alone give the same p-value.
+    """
+    import numpy as np
+    from scipy.stats import rankdata
+
+    n = len(y)
+    ry = rankdata(y) - (n + 1) / 2
+    ry = ry / np.linalg.norm(ry)
+    observed = abs(float(_rho_rows(xb[None], ry)[0] - _rho_rows(xa[None], ry)[0]))
+    total, count, bits = 2 ** (n - 1), 0, np.arange(n - 1)
+    for start in range(0, total, 1 << 16):
+        codes = np.arange(start, min(total, start + (1 << 16)))
+        swap = np.zeros((len(codes), n), dtype=bool)
+        swap[:, : n - 1] = (codes[:, None] >> bits) & 1
+        diff = _rho_rows(np.where(swap, xa, xb), ry) - _rho_rows(np.where(swap, xb, xa), ry)
+        count += int(np.count_nonzero(np.abs(diff) >= observed - 1e-12))
+    return count / total
+
+
 def paired_spearman(
     a: Sequence[float],
     b: Sequence[float],
@@ -166,43 +200,71 @@ def paired_spearman(
     confidence: float = 0.95,
     n_resamples: int = 1000,
     seed: int = 0,
+    min_cases: int | None = None,
 ) -> dict[str, Any]:
-    """Paired bootstrap of the difference in Spearman correlation with ``gold``: model ``b`` minus ``a``.
+    """The difference in Spearman correlation with ``gold``, model ``b`` minus ``a``, and its test.
 
-    The same resampled pairs score both models (the pairing is kept); the interval is the percentile interval
-    of the resampled differences and the two-sided p-value comes from that distribution centred on zero, as in
-    :func:`tryouts.scoring.statistics.paired_bootstrap`.
+    From ``min_cases`` pairs on (default :data:`tryouts.scoring.statistics.MIN_BOOTSTRAP_CASES`, 20): a
+    paired bootstrap — the same resampled pairs score both models (the pairing is kept); the interval is the
+    percentile interval of the resampled differences and the two-sided p-value comes from that distribution
+    centred on zero, as in :func:`tryouts.scoring.statistics.paired_bootstrap`. Below: an exact permutation
+    test over every swap of the two models' scores within pairs, and no interval (``low``/``high`` None);
+    the verdict is "too few cases to tell" when that test cannot reach significance (5 pairs or fewer).
+
+    Returns:
+        ``{"n", "diff", "low", "high", "p_value", "test", "min_cases", "verdict", "significant"}`` (see
+        :func:`tryouts.scoring.statistics.paired_comparison`); ``diff`` and the rest are None with fewer than
+        3 pairs or a constant side (no correlation).
     """
     import numpy as np
     from scipy.stats import spearmanr
 
+    from ..scoring.statistics import MIN_BOOTSTRAP_CASES, paired_verdict
+
+    min_cases = MIN_BOOTSTRAP_CASES if min_cases is None else min_cases
     xa, xb, y = (np.asarray(v, dtype=float) for v in (a, b, gold))
     n = len(y)
     if not len(xa) == len(xb) == n:
         raise ValueError("a, b and gold must have the same length")
-    if n < 3 or np.ptp(y) == 0 or np.ptp(xa) == 0 or np.ptp(xb) == 0:  # a constant side: no correlation
-        return {"n": n, "diff": None, "low": None, "high": None, "p_value": None}
-    diff = float(spearmanr(xb, y).statistic - spearmanr(xa, y).statistic)
-    rng = np.random.default_rng(seed)
-    diffs = []
-    for _ in range(n_resamples):
-        idx = rng.integers(0, n, n)
-        if np.ptp(y[idx]) == 0 or np.ptp(xa[idx]) == 0 or np.ptp(xb[idx]) == 0:
-            continue
-        diffs.append(float(spearmanr(xb[idx], y[idx]).statistic - spearmanr(xa[idx], y[idx]).statistic))
-    if not diffs:
-        return {"n": n, "diff": diff, "low": diff, "high": diff, "p_value": 1.0}
-    arr = np.asarray(diffs)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(arr, [alpha, 1 - alpha])
-    extreme = int(np.count_nonzero(np.abs(arr - diff) >= abs(diff) - 1e-12))
-    return {
+    out = {
         "n": n,
-        "diff": diff,
-        "low": float(low),
-        "high": float(high),
-        "p_value": min(1.0, (1 + extreme) / (1 + len(arr))),
+        "diff": None,
+        "low": None,
+        "high": None,
+        "p_value": None,
+        "test": None,
+        "min_cases": min_cases,
+        "verdict": None,
+        "significant": False,
     }
+    if n < 3 or np.ptp(y) == 0 or np.ptp(xa) == 0 or np.ptp(xb) == 0:  # a constant side: no correlation
+        return out
+    diff = float(spearmanr(xb, y).statistic - spearmanr(xa, y).statistic)
+    if n < min_cases:
+        out |= {"diff": diff, "p_value": _spearman_swap_p(xa, xb, y), "test": "exact permutation of rho"}
+    else:
+        out |= {"diff": diff, "low": diff, "high": diff, "p_value": 1.0, "test": "paired bootstrap of rho"}
+        rng = np.random.default_rng(seed)
+        diffs = []
+        for _ in range(n_resamples):
+            idx = rng.integers(0, n, n)
+            if np.ptp(y[idx]) == 0 or np.ptp(xa[idx]) == 0 or np.ptp(xb[idx]) == 0:
+                continue
+            diffs.append(float(spearmanr(xb[idx], y[idx]).statistic - spearmanr(xa[idx], y[idx]).statistic))
+        if diffs:
+            arr = np.asarray(diffs)
+            alpha = (1 - confidence) / 2
+            low, high = np.quantile(arr, [alpha, 1 - alpha])
+            extreme = int(np.count_nonzero(np.abs(arr - diff) >= abs(diff) - 1e-12))
+            out |= {
+                "low": float(low),
+                "high": float(high),
+                "p_value": min(1.0, (1 + extreme) / (1 + len(arr))),
+            }
+    out["verdict"], out["significant"] = paired_verdict(
+        n, out["p_value"], out["low"], out["high"], out["test"], confidence
+    )
+    return out
 
 
 def pass_k_table(counts: Sequence[tuple[int, int]], ks: Sequence[int]) -> dict[str, dict[str, float | None]]:

@@ -284,7 +284,7 @@ def build_report(
         scored: per model, the ``scores["task"]`` of each answer keyed by ``(case_index, repeat_index)``.
         rows: per model, its stored results (for failures, latency and cost).
     """
-    from ..scoring.statistics import bootstrap_mean, paired_bootstrap, sign_test
+    from ..scoring.statistics import MIN_BOOTSTRAP_CASES, bootstrap_mean, paired_comparison
     from .metrics import paired_spearman
 
     names = interval_metrics(task, data.mode, ks)
@@ -328,15 +328,13 @@ def build_report(
             a = [scored[0][k].get("similarity") for k in keys]
             b = [scored[m].get(k, {}).get("similarity") for k in keys]
             if any(v is None for v in a + b):  # a model failed: nothing to compare
-                stats = {"n": len(keys), "diff": None, "low": None, "high": None, "p_value": None}
+                stats = {"n": len(keys), "diff": None, "low": None, "high": None, "p_value": None, "test": None,
+                         "min_cases": MIN_BOOTSTRAP_CASES, "verdict": None, "significant": False}
             else:
                 stats = paired_spearman(a, b, gold)
-            comparisons.append({**base, "test": "paired bootstrap of rho", **stats})
+            comparisons.append({**base, **stats})
         else:
-            a, b = per_case_primary[0], per_case_primary[m]
-            comparisons.append(
-                {**base, "test": "paired bootstrap", **paired_bootstrap(a, b), "sign_test": sign_test(a, b)}
-            )
+            comparisons.append({**base, **paired_comparison(per_case_primary[0], per_case_primary[m])})
     return {
         "task": task,
         "mode": data.mode,
