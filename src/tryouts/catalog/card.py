@@ -2,7 +2,9 @@
 
 Where the card and config come from, in order:
 
-1. a local folder (``README.md`` and ``config.json`` in it);
+1. a local folder (``README.md`` and ``config.json`` in it), or a GGUF file: its header's metadata (read by
+   :mod:`tryouts.gguf_meta`, no tensor data) stands in for ``config.json``, and a ``README.md`` beside it is
+   read as its card;
 2. the Hugging Face cache (``HF_HUB_CACHE``, else ``HF_HOME``/hub, else ~/.cache/huggingface/hub);
 3. the Hub, only when asked (``online=True``); nothing here contacts the network otherwise.
 
@@ -73,7 +75,9 @@ class CardInfo:
     config_from: str | None = None
     config_path: str | None = None
     config: dict[str, Any] | None = None
-    #: catalog vs config.json differences
+    #: a GGUF file's own metadata (:meth:`tryouts.gguf_meta.GGUFInfo.facts`) when MODEL is one
+    gguf: dict[str, Any] | None = None
+    #: catalog vs config.json (or GGUF) differences
     mismatches: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -252,15 +256,79 @@ def config_facts(config: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
-def _mismatches(entry: Entry, facts: dict[str, Any]) -> list[str]:
+def _mismatches(entry: Entry, facts: dict[str, Any], source: str = "config.json") -> list[str]:
     if entry.arch is None:
         return []
     out = []
     for name in ("layers", "hidden_size", "attention_heads", "kv_heads", "vocab_size"):
         ours, theirs = getattr(entry.arch, name), facts.get(name)
         if theirs is not None and ours != theirs:
-            out.append(f"{name}: catalog {ours}, config.json {theirs}")
+            out.append(f"{name}: catalog {ours}, {source} {theirs}")
     return out
+
+
+# ---- GGUF files ------------------------------------------------------------------------------------
+
+#: a quantization suffix of a GGUF file name: "Llama-3.1-8B-Instruct-Q4_K_M" -> "Llama-3.1-8B-Instruct"
+_QUANT_SUFFIX = re.compile(r"[.\-_](?:[IT]?Q\d[\w]*|F16|F32|BF16|MXFP4\w*)$", re.I)
+
+
+def _gguf_file(model: str) -> Path | None:
+    """The GGUF file ``model`` names (a ``.gguf`` path, or any file starting with the GGUF magic), else None."""
+    from ..gguf_meta import is_gguf
+
+    text = model.strip().removeprefix("hf:").removeprefix("llamacpp:")
+    path = Path(text).expanduser()
+    if text.lower().endswith(".gguf") or (path.is_file() and is_gguf(path)):
+        return path
+    return None
+
+
+def _read_gguf_into(info: CardInfo, path: Path) -> dict[str, Any]:
+    from ..gguf_meta import read_gguf
+
+    meta = read_gguf(path)
+    info.gguf = meta.facts()
+    info.notes.extend(meta.notes)
+    return info.gguf
+
+
+def _gguf_card(model: str, path: Path) -> CardInfo:
+    """The card of a GGUF file: its header's metadata, a README.md beside it, its catalog entry if named so."""
+    info = CardInfo(model=model, folder=str(path.parent))
+    facts = _read_gguf_into(info, path)
+    stem = _QUANT_SUFFIX.sub("", path.stem)
+    try:
+        info.entry = find_model(stem)
+    except ModelNotFoundError:
+        info.entry = None
+    if info.entry is not None:
+        info.price = entry_price(info.entry)
+        info.mismatches = _mismatches(info.entry, {
+            "layers": facts["block_count"], "hidden_size": facts["embedding_length"],
+            "attention_heads": facts["head_count"], "kv_heads": facts["head_count_kv"],
+            "vocab_size": facts["vocab_size"]}, "GGUF")
+    readme = path.parent / "README.md"
+    if readme.is_file():
+        _read_card_into(info, "local folder", str(readme))
+    else:
+        info.notes.append(f"No README.md beside {path.name}: a GGUF file carries no model card, only the metadata "
+                          "shown (the card is usually on the page the file came from).")
+    return info
+
+
+def _read_card_into(info: CardInfo, where: str, path: str) -> None:
+    info.card_from, info.card_path = where, path
+    try:
+        info.metadata, info.sections, info.metrics = read_card(path)
+    except Exception as exc:
+        info.notes.append(f"Could not read the model card {path}: {exc}")
+    for key, title in SECTION_TITLES.items():
+        sec = info.sections.get(key)
+        if sec is None:
+            info.notes.append(f"The card has no '{title}' section.")
+        elif not sec["text"]:
+            info.notes.append(f"The card's '{sec['heading']}' section is empty.")
 
 
 # ---- the merge -------------------------------------------------------------------------------------
@@ -269,19 +337,31 @@ def _mismatches(entry: Entry, facts: dict[str, Any]) -> list[str]:
 def build_card(model: str, *, online: bool = False) -> CardInfo:
     """Merge the catalog entry, the model card and ``config.json`` for ``model``.
 
-    ``model`` is a catalog name or alias, a Hub id (``org/name``, optionally ``hf:``-prefixed) or a local
-    folder. Only ``online=True`` contacts the Hub. Raises :class:`~tryouts.errors.ModelNotFoundError`
-    (with suggestions) for a name that is none of these.
+    ``model`` is a catalog name or alias, a Hub id (``org/name``, optionally ``hf:``-prefixed), a local
+    folder or a GGUF file. Only ``online=True`` contacts the Hub. Raises :class:`~tryouts.errors.ModelNotFoundError`
+    (with suggestions) for a name that is none of these, and :class:`~tryouts.gguf_meta.NotGGUFError` for a
+    ``.gguf`` path that is not a GGUF file.
     """
+    gguf_path = _gguf_file(model)
+    if gguf_path is not None:
+        return _gguf_card(model, gguf_path)
     entry, hub_id, folder = _resolve(model)
     info = CardInfo(model=model, entry=entry, hub_id=hub_id, folder=str(folder) if folder else None)
     if entry is not None:
         info.price = entry_price(entry)
     files: dict[str, tuple[str, str]] = {}  # filename -> (where, path)
     if folder is not None:
+        from ..gguf_meta import find_gguf_files
+
+        ggufs = [] if (folder / "config.json").is_file() else find_gguf_files(folder)
         for name in ("README.md", "config.json"):
             if (folder / name).is_file():
                 files[name] = ("local folder", str(folder / name))
+            elif name == "config.json" and len(ggufs) == 1:
+                _read_gguf_into(info, ggufs[0])
+            elif name == "config.json" and ggufs:
+                info.notes.append(f"No config.json in {folder}; it holds GGUF files ({', '.join(p.name for p in ggufs)}): "
+                                  f"'tryouts card {folder / ggufs[0].name}' shows one's metadata.")
             else:
                 info.notes.append(f"No {name} in {folder}.")
     elif hub_id is not None:
@@ -308,17 +388,7 @@ def build_card(model: str, *, online: bool = False) -> CardInfo:
         info.notes.append(f"{entry.name} is an API model without a Hugging Face model card"
                           + (f"; the vendor's page: {url}" if url else "") + ".")
     if "README.md" in files:
-        info.card_from, info.card_path = files["README.md"]
-        try:
-            info.metadata, info.sections, info.metrics = read_card(info.card_path)
-        except Exception as exc:
-            info.notes.append(f"Could not read the model card {info.card_path}: {exc}")
-        for key, title in SECTION_TITLES.items():
-            sec = info.sections.get(key)
-            if sec is None:
-                info.notes.append(f"The card has no '{title}' section.")
-            elif not sec["text"]:
-                info.notes.append(f"The card's '{sec['heading']}' section is empty.")
+        _read_card_into(info, *files["README.md"])
     if "config.json" in files:
         info.config_from, info.config_path = files["config.json"]
         try:

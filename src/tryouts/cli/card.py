@@ -11,15 +11,17 @@ PREVIEW_CHARS = 1200
 
 @app.command(rich_help_panel="Know the models")
 def card(
-    model: str = typer.Argument(..., help="A catalog name or alias, a Hub id (org/name) or a local model folder."),
+    model: str = typer.Argument(..., help="A catalog name or alias, a Hub id (org/name), a local model folder or a "
+                                "GGUF file."),
     online: bool = typer.Option(False, "--online", help="Fetch README.md and config.json from the Hugging Face Hub when not cached."),
     full: bool = typer.Option(False, "--full", help=f"Show whole card sections (default: the first {PREVIEW_CHARS} characters)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
 ) -> int:
     """Show a model's card: catalog facts, intended use, training data, limitations, metrics, config.json.
 
-    Works offline from the catalog, a local folder or the Hugging Face cache; --online also asks the Hub.
-    Examples: tryouts card llama-3.1-8b-instruct; tryouts card ./my-model; tryouts card org/name --online.
+    Works offline from the catalog, a local folder, a GGUF file (its own metadata) or the Hugging Face cache;
+    --online also asks the Hub. Examples: tryouts card llama-3.1-8b-instruct; tryouts card ./my-model;
+    tryouts card ./model-Q4_K_M.gguf; tryouts card org/name --online.
     """
     import json
 
@@ -57,7 +59,8 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
     from .models import fmt_context, fmt_params
 
     e = info.entry
-    title = f"{e.name} ({e.id})" if e else (info.hub_id or info.folder or info.model)
+    gguf_file = info.gguf["path"] if info.gguf and not info.config else None
+    title = f"{e.name} ({e.id})" if e else (info.hub_id or gguf_file or info.folder or info.model)
     console.print(f"[bold]{title}[/]")
     if e is not None:
         a = e.arch
@@ -83,6 +86,8 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
             rows.append(("Notes", e.notes))
         rows += [(f"Source: {k}", v) for k, v in e.sources.items()]
         console.print(Panel(_kv_table(rows), title="Catalog", title_align="left"))
+    if info.gguf:
+        console.print(Panel(_kv_table(_gguf_rows(info.gguf)), title="GGUF file", title_align="left"))
     if info.config:
         c = info.config
         labels = {"kv_heads": "KV heads", "context": "Context (max positions)", "experts_per_token": "Experts per token"}
@@ -112,6 +117,45 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
                               str(r["metric"] or "-"), str(r["value"]))
             console.print(table)
     for line in info.mismatches:
-        console.print(f"[yellow]Catalog and config.json differ — {line}[/]")
+        console.print(f"[yellow]Catalog and {'GGUF' if info.gguf else 'config.json'} differ — {line}[/]")
     for note in info.notes:
         console.print(f"[yellow]Note:[/] {note}", highlight=False)
+
+
+def _gguf_rows(g: dict) -> list[tuple[str, str]]:
+    """The GGUF panel: the file's own metadata (values escaped: a chat template is full of brackets)."""
+    from rich.markup import escape
+
+    from .memory import _count
+
+    def tok(text, tid) -> str:
+        return "-" if tid is None else f"{text} ({tid})" if text is not None else str(tid)
+
+    shape = ", ".join(part for part in (
+        f"{g['block_count']} layers" if g["block_count"] else "",
+        f"hidden {g['embedding_length']}" if g["embedding_length"] else "",
+        f"{g['head_count']} heads / {g['head_count_kv']} KV" if g["head_count"] else "",
+        f"head dim {g['head_dim']}" if g["head_dim"] else "",
+        f"feed-forward {g['feed_forward_length']}" if g["feed_forward_length"] else "",
+        f"vocab {g['vocab_size']:,}" if g["vocab_size"] else "",
+        f"{g['expert_count']} experts ({g['expert_used_count']} per token)" if g["expert_count"] else "",
+        "tied embeddings" if g["tied_embeddings"] else "",
+    ) if part)
+    bpw = f", {g['bits_per_weight']:.2f} bits per weight" if g["bits_per_weight"] else ""
+    template = (f"yes; first line: {g['chat_template_first_line']}" if g["chat_template"] else
+                "none (a base model: prompts go in as plain text)")
+    rows = [
+        ("Architecture", g["architecture"] or "-"), ("Name", g["name"] or "-"),
+        ("Parameters", f"{_count(g['params'])} ({g['params']:,})"),
+        ("Quantization", f"{g['quantization']}{bpw}"),
+        ("Context", f"{g['context_length']:,} tokens" if g["context_length"] else "-"),
+        ("Shape", shape or "-"),
+        ("Tokenizer", f"{g['tokenizer'] or '-'}; BOS {tok(g['bos_token'], g['bos_token_id'])}, "
+                      f"EOS {tok(g['eos_token'], g['eos_token_id'])}"),
+        ("Chat template", template),
+    ]
+    rows += [(k.replace("_", " ").capitalize(), ", ".join(map(str, v)) if isinstance(v, list) else str(v))
+             for k, v in g["general"].items()]
+    rows.append(("File", f"{g['file_size'] / 1e6:,.1f} MB ({g['file_size']:,} bytes; tensor data "
+                         f"{g['tensor_bytes']:,}), GGUF v{g['gguf_version']}: {g['path']}"))
+    return [(k, escape(v)) for k, v in rows]

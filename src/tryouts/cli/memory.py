@@ -8,17 +8,18 @@ import typer
 
 from . import app
 
-MODEL_HELP = ("A model's config.json (or its folder), a catalog name (see 'tryouts models'), or a Hugging Face id "
-              "whose config.json is in the local Hugging Face cache.")
+MODEL_HELP = ("A GGUF file (its header is read), a model's config.json (or its folder), a catalog name (see "
+              "'tryouts models'), or a Hugging Face id whose config.json is in the local Hugging Face cache.")
 
 
 @app.command(rich_help_panel="Know the models")
 def memory(
     model: str = typer.Argument(..., help=MODEL_HELP),
-    dtype: str = typer.Option(
-        "all", "--dtype", "-d",
+    dtype: str | None = typer.Option(
+        None, "--dtype", "-d",
         help="Weight format: fp32, fp16, bf16, fp8, int8, int4/nf4, nf4-dq, a GGUF type (Q4_K_M, gguf:Q8_0 ...), "
-             "or 'all' for a table of the common ones.",
+             "'file' (a GGUF file's own weights, as stored: the default for a .gguf model), or 'all' for a table "
+             "of the common ones (the default otherwise; with a GGUF file, its own weights first).",
     ),
     context: str = typer.Option("4096", "--context", "-c", help="Tokens of context per sequence (prompt + output): "
                                 "8192, 8k (= 8,000), 1M."),
@@ -40,6 +41,8 @@ def memory(
 
       tryouts memory llama-3.1-8b-instruct --dtype int4 --gpu-memory 24GB --format json
 
+      tryouts memory ./model-Q4_K_M.gguf --context 8192 --gpu L4-24GB
+
     Formulas and assumptions: docs/memory.md.
     """
     import json
@@ -53,7 +56,8 @@ def memory(
     context = parse_tokens(context)
     if gpu and gpu_memory:
         raise UsageError("Give either --gpu or --gpu-memory, not both.")
-    dtypes = [parse_dtype(d) for d in COMMON_DTYPES] if dtype.strip().lower() == "all" else [parse_dtype(dtype)]
+    choice = (dtype or "").strip().lower()
+    named = parse_dtype(dtype) if dtype is not None and choice != "all" else None
     kv = parse_kv_dtype(kv_dtype) if kv_dtype else None
     target: dict[str, Any] | None = None
     if gpu:
@@ -63,6 +67,13 @@ def memory(
         target = {"name": gpu_memory.strip(), "marketed": None, "memory_bytes": parse_size(gpu_memory)}
 
     arch = resolve(model)
+    own = [parse_dtype("file")] if arch.stored else []  # a GGUF file: its own weights, as stored
+    if named is not None:
+        dtypes = [named]
+    elif own and dtype is None:
+        dtypes = own
+    else:
+        dtypes = own + [parse_dtype(d) for d in COMMON_DTYPES]
     estimates = [estimate(arch, d, context=context, batch=batch, kv_dtype=kv) for d in dtypes]
     too_long = (f"--context {context:,} is beyond the longest context this model supports ({arch.max_context:,} "
                 "tokens): the estimate counts a KV cache the model would never hold."
@@ -79,6 +90,7 @@ def memory(
         first = estimates[0]
         print(json.dumps({
             "model": first.model, "source": arch.source, "model_type": arch.model_type,
+            "stored_format": arch.stored_format,
             "params_total": first.params_total, "params_active": first.params_active,
             "params_by_class": first.params_by_class, "context": context, "batch": batch, "gpu": target,
             "max_context": arch.max_context, "warnings": [too_long] if too_long else [], "estimates": rows,
@@ -116,7 +128,8 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
     console = make_console()
     first = estimates[0]
     active = f", {_count(first.params_active)} active per token" if first.params_active else ""
-    console.print(f"[bold]{first.model}[/] ({arch.model_type}; {arch.source})", highlight=False)
+    stored = f"{arch.stored_format} file, " if arch.stored_format else ""
+    console.print(f"[bold]{first.model}[/] ({stored}{arch.model_type}; {arch.source})", highlight=False)
     console.print(f"{_count(first.params_total)} parameters{active} · context {first.context:,} tokens × batch "
                   f"{first.batch}", highlight=False)
     gpu_label = None
@@ -149,7 +162,8 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         if target:
             t.add_column(f"fits {target['name']}", justify="left")
         for e, row in zip(estimates, rows, strict=True):
-            cells = [e.dtype, f"{e.bits_per_weight:.2f}", _gb(e.weights_bytes), _gb(e.kv_bytes), _gb(e.overhead_bytes),
+            name = f"file ({arch.stored_format.removeprefix('GGUF ')})" if e.dtype == "file" else e.dtype
+            cells = [name, f"{e.bits_per_weight:.2f}", _gb(e.weights_bytes), _gb(e.kv_bytes), _gb(e.overhead_bytes),
                      _gb(e.total_bytes)]
             if target:
                 cells.append(_fit_text(row))

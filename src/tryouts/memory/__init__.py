@@ -4,7 +4,8 @@
 
     from tryouts.memory import Arch, estimate, estimate_entry, resolve, GPUS, fits, parse_size
 
-    arch = Arch.from_config(json.load(open("config.json")))   # or Arch.from_catalog(entry), resolve("name")
+    arch = Arch.from_config(json.load(open("config.json")))   # or Arch.from_catalog(entry), resolve("name"),
+                                                              # resolve("model.gguf") (the file's own tensors)
     e = estimate(arch, dtype="Q4_K_M", context=8192, batch=1)  # -> Estimate
     e.weight_bytes_by_class, e.weights_bytes, e.kv_bytes, e.overhead_bytes, e.total_bytes, e.assumptions
     fits(e.total_bytes, GPUS["H100-80GB"].memory_bytes)
@@ -40,7 +41,7 @@ from .estimate import (
 )
 from .gpus import GPU, GPUS, find_gpu, parse_size
 from .params import CLASSES, Tensor, active_params, class_counts, inventory
-from .resolve import cached_config, load_config_path, resolve
+from .resolve import cached_config, load_config_path, load_gguf_path, resolve
 
 __all__ = [
     "CLASSES",
@@ -70,6 +71,7 @@ __all__ = [
     "inventory",
     "kv_cache_bytes",
     "load_config_path",
+    "load_gguf_path",
     "overhead_bytes",
     "parse_dtype",
     "parse_kv_dtype",

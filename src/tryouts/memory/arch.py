@@ -5,6 +5,8 @@ transformers configuration class, so the parameter inventory (:mod:`tryouts.memo
 the supported ``model_type`` values (:data:`EXACT_TYPES`); other decoder types are read as Llama-like.
 ``Arch.from_catalog`` reads the catalog's ``arch`` + ``params`` (docs/catalog.md), which carry fewer
 numbers: the inventory is then scaled so that its total equals the catalog's parameter count.
+``Arch.from_gguf`` reads a GGUF file's header (:mod:`tryouts.gguf_meta`) and keeps the file's own tensor
+table, so the weights are counted as stored rather than computed.
 """
 
 from __future__ import annotations
@@ -103,6 +105,10 @@ class Arch:
     name: str = ""
     source: str = ""
     notes: tuple[str, ...] = field(default=())
+    #: a GGUF file's own tensor table (:class:`~tryouts.memory.params.Tensor` with ``ggml_type`` and ``nbytes``),
+    #: counted instead of the computed inventory; ``stored_format`` names it, e.g. "GGUF Q4_K_M"
+    stored: tuple[Any, ...] = field(default=(), repr=False)
+    stored_format: str | None = None
 
     @property
     def is_moe(self) -> bool:
@@ -147,6 +153,12 @@ class Arch:
         inventory is scaled to ``params.total`` when the entry has it (see :mod:`tryouts.memory.params`).
         """
         return _from_catalog(entry)
+
+    @classmethod
+    def from_gguf(cls, info: Any, *, name: str = "") -> Arch:
+        """Read a GGUF file's header (a :class:`tryouts.gguf_meta.GGUFInfo`): the numbers from its metadata,
+        the block layout and the weights (shapes, ggml types, bytes) from its tensor table."""
+        return _from_gguf(info, name=name)
 
 
 # ---------------------------------------------------------------------- config.json
@@ -434,3 +446,91 @@ def _template(mt: str, encoder_only: bool, encoder_layers: int) -> dict[str, Any
     return {}
 
 
+
+
+# ---------------------------------------------------------------------- GGUF
+
+
+# GGUF architecture names that differ from the transformers model_type the estimator knows
+_GGUF_TYPES = {"gemma3": "gemma3_text", "qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe"}
+_GGUF_ENCODERS = ("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert", "neo-bert")
+
+
+def _from_gguf(info: Any, *, name: str) -> Arch:
+    from .params import Tensor, tensor_class, tensor_layer
+
+    arch = info.architecture or "?"
+    source = info.path
+    nums = {"block_count": info.block_count, "embedding_length": info.embedding_length,
+            "attention.head_count": info.head_count, "vocab_size": info.vocab_size}
+    missing = [k for k, v in nums.items() if not v]
+    if missing:
+        raise UsageError(f"The GGUF file {source!r} (architecture {arch!r}) has no {', '.join(missing)} in its "
+                         "metadata, which the memory estimate needs.")
+    layers, hidden, heads = int(info.block_count), int(info.embedding_length), int(info.head_count)
+    names = {t.name for t in info.tensors}
+
+    def has(suffix: str) -> bool:
+        return any(n.startswith("blk.") and n.endswith(suffix) for n in names)
+
+    def rows(tensor: str) -> int | None:  # the PyTorch first dimension (ggml's last)
+        t = info.tensor(tensor)
+        return int(t.shape[-1]) if t is not None and len(t.shape) > 1 else None
+
+    ff = info.feed_forward_length or 4 * hidden
+    gated = has(".ffn_gate.weight") or has(".ffn_gate_exps.weight")
+    up = next((rows(f"blk.{i}.ffn_up.weight") for i in range(layers) if f"blk.{i}.ffn_up.weight" in names), None)
+    fused_gate_up = not gated and up == 2 * ff
+    per_layer_norms = {n.split(".", 2)[2] for n in names if n.startswith("blk.0.") and n.endswith("norm.weight")
+                       and ".attn_q" not in n and ".attn_k" not in n}
+    kw: dict[str, Any] = dict(
+        model_type=_GGUF_TYPES.get(arch, arch), layers=layers, hidden_size=hidden, intermediate_size=int(ff),
+        attention_heads=heads, kv_heads=int(info.head_count_kv or heads), head_dim=int(info.head_dim or hidden // heads),
+        vocab_size=int(info.vocab_size), tied_embeddings=info.tied_embeddings,
+        mlp_kind="gated" if gated or fused_gate_up else "plain", fused_qkv=has(".attn_qkv.weight"),
+        fused_gate_up=fused_gate_up, qkv_bias=has(".attn_q.bias") or has(".attn_qkv.bias"),
+        o_bias=has(".attn_output.bias"), mlp_bias=has(".ffn_down.bias"),
+        norm_kind="layer" if has(".attn_norm.bias") else "rms", norms_per_layer=max(1, len(per_layer_norms)),
+        qk_norm=has(".attn_q_norm.weight"), final_norms=1 if "output_norm.weight" in names else 0,
+        encoder_only=arch in _GGUF_ENCODERS, max_context=info.context_length, name=name or _gguf_label(info),
+        source=source, stored_format=f"GGUF {info.file_type}",
+    )
+    window = info.arch_int("attention.sliding_window")
+    if window:
+        pattern = info.arch_get("attention.sliding_window_pattern")
+        if isinstance(pattern, list):
+            n_sliding = sum(1 for p in pattern[:layers] if p)
+        else:
+            every = int(pattern) if isinstance(pattern, int) and pattern > 1 else {"gemma2": 2, "gemma3": 6}.get(arch)
+            n_sliding = sum(1 for i in range(layers) if (i + 1) % every) if every else layers
+        kw.update(sliding_window=window, sliding_window_layers=n_sliding)
+    experts = info.arch_int("expert_count")
+    if experts:
+        moe_layers = [i for i in range(layers) if f"blk.{i}.ffn_gate_exps.weight" in names
+                      or f"blk.{i}.ffn_up_exps.weight" in names]
+        first = moe_layers[0] if moe_layers else 0
+        exp_rows = info.tensor(f"blk.{first}.ffn_up_exps.weight")
+        kw.update(experts=experts, experts_per_token=info.arch_int("expert_used_count") or 2,
+                  moe_intermediate_size=info.arch_int("expert_feed_forward_length")
+                  or (int(exp_rows.shape[1]) if exp_rows is not None else int(ff)),
+                  dense_layers=tuple(i for i in range(layers) if i not in moe_layers),
+                  shared_expert_size=rows(f"blk.{first}.ffn_up_shexp.weight") or 0,
+                  shared_expert_gate=has(".ffn_gate_inp_shexp.weight"))
+    kv_lora = info.arch_int("attention.kv_lora_rank")
+    if kv_lora:
+        rope = info.arch_int("rope.dimension_count") or 64
+        key = info.arch_int("attention.key_length_mla") or info.arch_int("attention.key_length") or rope
+        kw.update(kv_lora_rank=kv_lora, qk_rope_head_dim=rope, q_lora_rank=info.arch_int("attention.q_lora_rank"),
+                  qk_nope_head_dim=key - rope,
+                  v_head_dim=info.arch_int("attention.value_length_mla") or info.arch_int("attention.value_length"))
+    stored = tuple(Tensor(t.name, tensor_class(t.name), tuple(reversed(t.shape)) or (1,), tensor_layer(t.name),
+                          ggml_type=t.ggml_type, nbytes=t.n_bytes) for t in info.tensors)
+    notes = [f"from the GGUF file's header: the parameters are its own {len(stored)} tensors, which the file "
+             f"stores in {info.tensor_bytes:,} bytes ({info.file_type})", *info.notes]
+    return Arch(**kw, stored=stored, notes=tuple(notes))
+
+
+def _gguf_label(info: Any) -> str:
+    from pathlib import Path
+
+    return Path(info.path).stem

@@ -26,6 +26,9 @@ third layer between (``use_more_bits``); MoE models with 8 experts keep ``attn_v
 rest, token embeddings included, at Q4_K. A row whose length is not a multiple of the block size falls back
 (Q4_K -> Q5_0, Q6_K -> Q8_0, ...). Vectors (norms, biases), routers and position tables stay F32. Rules that
 depend on an importance matrix (IQ1-IQ3 types) are not modelled, so those types are not offered.
+
+``file``: the weights exactly as a GGUF model file stores them (its tensor table: each tensor's ggml type and
+bytes), for a model read from a ``.gguf`` file (:meth:`~tryouts.memory.arch.Arch.from_gguf`).
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ KV_BITS = {"fp32": 32.0, "fp16": 16.0, "bf16": 16.0, "fp8": 8.0, "q8_0": 8.5, "q
 
 @dataclass(frozen=True)
 class DType:
-    """A weight format: ``name`` as typed, ``kind`` (float, bnb, fp8, gguf) and a one-line description."""
+    """A weight format: ``name`` as typed, ``kind`` (float, bnb, fp8, gguf, file) and a one-line description."""
 
     name: str
     kind: str
@@ -94,8 +97,11 @@ def parse_dtype(text: str) -> DType:
         return DType("fp8", "fp8", "FP8 weights (per-tensor scale)")
     if raw.upper() in GGUF_FTYPES:
         return _gguf(raw, text)
+    if low == "file":
+        return DType("file", "file", "as stored in the GGUF file")
     raise UsageError(f"Unknown dtype {text!r}. Use one of: fp32, fp16, bf16, fp8, int8, int4, nf4, nf4-dq, fp4, "
-                     f"or a GGUF type such as gguf:Q4_K_M ({', '.join(GGUF_FTYPES)}); or 'all'.")
+                     f"or a GGUF type such as gguf:Q4_K_M ({', '.join(GGUF_FTYPES)}); 'file' for a GGUF file's own "
+                     "weights; or 'all'.")
 
 
 def _gguf(name: str, text: str) -> DType:
@@ -130,6 +136,10 @@ def _is_linear_weight(t: Tensor) -> bool:
 def tensor_bytes(t: Tensor, dtype: DType, arch: Arch, gguf_type: str | None = None) -> int:
     """Bytes of tensor ``t`` in format ``dtype`` (``gguf_type`` from :func:`gguf_types` for GGUF)."""
     n = t.numel
+    if dtype.kind == "file":
+        if t.nbytes is None:
+            raise UsageError("--dtype file counts a GGUF file's own weights: pass a .gguf file as the model.")
+        return t.nbytes
     if dtype.kind == "float":
         if arch.router_fp32 and t.cls == "router":
             return 4 * n

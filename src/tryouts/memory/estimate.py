@@ -1,5 +1,8 @@
 """The estimate: weights per class + KV cache + overhead = total, and whether it fits a GPU.
 
+Weights: the computed tensor inventory (:mod:`.params`), or a GGUF file's own tensor table when the
+:class:`Arch` came from one; with ``dtype="file"`` each of those tensors counts its bytes in the file.
+
 KV cache (what an inference engine keeps per token, for ``context`` tokens and ``batch`` sequences)::
 
     standard attention:  2 (K and V) x layers x kv_heads x head_dim x bytes x tokens x batch
@@ -108,10 +111,16 @@ def estimate(arch: Arch, dtype: str | DType = "bf16", context: int = 4096, batch
     if context < 0 or batch < 1:
         raise UsageError(f"context must be >= 0 and batch >= 1 (got context {context}, batch {batch}).")
     kv_name = parse_kv_dtype(kv_dtype) if kv_dtype else dt.kv_default
-    tensors, factor = scale_to(inventory(arch), arch)
+    if dt.kind == "file" and not arch.stored:
+        raise UsageError("--dtype file counts a GGUF file's own weights: pass a .gguf file as the model.")
+    # a GGUF file's own tensor table when there is one (exact shapes and names), else the computed inventory
+    tensors, factor = (list(arch.stored), 1.0) if arch.stored else scale_to(inventory(arch), arch)
     counts = class_counts(tensors)
     total_params = sum(counts.values())
-    ggml = gguf_types(tensors, dt.name, arch) if dt.kind == "gguf" else [None] * len(tensors)
+    if dt.kind == "file":
+        ggml: list[str | None] = [t.ggml_type for t in tensors]
+    else:
+        ggml = list(gguf_types(tensors, dt.name, arch)) if dt.kind == "gguf" else [None] * len(tensors)
 
     by_class = dict.fromkeys(CLASSES, 0)
     mix: dict[str, dict[str, int]] = {}
@@ -134,8 +143,9 @@ def estimate(arch: Arch, dtype: str | DType = "bf16", context: int = 4096, batch
     notes.extend(_dtype_notes(arch, dt))
     notes.extend(_kv_notes(arch, context, kv_name))
     notes.append(f"overhead = 1 GiB (CUDA context, workspaces) + {OVERHEAD_FRACTION:.0%} of weights and KV cache")
+    label = f"{arch.stored_format} (the file's own weights)" if dt.kind == "file" else dt.label
     return Estimate(
-        model=arch.name or arch.model_type, dtype=dt.name, dtype_label=dt.label, kv_dtype=kv_name, context=context,
+        model=arch.name or arch.model_type, dtype=dt.name, dtype_label=label, kv_dtype=kv_name, context=context,
         batch=batch, params_total=total_params, params_active=active_params(arch, tensors), params_by_class=counts,
         weight_bytes_by_class=by_class, weights_bytes=weights, kv_bytes=kv, overhead_bytes=over,
         total_bytes=weights + kv + over, storage={c: _mix_text(m) for c, m in mix.items()}, assumptions=notes,
@@ -186,6 +196,8 @@ def _dtype_notes(arch: Arch, dt: DType) -> list[str]:
     if dt.kind == "gguf":
         return ["GGUF: each tensor at the ggml type llama.cpp's llama-quantize picks for the file type (docs/memory.md); "
                 "norms, biases and routers F32"]
+    if dt.kind == "file":
+        return [f"weights as the file stores them: each tensor's own ggml type and bytes ({arch.stored_format})"]
     return []
 
 

@@ -7,7 +7,10 @@ way llama.cpp names GGUF tensors (``token_embd.weight``, ``blk.N.attn_v.weight``
 
 Classes (:data:`CLASSES`): ``embeddings`` (token, position and token-type tables), ``attention`` (projections
 and their biases, cross-attention included), ``mlp`` (dense feed-forward), ``experts`` (routed experts),
-``shared_experts``, ``router``, ``norms``, ``pooler``, ``lm_head`` (absent when tied to the embeddings).
+``shared_experts``, ``router``, ``norms``, ``pooler``, ``lm_head`` (absent when tied to the embeddings), and
+``other`` (only for tensors read from a GGUF file that fit none of these, e.g. ``rope_freqs``).
+:func:`tensor_class` gives a GGUF tensor name its class, so a GGUF file's own tensor table
+(:meth:`~tryouts.memory.arch.Arch.from_gguf`) is counted like an inventory.
 
 The inventory follows what transformers instantiates (checked on the meta device in tests/test_memory.py):
 tied matrices once, DeepSeek-V3 without its multi-token-prediction layer, Marian's frozen sinusoidal tables
@@ -22,7 +25,8 @@ from dataclasses import dataclass
 
 from .arch import Arch
 
-CLASSES = ("embeddings", "attention", "mlp", "experts", "shared_experts", "router", "norms", "pooler", "lm_head")
+CLASSES = ("embeddings", "attention", "mlp", "experts", "shared_experts", "router", "norms", "pooler", "lm_head",
+           "other")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class Tensor:
     shape: tuple[int, ...]
     layer: int | None = None
     scale: float = 1.0  # < or > 1 only when scaled to a catalog's parameter count (:func:`scale_to`)
+    #: a tensor read from a GGUF file's tensor table: its ggml type and its bytes there
+    ggml_type: str | None = None
+    nbytes: int | None = None
 
     @property
     def numel(self) -> int:
@@ -170,6 +177,33 @@ def inventory(a: Arch) -> list[Tensor]:
     if not a.tied_embeddings and not a.encoder_only:
         out.append(Tensor("output.weight", "lm_head", (a.vocab_size, h)))
     return out
+
+
+def tensor_class(name: str) -> str:
+    """The class (:data:`CLASSES`) of a tensor named as llama.cpp names GGUF tensors."""
+    if "norm" in name:
+        return "norms"
+    if name.startswith(("token_embd", "position_embd", "token_types")):
+        return "embeddings"
+    if name.startswith("output."):
+        return "lm_head"
+    if "shexp" in name:
+        return "shared_experts"
+    if "ffn_gate_inp" in name or "exp_probs" in name:
+        return "router"
+    if "_exps" in name:
+        return "experts"
+    if "ffn_" in name:
+        return "mlp"
+    if "attn" in name:
+        return "attention"
+    return "pooler" if name.startswith("cls") else "other"
+
+
+def tensor_layer(name: str) -> int | None:
+    """The decoder layer of a GGUF tensor (``blk.N.``), else None."""
+    parts = name.split(".")
+    return int(parts[1]) if len(parts) > 2 and parts[0] == "blk" and parts[1].isdigit() else None
 
 
 def class_counts(tensors: list[Tensor]) -> dict[str, int]:

@@ -1,8 +1,10 @@
 """Finding a model's architecture from what the user typed, without the network.
 
-In order: a path to a ``config.json`` (or a folder holding one); a catalog name, alias or route
-(:func:`tryouts.catalog.find_model`); a Hugging Face Hub id whose ``config.json`` is already in the local
-Hugging Face cache. Anything else is a :class:`~tryouts.errors.UsageError` that says what to do.
+In order: a path to a GGUF file (a ``.gguf`` name or the GGUF magic: its header is read, see
+:func:`load_gguf_path`); a path to a ``config.json`` (or a folder holding one, or holding a single GGUF); a
+catalog name, alias or route (:func:`tryouts.catalog.find_model`); a Hugging Face Hub id whose ``config.json``
+is already in the local Hugging Face cache. ``hf:`` and ``llamacpp:`` prefixes are dropped. Anything else is a
+:class:`~tryouts.errors.UsageError` that says what to do.
 """
 
 from __future__ import annotations
@@ -21,8 +23,17 @@ def resolve(model: str) -> Arch:
     text = model.strip()
     if not text:
         raise UsageError("Name a model: a path to its config.json, a catalog name, or a Hugging Face id.")
-    ref = text[3:] if text.startswith("hf:") else text
+    ref = text.removeprefix("hf:").removeprefix("llamacpp:")
     path = Path(ref).expanduser()
+    if ref.lower().endswith(".gguf") or (path.is_file() and _is_gguf(path)):
+        return load_gguf_path(path)
+    if path.is_dir() and not (path / "config.json").is_file():
+        found = _gguf_files(path)
+        if len(found) == 1:
+            return load_gguf_path(found[0])
+        if found:
+            raise UsageError(f"The folder {str(path)!r} holds several GGUF files ({', '.join(p.name for p in found)}); "
+                             "pass one of them.")
     if path.exists() or ref.endswith(".json"):
         return load_config_path(path)
 
@@ -60,6 +71,28 @@ def load_config_path(path: Path, name: str | None = None) -> Arch:
         raise UsageError(f"{str(path)!r} does not hold a JSON object; pass a model's config.json.")
     label = name or (path.parent.name if path.name == "config.json" else path.stem)
     return Arch.from_config(data, name=label, source=str(path))
+
+
+def load_gguf_path(path: Path, name: str | None = None) -> Arch:
+    """Read a GGUF file's header into an :class:`Arch` that carries the file's own tensor table.
+
+    Raises :class:`tryouts.gguf_meta.NotGGUFError` (a UsageError) when the file is not a GGUF file.
+    """
+    from ..gguf_meta import read_gguf
+
+    return Arch.from_gguf(read_gguf(path), name=name or "")
+
+
+def _is_gguf(path: Path) -> bool:
+    from ..gguf_meta import is_gguf
+
+    return is_gguf(path)
+
+
+def _gguf_files(folder: Path) -> list[Path]:
+    from ..gguf_meta import find_gguf_files
+
+    return find_gguf_files(folder)
 
 
 def _catalog_entry(name: str) -> Any | None:
