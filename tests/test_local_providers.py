@@ -63,7 +63,7 @@ def test_openai_compat_against_llamacpp_server_without_usage(demo_models, llamac
     assert r.ok, r.error
     assert r.text
     # llama.cpp's server sends no usage when streaming: counted with the model's own tokenizer, marked
-    assert r.usage.estimated and r.usage.method == f"tokenizer:{demo_models.hf_dir}"
+    assert r.usage.estimated and r.usage.method == f"tokenizer+template:{demo_models.hf_dir}"
     assert r.usage.output_tokens > 0
     assert 0 < r.timing.ttft_ms <= r.timing.e2e_ms
     assert r.cost.total is None and r.cost.source == "unknown"  # no price known: unknown, not 0

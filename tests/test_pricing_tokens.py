@@ -60,3 +60,29 @@ def test_complete_usage_fallback_is_marked():
 def test_complete_usage_with_model_counter():
     u = complete_usage(Usage(input_tokens=7), [], "a b c", model_counter=lambda s: len(s.split()))
     assert (u.input_tokens, u.output_tokens, u.estimated, u.method) == (7, 3, True, "tokenizer:model")
+
+
+def test_complete_usage_counts_chunks_only_when_told_and_says_so():
+    msgs = [Message(role="user", content="12345678")]
+    u = complete_usage(None, msgs, "abcdefghij", n_chunks=7)
+    assert (u.input_tokens, u.output_tokens, u.estimated, u.method) == (2, 7, True, "chunks+chars/4")
+    u = complete_usage(Usage(input_tokens=30), msgs, "abcdefghij", n_chunks=7)
+    assert (u.input_tokens, u.output_tokens, u.method) == (30, 7, "chunks")
+
+
+def test_complete_usage_prefers_the_tokenizer_and_its_template_to_chunks():
+    from tryouts.tokens import TokenCounter
+
+    counter = TokenCounter("tok", lambda s: len(s.split()), lambda ms: 10 + sum(len(m["content"].split()) for m in ms))
+    u = complete_usage(None, [Message(role="user", content="a b c")], "x y", counter=counter, n_chunks=9)
+    assert (u.input_tokens, u.output_tokens, u.estimated, u.method) == (13, 2, True, "tokenizer+template:tok")
+    plain = TokenCounter("tok", lambda s: len(s.split()))
+    u = complete_usage(None, [Message(role="user", content="a b c")], "x y", counter=plain)
+    assert (u.input_tokens, u.output_tokens, u.method) == (3, 2, "tokenizer:tok")
+
+
+def test_complete_usage_with_an_unloadable_tokenizer_ref_falls_back_without_raising(tmp_path):
+    bad = tmp_path / "model.gguf"
+    bad.write_bytes(b"not a gguf")
+    u = complete_usage(None, [Message(role="user", content="12345678")], "abcd", tokenizer_ref=str(bad))
+    assert (u.output_tokens, u.method) == (1, "fallback:chars/4")

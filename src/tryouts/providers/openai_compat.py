@@ -7,11 +7,16 @@ Model references:
   The key, if the server wants one, comes from ``OPENAI_COMPAT_API_KEY`` (or ``api_key_env``).
 
 The request asks for ``stream_options.include_usage``; a server that sends no usage while streaming
-(llama.cpp's) is coped with by the engine, which counts tokens and marks them estimated.
+(llama.cpp's) is coped with by the engine, which counts tokens and marks them estimated
+(docs/metrics.md): with the ``tokenizer`` option (a GGUF file, a tokenizer folder or file, a cached
+Hub id), loaded by :meth:`OpenAICompatProvider.load` so a bad one fails before anything is sent;
+else, when the server sends one token per content chunk (the ``llamacpp-server`` preset, or the
+``one_token_per_chunk`` option), by counting chunks; else ``ceil(characters / 4)``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator
@@ -21,6 +26,7 @@ import httpx
 
 from .. import errors
 from ..keys import get_key
+from ..tokens import TokenCounter, load_counter
 from ..types import Delta, Event, Finish, ModelSpec, Request, ServerTimings, Usage, UsageReport
 from .base import warm_http_stack
 from .http import HTTPProvider, rate_limit_error
@@ -34,7 +40,7 @@ class OpenAICompatProvider(HTTPProvider):
     name = "openai-compat"
     options = frozenset(
         {"base_url", "api_key_env", "tokenizer", "timeout", "connect_timeout", "extra_body", "headers",
-         "include_usage", "api_version", "price"}
+         "include_usage", "api_version", "price", "one_token_per_chunk"}
     )
 
     def __init__(self, spec: ModelSpec, preset: str = "openai-compat") -> None:
@@ -71,12 +77,27 @@ class OpenAICompatProvider(HTTPProvider):
             model=model, api_version=opts.get("api_version", "2024-10-21")
         )
         self._headers: dict[str, str] | None = None
+        chunked = opts.get("one_token_per_chunk", self.preset.one_token_per_chunk)
+        if not isinstance(chunked, bool):
+            raise errors.UsageError(
+                f"{spec.ref!r}: one_token_per_chunk must be true or false, not {chunked!r}."
+            )
+        #: the server sends one token per content chunk: the engine may count chunks (docs/metrics.md)
+        self.one_token_per_chunk = chunked
+        #: the ``tokenizer`` option, loaded by load(): the engine counts with it when no usage comes
+        self.token_counter: TokenCounter | None = None
 
     @property
     def model_name(self) -> str:
         return self._model
 
     async def load(self) -> None:
+        ref = self.spec.options.get("tokenizer")
+        if ref is not None and self.token_counter is None:  # before anything is sent: a bad one stops here
+            try:
+                self.token_counter = await asyncio.to_thread(load_counter, str(ref))
+            except errors.UsageError as exc:
+                raise errors.UsageError(f"{self.spec.ref}: {exc.message}") from exc
         warm_http_stack()
         _ssl_context()
         key = get_key(self.key_env)

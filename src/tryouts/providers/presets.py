@@ -30,6 +30,9 @@ class Preset:
     auth: str = "bearer"
     #: where chat completions live, from {base} and {model}; Azure puts the deployment in the path
     chat_path: str = "/chat/completions"
+    #: the server streams exactly one token per content chunk and sends no usage while streaming
+    #: (llama.cpp's): without a tokenizer, Tryouts counts output tokens as content chunks
+    one_token_per_chunk: bool = False
     example: str = ""
 
 
@@ -65,6 +68,7 @@ PRESETS: dict[str, Preset] = {
         Preset("vllm-server", "vLLM's OpenAI-compatible server", "http://127.0.0.1:8000/v1", "VLLM_API_KEY", False,
                base_url_env="VLLM_BASE_URL", free=True, example="vllm-server:Qwen/Qwen2.5-0.5B-Instruct"),
         Preset("llamacpp-server", "llama.cpp's server", "http://127.0.0.1:8080/v1", "LLAMACPP_API_KEY", False,
-               base_url_env="LLAMACPP_BASE_URL", free=True, example="llamacpp-server:default"),
+               base_url_env="LLAMACPP_BASE_URL", free=True, one_token_per_chunk=True,
+               example="llamacpp-server:default"),
     )
 }
