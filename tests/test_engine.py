@@ -22,8 +22,9 @@ class Cell:
     request: Request
 
 
-def cells_for(refs, n_cases=1, repeats=1, prompt="hi"):
-    specs = [ModelSpec.parse(r) for r in refs]
+def cells_for(refs, n_cases=1, repeats=1, prompt="hi", options=None):
+    # the replay server stands in for remote APIs here: no warm-up request (it would count against fail_first)
+    specs = [ModelSpec.parse(r, {"warmup": False} if options is None else options) for r in refs]
     return [
         Cell(m, c, r, specs[m], Request(messages=[Message(role="user", content=f"{prompt} {c}")], params=GenParams(max_tokens=16)))
         for r in range(repeats) for c in range(n_cases) for m in range(len(specs))

@@ -216,7 +216,7 @@ def test_the_engine_retries_overloaded_both_ways(root, tmp_path):
         f"anthropic:fail_first=1;status=529;tokens=3;id=a{rid}",
         f"anthropic:fail_first=1;status=529;cut_after=1;id=b{rid}",
     ]
-    cells = [_Cell(i, ModelSpec.parse(ref), REQ) for i, ref in enumerate(refs)]
+    cells = [_Cell(i, ModelSpec.parse(ref, {"warmup": False}), REQ) for i, ref in enumerate(refs)]  # no warm-up: it would take the 529
     run_id = store.create_run("suite", refs, {})
     asyncio.run(run_cells(cells, store=store, run_id=run_id, policy=Policy(max_retries=2, backoff_s=0.01)))
     results = store.get_run(run_id)["results"]

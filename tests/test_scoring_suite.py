@@ -154,7 +154,10 @@ def test_quality_report_means_per_case_and_pairs_models_on_the_same_cases():
     assert by["better"]["metrics"]["pass"]["mean"] == 1.0
     (p,) = q["paired"]
     assert p["label"] == "better" and p["baseline_label"] == "base"
-    assert p["diff"] == pytest.approx(0.5) and p["low"] == pytest.approx(0.5) and p["p_value"] < 0.01
+    # 10 cases, under the bootstrap's minimum: the exact test (10 wins: p = 2/2**10), no interval
+    assert p["test"] == "exact permutation" and p["n"] == 10 and p["low"] is None and p["high"] is None
+    assert p["diff"] == pytest.approx(0.5) and p["p_value"] == pytest.approx(2 / 2**10)
+    assert p["verdict"] == "a difference these cases support" and p["significant"] is True
     assert p["sign_test"]["wins_b"] == 10 and p["sign_test"]["p_value"] < 0.01
     # pass@k from the 2 repeats: base has c=1 of n=2 per case → pass@1 = 0.5, pass@2 = 1, pass^2 = 0
     pak = pass_at_k_table(results)
@@ -170,6 +173,30 @@ def test_no_difference_is_not_called_a_difference():
         results += [_r(len(results), 0, c, c % 2 == 0), _r(len(results) + 1, 1, c, c % 2 == 0)]
     (p,) = quality_report(results)["paired"]
     assert p["diff"] == 0 and p["p_value"] == 1.0 and p["sign_test"]["ties"] == 12
+    assert p["verdict"] == "no clear difference" and p["significant"] is False
+
+
+def test_two_cases_are_too_few_to_tell_a_difference():
+    """Two cases, both won by the second model: no interval, the exact p-value 0.5, and no verdict but
+    "too few cases to tell" (the bootstrap printed [+1.000, +1.000] p <0.001, "a difference these cases
+    support")."""
+    results = []
+    for c in range(2):
+        results += [_r(len(results), 0, c, False), _r(len(results) + 1, 1, c, True)]
+    (p,) = quality_report(results, ["base", "other"])["paired"]
+    assert p["n"] == 2 and p["diff"] == 1.0 and p["test"] == "exact permutation" and p["min_cases"] == 20
+    assert p["low"] is None and p["high"] is None
+    assert p["p_value"] == pytest.approx(0.5) and p["sign_test"]["p_value"] == pytest.approx(0.5)
+    assert p["verdict"] == "too few cases to tell" and p["significant"] is False
+
+
+def test_many_cases_keep_the_bootstrap():
+    results = []
+    for c in range(30):
+        results += [_r(len(results), 0, c, c % 3 == 0), _r(len(results) + 1, 1, c, c % 5 != 0)]
+    (p,) = quality_report(results)["paired"]
+    assert p["n"] == 30 and p["test"] == "paired bootstrap" and p["low"] > 0 and p["p_value"] < 0.05
+    assert p["verdict"] == "a difference these cases support" and p["significant"] is True
 
 
 # ---- end to end: suites with scoring ---------------------------------------------------------------
@@ -324,7 +351,7 @@ def test_pairwise_judge_asks_both_orders_and_counts_consistent_verdicts(replay_s
     db = str(tmp_path / "r.db")
     p = tryouts("run", s, "--db", db)
     assert p.returncode == 0, p.stderr + p.stdout
-    assert handler.calls == 4 * 3 * 2  # 4 cases x 3 pairs x both orders
+    assert handler.calls == 4 * 3 * 2 + 1  # 4 cases x 3 pairs x both orders, + the warm-up of a server on this machine
     js = rows(db, "SELECT * FROM judgments WHERE kind = 'pairwise'")
     assert len(js) == 24 and {j["order"] for j in js} == {"ab", "ba"}
     votes = rows(db, "SELECT * FROM votes")
@@ -393,11 +420,14 @@ repeats: 2
     db = str(tmp_path / "r.db")
     p = tryouts("run", s, "--db", db)
     assert p.returncode == 0, p.stderr + p.stdout
-    assert "Paired comparison with the first model" in p.stdout
-    assert "+1.000 [+1.000, +1.000]" in p.stdout and "pass@2" in p.stdout
+    assert "Paired comparison with the first model" in p.stdout and "pass@2" in p.stdout
+    # 6 cases: the exact test (6 wins of 6: p = 2/2**6), and no bootstrap interval that pretends precision
+    assert "+1.000" in p.stdout and "[+1.000, +1.000]" not in p.stdout
     q = show(db)["run"]["meta"]["quality"]
     (pair,) = q["paired"]
     assert pair["diff"] == 1.0 and pair["n"] == 6 and pair["sign_test"]["wins_b"] == 6
+    assert pair["test"] == "exact permutation" and pair["low"] is None and pair["p_value"] == pytest.approx(2 / 2**6)
+    assert pair["verdict"] == "a difference these cases support" and pair["significant"] is True
     assert q["per_model"][1]["pass_at_k"]["pass^k"]["2"] == 1.0  # stored as JSON: keys are strings
 
 

@@ -18,7 +18,9 @@ Every error a user can see derives from :class:`TryoutsError`, and every message
         ├── ServerError         5xx or an overloaded provider
         ├── ConnectError        the endpoint cannot be reached (nothing listening, DNS, TLS)
         ├── TimeoutError_       no answer in time
+        ├── BadResponseError    the server sent a value no model produces (a negative or absurd token count)
         └── StreamCutError      the stream ended before the model finished; partial text is kept
+            └── AbortedStreamError  the stream ended with no content and no finish reason (an aborted request)
 
 ``ProviderError.retryable`` tells the engine whether a retry may help.
 """
@@ -142,3 +144,17 @@ class TimeoutError_(ProviderError):
 class StreamCutError(ProviderError):
     kind = "stream_cut"
     retryable = True
+
+
+class AbortedStreamError(StreamCutError):
+    """The stream closed normally but carried no content and no finish reason: the server aborted the request
+    (llama-cpp-python's server does this to a running request when another one arrives). Never a success."""
+
+    kind = "aborted"
+
+
+class BadResponseError(ProviderError):
+    """The server reported a value no model can produce (a negative token count, one larger than any model
+    writes in a request, a count that is not a number). The request fails; the run goes on."""
+
+    kind = "bad_response"

@@ -145,3 +145,22 @@ def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             summary["assert_pass_rate"] = bootstrap_mean(passes)
         out.append(summary)
     return out
+
+
+def sampling_text(sampling: dict[str, Any] | None) -> str:
+    """``greedy (temperature 0)``, or each parameter with its value, marking defaults and unknown server defaults."""
+    if not sampling:
+        return "not recorded"
+    if sampling.get("temperature") == 0:
+        return "greedy (temperature 0)"
+    defaults = set(sampling.get("defaults") or ())
+    parts = []
+    for name in ("temperature", "top_p", "top_k", "min_p"):
+        if name not in sampling:
+            continue
+        value = sampling[name]
+        if value is None:
+            parts.append(f"{name} = the server's default" if name in defaults else "")
+        else:
+            parts.append(f"{name} {value:g}" + (" (default)" if name in defaults else ""))
+    return ", ".join(p for p in parts if p) or "the provider's defaults"

@@ -128,7 +128,11 @@ class Usage(_Strict):
     cache_write_tokens: int | None = None
     reasoning_tokens: int | None = None
     estimated: bool = False
-    method: str = Field(default="provider", description="provider | exact | tokenizer:NAME | fallback:chars/4")
+    method: str = Field(
+        default="provider",
+        description="provider | exact | tokenizer:model | tokenizer+template:REF | tokenizer:REF | chunks | "
+        "chunks+chars/4 | fallback:chars/4 (docs/metrics.md)",
+    )
 
 
 class Timing(_Strict):
@@ -172,6 +176,11 @@ class Result(_Strict):
     usage: Usage = Field(default_factory=Usage)
     cost: Cost = Field(default_factory=Cost)
     server_timings: dict[str, Any] | None = None
+    sampling: dict[str, Any] | None = Field(
+        default=None,
+        description="The sampling parameters the answer was generated with: each name -> value, and 'defaults': "
+        "the names left to the provider's or server's own default (value None when Tryouts cannot know it).",
+    )
     request: Request
     options: dict[str, Any] = Field(default_factory=dict)
     cached: bool = Field(default=False, description="Served from Tryouts' response cache: never a timing sample.")

@@ -146,9 +146,17 @@ def print_results(console: Console, results: Sequence[dict[str, Any]], title: st
     if any(r.get("cost_usd_exact") is None and r["ok"] for r in results):
         notes.append("unknown cost: no price is known for that model; set one with --price REF=IN,OUT (USD per 1M tokens).")
     if any(r.get("load_ms") for r in results):
-        notes.append("Load ms: loading and warming up a local model, kept apart from TTFT.")
+        notes.append("Load ms: loading a local model, or a server's untimed warm-up request, kept apart from TTFT.")
+    from ..stats import sampling_text
+
+    texts = {short_label(r["model"]): sampling_text(r.get("sampling")) for r in results if r.get("sampling")}
+    if texts and len(set(texts.values())) == 1:
+        notes.append(f"Sampling: {next(iter(texts.values()))} (every model).")
+    elif texts:
+        notes.append("Sampling: " + "; ".join(f"{label}: {text}" for label, text in texts.items()) + ".")
     for note in notes:
         console.print(Text(note, style="dim"))
+
 
 
 def print_outputs(console: Console, results: Sequence[dict[str, Any]]) -> None:

@@ -133,7 +133,32 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None,
     console.print(table)
     console.print("Timings in ms over fresh, successful results (cached results are never timing samples). "
                   "Quality: mean over cases (repeats averaged first) with a bootstrap 95% interval.", style="dim")
+    print_failure_kinds(console, results, labels)
     print_quality(console, quality)
+
+
+#: failure kinds the summary explains, and what to do about them
+_FAILURE_ADVICE = {
+    "aborted": "the server ended the stream with no content and no finish reason (it aborted the request: "
+               "llama.cpp's server does this when another request arrives); lower that server's concurrency to 1",
+    "bad_response": "the server reported an impossible value (a negative or absurd token count); check the server",
+    "store": "the row could not be stored as it was; please report it",
+}
+
+
+def print_failure_kinds(console, results: list[dict], labels: list[str] | None = None) -> None:
+    """A line per model and failure kind the summary should not hide (aborted streams, impossible values)."""
+    from collections import Counter
+
+    from .render import short_label
+
+    counts = Counter((r["model_index"], r.get("error_kind")) for r in results if not r["ok"])
+    for (m, kind), n in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        if kind not in _FAILURE_ADVICE:
+            continue
+        label = labels[m] if labels and m < len(labels) else next(r["model"] for r in results if r["model_index"] == m)
+        cells = "cell" if n == 1 else "cells"
+        console.print(f"[yellow]{short_label(label)}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.[/]")
 
 
 def _p(value: float) -> str:
@@ -159,18 +184,22 @@ def print_quality(console, quality: dict) -> None:
     if paired:
         table = Table(title="Paired comparison with the first model (same cases)", title_justify="left",
                       header_style="bold")
-        for name in ("Metric", "Model", "vs", "Cases", "Difference [95% CI]", "p (bootstrap)", "Sign test W/L/T, p"):
-            table.add_column(name, justify="left" if name in ("Metric", "Model", "vs") else "right")
+        for name in ("Metric", "Model", "vs", "Cases", "Difference [95% CI]", "p (test)", "Sign test W/L/T, p",
+                     "Verdict"):
+            table.add_column(name, justify="left" if name in ("Metric", "Model", "vs", "Verdict") else "right")
         for p in paired:
             st = p["sign_test"]
+            interval = "" if p.get("low") is None else f" [{p['low']:+.3f}, {p['high']:+.3f}]"
+            test = "exact" if str(p.get("test") or "").startswith("exact") else "bootstrap"
             table.add_row(
                 metric_name(p["metric"]), short_label(p["label"]), short_label(p["baseline_label"]), str(p["n"]),
-                f"{p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]", _p(p["p_value"]),
-                f"{st['wins_b']}/{st['wins_a']}/{st['ties']}, {_p(st['p_value'])}",
+                f"{p['diff']:+.3f}{interval}", f"{_p(p['p_value'])} ({test})",
+                f"{st['wins_b']}/{st['wins_a']}/{st['ties']}, {_p(st['p_value'])}", p.get("verdict") or "",
             )
         console.print(table)
-        console.print("Difference = model − first model; an interval that excludes 0 (p < 0.05) is a difference "
-                      "these cases support.", style="dim")
+        console.print("Difference = model − first model. From 20 cases on: paired bootstrap, 95% interval and p; "
+                      "fewer: exact permutation test, p and no interval, and too few cases to tell at 5 or fewer "
+                      "(docs/scoring.md).", style="dim")
 
 
 def create_suite_run(store, suite: Any, suite_file: Path, cells: list) -> str:

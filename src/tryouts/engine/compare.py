@@ -1,9 +1,10 @@
 """One prompt through several models in one run (``tryouts compare``).
 
-Scheduling: models behind an API stream concurrently; in-process local models (``hf``,
-``llamacpp``) take turns on one "local lane", each loaded once and then given its request, so two
-local models never compete for the same CPU or GPU while being timed. ``sequential=True`` runs
-everything one model at a time (the cleanest timings when the API server is itself local).
+Scheduling: models behind a remote API stream concurrently. What runs on this machine (in-process
+models such as ``hf`` and ``llamacpp``, and servers on a loopback address) takes turns through the
+machine gate (engine/gate.py), each loaded (and, for a server, warmed up) and then given its request
+alone, so no two of them compete for the CPU or GPU while being timed, and no remote API's figures are
+taken while this machine is busy. ``sequential=True`` runs everything one model at a time.
 Each result is stored the moment it completes.
 """
 
@@ -17,10 +18,11 @@ from typing import Any
 
 from ..pricing import PriceOverride
 from ..providers import create_provider
-from ..providers.base import warm_http_stack, warm_local_stack
+from ..providers.base import Provider, warm_http_stack, warm_local_stack
 from ..store import Store
 from ..types import GenParams, Message, ModelSpec, Request, Result
-from .execute import execute, failed_result
+from .execute import execute, failed_result, warm_up
+from .gate import MachineGate
 
 #: on_event(model_index, kind, payload): kinds are "loading", "started", "delta" (text), "done" (Result)
 OnEvent = Callable[[int, str, Any], None]
@@ -81,6 +83,10 @@ async def compare(
     request = build_request(prompt, system, params)
     specs = [m if isinstance(m, ModelSpec) else ModelSpec.parse(m) for m in models]
     warm_local_stack(s.provider for s in specs)  # torch / llama_cpp imports never inside an API TTFT
+    if case:
+        from .run import warm_scoring
+
+        warm_scoring([case])  # scoring's imports (seconds) never inside a concurrent request's TTFT
     emit = on_event or (lambda i, kind, payload: None)
     prices = prices or {}
     run_id = None
@@ -90,7 +96,6 @@ async def compare(
         )
 
     results: list[Result | None] = [None] * len(specs)
-    local_lane = asyncio.Lock()
     global_lane = asyncio.Lock() if sequential else None
 
     def record(i: int, result: Result) -> None:
@@ -101,27 +106,38 @@ async def compare(
             result.scores = case_scores(case, result)
         results[i] = result
         if store is not None and run_id is not None:
-            store.add_result(run_id, result)
+            from .run import write_safely
+
+            error = write_safely(store, run_id, result)
+            if error is not None:
+                raise error
         emit(i, "done", result)
 
-    async def one(i: int, spec: ModelSpec) -> None:
+    providers: dict[int, Provider] = {}
+    for i, spec in enumerate(specs):
+        try:
+            providers[i] = create_provider(spec)
+        except Exception as exc:
+            record(i, failed_result(spec, request, exc, model_index=i))
+    gate = MachineGate()  # remote models stream together; what runs on this machine, one at a time and alone
+
+    async def one(i: int, provider: Provider) -> None:
+        spec = provider.spec
         override = prices.get(spec.ref)
         if override is None and "price" in spec.options:
             override = PriceOverride.parse(spec.options["price"], spec.ref)
-        try:
-            provider = create_provider(spec)
-        except Exception as exc:
-            record(i, failed_result(spec, request, exc, model_index=i))
-            return
-        lanes = [lock for lock in (global_lane, local_lane if provider.local else None) if lock is not None]
         t_wait = perf_counter_ns()
-        for lock in lanes:
-            await lock.acquire()
+        if global_lane is not None:
+            await global_lane.acquire()
+        await gate.acquire(("model", i) if provider.on_this_machine else "remote")
         try:
             queue_ms = (perf_counter_ns() - t_wait) / 1e6
             emit(i, "loading", None)
             try:
                 load_ms = await provider.load()
+                warm_ms = await warm_up(provider)
+                if warm_ms is not None:
+                    load_ms = (load_ms or 0.0) + warm_ms
             except Exception as exc:
                 record(i, failed_result(spec, request, exc, model_index=i))
                 return
@@ -142,12 +158,13 @@ async def compare(
                 await provider.aclose()  # a local model leaves memory before the next one loads
             except Exception:
                 pass
-            for lock in reversed(lanes):
-                lock.release()
+            gate.release()
+            if global_lane is not None:
+                global_lane.release()
 
     status = "done"
     try:
-        await asyncio.gather(*(one(i, s) for i, s in enumerate(specs)))
+        await asyncio.gather(*(one(i, p) for i, p in providers.items()))
     except BaseException:
         status = "interrupted"
         raise

@@ -6,10 +6,12 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+from pydantic import ValidationError
+
 from .. import errors
 from ..measure import compute_timing
 from ..pricing import PriceOverride, price
-from ..providers.base import Provider
+from ..providers.base import WARMUP_PROMPT, Provider
 from ..tokens import complete_usage
 from ..types import (
     Collected,
@@ -21,6 +23,7 @@ from ..types import (
     Result,
     Sent,
     ServerTimings,
+    Usage,
     UsageReport,
 )
 
@@ -65,6 +68,33 @@ def describe(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, errors.TryoutsError):
         return exc.message, exc.kind
     return f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it.", "internal"
+
+
+#: no model writes or reads more tokens than this in one request (the longest context windows are 10M)
+MAX_TOKENS = 10_000_000
+
+
+def check_usage(usage: Usage, where: str) -> errors.BadResponseError | None:
+    """The error for a usage report no model can produce (a negative count, or one over :data:`MAX_TOKENS`), or None.
+
+    Checked where the values arrive, so an absurd value fails its own request (named with the server and the
+    field) instead of being priced (a negative cost) or stopping the store (a column overflow).
+    """
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+        value = getattr(usage, name)
+        if value is not None and not 0 <= value <= MAX_TOKENS:
+            return errors.BadResponseError(
+                f"{where}: the server reported {name} = {value}, which no model produces in one request "
+                f"(0 to {MAX_TOKENS:,}); the request is counted as failed. Check the server or its proxy."
+            )
+    return None
+
+
+def _sampling(provider: Provider, request: Request) -> dict | None:
+    try:
+        return provider.sampling(request)
+    except Exception:  # a third-party provider's bug must not cost the result
+        return None
 
 
 async def execute(provider: Provider, request: Request, **kw) -> Result:
@@ -132,16 +162,36 @@ async def attempt(
             f"No {'first token' if which == 'first token' else 'end of the answer'} within {limit_s:g} s "
             f"({which} timeout); what streamed so far is kept. Raise the timeout in the suite's 'timeouts'."
         )
+    except ValidationError as exc:  # a field of the server's answer that fits no type (a count that is not a number)
+        first = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(x) for x in first.get("loc", ())) or "a field"
+        error = errors.BadResponseError(
+            f"{spec.ref}: the server sent {field} = {str(first.get('input'))[:40]!r}, which is not a valid value "
+            f"({first.get('msg', 'invalid')}); the request is counted as failed. Check the server or its proxy."
+        )
     except Exception as exc:  # every failure becomes a recorded result, partial text kept
         error = exc
+    if error is None and not got.finished and not any(d.text for d in got.deltas):
+        error = errors.AbortedStreamError(
+            f"{spec.ref}: the stream ended with no content and no finish reason: the server aborted the request "
+            "(llama.cpp's server does this to a running request when another one arrives). It is retried; if it "
+            "keeps happening, lower this server's concurrency to 1 (the suite's 'concurrency')."
+        )
+    if got.usage is not None:
+        bad = check_usage(got.usage, spec.ref)
+        if bad is not None:
+            got.usage, error = None, error or bad
 
     text = "".join(d.text for d in got.deltas if d.channel == "text")
     reasoning = "".join(d.text for d in got.deltas if d.channel == "reasoning")
     usage = got.usage
     if error is None or got.deltas:
         counter = provider.count_tokens if provider.count_tokens("") is not None else None
+        chunked = getattr(provider, "one_token_per_chunk", False)  # docs/metrics.md: counting tokens
         usage = complete_usage(
-            usage, request.messages, text + reasoning, model_counter=counter, tokenizer_ref=tokenizer_ref
+            usage, request.messages, text + reasoning, model_counter=counter,
+            counter=getattr(provider, "token_counter", None), tokenizer_ref=tokenizer_ref,
+            n_chunks=sum(1 for d in got.deltas if d.text) if chunked else None,
         )
     timing = compute_timing(
         got.t0_ns, got.deltas, usage.output_tokens if usage else None, queue_ms=queue_ms, load_ms=load_ms
@@ -157,6 +207,7 @@ async def attempt(
         started_at=started_at,
         timing=timing,
         server_timings=got.server_timings,
+        sampling=_sampling(provider, request),
         request=request,
         options=spec.options,
         model_index=model_index,
@@ -176,3 +227,36 @@ async def attempt(
     if error is not None:
         result.error, result.error_kind = describe(error)
     return result, error
+
+
+def wants_warmup(provider: Provider) -> bool:
+    """Whether ``provider`` gets a warm-up request before any timed one: the ``warmup`` option, else yes for a
+    server on this machine (its first request pays its own start-up: 8.5 s measured on llama.cpp's server) and
+    no for a remote API (a request costs money there). In-process models warm up inside their own ``load()``."""
+    if provider.local:
+        return False
+    value = provider.spec.options.get("warmup")
+    if value is None:
+        return provider.on_this_machine
+    return value is True or str(value).lower() in ("1", "true", "yes", "on")
+
+
+async def warm_up(provider: Provider, timeout_s: float = 120.0) -> float | None:
+    """Send one short untimed request when :func:`wants_warmup`; return its milliseconds (recorded apart, as
+    load time), or None when none was sent. Its failure is not the run's: the timed requests report their own."""
+    if not wants_warmup(provider):
+        return None
+    from time import perf_counter_ns
+
+    from ..types import GenParams, Message
+
+    request = Request(messages=[Message(role="system", content="Warm-up."), Message(role="user", content=WARMUP_PROMPT)],
+                      params=GenParams(max_tokens=1, temperature=0))
+    t = perf_counter_ns()
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for _ in provider.stream(request):
+                pass
+    except Exception:
+        pass
+    return (perf_counter_ns() - t) / 1e6

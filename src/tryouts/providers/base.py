@@ -20,9 +20,37 @@ import functools
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..types import Event, ModelSpec, Request
+
+#: the warm-up's prompt (in-process models in load(), servers through the engine): short, and sent with its own
+#: system message (a chat template's default system prompt would be a prefix shared with real prompts), so that
+#: no cache gains anything from it
+WARMUP_PROMPT = "Warm-up request from Tryouts; reply with one word."
+
+#: options every provider accepts because the engine, not the provider, acts on them:
+#: ``price`` (a price override) and ``warmup`` (a warm-up request before any timed one)
+ENGINE_OPTIONS = frozenset({"price", "warmup"})
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """True when ``url``'s host is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if not url:
+        return False
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Provider(ABC):
@@ -37,7 +65,7 @@ class Provider(ABC):
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        unknown = set(spec.options) - self.options
+        unknown = set(spec.options) - self.options - ENGINE_OPTIONS
         if unknown:
             from ..errors import UsageError
 
@@ -46,6 +74,17 @@ class Provider(ABC):
                 f"Unknown option(s) {', '.join(sorted(unknown))} for {spec.ref}; "
                 f"the {self.name} provider accepts: {known}."
             )
+
+    @property
+    def server(self) -> str | None:
+        """The base URL requests go to (one scheduling lane per distinct server); None for in-process models."""
+        return getattr(self, "base_url", None) or getattr(self, "endpoint_url", None)
+
+    @property
+    def on_this_machine(self) -> bool:
+        """True for in-process models and for servers on a loopback address: they share this machine's CPU and
+        memory with Tryouts and with each other, so the engine never times two of them at once."""
+        return self.local or is_loopback_url(self.server)
 
     @property
     def model_name(self) -> str:
@@ -76,6 +115,18 @@ class Provider(ABC):
         Only called when :attr:`max_batch` > 1, with requests that share their generation parameters.
         """
         raise NotImplementedError(f"{self.name} does not batch")
+
+    def sampling(self, request: Request) -> dict[str, Any]:
+        """The sampling parameters ``request`` runs with, recorded with its result.
+
+        This default suits a server: what Tryouts sends is known; what it does not send (``defaults``) is the
+        server's own choice, whose value Tryouts cannot know (None). In-process backends know their defaults
+        and override this.
+        """
+        p = request.params
+        out: dict[str, Any] = {name: getattr(p, name) for name in ("temperature", "top_p", "seed", "max_tokens")}
+        out["defaults"] = [] if p.temperature == 0 else [name for name in ("temperature", "top_p") if out[name] is None]
+        return out
 
     def count_tokens(self, text: str) -> int | None:
         """Count ``text`` with the model's own tokenizer when this provider has it, else None."""

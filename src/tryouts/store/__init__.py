@@ -366,6 +366,7 @@ def _row(run_id: str, r: Result) -> dict[str, Any]:
         "case": _jsonable(r.case),
         "attempts": r.attempts,
         "scores": _jsonable(r.scores),
+        "sampling": _jsonable(r.sampling),
     }
 
 

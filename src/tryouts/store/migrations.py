@@ -204,3 +204,9 @@ def m004_judgments_and_votes(conn: Connection) -> None:
     )
     Index("ix_votes_run_id", votes.c.run_id)
     md.create_all(conn)
+
+
+@migration
+def m005_sampling(conn: Connection) -> None:
+    """The effective sampling parameters of each result (what was sent, what was left to a default)."""
+    _add_column(conn, "results", Column("sampling", JSON))

@@ -70,6 +70,7 @@ results = Table(
     Column("case", JSON),
     Column("attempts", Integer),
     Column("scores", JSON),
+    Column("sampling", JSON),
 )
 
 cache = Table(

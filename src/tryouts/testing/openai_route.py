@@ -9,6 +9,7 @@ a scripted error status OpenAI's error body for it. What each script key does is
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -40,11 +41,16 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 def _usage(s: Script) -> dict[str, Any]:
-    completion = s.tokens + s.reasoning
+    completion: Any = s.tokens + s.reasoning
+    if s.completion_tokens is not None:  # a lying server: the value as JSON when it is JSON (1e10, -5), else text
+        try:
+            completion = json.loads(s.completion_tokens)
+        except ValueError:
+            completion = s.completion_tokens
     return {
         "prompt_tokens": s.prompt_tokens,
         "completion_tokens": completion,
-        "total_tokens": s.prompt_tokens + completion,
+        "total_tokens": s.prompt_tokens + completion if isinstance(completion, int | float) else None,
         "prompt_tokens_details": {"cached_tokens": s.cached, "audio_tokens": 0},
         "completion_tokens_details": {
             "reasoning_tokens": s.reasoning,
@@ -261,7 +267,7 @@ async def _stream(
         timings = ""
         if s.timings and not send_usage:
             timings = ',"timings":' + dumps(_timings(s, first, last, recv_ns))
-        await emit(choice("{}", s.finish) + timings)
+        await emit(choice("{}", None if s.finish == "none" else s.finish) + timings)
         if send_usage:
             timings = ',"timings":' + dumps(_timings(s, first, last, recv_ns)) if s.timings else ""
             usage = dumps(_usage(s))

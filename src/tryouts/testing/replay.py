@@ -28,7 +28,10 @@ usage          auto       trailing usage-only chunk: ``auto`` (if ``stream_optio
                           ``always``, ``never``
 prompt_tokens  11         reported ``prompt_tokens``
 cached         0          reported ``prompt_tokens_details.cached_tokens``
-finish         stop       the ``finish_reason``
+finish         stop       the ``finish_reason``; ``none`` sends none (with ``tokens=0``: llama.cpp's server's
+                          aborted stream, a role chunk and ``[DONE]``)
+completion_tokens (auto)  the reported ``completion_tokens``, as JSON (``1e10``, ``-5``) or else as a string:
+                          a server that lies about usage
 cut_after      -1         drop the connection mid-body after that many content chunks (no ``[DONE]``)
 status         200        answer with this HTTP status (400-599) and OpenAI's error body for it
 retry_after    (none)     with an error status: a ``Retry-After`` header with this value

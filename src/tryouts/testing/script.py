@@ -47,6 +47,7 @@ class Script:
     fail_first: int = 0
     model: str = "replay"
     text: str | None = None
+    completion_tokens: str | None = None
 
     @property
     def n_content_chunks(self) -> int:
@@ -180,6 +181,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "fail_first": _int(0),
     "model": _text,
     "text": lambda key, value: urllib.parse.unquote(value),
+    "completion_tokens": _text,
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Script)}
 

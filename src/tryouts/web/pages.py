@@ -139,8 +139,10 @@ def environment() -> Any:
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True,
                              lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    from ..stats import sampling_text
+
     env.filters.update(num=fmt_num, cost=fmt_cost, tokens=fmt_tokens, interval=fmt_interval, gb=fmt_gb,
-                       count=fmt_count, ctx=fmt_tokens_short, when=fmt_time, short=short_label,
+                       sampling=sampling_text, count=fmt_count, ctx=fmt_tokens_short, when=fmt_time, short=short_label,
                        metric_title=_metric_title)
     env.globals.update(score_badges=score_badges, urlencode=urlencode)
     return env
