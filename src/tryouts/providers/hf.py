@@ -17,7 +17,13 @@ on each pipeline call, e.g. ``{"aggregation_strategy": "simple"}`` for token-cla
 tasks ``prefix``, ``src_lang``, ``tgt_lang`` and generate() arguments),
 ``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true), ``batch_size`` (default 1:
 in suite runs, generate that many cases together; each sequence's tokens are still stamped as they are
-produced, so TTFT and TPOT stay per request, measured from the batch's start).
+produced, so TTFT and TPOT stay per request, measured from the batch's start), ``gguf_file`` (a GGUF file's
+name in the folder or Hub repository given as the model).
+
+GGUF: ``hf:./path/model.gguf`` (or a folder or Hub id with ``gguf_file``; a folder without config.json that
+holds a single GGUF uses it) loads tokenizer and model with ``from_pretrained(folder, gguf_file=name)``:
+transformers dequantizes the weights (to ``dtype``) and rebuilds the tokenizer, chat template included, from
+the file's metadata. Architectures transformers does not convert fail with advice to use ``llamacpp:``.
 """
 
 from __future__ import annotations
@@ -104,13 +110,64 @@ class _Seq2SeqPipeline:
         return [{self.key: tok.decode(out[0], skip_special_tokens=True, clean_up_tokenization_spaces=False)}]
 
 
+def _local_gguf(ref: str, folder: Path, name: Any) -> str | None:
+    """The GGUF file to load from ``folder``: ``name`` (checked), else the folder's only GGUF when it has no
+    config.json, else None (a transformers folder)."""
+    from ..gguf_meta import find_gguf_files, is_gguf
+
+    if not name:
+        if (folder / "config.json").is_file():
+            return None
+        found = find_gguf_files(folder)
+        if len(found) > 1:
+            raise errors.UsageError(f"{ref}: the folder holds several GGUF files ({', '.join(p.name for p in found)}) "
+                                    "and no config.json; pick one with -o gguf_file=NAME or hf:FOLDER/NAME.")
+        return found[0].name if found else None
+    path = folder / str(name)
+    if not path.is_file():
+        others = ", ".join(p.name for p in find_gguf_files(folder)) or "none"
+        raise errors.ModelNotFoundError(f"{ref}: no file {str(name)!r} in {str(folder)!r} (GGUF files there: {others}).")
+    if not is_gguf(path):
+        raise errors.ModelNotFoundError(
+            f"{ref}: {str(path)!r} is not a GGUF file (it does not start with the bytes 'GGUF'). Give a .gguf "
+            "model file, or a folder with config.json and weights."
+        )
+    return path.name
+
+
+def _quiet_gguf_progress() -> Any:
+    """transformers draws its own tqdm bar while it dequantizes a GGUF; hide it for the load (our view shows
+    progress), restoring the module's tqdm afterwards."""
+    import contextlib
+    import functools
+
+    @contextlib.contextmanager
+    def quiet() -> Any:
+        try:
+            import transformers.modeling_gguf_pytorch_utils as gguf_utils
+        except ImportError:
+            yield
+            return
+        original = getattr(gguf_utils, "tqdm", None)
+        if original is None:
+            yield
+            return
+        gguf_utils.tqdm = functools.partial(original, disable=True)
+        try:
+            yield
+        finally:
+            gguf_utils.tqdm = original
+
+    return quiet()
+
+
 class HFProvider(Provider):
     """A transformers ``AutoModelForCausalLM`` with its tokenizer's chat template."""
 
     name = "hf"
     local = True
     options = frozenset({"dtype", "device", "device_map", "quantization", "revision", "trust_remote_code", "warmup",
-                         "batch_size", "task", "pipeline_kwargs", "price"})
+                         "batch_size", "task", "pipeline_kwargs", "price", "gguf_file"})
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -121,14 +178,33 @@ class HFProvider(Provider):
         if quant is not None and quant not in _QUANT:
             raise errors.UsageError(f"{spec.ref}: quantization {quant!r} is not one of {', '.join(_QUANT)}.")
         self.source = spec.model
+        self.gguf_file: str | None = None
+        gguf_opt = spec.options.get("gguf_file")
+        if gguf_opt is not None and (not isinstance(gguf_opt, str) or not gguf_opt.strip()):
+            raise errors.UsageError(f"{spec.ref}: gguf_file must be a file name, e.g. -o gguf_file=model-Q4_K_M.gguf.")
         if looks_like_path(spec.model):
             path = Path(spec.model).expanduser()
-            if not path.is_dir():
+            if path.is_file():
+                if gguf_opt:
+                    raise errors.UsageError(f"{spec.ref}: the model is already a file; drop gguf_file, or give "
+                                            "the folder as the model.")
+                path, gguf_opt = path.parent, path.name
+            elif not path.is_dir():
                 raise errors.ModelNotFoundError(
-                    f"No model folder at {spec.model!r}. Give a folder with config.json and weights "
-                    "(as saved by save_pretrained), or a Hub id such as hf:Qwen/Qwen2.5-0.5B-Instruct."
+                    f"No model folder or GGUF file at {spec.model!r}. Give a folder with config.json and weights "
+                    "(as saved by save_pretrained), a .gguf file, or a Hub id such as hf:Qwen/Qwen2.5-0.5B-Instruct."
                 )
             self.source = str(path)
+            self.gguf_file = _local_gguf(spec.ref, path, gguf_opt)
+        elif gguf_opt:
+            self.gguf_file = str(gguf_opt)  # a file of that Hub repository
+        if self.gguf_file and quant is not None:
+            raise errors.UsageError(f"{spec.ref}: quantization={quant} does not apply to a GGUF file, which transformers "
+                                    "dequantizes; run the file as it is quantized with llamacpp:, or drop quantization.")
+        task = spec.options.get("task")
+        if self.gguf_file and task and task != "text-generation":
+            raise errors.UsageError(f"{spec.ref}: task={task} runs a transformers pipeline, which does not load GGUF "
+                                    "files; use the model's safetensors folder or Hub id.")
         self.model: Any = None
         self.tokenizer: Any = None
         self.pipe: Any = None
@@ -161,9 +237,13 @@ class HFProvider(Provider):
             dtype = torch.bfloat16 if device == "cuda" and torch.cuda.is_bf16_supported() else torch.float32
         else:
             dtype = getattr(torch, dtype_name)
-        kw = {"revision": opts.get("revision"), "trust_remote_code": bool(opts.get("trust_remote_code", False))}
+        kw: dict[str, Any] = {"revision": opts.get("revision"),
+                              "trust_remote_code": bool(opts.get("trust_remote_code", False))}
         if opts.get("task") and opts["task"] != "text-generation":
             self._load_pipeline(str(opts["task"]), device, dtype, kw)
+            return
+        if self.gguf_file:
+            self._load_gguf(kw, device, dtype)
             return
         load_kw: dict[str, Any] = {}
         if opts.get("quantization"):
@@ -183,6 +263,29 @@ class HFProvider(Provider):
         self.model = (model if "device_map" in load_kw else model.to(device)).eval()
         self.device = str(self.model.device)
         if opts.get("warmup", True):
+            self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
+
+    def _load_gguf(self, kw: dict[str, Any], device: str, dtype: Any) -> None:
+        """Tokenizer and model from a GGUF file, dequantized by transformers (module doc)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        kw = {**kw, "gguf_file": self.gguf_file}
+        load_kw: dict[str, Any] = {"device_map": self.spec.options["device_map"]} if self.spec.options.get(
+            "device_map") else {}
+        where = f"{self.source}/{self.gguf_file}" if looks_like_path(self.spec.model) else self.gguf_file
+        try:
+            with _quiet_gguf_progress():
+                self.tokenizer = AutoTokenizer.from_pretrained(self.source, **kw)
+                model = AutoModelForCausalLM.from_pretrained(self.source, dtype=dtype, **kw, **load_kw)
+        except (OSError, ValueError, KeyError, NotImplementedError) as exc:
+            raise errors.ModelNotFoundError(
+                f"transformers could not load the GGUF file {where!r} ({type(exc).__name__}: {exc}). It converts "
+                "the GGUF architectures it supports (llama, mistral, qwen2, qwen3, gemma, phi3 ...); any GGUF runs "
+                f"with llamacpp:{where}."
+            ) from exc
+        self.model = (model if load_kw else model.to(device)).eval()
+        self.device = str(self.model.device)
+        if self.spec.options.get("warmup", True):
             self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
 
     def _check_generator(self, kw: dict[str, Any]) -> None:
@@ -310,6 +413,19 @@ class HFProvider(Provider):
             return None
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def sampling(self, request: Request) -> dict[str, Any]:
+        """What ``generate`` samples with: the request's values, else the model's own generation config."""
+        p, cfg = request.params, getattr(getattr(self, "model", None), "generation_config", None)
+        own = {k: getattr(cfg, k, None) for k in ("temperature", "top_p", "top_k")}
+        out: dict[str, Any] = {"seed": p.seed, "max_tokens": p.max_tokens}
+        if p.temperature is not None or not getattr(cfg, "do_sample", False):  # greedy unless told to sample
+            out.update(temperature=p.temperature or 0.0, top_p=p.top_p, top_k=own["top_k"] if p.temperature else None)
+            out["defaults"] = [] if p.temperature is not None else ["temperature"]
+            return out
+        out.update(own)  # the model's generation_config.json samples (do_sample: true)
+        out["defaults"] = ["temperature", "top_p", "top_k"]
+        return out
+
     def _gen_kwargs(self, p: Any) -> dict[str, Any]:
         kwargs: dict[str, Any] = {}
         if p.max_tokens is not None:
@@ -318,6 +434,8 @@ class HFProvider(Provider):
             kwargs.update(do_sample=True, temperature=p.temperature)
             if p.top_p is not None:
                 kwargs["top_p"] = p.top_p
+        elif p.temperature == 0:  # greedy, even when the model's generation_config.json samples
+            kwargs["do_sample"] = False
         if p.stop:
             kwargs["stop_strings"] = p.stop
             kwargs["tokenizer"] = self.tokenizer
