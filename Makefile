@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)  ## install Tryouts with every extra into .venv
 
-demo: install  ## build the tiny offline demo models and compare them across the local routes
+demo: install  ## compare the real SmolLM2-135M-Instruct across llama.cpp, its server and transformers, offline
 	HF_HUB_OFFLINE=1 $(BIN)/tryouts demo
 
 # Debian's Chromium drives the browser tests (Playwright never downloads a browser here).
