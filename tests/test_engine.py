@@ -4,22 +4,13 @@ import asyncio
 import random
 import time
 import uuid
-from dataclasses import dataclass
 
 import pytest
 
+from helpers import Cell
 from tryouts.engine.run import Policy, cache_key, run_cells
 from tryouts.store import Store
 from tryouts.types import GenParams, Message, ModelSpec, Request
-
-
-@dataclass(frozen=True)
-class Cell:
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
 
 
 def cells_for(refs, n_cases=1, repeats=1, prompt="hi", options=None):

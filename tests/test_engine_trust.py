@@ -4,27 +4,17 @@ machine gate that keeps timed work apart. Against the scripted replay server (re
 
 import asyncio
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
 
-from helpers import server_log
+from helpers import Cell, server_log
 from tryouts.engine.compare import compare
 from tryouts.engine.gate import MachineGate
 from tryouts.engine.run import Policy, run_cells, write_safely
 from tryouts.store import Store
 from tryouts.testing.replay import start_replay_server
 from tryouts.types import GenParams, Message, ModelSpec, Request, Result, Usage
-
-
-@dataclass(frozen=True)
-class Cell:
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
 
 
 def cells_for(specs, n_cases=1):
@@ -218,7 +208,6 @@ def test_gate_survives_a_cancelled_waiter():
 
 _INFLIGHT_SCRIPT = r'''
 import asyncio, json, sys, threading, time
-from dataclasses import dataclass
 
 imports = []
 def hook(event, args):

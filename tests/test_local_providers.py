@@ -134,18 +134,10 @@ def test_incremental_detokenizer_never_splits_characters(demo_models):
 
 
 def test_hf_batching_keeps_per_request_results_and_timings(demo_models, tmp_path):
-    from dataclasses import dataclass
 
+    from helpers import Cell
     from tryouts.engine.run import Policy, run_cells
     from tryouts.store import Store
-
-    @dataclass(frozen=True)
-    class Cell:
-        model_index: int
-        case_index: int
-        repeat_index: int
-        spec: ModelSpec
-        request: Request
 
     questions = ["What is a model?", "Hi", "Explain quantization in detail please", "Why?", "Name three", "Ok"]
 

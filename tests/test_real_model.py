@@ -5,11 +5,11 @@ import asyncio
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from helpers import Cell
 from tryouts.engine.run import Policy, run_cells
 from tryouts.providers import create_provider
 from tryouts.store import Store
@@ -19,15 +19,6 @@ pytestmark = pytest.mark.slow
 
 QUESTION = "What is the capital of France? Answer in one sentence."  # the bare question: French rambling (greedy, Q4_1)
 LONG = " ".join(f"Item {i}: the {i}th line of a long note about rivers, towns and the weather." for i in range(16))
-
-
-@dataclass(frozen=True)
-class Cell:
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
 
 
 def ask(text, max_tokens=16):
