@@ -148,7 +148,16 @@ def test_make_demo_shows_the_real_models_answers_across_the_three_local_routes(s
     done = subprocess.run([str(exe), "demo", "--no-live", "--max-tokens", "12", "--db", str(tmp_path / "d.db")],
                           capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    out = done.stdout
-    assert out.count("Paris") >= 3, out
+    out = " ".join(done.stdout.split())
+    assert out.count("The capital of France is Paris") >= 3, out
     for route in ("llamacpp:", "llamacpp-server:", "hf:"):
         assert route in out
+    import json
+
+    shown = subprocess.run([str(exe), "show", "latest", "--db", str(tmp_path / "d.db"), "-f", "json"],
+                           capture_output=True, text=True, env=env, timeout=120)
+    data = json.loads(shown.stdout)
+    assert len(data["results"]) == 3 and all(r["ok"] for r in data["results"])
+    # the in-process routes count exactly; the server's count (no usage sent) matches them
+    assert len({(r["input_tokens"], r["output_tokens"]) for r in data["results"]}) == 1
+    assert f"tryouts ui --run {data['run']['id']} --db {tmp_path / 'd.db'}" in out  # how to open it

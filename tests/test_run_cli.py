@@ -236,16 +236,3 @@ cases:
     assert first["scores"]["assert"]["passed"] and first["scores"]["reference"]["exact_match"] == 1.0
     assert not second["scores"]["assert"]["passed"] and second["scores"]["reference"]["token_f1"] == 0.0
     assert "bleu" in first["scores"]["reference"]
-
-
-@pytest.mark.slow
-def test_demo_compares_the_local_routes_and_says_how_to_open_the_dashboard(demo_models, db):
-    """`make demo` runs `tryouts demo`: it ends by naming the run and the command that opens it in the dashboard."""
-    env = {"TRYOUTS_CACHE_DIR": str(demo_models.hf_dir.parent.parent.parent), "HF_HUB_OFFLINE": "1",
-           "COLUMNS": "200"}
-    p = tryouts("demo", "--db", db, env=env)
-    assert p.returncode == 0, p.stderr + p.stdout
-    data = json.loads(tryouts("show", "latest", "--db", db, "-f", "json").stdout)
-    run_id = data["run"]["id"]
-    assert len(data["results"]) == 3 and all(r["ok"] for r in data["results"])
-    assert f"tryouts ui --run {run_id} --db {db}" in " ".join(p.stdout.split())
