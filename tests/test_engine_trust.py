@@ -328,3 +328,22 @@ def test_compare_prints_the_sampling_under_its_table(demo_models, tmp_path):
 
     assert "Sampling: temperature 0.8 (default), top_p 0.95 (default), top_k 40 (default)" in run()
     assert "Sampling: greedy (temperature 0) (every model)." in run("--temperature", "0")
+
+
+def test_an_in_process_model_and_a_local_server_are_never_timed_together(replay_server, demo_models, store):
+    import time
+
+    offset_ns = time.time_ns() - time.perf_counter_ns()  # the replay log's clock (CLOCK_MONOTONIC) -> wall clock
+    local = ModelSpec.parse(f"llamacpp:{demo_models.gguf_path}")
+    servers = [spec(replay_server, "ttft_ms=40;itl_ms=5;tokens=8", warmup=False) for _ in range(4)]
+    req = Request(messages=[Message(role="user", content="tell me a long story")], params=GenParams(max_tokens=64))
+    cells = [Cell(0, c, 0, local, req) for c in range(4)] + [Cell(m + 1, 0, 0, s, req) for m, s in enumerate(servers)]
+    results = run(store, cells, Policy(use_cache=False))
+    assert all(r["ok"] for r in results)
+    local_spans = []
+    for r in results:
+        if r["model_index"] == 0:
+            t0 = datetime.fromisoformat(r["started_at"]).timestamp() * 1e9
+            local_spans.append((t0, t0 + r["e2e_ms"] * 1e6))
+    server_spans = [(a + offset_ns, b + offset_ns) for a, b in _intervals(replay_server, servers)]
+    assert not any(_overlap(x, y) for x in local_spans for y in server_spans)
