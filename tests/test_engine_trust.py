@@ -208,6 +208,7 @@ def test_gate_survives_a_cancelled_waiter():
 
 _INFLIGHT_SCRIPT = r'''
 import asyncio, json, sys, threading, time
+from dataclasses import dataclass
 
 imports = []
 def hook(event, args):
