@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +182,12 @@ def text_model(url: str, answer: str, extra: str = "") -> str:
 
 
 @contextmanager
-def serve_dashboard(db, host: str = "127.0.0.1", token: str | None = None):
-    """The dashboard app in a uvicorn server thread on 127.0.0.1; yields (base URL, app)."""
+def serve_dashboard(db, host: str = "127.0.0.1", token: str | None = None, **policy):
+    """The dashboard app in a uvicorn server thread on 127.0.0.1; yields (base URL, app).
+
+    ``token`` is the access token (None: a random one, ``app.state.token``); ``policy`` goes to create_app
+    (``allow_options``, ``allow_local_paths``, ``suite_dir``).
+    """
     import threading
     import time
 
@@ -190,7 +196,7 @@ def serve_dashboard(db, host: str = "127.0.0.1", token: str | None = None):
     from tryouts.web import create_app
 
     port = free_port()
-    app = create_app(str(db), host=host, port=port, token=token)
+    app = create_app(str(db), host=host, port=port, token=token, **policy)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -203,3 +209,34 @@ def serve_dashboard(db, host: str = "127.0.0.1", token: str | None = None):
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+class Listener:
+    """A real TCP server on 127.0.0.1 in a thread that counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()

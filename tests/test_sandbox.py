@@ -1,21 +1,27 @@
 """The code sandbox (tryouts.scoring.sandbox): outcomes, limits, isolation and extract_code.
 
-Most tests run twice: with the isolation this machine offers (a network namespace where user namespaces
-work) and with the audit-hook fallback forced, so both paths are exercised wherever user namespaces work.
+Most tests run twice: in bubblewrap (skipped where it cannot isolate processes; `make test` installs it) and
+in the unsafe mode a user can opt in to (bubblewrap forced missing), so both paths are exercised. Escape
+attempts by hostile code are in tests/test_sandbox_escapes.py.
 """
 
 from __future__ import annotations
 
+import glob
 import os
+import secrets
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
+from helpers import Listener
 from tryouts.errors import UsageError
 from tryouts.scoring import sandbox
 from tryouts.scoring.sandbox import SandboxResult, extract_code, network_isolation, run_tests
@@ -23,45 +29,32 @@ from tryouts.scoring.sandbox import SandboxResult, extract_code, network_isolati
 BLOCKED_NET = "network access is blocked in the Tryouts sandbox"
 BLOCKED_PROC = "starting processes is blocked in the Tryouts sandbox"
 
+# Switches the audit hook off (a courtesy for honest code, not the boundary), so processes can be started.
+HOOK_OFF = """
+import gc, socket
+for _f in gc.get_objects():
+    if type(_f).__name__ == "function" and _f.__name__ == "hook" and _f.__closure__:
+        for _c in _f.__closure__:
+            if type(_c.cell_contents) is dict:
+                _c.cell_contents.clear()
+"""
 
-@pytest.fixture(params=["native", "audit-hook"])
+
+def force_unsafe(monkeypatch) -> None:
+    """bubblewrap missing, and the user opted in to running code without it."""
+    monkeypatch.setattr(sandbox, "_cached_probe", lambda: (None, "forced by the test"))
+    monkeypatch.setenv("TRYOUTS_UNSAFE_CODE_SANDBOX", "1")
+
+
+@pytest.fixture(params=["bwrap", "unsafe"])
 def mode(request, monkeypatch) -> str:
-    """The isolation run_tests is expected to report: what this machine has, or the forced fallback."""
-    if request.param == "audit-hook":
-        monkeypatch.setattr(sandbox, "network_isolation", lambda: "audit-hook")
+    """The network isolation run_tests is expected to report: bubblewrap's, or the opted-in unsafe mode's."""
+    if request.param == "unsafe":
+        force_unsafe(monkeypatch)
         return "audit-hook"
-    return network_isolation()
-
-
-class Listener:
-    """A real TCP server on 127.0.0.1 in a thread that counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+    if sandbox.isolation() != "bwrap":
+        pytest.skip("bubblewrap cannot isolate processes here (make test installs it)")
+    return "netns"
 
 
 @pytest.fixture
@@ -155,18 +148,35 @@ def test_bad_limits_are_a_usage_error(kwargs):
 
 # ---- limits ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("where", ["code", "tests"])
-def test_infinite_loop_is_killed(mode, where, tmp_path):
-    pid_file = tmp_path / "pid"
-    loop = f"import os\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\nwhile True:\n    pass\n"
-    code, tests = (loop, "assert True") if where == "code" else ("x = 1", loop)
-    r = run_tests(code, tests, timeout_s=1.0)
-    assert (r.status, r.passed) == ("timeout", False)
-    assert 1000 <= r.duration_ms < 1000 + 3000
-    assert "time limit" in r.stderr
-    pid = int(pid_file.read_text())
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+def processes_with(marker: str) -> list[int]:
+    """The processes of this machine whose command line holds ``marker``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            if entry.isdigit() and marker.encode() in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.parametrize("where", ["code", "function", "tests"])
+def test_infinite_loop_is_killed(mode, where):
+    marker = "tryouts-loop-" + secrets.token_hex(6)
+    # the loop runs in a process whose command line carries the marker (the audit hook is switched off)
+    spin = (HOOK_OFF + "import os, sys\ndef spin():\n    os.execv(sys.executable, [sys.executable, '-c', "
+            f"'while True: pass', {marker!r}])\n")
+    code, tests = {"code": (spin + "spin()\n", "assert True"), "function": (spin, "spin()\n"),
+                   "tests": ("x = 1", "while True:\n    pass\n")}[where]
+    try:
+        r = run_tests(code, tests, timeout_s=1.0)
+        assert (r.status, r.passed) == ("timeout", False)
+        assert 1000 <= r.duration_ms < 1000 + 3000
+        assert "time limit" in r.stderr
+        assert processes_with(marker) == []
+    finally:
+        for pid in processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
 
 
 def test_memory_limit(mode):
@@ -197,21 +207,26 @@ def test_concurrent_runs_from_threads():
 def test_environment_is_not_inherited(mode, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-planted")
     monkeypatch.setenv("PYTHONPATH", "/nowhere")
-    code = "import os\nprint(sorted(os.environ))\n"
-    r = run_tests(code, "assert 'OPENAI_API_KEY' not in os.environ\nassert 'PYTHONPATH' not in os.environ\n")
+    code = "import os\nprint(sorted(os.environ))\ndef env():\n    return dict(os.environ)\n"
+    tests = ("import os\nassert 'OPENAI_API_KEY' not in os.environ and 'PYTHONPATH' not in os.environ\n"
+             "assert 'OPENAI_API_KEY' not in env() and 'PYTHONPATH' not in env()\n"
+             "assert set(env()) <= {'PATH', 'LANG', 'LC_ALL', 'HOME', 'TMPDIR', 'PWD'}, env()\n")
+    r = run_tests(code, tests)
     assert r.status == "passed", r.stderr
     assert "sk-planted" not in r.stdout
     assert "OPENAI_API_KEY" not in r.stdout
 
 
-def test_own_temporary_directory_is_deleted(tmp_path):
-    out = tmp_path / "cwd"
-    code = f"import os\nopen('scratch.txt', 'w').write('x')\nopen({str(out)!r}, 'w').write(os.getcwd())\n"
-    r = run_tests(code, "import os\nassert os.path.exists('scratch.txt')\n")
+def test_own_temporary_directory_is_deleted(mode):
+    name = "scratch-" + secrets.token_hex(6)
+    code = (f"import os\nopen({name!r}, 'w').write('x')\nprint(os.getcwd(), os.environ['HOME'])\n"
+            f"def exists():\n    return os.path.exists({name!r})\n")
+    r = run_tests(code, "assert exists()\n")
     assert r.status == "passed", r.stderr
-    cwd = out.read_text()
-    assert cwd != os.getcwd() and "tryouts-sandbox-" in cwd
-    assert not os.path.exists(cwd)
+    cwd, home = r.stdout.split()
+    assert cwd == home and cwd != os.getcwd()
+    assert not glob.glob(os.path.join(tempfile.gettempdir(), "tryouts-sandbox-*", name))
+    assert not os.path.exists(os.path.join(cwd, name))
 
 
 def test_tcp_connect_is_blocked(mode, listener):
@@ -247,7 +262,7 @@ def test_create_connection_is_blocked(mode, listener):
     ("__import__('ctypes').CDLL('libc.so.6')", "ctypes is blocked"),
 ])
 def test_refused_calls(mode, call, message):
-    r = run_tests("import os, socket, subprocess\n", f"{call}\n")
+    r = run_tests(f"import os, socket, subprocess\ndef call():\n    {call}\n", "call()\n")
     assert (r.status, r.passed) == ("failed", False)
     assert message in r.stderr
     assert "SandboxBlocked" in r.stderr
@@ -262,7 +277,7 @@ def test_unix_socketpair_still_works():
 def test_signalling_other_processes_is_blocked():
     victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        r = run_tests("import os, signal\n", f"os.kill({victim.pid}, signal.SIGTERM)\n")
+        r = run_tests(f"import os, signal\ndef kill():\n    os.kill({victim.pid}, signal.SIGTERM)\n", "kill()\n")
         assert r.status == "failed"
         assert "signalling other processes is blocked" in r.stderr
         assert victim.poll() is None
@@ -271,28 +286,107 @@ def test_signalling_other_processes_is_blocked():
         victim.wait()
 
 
-def test_network_isolation_is_probed_once():
-    sandbox._cached_prefix.cache_clear()  # other tests may have probed (or cleared) it already
-    first = network_isolation()
-    assert first in ("netns", "audit-hook")
-    assert network_isolation() == first
-    assert sandbox._cached_prefix.cache_info().misses == 1
+def test_isolation_is_probed_once():
+    sandbox._cached_probe.cache_clear()  # other tests may have probed (or cleared) it already
+    first = sandbox.isolation()
+    assert first in ("bwrap", "none")
+    assert network_isolation() == ("netns" if first == "bwrap" else "audit-hook")
+    assert sandbox._cached_probe.cache_info().misses == 1
 
 
-def test_network_namespace_itself_has_no_network(listener):
-    """Without the audit hook: a process in the namespace sees only loopback and cannot reach our server."""
-    if network_isolation() != "netns":
-        pytest.skip("user namespaces do not work here; run_tests falls back to the audit hook")
-    prefix = list(sandbox._cached_prefix())
-    code = ("import socket\n"
+def test_bubblewrap_itself_isolates(listener, tmp_path):
+    """Without the audit hook: inside bubblewrap only loopback, no other process, none of our files."""
+    if sandbox.isolation() != "bwrap":
+        pytest.skip("bubblewrap cannot isolate processes here (make test installs it)")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("x", encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    code = ("import os, socket\n"
             "print(sorted(n for _, n in socket.if_nameindex()))\n"
+            "print(sorted(p for p in os.listdir('/proc') if p.isdigit()), os.getcwd())\n"
+            f"print(os.path.exists({str(secret)!r}), os.path.exists('/etc/passwd'), os.path.exists('/home'))\n"
             f"socket.create_connection(('127.0.0.1', {listener.port}), timeout=2)\n")
-    done = subprocess.run([*prefix, sys.executable, "-I", "-c", code], capture_output=True, text=True,
-                          timeout=30)
-    assert done.stdout.strip() == "['lo']"
+    done = subprocess.run([*sandbox._bwrap_command("bwrap", str(work)), sys.executable, "-I", "-c", code],
+                          capture_output=True, text=True, timeout=30, env=sandbox._child_env("/sandbox"))
+    assert done.stdout.splitlines() == ["['lo']", "['1', '2'] /sandbox", "False False False"]
     assert done.returncode != 0
     assert "OSError" in done.stderr or "Error" in done.stderr
     assert listener.accepted == 0
+
+
+def test_refuses_without_bubblewrap(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on it
+    monkeypatch.delenv("TRYOUTS_UNSAFE_CODE_SANDBOX", raising=False)
+    sandbox._cached_probe.cache_clear()
+    try:
+        assert sandbox.isolation() == "none"
+        with pytest.raises(sandbox.SandboxUnavailable) as info:
+            run_tests("def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n")
+        message = str(info.value)
+        assert "bubblewrap (bwrap) is not installed" in message
+        assert "apt-get install bubblewrap" in message and "TRYOUTS_UNSAFE_CODE_SANDBOX=1" in message
+        assert "Traceback" not in message
+        monkeypatch.setenv("TRYOUTS_UNSAFE_CODE_SANDBOX", "1")  # the opt-in, at the user's own risk
+        r = run_tests("def add(a, b):\n    return a + b\n", "assert add(1, 2) == 3\n")
+        assert (r.status, r.isolation, r.network) == ("passed", "unsafe", "audit-hook")
+        wrong = run_tests("def add(a, b):\n    return a - b\n", "assert add(1, 2) == 3\n")
+        assert wrong.status == "failed"
+    finally:
+        sandbox._cached_probe.cache_clear()
+
+
+# ---- the tests' view of the code ---------------------------------------------------------------------------
+
+def test_values_travel_as_data(mode):
+    code = ("import math, os\nLIMIT = 3\ndef pid():\n    return os.getpid()\n"
+            "def echo(x):\n    return x\n"
+            "def big():\n    return 2 ** 200, -0.0, float('inf'), 1 + 2j, b'\\x00\\xff', 'ü\\ud800'\n")
+    tests = ("values = [None, True, 7, 2.5, 'text', b'by', [1, (2, 3)], {'k': [1]}, {1, 2}, frozenset({3}),"
+             " {(1, 2): 'tuple key'}]\n"
+             "for v in values:\n    r = echo(v)\n    assert r == v and type(r) is type(v), (v, r)\n"
+             "n, z, inf, c, b, s = big()\n"
+             "assert n == 2 ** 200 and str(z) == '-0.0' and inf == float('inf') and c == 1 + 2j\n"
+             "assert b == b'\\x00\\xff' and s == 'ü\\ud800' and LIMIT == 3 and math.sqrt(9) == 3.0\n"
+             "import solution\nassert solution.echo(5) == 5\n"
+             "import os\nassert pid() != os.getpid()  # the code runs in a process of its own\n")
+    r = run_tests(code, tests)
+    assert r.status == "passed", r.stderr
+
+
+def test_in_place_changes_and_objects_of_the_code(mode):
+    code = ("import os\nTESTS = []\ndef sort_in_place(xs):\n    TESTS.append(xs)\n    xs.sort()\n"
+            "def fill(d):\n    d['x'] = 1\n"
+            "class Stack:\n    def __init__(self):\n        self.items = []\n"
+            "    def push(self, x):\n        self.items.append(x)\n"
+            "    def pop(self):\n        return self.items.pop()\n")
+    tests = ("xs = [3, 1, 2]\nsort_in_place(xs)\nassert xs == [1, 2, 3]\n"
+             "xs.append(0)\nassert TESTS == []  # a copy travelled, and the code's names are copies too\n"
+             "d = {}\nfill(d)\nassert d == {'x': 1}\n"
+             "s = Stack()\ns.push(4)\ns.push(5)\nassert s.pop() == 5 and s.items == [4]\n")
+    r = run_tests(code, tests)
+    assert r.status == "passed", r.stderr
+
+
+def test_exceptions_of_the_code_reach_the_tests(mode):
+    code = ("class Custom(Exception):\n    pass\n"
+            "def check(x):\n    if x < 0:\n        raise ValueError('negative')\n    raise Custom('mine')\n")
+    tests = ("try:\n    check(-1)\nexcept ValueError as e:\n    assert str(e) == 'negative'\n"
+             "else:\n    raise AssertionError('no ValueError')\n"
+             "try:\n    check(1)\nexcept Exception as e:\n    assert 'Custom: mine' in str(e)\n")
+    r = run_tests(code, tests)
+    assert r.status == "passed", r.stderr
+
+
+def test_objects_of_the_code_are_not_compared_by_the_code(mode):
+    code = "class Anything:\n    def __eq__(self, other):\n        return True\ndef f():\n    return Anything()\n"
+    r = run_tests(code, "assert f() == 5\n")
+    assert r.status == "failed"
+    assert "only compares data" in r.stderr
+    r = run_tests(code, "assert f()\n")
+    assert r.status == "failed"
+    r = run_tests("def f():\n    return 1\n", "f(lambda: 1)\n")
+    assert r.status == "failed" and "cannot be passed to the code" in r.stderr
 
 
 # ---- extract_code ------------------------------------------------------------------------------------------

@@ -1,42 +1,39 @@
-"""Run model-written Python against a task's tests in a throwaway subprocess (the ``code`` task).
+"""Run model-written Python against a task's tests, isolated from this machine (the ``code`` task).
 
 :func:`run_tests` runs ``code`` and then ``tests`` (plain Python with ``assert``) and reports a
 :class:`SandboxResult`: ``passed``, ``failed`` (an exception in the tests), ``error`` (the code itself could
 not run: a ``SyntaxError``, an ``ImportError``, an exception at import time) or ``timeout``.
 :func:`extract_code` takes the code out of a model's answer.
 
-What the sandbox does:
+How (docs/security.md has the threat model):
 
-* a fresh ``python -I`` process (no user site, no ``PYTHON*`` variables, no current directory on
-  ``sys.path``) in a new session, with stdin closed and a small explicit environment: no API key or other
-  variable of ours reaches the code;
-* its own temporary working directory (also ``HOME`` and ``TMPDIR``), deleted afterwards;
-* limits: wall-clock ``timeout_s`` (then the whole process group is killed with SIGKILL), CPU time just
-  above it, address space ``memory_mb`` (big allocations raise ``MemoryError``), 64 MB per written file,
-  no core dumps; stdout and stderr go to files and come back cut to 4000 characters each;
-* no network: where unprivileged user namespaces work (probed once, :func:`network_isolation`) the process
-  runs in a new, empty network namespace through ``unshare --user --net --map-root-user``, where even
-  loopback is down. In every case an audit hook (:func:`sys.addaudithook`, which cannot be removed) is
-  installed before the code runs and refuses sockets other than Unix ones, ``connect``/``bind``/``sendto``,
-  name lookups, starting processes (``subprocess``, ``os.system``, ``os.exec*``, ``os.posix_spawn``,
-  ``os.fork``), signals to other processes and loading native libraries with ``ctypes``;
-* the outcome is reported through a file with a random token, so code that calls ``sys.exit(0)`` or
-  ``os._exit(0)`` before the tests have run is not counted as passing.
+* **The verdict is decided outside the code's process.** A harness process (``python -I``, a scrubbed
+  environment) runs the tests; the model's code runs in a separate child. The tests get stand-ins for the
+  code's functions: a call sends the arguments to the child, the child runs the function and sends the result
+  back as data (numbers, strings, bytes, lists, tuples, dicts, sets, ``None``; anything else is an opaque
+  handle the tests can call but not compare). The comparisons run in the harness, which the child cannot see
+  or touch, so printing "passed", exiting early or patching the test harness's frames cannot make a wrong
+  answer pass. Lists, dicts and sets passed as arguments are updated in place with the child's copies, so
+  tests of in-place functions work; arguments must be data (a ``lambda`` cannot be passed).
+* **The child runs in bubblewrap** (``bwrap --unshare-all --die-with-parent --new-session``): new user, pid,
+  network (only a down loopback), IPC, UTS and mount namespaces, all capabilities dropped; a file system
+  built from nothing but read-only ``/usr`` (and ``/lib*``), the Python installation and its environment,
+  a fresh ``/proc`` of its own pid namespace, a minimal ``/dev``, an empty ``/tmp`` and its own working
+  directory ``/sandbox`` (also ``HOME``). Your home, ``/etc``, the keys file, the store and every other
+  process's ``/proc`` entry are not there. Anything the code starts dies with the pid namespace.
+* limits: wall-clock ``timeout_s`` (then the harness's process group is killed, and the child with it), CPU
+  time just above it, address space ``memory_mb``, 64 MB per written file, no core dumps; stdout and stderr
+  come back cut to 4000 characters each. An audit hook refusing sockets, processes and ``ctypes`` gives honest
+  code a clear error early; it is a courtesy, not the boundary.
 
-What it does NOT protect against:
+Where bubblewrap is missing or cannot create namespaces (:func:`isolation` probes once), :func:`run_tests`
+raises :class:`SandboxUnavailable` instead of running the code half-protected, unless the user opts in with
+``TRYOUTS_UNSAFE_CODE_SANDBOX=1`` (or ``unsafe=True``): then the child runs as a plain process (own session,
+scrubbed environment, limits, the audit hook, verdict still outside) that can read whatever your user can.
 
-* it is meant for honest-but-buggy code (infinite loops, huge allocations, a stray ``requests.get``), not
-  for a hostile adversary. With only the audit hook in force (``network == "audit-hook"``) determined code
-  can get around it: audit hooks are a CPython convenience, not a security boundary (code can reach the
-  interpreter's internals, rebind the hook's data, or use an extension module that makes system calls
-  directly). The network namespace is a real kernel boundary, but only for the network;
-* the file system is not isolated: the working directory is a temporary one, but nothing is chrooted or
-  mounted read-only, so the code can read and write whatever your user can (the tests could be read too);
-* there is no limit on the number of processes (``RLIMIT_NPROC`` counts all of your user's processes, so
-  setting it could break other work); starting processes is refused by the audit hook instead;
-* CPU time and memory are limited per process, not as a cgroup; disk use is limited per file only.
-
-For untrusted code from the internet, run Tryouts itself in a container or VM.
+Not covered: the child shares the kernel (a kernel exploit escapes); there is no limit on the number of
+processes or threads inside the namespace beyond the memory limit, and CPU/memory are limited per process,
+not as a cgroup; the Python installation and its site-packages are readable.
 """
 
 from __future__ import annotations
@@ -45,8 +42,7 @@ import json
 import math
 import os
 import re
-import resource
-import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -59,8 +55,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..errors import UsageError
+from .sandbox_child import CHILD, HARNESS
 
-__all__ = ["SandboxResult", "extract_code", "network_isolation", "run_tests"]
+__all__ = [
+    "SandboxResult", "SandboxUnavailable", "extract_code", "isolation", "network_isolation", "require_isolation",
+    "run_tests",
+]
 
 #: stdout and stderr are cut to this many characters
 OUTPUT_LIMIT = 4000
@@ -89,6 +89,8 @@ class SandboxResult:
     stderr: str
     #: the network isolation that was in force: "netns" (a new, empty network namespace) or "audit-hook"
     network: str
+    #: "bwrap" (namespaces, a file system of its own) or "unsafe" (the user opted in to running without)
+    isolation: str = "bwrap"
 
 
 def extract_code(text: str) -> str:
@@ -119,66 +121,133 @@ def extract_code(text: str) -> str:
     return text.strip()
 
 
-def _unshare_prefix() -> list[str] | None:
-    """The command prefix that runs a program in a new user and network namespace, if that works here.
+class SandboxUnavailable(UsageError):
+    """Raised when the isolation code scoring needs is missing and the user has not opted out of it."""
 
-    Works means: ``unshare`` exists, an interpreter started through it exits cleanly, and the only network
-    interface it can see is loopback.
-    """
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        return None
-    prefix = [unshare, "--user", "--net", "--map-root-user", "--"]
-    probe = "import socket, sys; sys.stdout.write(','.join(sorted(n for _, n in socket.if_nameindex())))"
+
+#: set to 1 to run model code without bubblewrap, at your own risk
+UNSAFE_ENV = "TRYOUTS_UNSAFE_CODE_SANDBOX"
+#: the largest reply the code may send for one call
+REPLY_LIMIT = 32 * 1024 * 1024
+#: where the work directory appears inside the sandbox (also HOME and TMPDIR there)
+INSIDE = "/sandbox"
+
+_PROBE = r"""
+import os, socket, sys
+names = sorted(n for _, n in socket.if_nameindex())
+home = [p for p in ("/home", "/etc/passwd", sys.argv[1]) if os.path.exists(p)]
+pids = [p for p in os.listdir("/proc") if p.isdigit()]
+sys.stdout.write("ok" if names == ["lo"] and not home and len(pids) <= 3 and os.getcwd() == "/sandbox" else
+                 f"names={names} visible={home} pids={len(pids)}")
+"""
+
+
+def _python_dirs() -> list[str]:
+    """The directories the interpreter needs: its installation and the environment (venv) it runs in."""
+    dirs = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, os.path.dirname(sys.executable))}
+    dirs.add(os.path.dirname(os.path.realpath(sys.executable)))
+    dirs.update({sys.base_prefix, sys.prefix})  # the paths as the interpreter knows them
+    kept = sorted(d for d in dirs if d and not d.startswith("/usr/") and os.path.isdir(d))
+    # a directory inside another kept one comes along with it
+    return [d for d in kept if not any(d != o and d.startswith(o.rstrip("/") + "/") for o in kept)]
+
+
+def _bwrap_command(bwrap: str, work: str, extra: tuple[str, ...] = ()) -> list[str]:
+    """bubblewrap's arguments: every namespace, and a file system of read-only system and Python files."""
+    cmd = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+           "--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            cmd += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            cmd += ["--ro-bind", top, top]
+    for f in ("/etc/ld.so.cache", "/etc/localtime"):
+        cmd += ["--ro-bind-try", f, f]
+    for d in _python_dirs():
+        cmd += ["--ro-bind", d, d]
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", work, INSIDE, "--chdir", INSIDE,
+            *extra, "--"]
+    return cmd
+
+
+def _probe() -> tuple[str | None, str]:
+    """(the bwrap executable, "") when bubblewrap isolates a child here as needed, else (None, why not)."""
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return None, "bubblewrap (bwrap) is not installed"
+    home = os.path.realpath(os.path.expanduser("~"))
+    for d in _python_dirs():  # mounted in the sandbox: must not bring the home directory along
+        if d == "/" or home == d or home.startswith(d.rstrip("/") + "/"):
+            return None, f"Python runs from {d}, which holds your home directory (use a Python installed elsewhere)"
+    work = tempfile.mkdtemp(prefix="tryouts-probe-")
+    outside = os.path.join(work, "outside")  # a file of ours the sandbox must not see
     try:
-        done = subprocess.run([*prefix, sys.executable, "-I", "-c", probe], stdin=subprocess.DEVNULL,
-                              capture_output=True, text=True, timeout=20, env=_child_env(None))
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if done.returncode != 0 or done.stdout.strip() != "lo":
-        return None
-    return prefix
+        Path(outside).write_text("x", encoding="utf-8")
+        os.mkdir(os.path.join(work, "inside"))
+        done = subprocess.run([*_bwrap_command(bwrap, os.path.join(work, "inside")), sys.executable, "-I", "-c",
+                               _PROBE, outside],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30,
+                              env=_child_env(INSIDE))
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"bwrap could not be started ({type(e).__name__})"
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if done.returncode != 0 or done.stdout.strip() != "ok":
+        why = (done.stderr.strip().splitlines() or [done.stdout.strip()] or [""])[-1][:200]
+        return None, f"bwrap cannot isolate a process here ({why or f'exit code {done.returncode}'})"
+    return bwrap, ""
 
 
 @lru_cache(maxsize=1)
-def _cached_prefix() -> tuple[str, ...] | None:
-    prefix = _unshare_prefix()
-    return tuple(prefix) if prefix else None
+def _cached_probe() -> tuple[str | None, str]:
+    return _probe()
+
+
+def isolation() -> str:
+    """``"bwrap"`` when bubblewrap isolates the code on this machine (probed once, then cached), else ``"none"``."""
+    return "bwrap" if _cached_probe()[0] else "none"
 
 
 def network_isolation() -> str:
-    """The network isolation :func:`run_tests` uses on this machine: ``"netns"`` or ``"audit-hook"``.
+    """The network isolation :func:`run_tests` gives the code: ``"netns"`` with bubblewrap, else ``"audit-hook"``
+    (only when the user opted in to running without it)."""
+    return "netns" if isolation() == "bwrap" else "audit-hook"
 
-    ``"netns"`` when the code can run in a new user and network namespace (probed once per process, then
-    cached); ``"audit-hook"`` when it cannot (containers often forbid user namespaces) and only the audit
-    hook, which is installed in both cases, keeps the code off the network.
+
+def unsafe_allowed() -> bool:
+    """Whether the user opted in to running model code without bubblewrap (``TRYOUTS_UNSAFE_CODE_SANDBOX=1``)."""
+    return os.environ.get(UNSAFE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def require_isolation(unsafe: bool = False) -> str:
+    """``"bwrap"``, or ``"unsafe"`` when it is missing and the user opted in; else :class:`SandboxUnavailable`.
+
+    Callers that score many answers call it once first, so a refusal comes before any work.
     """
-    return "netns" if _cached_prefix() else "audit-hook"
+    if isolation() == "bwrap":
+        return "bwrap"
+    if unsafe or unsafe_allowed():
+        return "unsafe"
+    raise SandboxUnavailable(
+        f"Scoring code needs bubblewrap to isolate the model's code, and {_cached_probe()[1]}. Install it "
+        "(Debian/Ubuntu: apt-get install bubblewrap) on a system that allows user namespaces, or run Tryouts "
+        f"in a throwaway container or VM and set {UNSAFE_ENV}=1 to run the code without that isolation, at "
+        "your own risk: it could then read your files and API keys.")
 
 
 def _child_env(home: str | None) -> dict[str, str]:
-    """The whole environment the code sees: nothing of ours is inherited."""
+    """The whole environment the harness and the code see: nothing of ours is inherited."""
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
     if home:
         env.update(HOME=home, TMPDIR=home)
     return env
 
 
-def _limiter(timeout_s: float, memory_mb: int):
-    """The ``preexec_fn`` that sets the child's resource limits (values computed here, not in the child)."""
+def _limits(timeout_s: float, memory_mb: int) -> list[tuple[str, tuple[int, int]]]:
+    """The child's resource limits, by ``resource`` constant name (set by the harness before it starts)."""
     cpu = math.ceil(timeout_s) + 1
-    limits = [
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_AS, (memory_mb * 1024 * 1024,) * 2),
-        (resource.RLIMIT_FSIZE, (FILE_LIMIT_BYTES,) * 2),
-        (resource.RLIMIT_CORE, (0, 0)),
-    ]
-
-    def preexec() -> None:
-        for which, value in limits:
-            resource.setrlimit(which, value)
-
-    return preexec
+    return [("RLIMIT_CPU", (cpu, cpu + 1)), ("RLIMIT_AS", (memory_mb * 1024 * 1024,) * 2),
+            ("RLIMIT_FSIZE", (FILE_LIMIT_BYTES,) * 2), ("RLIMIT_CORE", (0, 0))]
 
 
 def _read_cut(path: Path, limit: int = OUTPUT_LIMIT) -> str:
@@ -209,23 +278,69 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
-def run_tests(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int = 1024) -> SandboxResult:
-    """Run ``code`` followed by ``tests`` (plain Python using ``assert``) in a fresh subprocess.
+def _end_child(pids_file: Path) -> None:
+    """Make sure the code's processes are gone: kill the child's group (unsafe mode), or wait for the pid
+    namespace's init to exit (bubblewrap kills it when the harness dies; the kernel then kills everything
+    in the namespace before init's exit is reported)."""
+    try:
+        pids = json.loads(pids_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    for key in ("group", "init"):
+        pid = pids.get(key)
+        if type(pid) is not int or pid <= 1:
+            continue
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # already gone
+            continue
+        try:
+            if key == "group":
+                _kill_group(pid)
+            elif _is_namespace_init(pid):  # still the sandbox's init, not a new process with its number
+                signal.pidfd_send_signal(fd, signal.SIGKILL)  # no-op if bwrap's death already did it
+            else:
+                continue
+            select.select([fd], [], [], 10)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
 
-    The code runs as the module ``solution`` (so an ``if __name__ == "__main__":`` block does not run),
-    then the tests run in the same namespace, so they call the code's functions by name (or
-    ``import solution``). ``SystemExit`` counts as an error in the code and as a failure in the tests, so
-    tests must not end with ``sys.exit(0)`` (``unittest.main()`` does). See the module docstring for the
-    isolation and its limits.
+
+def _is_namespace_init(pid: int) -> bool:
+    """Whether ``pid`` is the first process of a pid namespace below ours (``NSpid: <pid> 1``)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("NSpid:"):
+                ids = line.split()[1:]
+                return len(ids) >= 2 and ids[-1] == "1"
+    except OSError:
+        pass
+    return False
+
+
+def run_tests(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int = 1024,
+              unsafe: bool = False) -> SandboxResult:
+    """Run ``code`` and then ``tests`` (plain Python using ``assert``), the code isolated from the tests.
+
+    The code runs as the module ``solution`` in its own process (so an ``if __name__ == "__main__":`` block
+    does not run); the tests run in the harness with the code's top-level names (functions and classes as
+    stand-ins, data values as copies) in their namespace or through ``import solution``. ``SystemExit`` counts
+    as an error in the code and as a failure in the tests. See the module docstring for the isolation.
 
     Args:
         code: the model's code (see :func:`extract_code`).
         tests: the task's tests; must compile, else :class:`~tryouts.errors.UsageError`.
-        timeout_s: wall-clock limit for the whole run, interpreter start included.
-        memory_mb: address-space limit of the process (at least 64).
+        timeout_s: wall-clock limit for the whole run, interpreters' start included.
+        memory_mb: address-space limit of the code's process (at least 64).
+        unsafe: run without bubblewrap where it is missing (as ``TRYOUTS_UNSAFE_CODE_SANDBOX=1`` does).
 
     Returns:
         a :class:`SandboxResult`; never raises for anything the code does.
+
+    Raises:
+        SandboxUnavailable: bubblewrap cannot isolate the code here and the user has not opted out.
     """
     if not isinstance(code, str) or not isinstance(tests, str):
         raise UsageError("run_tests needs the code and the tests as strings.")
@@ -238,158 +353,65 @@ def run_tests(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int 
         compile(tests, "tests.py", "exec", dont_inherit=True)
     except (SyntaxError, ValueError) as e:
         raise UsageError(f"The tests are not valid Python ({e}); fix the task's tests.") from e
-
-    prefix = _cached_prefix() if network_isolation() == "netns" else None
-    network = "netns" if prefix else "audit-hook"
+    mode = require_isolation(unsafe)
     root = Path(tempfile.mkdtemp(prefix="tryouts-sandbox-"))
+    work = Path(tempfile.mkdtemp(prefix="tryouts-sandbox-work-"))  # not beside the harness's files
     try:
-        work = root / "work"
-        work.mkdir()
-        nonce = secrets.token_hex(16)
-        payload, outcome = root / "payload.json", root / "outcome"
-        job = {"code": code, "tests": tests, "nonce": nonce, "outcome": str(outcome)}
-        payload.write_text(json.dumps(job), encoding="utf-8")
-        command = [*(prefix or ()), sys.executable, "-I", "-c", _BOOTSTRAP, str(payload)]
+        child = [sys.executable, "-I", "-u", "-c", CHILD, "{req}", "{rep}"]
+        if mode == "bwrap":
+            command = [*_bwrap_command(_cached_probe()[0], str(work), ("--info-fd", "{info}")), *child]
+        else:
+            command = child
+        job = {"code": code, "tests": tests, "command": command, "cwd": str(work), "bwrap": mode == "bwrap",
+               "own_session": mode != "bwrap", "env": _child_env(INSIDE if mode == "bwrap" else str(work)), "limits": _limits(timeout_s, memory_mb),
+               "reply_limit": REPLY_LIMIT, "verdict": str(root / "verdict.json"), "pids": str(root / "pids.json"),
+               "stdout": str(root / "code.out"), "stderr": str(root / "code.err")}
+        (root / "job.json").write_text(json.dumps(job), encoding="utf-8")
         timed_out = False
-        with open(root / "stdout", "wb") as out, open(root / "stderr", "wb") as err:
+        with open(root / "tests.out", "wb") as out, open(root / "tests.err", "wb") as err:
             t0 = time.perf_counter()
-            proc = subprocess.Popen(command, cwd=work, env=_child_env(str(work)), stdin=subprocess.DEVNULL,
-                                    stdout=out, stderr=err, start_new_session=True, close_fds=True,
-                                    preexec_fn=_limiter(timeout_s, memory_mb))
+            harness = subprocess.Popen([sys.executable, "-I", "-c", HARNESS, str(root / "job.json")], cwd=root,
+                                       env=_child_env(str(root)), stdin=subprocess.DEVNULL, stdout=out,
+                                       stderr=err, start_new_session=True, close_fds=True)
             try:
-                proc.wait(timeout=timeout_s)
+                harness.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 timed_out = True
-                _kill_group(proc.pid)
-                proc.wait()
-            else:
-                _kill_group(proc.pid)  # anything the code left behind in its group
+            _kill_group(harness.pid)
+            harness.wait()
+            _end_child(root / "pids.json")
             duration_ms = (time.perf_counter() - t0) * 1000
-        status, note = _status(proc.returncode, timed_out, outcome, nonce)
-        stderr = _read_cut(root / "stderr")
-        if note:  # said after whatever the process wrote, within the same 4000 characters
-            note = f"[tryouts sandbox] {note}"
-            stderr = (_read_cut(root / "stderr", OUTPUT_LIMIT - len(note) - 1) + "\n" + note).lstrip("\n")
+        try:
+            verdict = json.loads((root / "verdict.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            verdict = {}
+        if timed_out:
+            status, note = "timeout", "killed: the wall-clock time limit ran out"
+        elif verdict.get("status") in ("passed", "failed", "error", "timeout"):
+            status, note = verdict["status"], verdict.get("note")
+        else:
+            status, note = "error", f"the test harness ended without a verdict (exit code {harness.returncode})"
+        stdout = _join(root / "code.out", root / "tests.out", OUTPUT_LIMIT)
+        note = f"[tryouts sandbox] {note}" if note else ""
+        stderr = _join(root / "code.err", root / "tests.err", OUTPUT_LIMIT - len(note) - 1)
+        if note:  # said after whatever the processes wrote, within the same 4000 characters
+            stderr = (stderr + "\n" + note).lstrip("\n")
         return SandboxResult(status=status, passed=status == "passed", duration_ms=round(duration_ms, 3),
-                             stdout=_read_cut(root / "stdout"), stderr=stderr, network=network)
+                             stdout=stdout, stderr=stderr, network="netns" if mode == "bwrap" else "audit-hook",
+                             isolation=mode)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _status(returncode: int, timed_out: bool, outcome: Path, nonce: str) -> tuple[str, str | None]:
-    """The status from how the process ended and what the bootstrap reported with the run's token.
-
-    Also a note for stderr when the process ended without reporting (killed, or exited from inside the code).
-    """
-    if timed_out:
-        return "timeout", "killed: the wall-clock time limit ran out"
-    if returncode in (-signal.SIGXCPU, -signal.SIGKILL):
-        return "timeout", "killed: the CPU time limit ran out"
-    try:
-        words = [line.split() for line in outcome.read_text(encoding="utf-8", errors="replace").splitlines()]
-    except OSError:
-        words = []
-    steps = [w[0] for w in words if len(w) == 2 and w[1] == nonce]
-    ended = (f"the process was killed by signal {-returncode}" if returncode < 0
-             else f"the process exited with code {returncode}")
-    if "passed" in steps and returncode == 0:
-        return "passed", None
-    if {"failed", "error"} & set(steps):
-        return ("failed" if "failed" in steps else "error"), None
-    if "code-ok" in steps:  # the tests were running
-        return "failed", f"{ended} while the tests ran"
-    return "error", f"{ended} before the code had run (the tests did not run)"
-
-
-# Runs in the child as `python -I -c _BOOTSTRAP <payload>`. Everything happens inside main() so nothing of
-# the bootstrap is left in __main__'s globals; the payload file (it holds the token) is deleted before the
-# code runs. Exits with os._exit so threads or atexit handlers the code left behind cannot change the result.
-_BOOTSTRAP = r'''
-def main():
-    import json, linecache, os, socket, sys, traceback, types
-
-    path = sys.argv[1]
-    with open(path, encoding="utf-8") as f:
-        payload = json.load(f)
-    os.unlink(path)
-    del sys.argv[1:]
-    code, tests, nonce, outcome = payload["code"], payload["tests"], payload["nonce"], payload["outcome"]
-    for stream in (sys.stdout, sys.stderr):
-        stream.reconfigure(encoding="utf-8", errors="backslashreplace")
-    stderr = sys.stderr
-
-    class SandboxBlocked(PermissionError):
-        """Raised by the Tryouts sandbox's audit hook."""
-
-    SandboxBlocked.__qualname__ = "SandboxBlocked"  # tracebacks say SandboxBlocked, not main.<locals>...
-
-    net = "network access is blocked in the Tryouts sandbox"
-    proc = "starting processes is blocked in the Tryouts sandbox"
-    blocked = {
-        "socket.connect": net, "socket.bind": net, "socket.sendto": net, "socket.getaddrinfo": net,
-        "socket.gethostbyname": net, "socket.gethostbyaddr": net, "socket.getnameinfo": net,
-        "subprocess.Popen": proc, "os.system": proc, "os.exec": proc, "os.posix_spawn": proc,
-        "os.spawn": proc, "os.fork": proc, "os.forkpty": proc, "os.startfile": proc,
-        "ctypes.dlopen": "loading native libraries with ctypes is blocked in the Tryouts sandbox",
-    }
-    own_pid, own_pgid, unix = os.getpid(), os.getpgid(0), socket.AF_UNIX
-
-    def hook(event, args):
-        if event in blocked:
-            raise SandboxBlocked(f"{blocked[event]} ({event})")
-        if event == "socket.__new__" and args[1] != unix:
-            raise SandboxBlocked(f"{net} (socket.__new__)")
-        if (event == "os.kill" and args[0] not in (0, own_pid)) or (
-                event == "os.killpg" and args[0] != own_pgid):
-            raise SandboxBlocked(f"signalling other processes is blocked in the Tryouts sandbox ({event})")
-
-    try:  # subprocess forks through this without an audit event of its own
-        import _posixsubprocess
-
-        def fork_exec(*args, **kwargs):
-            raise SandboxBlocked(f"{proc} (_posixsubprocess.fork_exec)")
-
-        _posixsubprocess.fork_exec = fork_exec
-    except ImportError:
-        pass
-    sys.addaudithook(hook)
-
-    def report(word):
-        with open(outcome, "a", encoding="utf-8") as f:
-            f.write(f"{word} {nonce}\n")
-
-    def finish(word, rc, note=None):
-        if note:
-            print(note, file=stderr)
-        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__, stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
-        report(word)
-        os._exit(rc)
-
-    module = types.ModuleType("solution")
-    module.__file__ = "solution.py"
-    sys.modules["solution"] = module
-    namespace = module.__dict__
-    for name, source, word, rc in (("solution.py", code, "error", 2), ("tests.py", tests, "failed", 1)):
-        linecache.cache[name] = (len(source), None, source.splitlines(True), name)
-        try:
-            exec(compile(source, name, "exec", dont_inherit=True), namespace)
-        except SystemExit as e:
-            where = "the code" if word == "error" else "the tests"
-            finish(word, rc, f"SystemExit({e.code!r}) raised in {where}: the tests did not complete.")
-        except BaseException as e:
-            try:  # without this bootstrap's own frame
-                traceback.print_exception(type(e), e, e.__traceback__.tb_next, file=stderr)
-            except BaseException:
-                pass
-            finish(word, rc)
-        if word == "error":
-            report("code-ok")
-    finish("passed", 0)
-
-
-main()
-'''
+def _join(first: Path, second: Path, limit: int) -> str:
+    """The code's output followed by the tests' output, cut to ``limit`` characters in all."""
+    a, b = _read_cut(first, limit), _read_cut(second, limit)
+    if len(a) + len(b) <= limit:
+        return a + b
+    half = limit // 2
+    if len(b) <= half:
+        return _read_cut(first, limit - len(b)) + b
+    if len(a) <= half:
+        return a + _read_cut(second, limit - len(a))
+    return _read_cut(first, half) + _read_cut(second, limit - half)

@@ -306,8 +306,8 @@ def evaluate(
     Raises:
         UsageError: a model that cannot run this task (e.g. an API model for embeddings), bad settings.
     """
-    import asyncio
 
+    from ..engine.interrupt import run_interruptible
     from ..engine.run import Policy, run_cells
 
     settings = settings or EvalSettings()
@@ -317,6 +317,10 @@ def evaluate(
         raise UsageError("--repeats must be at least 1.")
     if not specs:
         raise UsageError("Give at least one model with -m PROVIDER:MODEL.")
+    if task.name == "code":  # refuse before any model runs where the code cannot be isolated
+        from ..scoring.sandbox import require_isolation
+
+        require_isolation()
     routes = [model_route(task, s) for s in specs]
     specs = [prepare_spec(task, s, r) for s, r in zip(specs, routes, strict=True)]
     repeats = 1 if task.name == "embeddings" else settings.repeats  # encoding is deterministic
@@ -351,7 +355,7 @@ def evaluate(
                     report_progress(kind, cell.model_index, True)
 
             cases = {c.index: _case_meta(task.name, c) for c in data.cases}
-            asyncio.run(
+            run_interruptible(
                 run_cells(
                     cells,
                     store=store,
