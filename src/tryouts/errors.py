@@ -23,9 +23,15 @@ Every error a user can see derives from :class:`TryoutsError`, and every message
             └── AbortedStreamError  the stream ended with no content and no finish reason (an aborted request)
 
 ``ProviderError.retryable`` tells the engine whether a retry may help.
+
+Every message is redacted when the error is made (:func:`tryouts.redact.redact`): a key the server echoed
+in its error body, a credential in a URL, never reach a result, the store, an export or the screen.
+``ProviderError.partial_text`` is model output and is kept as streamed.
 """
 
 from __future__ import annotations
+
+from .redact import redact
 
 
 class TryoutsError(Exception):
@@ -35,6 +41,7 @@ class TryoutsError(Exception):
     kind: str = "error"
 
     def __init__(self, message: str) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
 

@@ -2,7 +2,8 @@
 
 ``tryouts keys set PROVIDER`` stores a key in ``<config>/keys.json`` (created with mode 600) under the
 provider's variable name (``OPENAI_API_KEY``...). An environment variable always wins. Keys are never
-written to the results store, exports or logs: providers read them here, just before a request.
+written to the results store, exports or logs: providers read them here, just before a request, and every
+key read here is registered with :mod:`tryouts.redact`, so an error that echoes it shows ``***`` instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .errors import UsageError
 from .paths import config_dir
+from .redact import register
 
 
 def keys_path() -> Path:
@@ -31,14 +33,19 @@ def _read() -> dict[str, str]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         raise UsageError(f"{path} is not valid JSON ({exc}); fix it or remove it and set the keys again.") from exc
-    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    keys = {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+    for value in keys.values():
+        register(value)
+    return keys
 
 
 def get_key(env_var: str | None) -> str | None:
     """The key for ``env_var``: the environment variable, else the keys file, else None."""
     if not env_var:
         return None
-    return os.environ.get(env_var) or _read().get(env_var) or None
+    key = os.environ.get(env_var) or _read().get(env_var) or None
+    register(key)
+    return key
 
 
 def set_key(env_var: str, key: str) -> Path:

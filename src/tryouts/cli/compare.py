@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 
+from ..redact import redact
 from . import app
 
 DB_HELP = "Results database: a file path or an SQLAlchemy URL (default: TRYOUTS_DB, else tryouts.db in the user data dir)."
@@ -93,13 +94,13 @@ def compare(
     Exit code 0 when every model succeeded, 2 when some failed (the rest are still stored) or judge calls
     failed, 1 on bad usage.
     """
-    import asyncio
     import json
 
     from rich.live import Live
 
     from ..config import price_overrides
     from ..engine.compare import compare as run_compare
+    from ..engine.interrupt import run_interruptible
     from ..errors import UsageError
     from ..pricing import PriceOverride
     from ..types import GenParams, ModelSpec
@@ -145,7 +146,7 @@ def compare(
 
     console = make_console(stderr=fmt == "json")
     store = open_store(db)
-    view = LiveView([s.ref for s in specs])
+    view = LiveView([redact(s.ref) for s in specs])
     use_live = live and console.is_terminal
 
     async def go():
@@ -156,9 +157,9 @@ def compare(
 
     if use_live:
         with Live(view, console=console, refresh_per_second=8, transient=True):
-            outcome = asyncio.run(go())
+            outcome = run_interruptible(go())
     else:
-        outcome = asyncio.run(go())
+        outcome = run_interruptible(go())
     scoring_notes: list[str] = []  # printed after the tables, where they are read
     judge_failed = 0
     if scoring is not None:

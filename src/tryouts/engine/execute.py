@@ -67,11 +67,24 @@ def describe(exc: BaseException) -> tuple[str, str]:
     """(message, kind) for an exception; unexpected ones say to report them."""
     if isinstance(exc, errors.TryoutsError):
         return exc.message, exc.kind
-    return f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it.", "internal"
+    from ..redact import redact
+
+    return redact(f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it."), "internal"
 
 
 #: no model writes or reads more tokens than this in one request (the longest context windows are 10M)
 MAX_TOKENS = 10_000_000
+#: one answer is cut, as a bad response, past this many streamed chunks or characters (text and reasoning):
+#: far above any real answer, and what keeps a server that streams without end from filling the memory
+MAX_ANSWER_CHUNKS = 1_000_000
+MAX_ANSWER_CHARS = 32_000_000
+
+
+def _too_much(ref: str, chunks: int, chars: int) -> errors.BadResponseError:
+    return errors.BadResponseError(
+        f"{ref}: the server streamed more than {MAX_ANSWER_CHUNKS:,} chunks or {MAX_ANSWER_CHARS:,} characters "
+        f"for one answer ({chunks:,} chunks, {chars:,} characters so far), far beyond max_tokens: stopped there, "
+        "and the request is counted as failed. Check the server.")
 
 
 def check_usage(usage: Usage, where: str) -> errors.BadResponseError | None:
@@ -135,11 +148,15 @@ async def attempt(
     total_deadline = start + total_timeout if total_timeout else None
     deadlines = [d for d in (first_deadline, total_deadline) if d is not None]
     waiting_first = True
+    n_chars = 0
     try:
         async with asyncio.timeout_at(min(deadlines) if deadlines else None) as limit:
             async for ev in events if events is not None else provider.stream(request):
                 if isinstance(ev, Delta):
                     got.deltas.append(ev)
+                    n_chars += len(ev.text)
+                    if len(got.deltas) > MAX_ANSWER_CHUNKS or n_chars > MAX_ANSWER_CHARS:
+                        raise _too_much(spec.ref, len(got.deltas), n_chars)
                     if waiting_first and ev.text:
                         waiting_first = False
                         limit.reschedule(total_deadline)

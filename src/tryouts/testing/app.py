@@ -93,7 +93,7 @@ class ReplayApp:
                 return await self._method_not_allowed(send, method, path, "POST")
             if not await self._authorized(scope, send):
                 return
-            return await chat(self, body, recv_ns, self.bearer(scope) or "", receive, send)
+            return await chat(self, body, recv_ns, self.bearer(scope) or "", receive, send, scope=scope)
         if path in ("/v1/models", "/models"):
             if method != "GET":
                 return await self._method_not_allowed(send, method, path, "GET")

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
-from .script import Script, ScriptError, parse_script
+from .script import Script, ScriptError, auth_echo, parse_script
 from .wire import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -144,8 +144,11 @@ def error_object(message: str, type_: str, code: str | None, param: str | None =
 # -------------------------------------------------------------------------------------- completions
 
 
-async def chat(app: ReplayApp, body: bytes, recv_ns: int, key: str, receive: Receive, send: Send) -> None:
-    """Serve one chat completions request (already authorized); ``key`` is the Bearer key sent."""
+async def chat(
+    app: ReplayApp, body: bytes, recv_ns: int, key: str, receive: Receive, send: Send, scope: dict | None = None
+) -> None:
+    """Serve one chat completions request (already authorized); ``key`` is the Bearer key sent; ``scope``
+    (when given) lets ``echo_auth`` repeat every credential header, not only the Bearer key."""
     req = read_json(body)
     if not isinstance(req, dict):
         msg = (
@@ -163,7 +166,10 @@ async def chat(app: ReplayApp, body: bytes, recv_ns: int, key: str, receive: Rec
     stream = bool(req.get("stream"))
     entry = app.admit(s, model, recv_ns, stream)
     if s.status != 200:
-        return await send_json(send, s.status, openai_error(s.status, s, key=key), retry_after(s.retry_after))
+        err = openai_error(s.status, s, key=key)
+        if s.echo_auth:
+            err["error"]["message"] += auth_echo(scope, key)
+        return await send_json(send, s.status, err, retry_after(s.retry_after))
     slack = app.slack()
     if stream:
         opts = req.get("stream_options")

@@ -41,6 +41,9 @@ id             (none)     record server-side times under this id: ``GET /_replay
 fail_first     0          the first N requests with this exact script fail (``status``, or ``cut_after``);
                           later ones succeed: for testing retries
 model          (none)     the model name echoed back (same as a part without ``=``)
+echo_auth      0          1: an error's message repeats the request's credentials (``Authorization``,
+                          ``x-api-key``, ``api-key``, ``x-goog-api-key``, a ``key=`` query parameter), as a
+                          careless server or proxy does; every dialect (the OpenAI route: the Bearer key)
 =============  =========  ===============================================================================
 
 The schedule is absolute, from the moment the request body was read (``recv``): reasoning chunk ``j``

@@ -14,7 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["Script", "ScriptError", "parse_script"]
+__all__ = ["ECHOED_HEADERS", "Script", "ScriptError", "auth_echo", "parse_script"]
+
+#: the request headers ``echo_auth=1`` repeats in an error body (a careless proxy's echo)
+ECHOED_HEADERS = (b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key")
 
 class ScriptError(ValueError):
     """A bad script: ``key`` names the offending key."""
@@ -48,6 +51,7 @@ class Script:
     model: str = "replay"
     text: str | None = None
     completion_tokens: str | None = None
+    echo_auth: bool = False
 
     @property
     def n_content_chunks(self) -> int:
@@ -182,8 +186,30 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "model": _text,
     "text": lambda key, value: urllib.parse.unquote(value),
     "completion_tokens": _text,
+    "echo_auth": _flag,
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Script)}
+
+
+def auth_echo(scope: dict[str, Any] | None, bearer: str | None = None) -> str:
+    """What ``echo_auth=1`` adds to an error message: the request's credentials as a careless server or proxy
+    echoes them (`` (request headers: authorization: Bearer sk-...; x-api-key: ...)``), its ``key=`` query
+    parameter too; ``bearer`` stands for the Authorization header when there is no ``scope``. Empty when
+    the request carried none."""
+    parts: list[str] = []
+    if scope is not None:
+        for name, value in scope.get("headers") or ():
+            if name.lower() in ECHOED_HEADERS:
+                parts.append(f"{name.decode('latin-1')}: {value.decode('latin-1')}")
+        query = urllib.parse.parse_qs((scope.get("query_string") or b"").decode("latin-1"))
+        parts += [f"key={v}" for v in query.get("key", ())]
+    elif bearer:
+        parts.append(f"authorization: Bearer {bearer}")
+    if not parts:
+        return ""
+    # and the bare values, as a server that says "invalid key: <key>" shows them (no header name to spot)
+    bare = [p.partition(": ")[2].split(" ")[-1] if ": " in p else p.partition("=")[2] for p in parts]
+    return f" (request headers: {'; '.join(parts)}) (credentials seen: {' '.join(bare)})"
 
 
 def parse_script(model: str) -> Script:

@@ -53,7 +53,7 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import unquote
 
-from ..script import Script, ScriptError, parse_script
+from ..script import Script, ScriptError, auth_echo, parse_script
 from ..wire import (
     Cut,
     dumps,
@@ -220,7 +220,9 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
     stream = action == "converse-stream"
     entry = app.admit(s, model, recv_ns, stream)
     if s.refused(stream):
-        return await error(send, *_scripted_error(s), retry_after(s.retry_after))
+        status, code, message = _scripted_error(s)
+        echo = auth_echo(scope) if s.echo_auth else ""
+        return await error(send, status, code, message + echo, retry_after(s.retry_after))
     if stream:
         await _stream(app, s, recv_ns, entry, send)
     else:

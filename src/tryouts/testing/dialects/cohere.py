@@ -41,7 +41,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..app import ReplayApp
-from ..script import Script, ScriptError, parse_script
+from ..script import Script, ScriptError, auth_echo, parse_script
 from ..wire import (
     JSON_HEADERS,
     SSE_HEADERS,
@@ -129,7 +129,8 @@ async def handle(
     stream = req.get("stream") is True
     entry = app.admit(s, model, recv_ns, stream)
     if s.refused(stream):
-        return await _error(send, s.status, scripted_message(s.status, s), s.retry_after)
+        echo = auth_echo(scope) if s.echo_auth else ""
+        return await _error(send, s.status, scripted_message(s.status, s) + echo, s.retry_after)
     if stream:
         await _stream(s, recv_ns, entry, send, app.slack())
     else:

@@ -40,7 +40,7 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from ..script import Script, ScriptError, parse_script
+from ..script import Script, ScriptError, auth_echo, parse_script
 from ..wire import (
     SSE_HEADERS,
     cut,
@@ -187,7 +187,10 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
     stream = action == "streamGenerateContent"
     entry = app.admit(s, model, recv_ns, stream)
     if s.status != 200:
-        return await send_json(send, s.status, _scripted_error(s, model, action, version), retry_after(s.retry_after))
+        err = _scripted_error(s, model, action, version)
+        if s.echo_auth:
+            err["error"]["message"] += auth_echo(scope)
+        return await send_json(send, s.status, err, retry_after(s.retry_after))
     gen = req.get("generationConfig") if isinstance(req.get("generationConfig"), dict) else {}
     thinking = gen.get("thinkingConfig") if isinstance(gen.get("thinkingConfig"), dict) else {}
     show_thoughts = bool(thinking.get("includeThoughts"))

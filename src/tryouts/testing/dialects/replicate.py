@@ -48,7 +48,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..app import ReplayApp
-from ..script import Script, ScriptError, parse_script
+from ..script import Script, ScriptError, auth_echo, parse_script
 from ..wire import (
     SSE_HEADERS,
     Cut,
@@ -162,7 +162,7 @@ async def handle(
     parts = path.strip("/").split("/")
     root = _root(scope)
     if method == "POST" and len(parts) == 5 and parts[:2] == ["v1", "models"] and parts[4] == "predictions":
-        return await _create(app, f"{parts[2]}/{parts[3]}", None, body, recv_ns, root, send)
+        return await _create(app, f"{parts[2]}/{parts[3]}", None, body, recv_ns, root, send, scope)
     if method == "POST" and parts == ["v1", "predictions"]:
         try:
             version = json.loads(body).get("version")
@@ -171,7 +171,7 @@ async def handle(
         if not isinstance(version, str) or not version:
             return await _problem(send, 422, "- version: Version is required")
         model, _, vid = version.rpartition(":")
-        return await _create(app, model or vid, vid, body, recv_ns, root, send)
+        return await _create(app, model or vid, vid, body, recv_ns, root, send, scope)
     known = (len(parts) in (3, 4) and parts[:2] == ["v1", "predictions"]) or (len(parts) == 2 and parts[0] == "stream")
     if known:
         p = _PREDICTIONS.get(parts[2] if parts[0] == "v1" else parts[1])
@@ -190,7 +190,8 @@ async def handle(
 
 
 async def _create(
-    app: ReplayApp, model: str, version: str | None, body: bytes, recv_ns: int, root: str, send: Send
+    app: ReplayApp, model: str, version: str | None, body: bytes, recv_ns: int, root: str, send: Send,
+    scope: dict[str, Any] | None = None,
 ) -> None:
     req = read_json(body)
     if not isinstance(req, dict) or not isinstance(req.get("input"), dict):
@@ -210,7 +211,9 @@ async def _create(
     entry["script"] = script
     entry["canceled"] = False
     if s.refused(True):
-        return await _problem(send, s.status, None, s.retry_after)
+        echo = auth_echo(scope) if s.echo_auth else ""
+        return await _problem(send, s.status, (DETAILS.get(s.status) or f"HTTP {s.status}") + echo if echo else None,
+                              s.retry_after)
     pid = secrets.token_hex(13)[:26]
     created = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     p = _Prediction(pid, model, version or "replay", s, recv_ns, entry, inp, created)
