@@ -310,8 +310,8 @@ def test_the_dashboard_shows_each_results_sampling(demo_models, tmp_path):
     db = tmp_path / "d.db"
     store = Store(db)
     out = asyncio.run(compare("hi", [f"llamacpp:{demo_models.gguf_path}"], store=store, params=GenParams(max_tokens=3)))
-    with serve_dashboard(db) as (url, _):
-        page = httpx.get(f"{url}/runs/{out.run_id}").text
+    with serve_dashboard(db) as (url, app):
+        page = httpx.get(f"{url}/runs/{out.run_id}", headers={"Authorization": f"Bearer {app.state.token}"}).text
     assert 'data-k="sampling"' in page and "temperature 0.8 (default)" in page
 
 

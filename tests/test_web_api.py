@@ -10,9 +10,19 @@ import json
 import httpx
 import pytest
 
-from helpers import serve_dashboard as serve
-from helpers import text_model
+from helpers import serve_dashboard, text_model
 from tryouts.errors import UsageError
+
+TOKEN = "a-known-token-for-the-api-tests"
+#: every request carries the access token (the guards' tests below send none, or a wrong one, on purpose)
+web = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}"}, timeout=30)
+
+
+def serve(db, **kw):
+    """The dashboard with the known token; model references with a URL allowed (the replay server's)."""
+    kw.setdefault("token", TOKEN)
+    kw.setdefault("allow_options", "base_url")
+    return serve_dashboard(db, **kw)
 
 
 @pytest.fixture
@@ -50,25 +60,25 @@ cases:
 
 def test_headers_csrf_and_host_check(db):
     with serve(db) as (url, app):
-        r = httpx.get(f"{url}/api/runs")
+        r = web.get(f"{url}/api/runs")
         assert r.status_code == 200 and r.json() == []
         csp = r.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-eval" not in csp
         assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
         body = {"prompt": "hi", "models": ["openai:gpt-4o-mini"]}
-        r = httpx.post(f"{url}/api/compare", json=body)
+        r = web.post(f"{url}/api/compare", json=body)
         assert r.status_code == 403 and "X-Tryouts-CSRF" in r.json()["detail"]
-        csrf = httpx.get(f"{url}/api/csrf").json()["csrf"]
+        csrf = web.get(f"{url}/api/csrf").json()["csrf"]
         assert csrf == app.state.csrf
-        r = httpx.post(f"{url}/api/compare", json=body, headers={"X-Tryouts-CSRF": "wrong"})
+        r = web.post(f"{url}/api/compare", json=body, headers={"X-Tryouts-CSRF": "wrong"})
         assert r.status_code == 403
-        r = httpx.post(f"{url}/api/compare", json=body,
-                       headers={"X-Tryouts-CSRF": csrf, "Origin": "https://evil.example"})
+        r = web.post(f"{url}/api/compare", json=body,
+                     headers={"X-Tryouts-CSRF": csrf, "Origin": "https://evil.example"})
         assert r.status_code == 403 and "Cross-site" in r.json()["detail"]
         # DNS rebinding: a loopback-bound dashboard answers only to loopback host names
-        r = httpx.get(f"{url}/api/runs", headers={"Host": "evil.example"})
+        r = web.get(f"{url}/api/runs", headers={"Host": "evil.example"})
         assert r.status_code == 421
-        assert httpx.get(url.replace("127.0.0.1", "localhost") + "/api/runs").status_code == 200
+        assert web.get(url.replace("127.0.0.1", "localhost") + "/api/runs").status_code == 200
 
 
 def test_a_non_loopback_bind_needs_the_token(db):
@@ -99,10 +109,10 @@ def test_run_api_equals_the_store(db, suite_run):
 
     run_id = suite_run["run"]["id"]
     with serve(db) as (url, _):
-        runs = httpx.get(f"{url}/api/runs", params={"kind": "suite"}).json()
+        runs = web.get(f"{url}/api/runs", params={"kind": "suite"}).json()
         assert [r["id"] for r in runs] == [run_id]
-        assert httpx.get(f"{url}/api/runs", params={"model": "no-such-model"}).json() == []
-        detail = httpx.get(f"{url}/api/runs/{run_id[:12]}").json()
+        assert web.get(f"{url}/api/runs", params={"model": "no-such-model"}).json() == []
+        detail = web.get(f"{url}/api/runs/{run_id[:12]}").json()
         assert detail["run"]["id"] == run_id and detail["labels"] == ["paris", "lyon"]
         expected = json.loads(json.dumps(summarize(suite_run["results"]), default=str))
         for s in detail["summary"]:
@@ -111,22 +121,22 @@ def test_run_api_equals_the_store(db, suite_run):
             s.pop("label")
         assert detail["summary"] == expected
         assert detail["quality"] == json.loads(json.dumps(quality_report(suite_run["results"], ["paris", "lyon"])))
-        everything = httpx.get(f"{url}/api/runs/{run_id}/results").json()
+        everything = web.get(f"{url}/api/runs/{run_id}/results").json()
         assert everything["total"] == 6
         assert everything["results"] == json.loads(json.dumps(suite_run["results"], default=str))
-        failures = httpx.get(f"{url}/api/runs/{run_id}/results", params={"view": "failures"}).json()
+        failures = web.get(f"{url}/api/runs/{run_id}/results", params={"view": "failures"}).json()
         assert [(r["model_index"], r["case_index"]) for r in failures["results"]] == [(1, 0)]
-        differ = httpx.get(f"{url}/api/runs/{run_id}/results", params={"view": "differ"}).json()
+        differ = web.get(f"{url}/api/runs/{run_id}/results", params={"view": "differ"}).json()
         assert differ["total"] == 6  # the two models always answer differently
-        page = httpx.get(f"{url}/api/runs/{run_id}/results", params={"offset": 4, "limit": 10}).json()
+        page = web.get(f"{url}/api/runs/{run_id}/results", params={"offset": 4, "limit": 10}).json()
         assert len(page["results"]) == 2
-        charts = httpx.get(f"{url}/api/runs/{run_id}/charts").json()
+        charts = web.get(f"{url}/api/runs/{run_id}/charts").json()
         assert charts["primary"] == "pass"
         by = {m["label"]: m for m in charts["models"]}
         assert by["paris"]["quality"] == 1.0 and by["lyon"]["quality"] == pytest.approx(2 / 3)
         assert len(by["paris"]["e2e_ms"]) == 3
-        assert httpx.get(f"{url}/api/runs/nope").status_code == 404
-        d = httpx.get(f"{url}/api/diff", params={"a": run_id, "b": run_id}).json()
+        assert web.get(f"{url}/api/runs/nope").status_code == 404
+        d = web.get(f"{url}/api/diff", params={"a": run_id, "b": run_id}).json()
         assert isinstance(d, dict)
 
 
@@ -135,11 +145,11 @@ def test_live_comparison_streams_and_stores(db, replay_server):
               text_model(replay_server, "alpha beta", ";itl_ms=20")]
     with serve(db) as (url, app):
         csrf = app.state.csrf
-        r = httpx.post(f"{url}/api/compare", json={"prompt": "Say words", "models": models, "max_tokens": 16},
-                       headers={"X-Tryouts-CSRF": csrf})
+        r = web.post(f"{url}/api/compare", json={"prompt": "Say words", "models": models, "max_tokens": 16},
+                     headers={"X-Tryouts-CSRF": csrf})
         assert r.status_code == 200, r.text
         events = []
-        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+        with web.stream("GET", url + r.json()["events"], timeout=30) as stream:
             assert stream.headers["content-type"].startswith("text/event-stream")
             for line in stream.iter_lines():
                 if line.startswith("data: "):
@@ -162,26 +172,26 @@ def test_live_comparison_streams_and_stores(db, replay_server):
             for key in ("ttft_ms", "e2e_ms", "output_tokens", "output_tokens_per_s", "cost_usd"):
                 assert sent[i][key] == stored[i][key], key
         # a late subscriber gets the whole history
-        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+        with web.stream("GET", url + r.json()["events"], timeout=30) as stream:
             again = [json.loads(line[6:]) for line in stream.iter_lines() if line.startswith("data: ")]
         assert [e["type"] for e in again] == kinds
-        assert any(x["id"] == run_id and x["kind"] == "compare" for x in httpx.get(f"{url}/api/runs").json())
+        assert any(x["id"] == run_id and x["kind"] == "compare" for x in web.get(f"{url}/api/runs").json())
 
 
 def test_stop_keeps_what_was_produced(db, replay_server):
     slow = text_model(replay_server, " ".join(f"w{i}" for i in range(60)), ";itl_ms=100")
     with serve(db) as (url, app):
-        r = httpx.post(f"{url}/api/compare", json={"prompt": "Count", "models": [slow]},
-                       headers={"X-Tryouts-CSRF": app.state.csrf})
+        r = web.post(f"{url}/api/compare", json={"prompt": "Count", "models": [slow]},
+                     headers={"X-Tryouts-CSRF": app.state.csrf})
         key = r.json()["key"]
         events = []
-        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+        with web.stream("GET", url + r.json()["events"], timeout=30) as stream:
             for line in stream.iter_lines():
                 if not line.startswith("data: "):
                     continue
                 events.append(json.loads(line[6:]))
                 if events[-1]["type"] == "delta" and sum(e["type"] == "delta" for e in events) == 3:
-                    stop = httpx.post(f"{url}/api/compare/{key}/stop", headers={"X-Tryouts-CSRF": app.state.csrf})
+                    stop = web.post(f"{url}/api/compare/{key}/stop", headers={"X-Tryouts-CSRF": app.state.csrf})
                     assert stop.json() == {"stopped": True}
                 if events[-1]["type"] == "end":
                     break
@@ -200,60 +210,60 @@ def test_stop_keeps_what_was_produced(db, replay_server):
 def test_bad_compare_requests_say_what_is_wrong(db):
     with serve(db) as (url, app):
         h = {"X-Tryouts-CSRF": app.state.csrf}
-        r = httpx.post(f"{url}/api/compare", json={"prompt": "x", "models": ["nosuch:model"]}, headers=h)
+        r = web.post(f"{url}/api/compare", json={"prompt": "x", "models": ["nosuch:model"]}, headers=h)
         assert r.status_code == 400 and "nosuch" in r.json()["detail"]
-        r = httpx.post(f"{url}/api/compare", json={"prompt": "", "models": ["openai:gpt-4o"]}, headers=h)
+        r = web.post(f"{url}/api/compare", json={"prompt": "", "models": ["openai:gpt-4o"]}, headers=h)
         assert r.status_code == 422
-        r = httpx.post(f"{url}/api/compare", json={"prompt": "x", "models": ["openai:gpt-4o"], "asserts": ["regex:("]},
-                       headers=h)
+        r = web.post(f"{url}/api/compare", json={"prompt": "x", "models": ["openai:gpt-4o"], "asserts": ["regex:("]},
+                     headers=h)
         assert r.status_code == 400 and "assertion 'regex:('" in r.json()["detail"]
         assert "invalid regular expression" in r.json()["detail"] and not app.state.live.runs
-        assert httpx.get(f"{url}/api/compare/nope/events").status_code == 404
+        assert web.get(f"{url}/api/compare/nope/events").status_code == 404
 
 
 def test_arena_api_is_blind_until_the_vote(db, suite_run):
     run_id = suite_run["run"]["id"]
     with serve(db) as (url, app):
         h = {"X-Tryouts-CSRF": app.state.csrf}
-        nxt = httpx.get(f"{url}/api/runs/{run_id}/arena/next").json()
+        nxt = web.get(f"{url}/api/runs/{run_id}/arena/next").json()
         assert nxt["remaining"] == 3 and "paris" not in json.dumps(nxt) and "lyon" not in json.dumps(nxt)
         assert {nxt["a"], nxt["b"]} == {"Paris is the capital", "It is Lyon"}
-        r = httpx.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": nxt["pair"], "verdict": "a"}, headers=h)
+        r = web.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": nxt["pair"], "verdict": "a"}, headers=h)
         winner = r.json()["a"]
         assert {r.json()["a"], r.json()["b"]} == {"paris", "lyon"}
-        again = httpx.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": nxt["pair"], "verdict": "b"}, headers=h)
+        again = web.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": nxt["pair"], "verdict": "b"}, headers=h)
         assert again.status_code == 404  # a pair is voted once
-        assert httpx.get(f"{url}/api/runs/{run_id}/arena/next").json()["remaining"] == 2
-        bad = httpx.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": "x", "verdict": "maybe"}, headers=h)
+        assert web.get(f"{url}/api/runs/{run_id}/arena/next").json()["remaining"] == 2
+        bad = web.post(f"{url}/api/runs/{run_id}/arena/vote", json={"pair": "x", "verdict": "maybe"}, headers=h)
         assert bad.status_code == 422
         from tryouts.store import Store
 
         (vote,) = Store(str(db)).votes(run_id, "human")
         assert vote["verdict"] == "a" and vote["model_a"] == winner
-        ranking = httpx.get(f"{url}/api/runs/{run_id}/rank").json()["rankings"]["human"]
+        ranking = web.get(f"{url}/api/runs/{run_id}/rank").json()["rankings"]["human"]
         assert ranking["ratings"][0]["model"] == winner
 
 
 def test_catalog_memory_advisor_and_openapi(db):
     with serve(db) as (url, _):
-        models = httpx.get(f"{url}/api/models", params={"access": "open", "task": "embeddings"}).json()["models"]
+        models = web.get(f"{url}/api/models", params={"access": "open", "task": "embeddings"}).json()["models"]
         assert models and all(m["access"] == "open" and "embeddings" in m["tasks"] for m in models)
-        assert httpx.get(f"{url}/api/models", params={"task": "dancing"}).status_code == 400
-        card = httpx.get(f"{url}/api/models/llama-3.1-8b-instruct/card").json()
+        assert web.get(f"{url}/api/models", params={"task": "dancing"}).status_code == 400
+        card = web.get(f"{url}/api/models/llama-3.1-8b-instruct/card").json()
         assert "llama" in json.dumps(card).lower()
-        assert httpx.get(f"{url}/api/models/no-such-model-xyz/card").status_code == 404
-        mem = httpx.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp32",
+        assert web.get(f"{url}/api/models/no-such-model-xyz/card").status_code == 404
+        mem = web.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp32",
                                                       "gpu": "H100-80GB"}).json()
         (est,) = mem["estimates"]
         assert 280e9 < est["weights_bytes"] < 285e9 and est["fits"] is False
-        assert httpx.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp7"}).status_code == 400
-        rec = httpx.get(f"{url}/api/recommend", params={"task": "chat", "privacy": "high"}).json()
+        assert web.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp7"}).status_code == 400
+        rec = web.get(f"{url}/api/recommend", params={"task": "chat", "privacy": "high"}).json()
         assert rec["picks"] and all(p["access"] == "open" for p in rec["picks"])
-        spec = httpx.get(f"{url}/openapi.json").json()
+        spec = web.get(f"{url}/openapi.json").json()
         assert {"/api/runs", "/api/compare", "/api/runs/{run}/arena/vote"} <= set(spec["paths"])
-        docs = httpx.get(f"{url}/docs")
+        docs = web.get(f"{url}/docs")
         assert docs.status_code == 200 and "/api/runs/{run}/results" in docs.text and "<script" not in docs.text
-        providers = httpx.get(f"{url}/api/providers").json()
+        providers = web.get(f"{url}/api/providers").json()
         assert any(p["name"] == "openai" for p in providers)
 
 
@@ -262,13 +272,13 @@ def test_no_secret_reaches_a_response(db, replay_server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", key)
     with serve(db) as (url, app):
         h = {"X-Tryouts-CSRF": app.state.csrf}
-        r = httpx.post(f"{url}/api/compare", headers=h, json={
+        r = web.post(f"{url}/api/compare", headers=h, json={
             "prompt": "hi", "models": ["openai:gpt-4o-mini", "openai:gpt-4o"],
             "options": [{"base_url": replay_server}, {"base_url": replay_server, "api_key": key}]})
-        with httpx.stream("GET", url + r.json()["events"], timeout=30) as stream:
+        with web.stream("GET", url + r.json()["events"], timeout=30) as stream:
             streamed = "".join(stream.iter_lines())
-        run_id = httpx.get(f"{url}/api/runs").json()[0]["id"]
-        bodies = [streamed] + [httpx.get(url + path).text for path in (
+        run_id = web.get(f"{url}/api/runs").json()[0]["id"]
+        bodies = [streamed] + [web.get(url + path).text for path in (
             "/api/runs", f"/api/runs/{run_id}", f"/api/runs/{run_id}/results", f"/api/runs/{run_id}/charts",
             "/api/providers", "/openapi.json", "/docs")]
         assert all(key not in b for b in bodies)
@@ -278,12 +288,12 @@ def test_no_secret_reaches_a_response(db, replay_server, monkeypatch):
 def test_a_bad_suite_is_refused_with_its_line_and_nothing_starts(db, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [openai:gpt-4o-mini]\nprompts: [hi]\nrepeats: 0\n")
-    with serve(db) as (url, app):
+    with serve(db, suite_dir=tmp_path) as (url, app):
         h = {"X-Tryouts-CSRF": app.state.csrf}
-        r = httpx.post(f"{url}/api/suite-runs", json={"path": str(bad)}, headers=h)
-        assert r.status_code == 400 and "bad.yaml:3" in r.json()["detail"] and "repeats" in r.json()["detail"]
-        assert httpx.get(f"{url}/api/runs").json() == []
-        assert httpx.post(f"{url}/api/suite-runs", json={"path": str(bad)}).status_code == 403  # CSRF
+        r = web.post(f"{url}/api/suite-runs", json={"path": str(bad)}, headers=h)
+        assert r.status_code == 400 and "line 3 (repeats)" in r.json()["detail"]
+        assert web.get(f"{url}/api/runs").json() == []
+        assert web.post(f"{url}/api/suite-runs", json={"path": str(bad)}).status_code == 403  # CSRF
 
 
 def test_an_eval_task_run_page_shows_the_task_report(replay_server, tmp_path, db):
@@ -305,7 +315,7 @@ def test_an_eval_task_run_page_shows_the_task_report(replay_server, tmp_path, db
     run = Store(str(db)).get_run("latest")["run"]
     report = run["meta"]["eval_task"]
     with serve(db) as (url, _app):
-        html = httpx.get(f"{url}/runs/{run['id']}").text
+        html = web.get(f"{url}/runs/{run['id']}").text
     assert "<h2 id=\"task\">Task: classification</h2>" in html
     table = html[html.index('id="task-metrics"'):html.index("</table>", html.index('id="task-metrics"'))]
     assert "Accuracy ★" in table and "Macro-F1" in table

@@ -39,6 +39,9 @@ class Site:
         return Store(str(self.db))
 
 
+TOKEN = "a-known-token-for-the-browser-tests"
+
+
 @pytest.fixture(scope="module")
 def site(replay_server, tmp_path_factory):
     """A store with one suite run (made by ``tryouts run``) and the dashboard serving it."""
@@ -67,14 +70,17 @@ cases:
                        text=True, timeout=120, env=env)
     assert p.returncode == 0, p.stderr + p.stdout
     run_id = Store(str(db)).get_run("latest")["run"]["id"]
-    with serve_dashboard(db) as (url, _app):
+    # the live comparisons here use the replay server's URL and the demo models' folders
+    with serve_dashboard(db, token=TOKEN, allow_options="base_url", allow_local_paths=True,
+                         suite_dir=root) as (url, _app):
         yield Site(url=url, db=db, replay=replay_server, suite_run=run_id, labels=["paris", "lyon"])
 
 
 @pytest.fixture
 def page(browser):
     """A page in a fresh context that records dialogs, script errors and CSP violations."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context = browser.new_context(viewport={"width": 1400, "height": 1000},
+                                  extra_http_headers={"Authorization": f"Bearer {TOKEN}"})
     pg = context.new_page()
     pg.dialogs, pg.errors, pg.csp = [], [], []
     pg.on("dialog", lambda d: (pg.dialogs.append(d.message), d.dismiss()))
@@ -306,7 +312,8 @@ def test_a_non_loopback_bind_without_the_token_is_refused(browser, tmp_path):
             assert page.title().startswith("New comparison")
             page.wait_for_selector("#catalog-pick optgroup", state="attached")  # the page's API calls pass with the cookie
             cookies = {c["name"]: c for c in context.cookies()}
-            assert cookies["tryouts_token"]["httpOnly"] and cookies["tryouts_token"]["sameSite"] == "Strict"
+            cookie = cookies[f"tryouts-token-{port}"]  # named by port: browsers share cookies across ports
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
             assert page.goto(base + "/runs").status == 200
             assert token not in page.content()  # never on a page
         finally:
@@ -432,8 +439,8 @@ def test_stop_button_ends_a_live_comparison_and_keeps_what_streamed(site, page):
     assert shown == r["text"] and shown.startswith(" w0 w1 w2 w3 w4")
 
 
-def test_a_suite_picked_on_the_new_comparison_page_runs_and_opens_its_page(site, page, tmp_path):
-    suite = tmp_path / "picked.yaml"
+def test_a_suite_picked_on_the_new_comparison_page_runs_and_opens_its_page(site, page):
+    suite = site.db.parent / "picked.yaml"  # in the dashboard's suite folder
     suite.write_text(f"""
 models:
   - {{model: "{text_model(site.replay, 'Rome is the capital')}", label: rome}}
@@ -442,7 +449,7 @@ prompts: ["Capital of {{{{c}}}}?"]
 cases: [{{vars: {{c: Italy}}, assert: [{{type: icontains, value: rome}}]}}, {{vars: {{c: Spain}}}}]
 """)
     page.goto(site.url + "/")
-    page.fill("#suite-path", str(suite))
+    page.fill("#suite-path", suite.name)  # relative to the suite folder
     page.click("#suite-start")
     page.wait_for_url(lambda u: "/runs/" in u, timeout=60000)
     run_id = page.url.rstrip("/").rsplit("/", 1)[-1].split("?")[0]
@@ -454,7 +461,7 @@ cases: [{{vars: {{c: Italy}}, assert: [{{type: icontains, value: rome}}]}}, {{va
     assert "Rome is the capital" in body and "Madrid it is" in body
     # a missing file is refused with the reason, nothing started
     page.goto(site.url + "/")
-    page.fill("#suite-path", str(tmp_path / "nope.yaml"))
+    page.fill("#suite-path", "nope.yaml")
     page.click("#suite-start")
     page.wait_for_selector("#suite-error:not([hidden])")
     assert "No suite file" in page.inner_text("#suite-error")

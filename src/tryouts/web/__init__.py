@@ -1,6 +1,7 @@
 """The dashboard: a FastAPI app serving server-rendered pages, a JSON API and live comparisons.
 
-``tryouts ui`` runs it on 127.0.0.1 (see :mod:`tryouts.web.security` for the host, token and CSRF rules).
+``tryouts ui`` runs it on 127.0.0.1 (see :mod:`tryouts.web.security` for the host, token and CSRF rules, and
+:mod:`tryouts.web.policy` for what a request may choose: options, model references, paths, suite files).
 The pages (``pages.py``, ``templates/``, ``static/``) read the same store as the CLI; every figure on a page
 comes from the JSON API under ``/api/`` (``api.py``), documented at ``/docs`` and ``/openapi.json``. Plotly's
 JavaScript is served from the installed ``plotly`` package, so the dashboard works offline.
@@ -8,6 +9,7 @@ JavaScript is served from the installed ``plotly`` package, so the dashboard wor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +28,23 @@ def plotly_js() -> Path | None:
     return path if path.is_file() else None
 
 
-def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> Any:
+def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, token: str | None = None,
+               allow_options: str | Iterable[str] | None = None, allow_local_paths: bool = False,
+               suite_dir: str | Path | None = None) -> Any:
     """The dashboard app over the results database ``db``.
 
     Args:
         db: the store (a path or database URL).
-        host, port: where it is served (the Host check and the token rule depend on them).
-        token: the access token; required when ``host`` is not a loopback address.
+        host, port: where it is served (the Host check and the token cookie's name depend on them).
+        token: the access token every request needs; required when ``host`` is not a loopback address. On
+            loopback, None means ``$TRYOUTS_UI_TOKEN`` or a random one (``app.state.token``).
+        allow_options: options the web may send beyond the safe ones (names, or ``all``); ``base_url`` also
+            allows model references with a URL.
+        allow_local_paths: whether model references and names may be local paths.
+        suite_dir: the folder suite files are read from (default: the current folder).
     """
+    import os
+
     from fastapi import FastAPI
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
@@ -43,24 +54,39 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     from ..store import Store
     from .api import router
     from .live import LiveRuns
-    from .security import Guard, is_loopback, new_token
+    from .policy import Refused, WebPolicy, parse_allow_options
+    from .security import TOKEN_ENV, Guard, is_loopback, new_token
 
     if token is None and not is_loopback(host):
         raise UsageError(f"Serving on {host} (not this machine only) needs an access token: pass --token, or let "
                          "'tryouts ui' generate one.")
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or new_token())
+    if len(token) < 8:
+        raise UsageError("The access token must be at least 8 characters: pass a longer one, or let "
+                         "'tryouts ui' generate one.")
+    root = Path(suite_dir).expanduser() if suite_dir is not None else Path.cwd()
+    if not root.is_dir():
+        raise UsageError(f"The suite folder {root} does not exist: give an existing folder to --suite-dir.")
     app = FastAPI(title="Tryouts dashboard", version=__version__, docs_url=None, redoc_url=None,
                   description="The JSON API behind the Tryouts dashboard. Results are the store's flat result "
                   "objects (docs/json.md). State-changing requests need the X-Tryouts-CSRF header (GET /api/csrf).")
     app.state.store = Store(db)
+    app.state.token = token
     app.state.csrf = new_token()
+    app.state.policy = WebPolicy(allow_options=parse_allow_options(allow_options),
+                                 allow_local_paths=allow_local_paths, suite_dir=root.resolve())
+    app.state.pair_secret = new_token()
     app.state.live = LiveRuns(app.state.store)
-    app.state.pairs = {}
     app.state.suite_logs = {}
     app.include_router(router)
 
     @app.exception_handler(TryoutsError)
     async def _tryouts_error(_request, exc: TryoutsError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=400)
+
+    @app.exception_handler(Refused)
+    async def _refused(_request, exc: Refused) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
     plotly = plotly_js()
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import TryoutsError
+from .policy import Refused, WebPolicy
 
 router = APIRouter(prefix="/api")
 
@@ -60,6 +61,20 @@ def _store(request: Request):
 
 def _fail(exc: TryoutsError, status: int = 400) -> HTTPException:
     return HTTPException(status_code=status, detail=exc.message)
+
+
+def _policy(request: Request) -> WebPolicy:
+    return request.app.state.policy
+
+
+def _refuse(exc: Refused) -> HTTPException:
+    return HTTPException(status_code=exc.status, detail=exc.message)
+
+
+#: the largest context, batch and offset a request may ask for (bounded work per request)
+MAX_CONTEXT = 10_000_000
+MAX_BATCH = 4096
+MAX_OFFSET = 1_000_000_000
 
 
 def _run(request: Request, ref: str) -> dict[str, Any]:
@@ -146,7 +161,7 @@ def select_results(results: list[dict[str, Any]], view: str) -> list[dict[str, A
 
 @router.get("/runs/{run}/results", summary="A run's results (the store's flat objects), by view, paged",
             response_class=FastJSON)
-def run_results(request: Request, run: str, view: View = "all", offset: int = Query(0, ge=0),
+def run_results(request: Request, run: str, view: View = "all", offset: int = Query(0, ge=0, le=MAX_OFFSET),
                 limit: int = Query(500, ge=1, le=20000)) -> Any:
     store = _store(request)
     try:
@@ -209,7 +224,7 @@ def providers(request: Request) -> list[dict[str, Any]]:
 def models(request: Request, access: Literal["open", "commercial"] | None = None, task: str | None = None,
            min_context: str | None = None, max_price: str | None = None, license: str | None = None,
            fits: str | None = Query(None, description="A memory size such as 24GB."), dtype: str = "bf16",
-           context: int = Query(4096, ge=1)) -> dict[str, Any]:
+           context: int = Query(4096, ge=1, le=MAX_CONTEXT)) -> dict[str, Any]:
     from ..catalog import load_catalog
     from ..catalog.query import Filters, parse_money, parse_size, parse_tokens, select
 
@@ -230,19 +245,29 @@ def card(request: Request, name: str) -> dict[str, Any]:
     from ..catalog.card import build_card
 
     try:
+        _policy(request).check_name(name)
+    except Refused as exc:
+        raise _refuse(exc) from None
+    try:
         return build_card(name, online=False).to_dict()
     except TryoutsError as exc:
         raise _fail(exc, 404) from None
 
 
 @router.get("/memory", summary="Memory needed to serve a model (weights, KV cache, overhead) and whether it fits")
-def memory(request: Request, model: str, dtype: str = "all", context: int = Query(4096, ge=1),
-           batch: int = Query(1, ge=1), kv_dtype: str | None = None, gpu: str | None = None,
+def memory(request: Request, model: str, dtype: str = "all", context: int = Query(4096, ge=1, le=MAX_CONTEXT),
+           batch: int = Query(1, ge=1, le=MAX_BATCH), kv_dtype: str | None = None, gpu: str | None = None,
            gpu_memory: str | None = None) -> dict[str, Any]:
     from ..memory import estimate
     from ..memory.gpus import find_gpu, parse_size
     from ..memory.resolve import resolve
 
+    try:
+        _policy(request).check_name(model)
+    except Refused as exc:
+        raise _refuse(exc) from None
+    if context > MAX_CONTEXT or batch > MAX_BATCH:  # the page passes its own numbers
+        raise HTTPException(400, f"context is at most {MAX_CONTEXT:,} and batch at most {MAX_BATCH:,}.")
     try:
         arch = resolve(model)
         gpu_bytes, gpu_name = None, None
@@ -266,10 +291,12 @@ def memory(request: Request, model: str, dtype: str = "all", context: int = Quer
 @router.get("/recommend", summary="The selection advisor: constraints in, a ranked short list with reasons out")
 def recommend(request: Request, task: str = "chat", budget: str = "medium", privacy: str = "normal",
               offline: bool = False, latency_ms: float | None = None, gpu_memory: str | None = None,
-              quality: str = "good", fine_tune: bool = False, context: int = Query(4096, ge=1),
+              quality: str = "good", fine_tune: bool = False, context: int = Query(4096, ge=1, le=MAX_CONTEXT),
               top: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
     from ..cli.recommend import advise_with_catalog
 
+    if context > MAX_CONTEXT or top > 50:  # the page passes its own numbers
+        raise HTTPException(400, f"context is at most {MAX_CONTEXT:,} and top at most 50.")
     try:
         return advise_with_catalog(_store(request), task=task, budget=budget, privacy=privacy, offline=offline,
                                    latency_ms=latency_ms, gpu_memory=gpu_memory, quality=quality,
@@ -288,6 +315,11 @@ async def start_compare(request: Request, body: CompareIn) -> CompareOut:
     options = body.options or [{} for _ in body.models]
     if len(options) != len(body.models):
         raise HTTPException(400, "options must have one mapping per model")
+    try:
+        for m, o in zip(body.models, options, strict=True):
+            _policy(request).check_model(m, o)
+    except Refused as exc:
+        raise _refuse(exc) from None
     try:
         for m, o in zip(body.models, options, strict=True):
             spec = ModelSpec.parse(m, o)
@@ -315,9 +347,10 @@ async def compare_events(request: Request, key: str) -> StreamingResponse:
 
     live = request.app.state.live.runs.get(key)
     if live is None:
-        raise HTTPException(404, f"No live comparison {key!r} (they last as long as the server).")
+        raise HTTPException(404, f"No live comparison {key[:40]!r}: finished ones are released a minute after "
+                            "they end; open the run's page from Runs.")
     last = request.headers.get("last-event-id")
-    start = int(last) + 1 if last and last.isdigit() else 0
+    start = int(last) + 1 if last and last.isdigit() and len(last) < 10 else 0
 
     async def events():
         async for i, event in live.stream(start):
@@ -332,11 +365,30 @@ async def compare_events(request: Request, key: str) -> StreamingResponse:
 @router.post("/compare/{key}/stop", summary="Stop a live comparison (finished models stay stored)")
 async def stop_compare(request: Request, key: str) -> dict[str, Any]:
     if key not in request.app.state.live.runs:
-        raise HTTPException(404, f"No live comparison {key!r}.")
+        raise HTTPException(404, f"No live comparison {key[:40]!r}: it may have finished (see Runs).")
     return {"stopped": request.app.state.live.stop(key)}
 
 
 # ---- arena -----------------------------------------------------------------------------------------
+
+
+def _pair_key(request: Request, run_id: str, a_id: int, b_id: int) -> str:
+    """A pair's key, signed so the server keeps no state per GET (``a.b.signature``)."""
+    import hashlib
+    import hmac
+
+    sig = hmac.new(request.app.state.pair_secret.encode(), f"{run_id}:{a_id}:{b_id}".encode(), hashlib.sha256)
+    return f"{a_id}.{b_id}.{sig.hexdigest()[:32]}"
+
+
+def _pair_ids(request: Request, run_id: str, key: str) -> tuple[int, int] | None:
+    import hmac
+
+    parts = key.split(".")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(key) > 100:
+        return None
+    a_id, b_id = int(parts[0]), int(parts[1])
+    return (a_id, b_id) if hmac.compare_digest(_pair_key(request, run_id, a_id, b_id), key) else None
 
 
 @router.get("/runs/{run}/arena/next", summary="The next blind pair to vote on (no model names)")
@@ -351,20 +403,23 @@ def arena_next(request: Request, run: str) -> dict[str, Any]:
     if not pairs:
         return {"pair": None, "remaining": 0}
     x, y = pairs[0]
-    key = secrets.token_urlsafe(12)
-    request.app.state.pairs[key] = (run_id, x["id"], y["id"])
+    key = _pair_key(request, run_id, x["id"], y["id"])
     return {"pair": key, "remaining": len(pairs), "messages": x["request"]["messages"], "a": x["text"], "b": y["text"]}
 
 
 @router.post("/runs/{run}/arena/vote", summary="Store a human vote on a pair; reveals the two models")
 def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
-    pair = request.app.state.pairs.pop(body.pair, None)
-    if pair is None:
+    data = _run(request, run)
+    run_id = data["run"]["id"]
+    ids = _pair_ids(request, run_id, body.pair)
+    voted = {frozenset((v["result_a"], v["result_b"])) for v in _store(request).votes(run_id, "human")}
+    if ids is None or frozenset(ids) in voted:
         raise HTTPException(404, "Unknown or already used pair: ask for the next one.")
-    run_id, a_id, b_id = pair
-    data = _run(request, run_id)
+    a_id, b_id = ids
     labels = _labels(data)
     by_id = {r["id"]: r for r in data["results"]}
+    if a_id not in by_id or b_id not in by_id:
+        raise HTTPException(404, "Unknown or already used pair: ask for the next one.")
     a, b = by_id[a_id], by_id[b_id]
     la, lb = labels[a["model_index"]], labels[b["model_index"]]
     vote_id = _store(request).add_vote(run_id, case_index=a["case_index"], repeat_index=a["repeat_index"],
@@ -373,7 +428,7 @@ def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
 
 
 @router.get("/runs/{run}/rank", summary="Bradley–Terry ratings with bootstrap intervals, human and judge apart")
-def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=5000)) -> dict[str, Any]:
+def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=1000)) -> dict[str, Any]:
     from ..cli.arena import rankings
 
     store = _store(request)
@@ -393,30 +448,46 @@ class SuiteRunIn(BaseModel):
     path: str = Field(min_length=1, description="The suite file (YAML), e.g. examples/offline.yaml.")
 
 
+def suite_problems(exc: Any, given: str) -> str:
+    """A suite's problems by line and field only: the web never repeats a file's content."""
+    import re
+
+    where = []
+    for issue in exc.issues[:10]:
+        field = issue.path if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\[\]]{0,80}", issue.path or "") else ""
+        spot = f"line {issue.line}" if issue.line is not None else "the file"
+        where.append(f"{spot} ({field})" if field else spot)
+    more = f" and {len(exc.issues) - 10} more" if len(exc.issues) > 10 else ""
+    return (f"The suite file {given[:200]!r} has problems at {', '.join(where)}{more}. Run 'tryouts run "
+            f"{given[:200]} --dry-run' in a terminal to see them.")
+
+
 @router.post("/suite-runs", summary="Start a suite run in the background (as 'tryouts run'); returns its run id")
 def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
     import asyncio
     import threading
-    from pathlib import Path
 
-    from ..cli.run import _cases, _policy, create_suite_run, finish_suite_run
+    from ..cli.run import _cases, create_suite_run, finish_suite_run
+    from ..cli.run import _policy as _run_policy
     from ..config import price_overrides
     from ..engine.run import run_cells
     from ..suite import load_suite
+    from ..suite.issues import SuiteError
 
-    path = Path(body.path).expanduser()
-    if not path.is_absolute():
-        path = Path.cwd() / path
-    if not path.is_file():
-        raise HTTPException(400, f"No suite file {path} (paths are on the machine running 'tryouts ui', relative "
-                            f"to its working directory {Path.cwd()}).")
+    try:
+        path = _policy(request).suite_path(body.path)
+    except Refused as exc:
+        raise _refuse(exc) from None
     try:
         suite = load_suite(path)
         cells = list(suite.cells())
-    except TryoutsError as exc:
-        raise _fail(exc) from None
+    except SuiteError as exc:
+        raise HTTPException(400, suite_problems(exc, body.path)) from None
+    except TryoutsError:
+        raise HTTPException(400, f"The suite {body.path[:200]!r} cannot be run as it is: run 'tryouts run "
+                            f"{body.path[:200]} --dry-run' in a terminal to see why.") from None
     store = _store(request)
-    policy = _policy(suite, no_cache=False)
+    policy = _run_policy(suite, no_cache=False)
     run_id = create_suite_run(store, suite, path, cells)
     log: list[str] = request.app.state.suite_logs.setdefault(run_id, [])
 

@@ -12,6 +12,9 @@ connects late, or reconnects, gets the whole history first. Events (the ``data``
   are the stored ones);
 * ``{"type": "end", "status"}`` last (``done``, ``partial``, ``failed`` or ``stopped``).
 
+A finished comparison's events are released :data:`RELEASE_AFTER_S` seconds after its end (its run is in the
+store by then, and its page reads it from there), so a long-running server does not keep every output.
+
 Stopping cancels the models still running; what finished stays stored, and each model cut short is stored
 as a failed result ("Stopped from the dashboard") with the text it had produced so far, and sent as its
 ``result`` event.
@@ -25,7 +28,11 @@ from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
+from ..redact import redact
 from ..store import Store, flat_result
+
+RELEASE_AFTER_S = 60.0
+"""How long a finished comparison's events stay for late or reconnecting streams (the run itself is stored)."""
 
 
 @dataclass
@@ -75,7 +82,7 @@ class LiveRuns:
         from ..types import ModelSpec
 
         specs = [ModelSpec.parse(m, o) for m, o in zip(models, options, strict=True)]
-        live = LiveRun(key=key, models=[s.ref for s in specs])
+        live = LiveRun(key=key, models=[redact(s.ref) for s in specs])
         self.runs[key] = live
         started: dict[int, int] = {}
         partial: dict[int, list[str]] = {i: [] for i in range(len(specs))}
@@ -143,13 +150,20 @@ class LiveRuns:
                     store.finish_run(live.run_id, "interrupted")
             except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream
                 status = "failed"
-                live.emit_soon({"type": "error", "message": f"{type(exc).__name__}: {exc}"})
+                live.emit_soon({"type": "error", "message": redact(f"{type(exc).__name__}: {exc}")})
             finally:
                 live.done = True
                 live.emit_soon({"type": "end", "status": status, "run_id": live.run_id})
+                asyncio.get_running_loop().call_later(RELEASE_AFTER_S, self.release, key)
 
         live.task = asyncio.get_running_loop().create_task(go())
         return live
+
+    def release(self, key: str) -> None:
+        """Forget a finished comparison (its results are stored)."""
+        live = self.runs.get(key)
+        if live is not None and live.done:
+            del self.runs[key]
 
     def stop(self, key: str) -> bool:
         live = self.runs.get(key)

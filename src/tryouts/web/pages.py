@@ -97,11 +97,21 @@ def fmt_time(value: str | None) -> str:
     return (value or "")[:19].replace("T", " ") or "–"
 
 
-def short_label(ref: str) -> str:
-    """A model reference shortened for headers (local paths to their last part, URLs to host and name)."""
+def short_label(ref: str) -> Any:
+    """A model reference shortened for headers (local paths to their last part, URLs to host and name), in a
+    ``<bdi>`` so a direction control in a label (U+202E) cannot reorder the text after it."""
+    from markupsafe import Markup
+
     from ..cli.render import short_label as short
 
-    return short(ref)
+    return Markup("<bdi>{}</bdi>").format(short(ref))
+
+
+def bidi(value: Any) -> Any:
+    """Any text from a user or a model in a ``<bdi>`` (direction-isolated)."""
+    from markupsafe import Markup
+
+    return Markup("<bdi>{}</bdi>").format("" if value is None else value)
 
 
 def score_badges(scores: dict[str, Any] | None) -> list[dict[str, str]]:
@@ -143,6 +153,7 @@ def environment() -> Any:
 
     env.filters.update(num=fmt_num, cost=fmt_cost, tokens=fmt_tokens, interval=fmt_interval, gb=fmt_gb,
                        sampling=sampling_text, count=fmt_count, ctx=fmt_tokens_short, when=fmt_time, short=short_label,
+                       bidi=bidi,
                        metric_title=_metric_title)
     env.globals.update(score_badges=score_badges, urlencode=urlencode)
     return env
@@ -325,7 +336,8 @@ def card_page(request: Request, name: str) -> HTMLResponse:
     try:
         card = api.card(request, name)
     except HTTPException as exc:
-        return error_page(request, exc.status_code, "Model not found", exc.detail)
+        title = "Model not found" if exc.status_code == 404 else "Not allowed here"
+        return error_page(request, exc.status_code, title, exc.detail)
     return render(request, "card.html", page="card", title=(card.get("entry") or {}).get("name") or name, c=card,
                   name=name)
 
