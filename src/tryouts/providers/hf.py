@@ -110,6 +110,12 @@ class _Seq2SeqPipeline:
         return [{self.key: tok.decode(out[0], skip_special_tokens=True, clean_up_tokenization_spaces=False)}]
 
 
+def _as_path(path: Path) -> str:
+    """``path`` as written after ``hf:`` so it reads as a path, not a Hub id (``./models/x``)."""
+    text = str(path)
+    return text if path.is_absolute() or text.startswith(("./", "../", "~")) else f"./{text}"
+
+
 def _local_gguf(ref: str, folder: Path, name: Any) -> str | None:
     """The GGUF file to load from ``folder``: ``name`` (checked), else the folder's only GGUF when it has no
     config.json, else None (a transformers folder)."""
@@ -122,7 +128,20 @@ def _local_gguf(ref: str, folder: Path, name: Any) -> str | None:
         if len(found) > 1:
             raise errors.UsageError(f"{ref}: the folder holds several GGUF files ({', '.join(p.name for p in found)}) "
                                     "and no config.json; pick one with -o gguf_file=NAME or hf:FOLDER/NAME.")
-        return found[0].name if found else None
+        if found:
+            return found[0].name
+        if not (folder / "adapter_config.json").is_file():
+            ggufs = [p for p in sorted(folder.iterdir()) if p.is_file() and is_gguf(p)][:3]
+            if ggufs:
+                raise errors.UsageError(
+                    f"{ref}: the folder has no config.json; it holds the GGUF file {ggufs[0].name!r}: give the file, "
+                    f"hf:{_as_path(folder / ggufs[0].name)}, or -o gguf_file={ggufs[0].name} (GGUF files usually end "
+                    "in .gguf).")
+            raise errors.ModelNotFoundError(
+                f"{ref}: the folder {str(folder)!r} has no config.json and no .gguf file: give a folder saved by "
+                "save_pretrained (config.json and weights), a GGUF file as hf:./folder/file.gguf, or the folder "
+                "with -o gguf_file=NAME.")
+        return None
     path = folder / str(name)
     if not path.is_file():
         others = ", ".join(p.name for p in find_gguf_files(folder)) or "none"
@@ -512,7 +531,7 @@ class HFProvider(Provider):
         if self.model is None:
             raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
         if self.pipe is not None:
-            return stream_from_thread(lambda emit, stop: [emit(ev) for ev in self._pipeline_events(request)])
+            return stream_from_thread(lambda emit, stop: [emit(ev) for ev in self._pipeline_events(request)], owner=self)
         messages = [m.model_dump() for m in request.messages]
         p = request.params
         kwargs = self._gen_kwargs(p)
@@ -560,9 +579,10 @@ class HFProvider(Provider):
             limit = kwargs.get("max_new_tokens", 256)
             emit(Finish(t_end, "length" if len(out[0]) - n_in >= limit else "stop"))
 
-        return stream_from_thread(work)
+        return stream_from_thread(work, owner=self)
 
     async def aclose(self) -> None:
+        self.stop_generation()  # generation threads end before the model goes
         self.model = None
         self.tokenizer = None
         self.pipe = None

@@ -113,6 +113,25 @@ def retry_after(value: str | None) -> float | None:
             return None
 
 
+#: what a streamed answer may be sent as (a missing content type is accepted too)
+STREAM_TYPES = ("text/event-stream", "application/x-ndjson", "application/ndjson", "application/jsonl",
+                "application/json", "application/x-json-stream", "application/stream+json")
+
+
+def _check_stream_type(response: httpx.Response, where: str) -> None:
+    """Refuse a 2xx answer that is not an event stream, NDJSON or JSON (an HTML login or proxy page, say)."""
+    ctype = response.headers.get("content-type", "")
+    base = ctype.split(";")[0].strip().lower()
+    if not base or base in STREAM_TYPES or base.endswith("+json"):
+        return
+    raise errors.BadResponseError(
+        f"{where} answered with {base!r} (HTTP {response.status_code}), not an OpenAI-compatible event stream "
+        "(text/event-stream) or JSON: check the base URL points at the model server's API (often ending in /v1), "
+        "not at a web page, proxy or login page.",
+        status=response.status_code,
+    )
+
+
 async def stream_http(
     slots: ClientSlots,
     build: Callable[[httpx.AsyncClient], httpx.Request],
@@ -146,8 +165,8 @@ async def stream_http(
         yield Sent(t0)
         try:
             if response.status_code >= 400:
-                await response.aread()
-                raise http_error(response)
+                raise http_error(await read_capped(response))
+            _check_stream_type(response, where)
             async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
                 for event in decoder.feed(chunk):
                     yield event
@@ -164,6 +183,25 @@ async def stream_http(
         raise error from exc
     finally:
         slots.checkin(client)
+
+
+#: an error answer is read up to this many bytes (a message, or the start of a page): no server can make
+#: Tryouts hold an endless error body in memory
+MAX_ERROR_BODY = 64 * 1024
+
+
+async def read_capped(response: httpx.Response, limit: int = MAX_ERROR_BODY) -> httpx.Response:
+    """The start of a streamed ``response``'s body (at most ``limit`` bytes), as a read response to build an
+    error from; the caller still closes ``response``."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= limit:
+            break
+    headers = [(k, v) for k, v in response.headers.multi_items()
+               if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+    return httpx.Response(response.status_code, headers=headers, content=bytes(body[:limit]),
+                          request=response.request, extensions=response.extensions)
 
 
 class HTTPProvider(Provider):

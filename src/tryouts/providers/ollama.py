@@ -29,6 +29,7 @@ import httpx
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, ServerTimings, Usage, UsageReport
 from .http import HTTPProvider, rate_limit_error
+from .sse import MAX_EVENT_BYTES
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 #: Ollama's final-line durations (nanoseconds) -> our server_timings keys (milliseconds)
@@ -82,10 +83,14 @@ class NDJSONDecoder:
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, int]]:
         buf = self._buf + chunk
-        if b"\n" not in chunk:
-            self._buf = buf
-            return []
-        *lines, self._buf = buf.split(b"\n")
+        lines: list[bytes] = []
+        if b"\n" in chunk:
+            *lines, buf = buf.split(b"\n")
+        self._buf = buf
+        if len(buf) > MAX_EVENT_BYTES:  # a line that never ends cannot fill the memory
+            raise errors.BadResponseError(
+                f"The server sent one line of more than {MAX_EVENT_BYTES // (1024 * 1024)} MB without ending it: not "
+                "an Ollama answer. The request is counted as failed; check the server or its proxy.")
         return [(line, perf_counter_ns()) for line in lines if line.strip()]
 
     def flush(self) -> list[tuple[bytes, int]]:

@@ -44,7 +44,7 @@ import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .http import ClientSlots, HTTPProvider, rate_limit_error, ssl_context, transport_error
+from .http import ClientSlots, HTTPProvider, rate_limit_error, read_capped, ssl_context, transport_error
 from .sse import SSEDecoder
 
 KEY_ENV = "REPLICATE_API_TOKEN"
@@ -161,13 +161,12 @@ class ReplicateProvider(HTTPProvider):
                 )
             async with streamer.stream("GET", urls["stream"]) as stream:
                 if stream.status_code >= 400:
-                    await stream.aread()
                     if stream.status_code == 404:  # not the model: the prediction's stream is gone
                         raise errors.ServerError(
                             f"Replicate's stream URL answered HTTP 404 ({urls['stream']}): the prediction's "
                             "stream expired or never started. Run again.", status=404,
                         )
-                    raise self._http_error(stream)
+                    raise self._http_error(await read_capped(stream))
                 decoder = SSEDecoder()
                 async for raw in stream.aiter_raw():
                     for sse in decoder.feed(raw):

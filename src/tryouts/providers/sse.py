@@ -13,6 +13,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from time import perf_counter_ns
 
+from ..errors import BadResponseError
+
+#: one event (its unfinished line, or its data lines before the blank line that ends it) may hold at most
+#: this many bytes: a server that never ends a line or an event cannot fill the memory
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+
 
 @dataclass(slots=True)
 class SSEEvent:
@@ -27,11 +33,12 @@ class SSEEvent:
 class SSEDecoder:
     """Feed it bytes as they arrive; it returns the events completed by those bytes."""
 
-    __slots__ = ("_buf", "_data", "_event", "_id", "_pending_cr")
+    __slots__ = ("_buf", "_data", "_data_len", "_event", "_id", "_pending_cr")
 
     def __init__(self) -> None:
         self._buf = b""
         self._data: list[str] = []
+        self._data_len = 0
         self._event = ""
         self._id: str | None = None
         self._pending_cr = False
@@ -47,6 +54,8 @@ class SSEDecoder:
                 self._pending_cr = True
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         *lines, self._buf = buf.split(b"\n")
+        if len(self._buf) > MAX_EVENT_BYTES:
+            raise self._too_long("line")
         out: list[SSEEvent] = []
         for raw in lines:
             ev = self._line(raw.decode("utf-8", errors="replace"))
@@ -58,15 +67,22 @@ class SSEDecoder:
     def flush(self) -> list[SSEEvent]:
         """End of stream: an event not followed by a blank line is dropped, per the spec."""
         self._buf = b""
-        self._data, self._event, self._id = [], "", None
+        self._data, self._event, self._id, self._data_len = [], "", None, 0
         return []
+
+    @staticmethod
+    def _too_long(what: str) -> BadResponseError:
+        return BadResponseError(
+            f"The server sent one {what} of more than {MAX_EVENT_BYTES // (1024 * 1024)} MB without ending it: not a "
+            "well-formed event stream (no model answers like that). The request is counted as failed; check the "
+            "server or its proxy.")
 
     def _line(self, line: str) -> SSEEvent | None:
         if not line:
             if not self._data and not self._event:
                 return None
             ev = SSEEvent(data="\n".join(self._data), event=self._event or "message", id=self._id)
-            self._data, self._event = [], ""
+            self._data, self._event, self._data_len = [], "", 0
             return ev
         if line.startswith(":"):
             return None
@@ -74,6 +90,9 @@ class SSEDecoder:
         if sep and value.startswith(" "):
             value = value[1:]
         if name == "data":
+            self._data_len += len(value) + 1
+            if self._data_len > MAX_EVENT_BYTES:
+                raise self._too_long("event")
             self._data.append(value)
         elif name == "event":
             self._event = value

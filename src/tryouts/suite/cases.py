@@ -14,6 +14,7 @@ from pydantic_core import to_jsonable_python
 from . import template
 from .dataset import guess_format, read_table
 from .issues import Loc, Problem, format_loc
+from .limits import MAX_RENDERED_CHARS
 
 if TYPE_CHECKING:
     from .model import Suite
@@ -162,3 +163,25 @@ def template_problems(suite: Suite, cases: list[Case], columns: list[str] | None
                            f"{name!r} to the vars of every case, or remove it from {source}.")
             problems.append(Problem(loc, message))
     return problems
+
+
+def rendered_size_problems(suite: Suite, cases: list[Case]) -> list[Problem]:
+    """A problem when the prompts filled in with every case would pass MAX_RENDERED_CHARS (a large var used
+    many times), found by adding lengths before anything is rendered."""
+    total = 0
+    for i, prompt in enumerate(suite.prompts):
+        texts = [(len(text), template.VAR.findall(text)) for _, text in prompt_texts(suite, i)]
+        for case in cases:
+            lengths: dict[str, int] = {}
+            for base, names in texts:
+                total += base
+                for name in names:
+                    if name not in lengths:
+                        lengths[name] = len(str(case.vars.get(name, "")))
+                    total += lengths[name]
+            if total > MAX_RENDERED_CHARS:
+                return [Problem(("prompts", i), (
+                    f"the prompts filled in with the cases come to more than {MAX_RENDERED_CHARS:,} characters "
+                    f"(case {case.id!r} of prompt {prompt.id!r} passes it): use long vars fewer times, shorten "
+                    "them, or split the cases over several suites."))]
+    return []

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .limits import MAX_DATASET_BYTES, MAX_DEPTH, MAX_INT_DIGITS, depth_of, has_nul, int_too_long, nul_message
+
 Format = Literal["csv", "jsonl"]
 
 _JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", type(None): "null"}
@@ -43,6 +45,11 @@ def guess_format(path: str | Path) -> Format | None:
 def read_table(path: Path, fmt: Format) -> Table:
     """Read ``path`` (which must exist) as ``fmt``; decoding problems become a problem on line None."""
     table = Table()
+    size = path.stat().st_size
+    if size > MAX_DATASET_BYTES:
+        table.problems.append((None, f"is larger than {MAX_DATASET_BYTES // (1024 * 1024)} MB ({size:,} bytes), the "
+                               "most a dataset may be: split it over several suites, or keep a sample of its rows."))
+        return table
     try:
         with path.open(encoding="utf-8-sig", newline="") as f:
             if fmt == "csv":
@@ -76,6 +83,9 @@ def _read_csv(f, table: Table) -> None:
                     "quote values that contain commas, e.g. \"a, b\".",
                 ))
                 continue
+            if any(has_nul(v) for v in record):
+                table.problems.append((reader.line_num, nul_message()))
+                continue
             table.rows.append(Row(reader.line_num, dict(zip(header, record, strict=True))))
     except csv.Error as e:
         table.problems.append((reader.line_num, f"is not valid CSV ({e}): check the quotes on this line."))
@@ -92,15 +102,42 @@ def _header_problem(header: list[str]) -> str | None:
     return None
 
 
+_TOO_DEEP: Any = object()
+
+
+class _TooLong(ValueError):
+    def __init__(self, digits: int) -> None:
+        super().__init__(digits)
+        self.digits = digits
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_INT_DIGITS:
+        raise _TooLong(digits)
+    return int(text)
+
+
 def _read_jsonl(f, table: Table) -> None:
     columns: dict[str, None] = {}
     for n, line in enumerate(f, 1):
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_int=_parse_int)
         except json.JSONDecodeError as e:
             table.problems.append((n, f"is not valid JSON ({e.msg}, column {e.colno}): each line must be one JSON object."))
+            continue
+        except _TooLong as e:
+            table.problems.append((n, int_too_long(e.digits)))
+            continue
+        except RecursionError:  # nested far deeper than MAX_DEPTH
+            obj = _TOO_DEEP
+        if obj is _TOO_DEEP or depth_of(obj) > MAX_DEPTH:
+            table.problems.append((n, f"nests objects and arrays more than {MAX_DEPTH} levels deep: flatten the row."))
+            continue
+        if has_nul(obj):
+            table.problems.append((n, nul_message()))
             continue
         if not isinstance(obj, dict):
             table.problems.append((

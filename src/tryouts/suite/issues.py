@@ -171,4 +171,9 @@ def describe(value: Any) -> str:
     if isinstance(value, str):
         text = value if len(value) <= 60 else value[:57] + "..."
         return repr(text)
-    return repr(value)
+    if isinstance(value, int):
+        from .limits import describe_int
+
+        return describe_int(value)
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
 from .issues import SKIP, Loc, Problem, SuiteError, SuiteIssue, describe, duplicate_keys, locate
+from .limits import MAX_SUITE_BYTES, LimitError, SuiteLoader, control_problem, nul_lines, nul_message
 from .model import Suite
 
 #: our own error kinds: their messages are complete
@@ -38,7 +39,10 @@ def load_suite(path: str | Path) -> Suite:
     label = str(path)
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            raw = f.read(MAX_SUITE_BYTES + 1)
+        _check_size(len(raw), label)
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise SuiteError([SuiteIssue(label, None, "", f"no such suite file ({p.resolve()}): check the path.")]) from None
     except IsADirectoryError:
@@ -52,7 +56,16 @@ def load_suite(path: str | Path) -> Suite:
 
 def loads_suite(text: str, *, source: str | Path | None = None) -> Suite:
     """Like :func:`load_suite` for YAML text; ``source`` names it in errors and anchors a dataset path."""
-    return _load(text, "<string>" if source is None else str(source), None if source is None else Path(source))
+    label = "<string>" if source is None else str(source)
+    _check_size(len(text), label)
+    return _load(text, label, None if source is None else Path(source))
+
+
+def _check_size(size: int, label: str) -> None:
+    if size > MAX_SUITE_BYTES:
+        raise SuiteError([SuiteIssue(label, None, "", (
+            f"is larger than {MAX_SUITE_BYTES // (1024 * 1024)} MB, the most a suite file may be: move the "
+            "cases into a dataset file (dataset: cases.jsonl, see docs/suites.md)."))])
 
 
 _ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -87,9 +100,16 @@ def expand_env(text: str, label: str) -> str:
 
 
 def _load(text: str, label: str, source: Path | None) -> Suite:
-    text = expand_env(text, label)
+    text = text.removeprefix("\ufeff")
+    for stage in ("", " (after ${...} variables were replaced)"):
+        if stage:
+            text = expand_env(text, label)
+        found = control_problem(text)
+        if found:
+            raise SuiteError([SuiteIssue(label, found[0], "", found[1].replace(": remove", stage + ": remove", 1))])
     root, data = _compose(text, label)
     problems = duplicate_keys(root)
+    problems += [Problem((), "a value " + nul_message(), line=line) for line in nul_lines(root)]
     if not isinstance(data, dict):
         if data is None:
             message = "the file is empty: a suite needs at least 'models:' and 'prompts:' (see docs/suites.md)."
@@ -115,10 +135,17 @@ def _load(text: str, label: str, source: Path | None) -> Suite:
 
 def _compose(text: str, label: str) -> tuple[yaml.Node | None, Any]:
     """The YAML node tree (for line numbers) and the data built from it, in one parse."""
-    loader = yaml.SafeLoader(text)
+    loader = SuiteLoader(text)
     try:
         root = loader.get_single_node()
         data = loader.construct_document(root) if root is not None else None
+    except LimitError as e:
+        mark = e.problem_mark
+        raise SuiteError([SuiteIssue(label, mark.line + 1 if mark else None, "", f"{e.problem}.")]) from None
+    except yaml.constructor.ConstructorError as e:
+        mark = e.problem_mark or e.context_mark
+        what = ", ".join(s for s in (e.context, e.problem) if s)
+        raise SuiteError([SuiteIssue(label, mark.line + 1 if mark else None, "", f"not valid YAML ({what}): fix the value on this line, or remove its tag (!!name or !name).")]) from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         what = ", ".join(s for s in (e.context, e.problem) if s)

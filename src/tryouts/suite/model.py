@@ -31,8 +31,9 @@ from ..errors import UsageError
 from ..providers import all_providers, get_info
 from ..types import GenParams, Message, ModelSpec, Request
 from . import template
-from .cases import collect_cases, template_problems
+from .cases import collect_cases, rendered_size_problems, template_problems
 from .issues import TAG_MAP, TAG_STR, Loc, Problem, SuiteError, locate
+from .limits import MAX_CELLS, describe_int
 
 #: shown when a model entry is neither a string nor a mapping
 _MODEL_FORM = "should be a model reference such as openai:gpt-4o-mini, or a mapping with a 'model' key"
@@ -543,6 +544,18 @@ class Suite(_Strict):
         if problems:
             return [], problems
         problems = template_problems(self, cases, columns)
+        if problems:
+            return [], problems
+        n = self.repeats * len(self.prompts) * len(cases) * len(self.models)
+        if n > MAX_CELLS:
+            shown = describe_int(self.repeats)
+            return [], [Problem(
+                ("repeats",) if "repeats" in self.model_fields_set else (),
+                f"this suite plans {f'{n:,}' if n < 10**15 else 'more than 10^15'} cells (repeats {shown} x "
+                f"{len(self.prompts)} prompts x {len(cases)} cases x {len(self.models)} models), more than the "
+                f"{MAX_CELLS:,} one suite may plan: lower repeats, or split the cases or models over several suites.",
+            )]
+        problems = rendered_size_problems(self, cases)
         if problems:
             return [], problems
         items: list[CaseItem] = []
