@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import json
 import secrets
+import weakref
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, make_url, select, update
 
 from .. import __version__
 from ..errors import StoreError
+from ..redact import redact as redact_text
+from ..redact import redact_options
 from ..types import Result
 from . import schema
+from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .migrations import migrate
 
 #: the verdicts of a pairwise vote: A better, B better, equally good, both bad
@@ -35,12 +39,81 @@ def new_run_id() -> str:
 
 
 def _url(target: str | Path) -> str:
+    """An SQLAlchemy URL: a path becomes SQLite; ``postgresql://`` (or ``postgres://``) means psycopg 3, the
+    driver of the ``postgres`` extra, whichever driver this SQLAlchemy would pick by default."""
     text = str(target)
+    for plain in ("postgresql://", "postgres://"):
+        if text.startswith(plain):
+            return "postgresql+psycopg://" + text[len(plain):]
     if "://" in text:
         return text
     path = Path(text).expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{path}"
+
+
+def _shown(url: str) -> str:
+    """``url`` as messages show it: any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("://", 1)[0] + "://…" if "@" in url else url
+
+
+def _open_error(url: str, exc: BaseException) -> StoreError:
+    """What went wrong opening ``url``, in words that say what to do next (never the password)."""
+    shown = _shown(url)
+    try:
+        u = make_url(url)
+    except Exception:
+        u = None
+    if u is not None and u.get_backend_name() == "postgresql":
+        if isinstance(exc, ImportError):  # the driver, or its libpq, is missing
+            driver = u.get_driver_name()
+            hint = ("install it with pip install 'tryouts[postgres]'" if driver == "psycopg" else
+                    f"install {driver}, or use a postgresql:// URL (psycopg 3: pip install 'tryouts[postgres]')")
+            return StoreError(f"The results database {shown} needs the PostgreSQL driver {driver}, which is not "
+                              f"installed: {hint}.")
+        where = f"PostgreSQL at {u.host or 'the local socket'}" + (f":{u.port}" if u.port else "")
+        detail = str(getattr(exc, "orig", None) or exc).strip()
+        low = detail.lower()
+        if "connection refused" in low or "could not connect" in low or "no such file or directory" in low:
+            return StoreError(f"Cannot reach {where}: the connection was refused. Start the server, or check the "
+                              "host and port in --db (or TRYOUTS_DB).")
+        if "could not translate host name" in low or "name or service not known" in low:
+            return StoreError(f"Cannot find the host of {where}. Check the host name in --db (or TRYOUTS_DB).")
+        if "password" in low and ("authentication failed" in low or "no password supplied" in low):
+            return StoreError(f"{where} refused user {u.username!r}: wrong or missing password. Check the password "
+                              "(in the URL, PGPASSWORD or ~/.pgpass) or the user name in --db.")
+        if "does not exist" in low and "database" in low:
+            port = f" -p {u.port}" if u.port else ""
+            return StoreError(f"{where} has no database {u.database!r}. Create it (createdb -h {u.host}{port} -U "
+                              f"{u.username} {u.database}) or name another in --db.")
+        if "timeout" in low or "timed out" in low:
+            return StoreError(f"{where} did not answer in time. Check that the host and port in --db are right and "
+                              "reachable from this machine.")
+        first = next((line for line in detail.splitlines() if line.strip()), type(exc).__name__)
+        if u.password:
+            first = first.replace(u.password, "***")
+        return StoreError(f"Cannot use the results database {shown} ({first}). "
+                          "Check the URL in --db, the server and the user's rights.")
+    return StoreError(f"Cannot open the results database {shown} ({exc}). Check the path or URL, or pass another "
+                      "with --db.")
+
+
+#: seconds to wait for a PostgreSQL server before saying it cannot be reached (unless the URL says otherwise)
+CONNECT_TIMEOUT_S = 10
+
+
+def _dialect_insert(conn: Any) -> Any:
+    """The INSERT of the connection's database, with ON CONFLICT (SQLite and PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
 
 
 def _dec(value: Decimal | None) -> str | None:
@@ -51,22 +124,41 @@ class Store:
     """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
 
     def __init__(self, target: str | Path) -> None:
-        self.url = _url(target)
+        self._heartbeat = Heartbeat(self._beat)  # keeps the runs this process runs marked alive
+        _STORES.add(self)
+        if "://" not in str(target) and Path(target).expanduser().is_dir():
+            raise StoreError(f"The results database {target} is a folder: give a file inside it, e.g. --db "
+                             f"{Path(target) / 'tryouts.db'}.")
         try:
-            self.engine: Engine = create_engine(self.url)
+            real = _url(target)
+        except OSError as exc:  # the database's folder cannot be created
+            why = f"{exc.filename} is a file" if isinstance(exc, FileExistsError) else f"{exc.strerror}: {exc.filename}"
+            raise StoreError(f"Cannot create the folder of the results database {target} ({why}). Pass another "
+                             "path with --db.") from None
+        self.url = _shown(real)  # for messages: never the password
+        shown = self.url
+
+        def _read_only(context: Any) -> None:  # a write to a read-only SQLite file: say so, not the SQL
+            if "readonly database" in str(context.original_exception):
+                raise StoreError(f"The results database {shown} is read-only: make the file and its folder "
+                                 "writable, or pass another with --db.") from None
+
+        try:
+            pg = real.startswith("postgresql")
+            args = {"connect_timeout": CONNECT_TIMEOUT_S} if pg and "connect_timeout=" not in real else {}
+            self.engine: Engine = create_engine(real, connect_args=args, pool_pre_ping=pg)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
+                event.listen(self.engine, "handle_error", _read_only)
             with self.engine.begin() as conn:
                 migrate(conn)
         except StoreError:
             raise
         except Exception as exc:
-            raise StoreError(
-                f"Cannot open the results database {target!s} ({exc}). "
-                "Check the path or URL, or pass another with --db."
-            ) from exc
+            raise _open_error(real, exc) from None
 
     def close(self) -> None:
+        self._heartbeat.stop()
         self.engine.dispose()
 
     # ---- writing ------------------------------------------------------------------------------
@@ -81,18 +173,55 @@ class Store:
                     kind=kind,
                     status="running",
                     started_at=_now(),
-                    models=models,
+                    models=[redact_text(m) for m in models],  # a URL in a ref may carry user:pass
                     request=request,
                     meta=meta or {},
                     tryouts_version=__version__,
+                    owner=this_owner(),
+                    heartbeat_at=_now(),
                 )
             )
+        self._heartbeat.hold(run_id)
         return run_id
+
+    def claim_run(self, run_id: str) -> None:
+        """Mark a run ``running`` again, owned by this process (resume), unless another process runs it.
+
+        Raises StoreError when its owner is alive (see store/liveness.py): two processes resuming one run
+        would run its missing cells twice. Two claims at once: one wins, the other is refused.
+        """
+        r = schema.runs
+        with self.engine.begin() as conn:
+            row = conn.execute(select(r).where(r.c.id == run_id)).mappings().one()
+            if row["status"] == "running" and staleness(row) is None:
+                who = f"process {row['owner'].replace('@', ' on ')}" if row["owner"] else "another process"
+                raise StoreError(
+                    f"Run {run_id} is being run by {who}: wait for it to end, or stop it (Ctrl-C) and resume "
+                    f"again. If that process is gone, the run shows as stale within {STALE_AFTER_S:.0f} s.")
+            same = [r.c.id == run_id, r.c.status == row["status"],
+                    r.c.owner.is_(None) if row["owner"] is None else r.c.owner == row["owner"],
+                    r.c.heartbeat_at.is_(None) if row["heartbeat_at"] is None else r.c.heartbeat_at == row["heartbeat_at"]]
+            done = conn.execute(update(r).where(*same).values(
+                status="running", finished_at=None, owner=this_owner(), heartbeat_at=_now()))
+            if done.rowcount != 1:
+                raise StoreError(f"Run {run_id} was just resumed by another process; let that one finish.")
+        self._heartbeat.hold(run_id)
+
+    def _beat(self, run_ids: list[str]) -> None:
+        r = schema.runs
+        with self.engine.begin() as conn:
+            conn.execute(update(r).where(r.c.id.in_(run_ids), r.c.owner == this_owner(), r.c.status == "running")
+                         .values(heartbeat_at=_now()))
+
+    def held_runs(self) -> list[str]:
+        """The runs this store created or claimed and has not finished (to mark them when interrupted)."""
+        return self._heartbeat.held()
 
     def add_result(self, run_id: str, r: Result) -> int:
         """Commit one result now; return its row id."""
         with self.engine.begin() as conn:
-            return int(conn.execute(insert(schema.results).values(**_row(run_id, r))).inserted_primary_key[0])
+            row = self._text_safe(_row(run_id, r))
+            return int(conn.execute(insert(schema.results).values(**row)).inserted_primary_key[0])
 
     def add_results(
         self, run_id: str, results: list[Result], cache_entries: list[tuple[str, str, dict[str, Any]]] = ()
@@ -101,10 +230,21 @@ class Store:
         c = schema.cache
         with self.engine.begin() as conn:
             if results:
-                conn.execute(insert(schema.results), [_row(run_id, r) for r in results])
+                conn.execute(insert(schema.results), [self._text_safe(_row(run_id, r)) for r in results])
             for key, model, response in cache_entries:
-                conn.execute(c.delete().where(c.c.key == key))
-                conn.execute(insert(c).values(key=key, created_at=_now(), model=model, response=response, hits=0))
+                # one statement, so two writers putting the same key at once (a team's shared PostgreSQL
+                # store) both succeed instead of one failing on the primary key and losing its results
+                values = {"key": key, "created_at": _now(), "model": model, "response": response, "hits": 0}
+                upsert = _dialect_insert(conn)(c).values(**values)
+                conn.execute(upsert.on_conflict_do_update(
+                    index_elements=[c.c.key], set_={k: upsert.excluded[k] for k in values if k != "key"}))
+
+    def _text_safe(self, row: dict[str, Any]) -> dict[str, Any]:
+        """PostgreSQL's text cannot hold NUL characters (SQLite's can, and a model may emit one): there they
+        become U+FFFD, so the row is stored rather than refused. JSON columns keep them (escaped)."""
+        if self.engine.dialect.name != "postgresql":
+            return row
+        return {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in row.items()}
 
 
     def done_cells(self, run_id: str) -> set[tuple[int, int, int]]:
@@ -176,6 +316,7 @@ class Store:
 
     def finish_run(self, run_id: str, status: str = "done") -> None:
         """Mark a run finished (``done``, ``failed`` or ``interrupted``)."""
+        self._heartbeat.release(run_id)
         with self.engine.begin() as conn:
             conn.execute(
                 update(schema.runs).where(schema.runs.c.id == run_id).values(status=status, finished_at=_now())
@@ -200,8 +341,8 @@ class Store:
         if not rows:
             return
         now = _now()
-        clean = [{**row, "run_id": run_id, "created_at": row.get("created_at") or now,
-                  "cost_total": _dec(row.get("cost_total"))} for row in rows]
+        clean = [self._text_safe({**row, "run_id": run_id, "created_at": row.get("created_at") or now,
+                                  "cost_total": _dec(row.get("cost_total"))}) for row in rows]
         with self.engine.begin() as conn:
             conn.execute(insert(schema.judgments), clean)
 
@@ -301,7 +442,10 @@ class Store:
             q = q.limit(limit)
         if offset:
             q = q.offset(offset)
-        with self.engine.connect() as conn:
+        # the page and its total from one snapshot while a run is writing (PostgreSQL's default, READ
+        # COMMITTED, would let a row committed between the two queries into the total only)
+        snapshot = {"isolation_level": "REPEATABLE READ"} if self.engine.dialect.name == "postgresql" else {}
+        with self.engine.connect().execution_options(**snapshot) as conn:
             rows = conn.execute(q).mappings().all()
             total = conn.execute(select(func.count()).select_from(res).where(*where)).scalar_one()
         return [flat_result(r) for r in rows], int(total)
@@ -321,19 +465,20 @@ class Store:
 
 
 def _row(run_id: str, r: Result) -> dict[str, Any]:
-    """A result as a row of the results table."""
+    """A result as a row of the results table: the one way into it, so secrets are masked here (options,
+    error, a URL's user-info in the model reference; see :mod:`tryouts.redact`)."""
     t, u, c = r.timing, r.usage, r.cost
     return {
         "run_id": run_id,
         "model_index": r.model_index,
         "case_index": r.case_index,
         "repeat_index": r.repeat_index,
-        "model": r.model,
+        "model": redact_text(r.model),
         "provider": r.provider,
         "model_name": r.model_name,
         "options": redact(_jsonable(r.options)),
         "ok": r.ok,
-        "error": r.error,
+        "error": redact_text(r.error) if r.error else r.error,
         "error_kind": r.error_kind,
         "text": r.text,
         "reasoning_text": r.reasoning_text,
@@ -370,11 +515,34 @@ def _row(run_id: str, r: Result) -> dict[str, Any]:
     }
 
 
+#: every Store opened in this process (see interrupt_held_runs)
+_STORES: weakref.WeakSet[Store] = weakref.WeakSet()
+
+
+def interrupt_held_runs() -> list[tuple[str, str]]:
+    """Mark every run a Store of this process still holds (created or resumed, not finished) as interrupted.
+
+    The CLI calls it when Ctrl-C or SIGTERM ends a command, so no run stays ``running``; (id, kind) of each.
+    """
+    marked = []
+    for store in list(_STORES):
+        for run_id in store.held_runs():
+            try:
+                store.finish_run(run_id, "interrupted")
+                marked.append((run_id, store.get_run_row(run_id)["kind"]))
+            except Exception:  # the database is gone too: the run shows as stale instead
+                continue
+    return marked
+
+
 def _run_dict(row: Any) -> dict[str, Any]:
+    stale = staleness(row)
     return {
         "id": row["id"],
         "kind": row["kind"],
-        "status": row["status"],
+        # a run still marked running whose process is gone is "stale" (store/liveness.py)
+        "status": "stale" if stale else row["status"],
+        **({"stale_reason": stale} if stale else {}),
         "started_at": row["started_at"],
         "finished_at": row["finished_at"],
         "models": row["models"],
@@ -401,15 +569,9 @@ def flat_result(row: Any) -> dict[str, Any]:
     return d
 
 
-_SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "headers")
-
-
 def redact(options: dict[str, Any] | None) -> dict[str, Any]:
     """Options with anything that may hold a credential replaced by ``***`` (never stored)."""
-    return {
-        k: "***" if any(w in k.lower() for w in _SECRET_WORDS) and k != "api_key_env" else v
-        for k, v in (options or {}).items()
-    }
+    return redact_options(options)
 
 
 def _jsonable(value: Any) -> Any:

@@ -102,6 +102,10 @@ def m001_runs_and_results(conn: Connection) -> None:
     md.create_all(conn)
 
 
+#: the advisory lock key migrations hold on PostgreSQL (any constant; "tryouts" in ASCII)
+_MIGRATION_LOCK = 0x7472796F757473
+
+
 def applied(conn: Connection) -> set[str]:
     """Names of the migrations already applied."""
     if not inspect(conn).has_table("_migrations"):
@@ -110,7 +114,13 @@ def applied(conn: Connection) -> set[str]:
 
 
 def migrate(conn: Connection) -> list[str]:
-    """Apply every migration not yet applied, in order; return their names."""
+    """Apply every migration not yet applied, in order; return their names.
+
+    On PostgreSQL a transaction-scoped advisory lock makes processes that open the same database at once
+    (a team's first runs) migrate one after the other instead of racing to create the same tables.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
     _bookkeeping.create_all(conn)
     done = applied(conn)
     ran = []
@@ -210,3 +220,40 @@ def m004_judgments_and_votes(conn: Connection) -> None:
 def m005_sampling(conn: Connection) -> None:
     """The effective sampling parameters of each result (what was sent, what was left to a default)."""
     _add_column(conn, "results", Column("sampling", JSON))
+
+
+@migration
+def m006_postgres_widths(conn: Connection) -> None:
+    """Values PostgreSQL refused that SQLite took: strings over a VARCHAR length (a server's own finish reason,
+    a token method naming a long tokenizer path, a long decimal cost, a third party's provider name) become
+    TEXT; result ids (and the columns that point at them) and token counts become 64-bit. SQLite enforces
+    neither a VARCHAR length nor a 32-bit INTEGER, so there is nothing to change there. JSON columns stay
+    ``json``: it keeps what was written, escaped NULs included, which ``jsonb`` refuses, and nothing queries
+    inside them. One ALTER TABLE per table, so each table is rewritten once."""
+    if conn.dialect.name != "postgresql":
+        return
+    tokens = ["input_tokens", "output_tokens"]
+    changes = {
+        "runs": {"TEXT": ["tryouts_version"]},
+        "results": {
+            "TEXT": ["provider", "error_kind", "finish_reason", "token_method", "cost_total", "cost_input",
+                     "cost_output", "cost_currency", "cost_source"],
+            "BIGINT": ["id", *tokens, "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"],
+        },
+        "judgments": {"TEXT": ["cost_total", "cost_source"], "BIGINT": ["result_id", "other_result_id", *tokens]},
+        "votes": {"BIGINT": ["result_a", "result_b"]},
+    }
+    for table, kinds in changes.items():
+        parts = [f'ALTER COLUMN "{column}" TYPE {kind}' for kind, columns in kinds.items() for column in columns]
+        conn.exec_driver_sql(f'ALTER TABLE "{table}" ' + ", ".join(parts))
+    sequence = conn.exec_driver_sql("SELECT pg_get_serial_sequence('results', 'id')").scalar()
+    if sequence:
+        conn.exec_driver_sql(f"ALTER SEQUENCE {sequence} AS BIGINT")
+
+
+@migration
+def m007_run_owner(conn: Connection) -> None:
+    """Who is running a run (``PID@HOST``) and its last heartbeat, so a run whose process died shows as stale
+    and a run being run cannot be resumed a second time (store/liveness.py)."""
+    _add_column(conn, "runs", Column("owner", Text))
+    _add_column(conn, "runs", Column("heartbeat_at", String(40)))

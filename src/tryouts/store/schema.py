@@ -6,9 +6,25 @@ Times are ISO 8601 strings in UTC; money is a decimal string (exact in SQLite an
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 
 metadata = MetaData()
+
+#: a result id: 64-bit on PostgreSQL (m006); SQLite's INTEGER PRIMARY KEY is already 64-bit (and must be
+#: spelled INTEGER to stay the rowid that numbers new rows)
+ID = BigInteger().with_variant(Integer(), "sqlite")
 
 runs = Table(
     "runs",
@@ -21,27 +37,29 @@ runs = Table(
     Column("models", JSON, nullable=False),
     Column("request", JSON, nullable=False),
     Column("meta", JSON, nullable=False),
-    Column("tryouts_version", String(40), nullable=False),
+    Column("tryouts_version", Text, nullable=False),
+    Column("owner", Text),  # PID@HOST of the process running it (m007)
+    Column("heartbeat_at", String(40)),  # its last sign of life (m007)
 )
 
 results = Table(
     "results",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("id", ID, primary_key=True, autoincrement=True),
     Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
     Column("model_index", Integer, nullable=False),
     Column("case_index", Integer, nullable=False),
     Column("repeat_index", Integer, nullable=False),
     Column("model", Text, nullable=False),
-    Column("provider", String(60), nullable=False),
+    Column("provider", Text, nullable=False),
     Column("model_name", Text, nullable=False),
     Column("options", JSON, nullable=False),
     Column("ok", Boolean, nullable=False),
     Column("error", Text),
-    Column("error_kind", String(40)),
+    Column("error_kind", Text),
     Column("text", Text, nullable=False),
     Column("reasoning_text", Text, nullable=False),
-    Column("finish_reason", String(40)),
+    Column("finish_reason", Text),
     Column("started_at", String(40), nullable=False),
     Column("queue_ms", Float),
     Column("load_ms", Float),
@@ -52,18 +70,18 @@ results = Table(
     Column("output_tokens_per_s", Float),
     Column("itl_ms", JSON, nullable=False),
     Column("n_chunks", Integer, nullable=False),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-    Column("cached_input_tokens", Integer),
-    Column("cache_write_tokens", Integer),
-    Column("reasoning_tokens", Integer),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cached_input_tokens", BigInteger),
+    Column("cache_write_tokens", BigInteger),
+    Column("reasoning_tokens", BigInteger),
     Column("tokens_estimated", Boolean, nullable=False),
-    Column("token_method", String(200), nullable=False),
-    Column("cost_total", String(40)),
-    Column("cost_input", String(40)),
-    Column("cost_output", String(40)),
-    Column("cost_currency", String(8), nullable=False),
-    Column("cost_source", String(40), nullable=False),
+    Column("token_method", Text, nullable=False),
+    Column("cost_total", Text),
+    Column("cost_input", Text),
+    Column("cost_output", Text),
+    Column("cost_currency", Text, nullable=False),
+    Column("cost_source", Text, nullable=False),
     Column("server_timings", JSON),
     Column("request", JSON, nullable=False),
     Column("cached", Boolean, nullable=False),
@@ -91,8 +109,8 @@ judgments = Table(
     Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
     Column("kind", String(20), nullable=False),  # rubric | pairwise
     Column("judge", Text, nullable=False),  # the judge's model reference
-    Column("result_id", Integer, nullable=False),  # the judged result (pairwise: the first of the pair)
-    Column("other_result_id", Integer),  # pairwise: the second of the pair
+    Column("result_id", ID, nullable=False),  # the judged result (pairwise: the first of the pair)
+    Column("other_result_id", ID),  # pairwise: the second of the pair
     Column("order", String(4)),  # pairwise: "ab" (result first, shown as A) or "ba" (shown swapped)
     Column("ok", Boolean, nullable=False),
     Column("error", Text),
@@ -103,10 +121,10 @@ judgments = Table(
     Column("created_at", String(40), nullable=False),
     Column("ttft_ms", Float),
     Column("e2e_ms", Float),
-    Column("input_tokens", Integer),
-    Column("output_tokens", Integer),
-    Column("cost_total", String(40)),
-    Column("cost_source", String(40), nullable=False),
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cost_total", Text),
+    Column("cost_source", Text, nullable=False),
 )
 
 #: a pairwise preference between two results of the same cell: a human's (arena) or a judge's consistent verdict
@@ -117,8 +135,8 @@ votes = Table(
     Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
     Column("case_index", Integer, nullable=False),
     Column("repeat_index", Integer, nullable=False),
-    Column("result_a", Integer, nullable=False),
-    Column("result_b", Integer, nullable=False),
+    Column("result_a", ID, nullable=False),
+    Column("result_b", ID, nullable=False),
     Column("model_a", Text, nullable=False),  # the label shown in rankings
     Column("model_b", Text, nullable=False),
     Column("verdict", String(10), nullable=False),  # a | b | tie | both_bad
