@@ -61,14 +61,32 @@ from . import keys as _keys  # noqa: E402,F401
 # isort: on
 
 
+def _interrupt_held_runs() -> None:
+    """Mark every run this process was still running as interrupted, and say how to resume a suite run."""
+    store = sys.modules.get("tryouts.store")
+    if store is None:  # nothing was stored
+        return
+    for run_id, kind in store.interrupt_held_runs():
+        hint = f" Resume with: tryouts run --resume {run_id}" if kind == "suite" else ""
+        print(f"Run {run_id} is marked interrupted; its results so far are kept.{hint}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``tryouts`` console script."""
+    import signal
+
     from ..errors import TryoutsError
 
+    def on_sigterm(signum: int, frame: object) -> None:  # SIGTERM (kill, a CI timeout) ends work as Ctrl-C does
+        raise KeyboardInterrupt
+
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, on_sigterm)
     try:
         code = app(args=argv, prog_name="tryouts", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):
         print("Interrupted.", file=sys.stderr)
+        _interrupt_held_runs()
         code = EXIT_INTERRUPTED
     except typer.exceptions.TyperException as exc:  # usage errors from the (vendored) click layer
         show = getattr(exc, "show", None)
@@ -78,7 +96,9 @@ def main(argv: list[str] | None = None) -> None:
         code = EXIT_OK if no_args_help else EXIT_ERROR
     except TryoutsError as exc:
         from rich.console import Console
+        from rich.markup import escape
 
-        Console(stderr=True).print(f"[bold red]Error:[/] {exc.message}", highlight=False)
+        # the message may quote a file, a URL or a server's words: "[...]" in it is text, not markup
+        Console(stderr=True).print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False)
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -28,7 +28,6 @@ def demo(
     OpenAI-compatible server on 127.0.0.1, and Hugging Face transformers loading the same GGUF (dequantized),
     plus any commercial model whose API key is set. Nothing leaves this machine unless a key is set.
     """
-    import asyncio
     import contextlib
     import os
 
@@ -37,6 +36,7 @@ def demo(
     from ..demo.real import GGUF_FILE, ensure_smollm2
     from ..demo.server import llamacpp_server
     from ..engine.compare import compare as run_compare
+    from ..engine.interrupt import run_interruptible
     from ..types import GenParams, ModelSpec
     from .render import LiveView, make_console, print_outputs, print_results
 
@@ -72,9 +72,9 @@ def demo(
         console.print(f"Prompt: [italic]{prompt}[/]  (greedy: temperature 0)")
         if live and console.is_terminal:
             with Live(view, console=console, refresh_per_second=8, transient=True):
-                outcome = asyncio.run(go())
+                outcome = run_interruptible(go())
         else:
-            outcome = asyncio.run(go())
+            outcome = run_interruptible(go())
     run = store.get_run(outcome.run_id)
     print_outputs(console, run["results"])
     print_results(console, run["results"], title=f"Run {outcome.run_id}")

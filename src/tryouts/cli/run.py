@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from . import app
 from .compare import DB_HELP, open_store
@@ -51,7 +53,7 @@ def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | N
         bound = p.output_basis.startswith("max_tokens") and p.cost_usd is not None and p.cost_usd > 0
         label = labels[p.model_index] if labels else p.model
         table.add_row(
-            short_label(label), str(p.cells), f"~{p.input_tokens:,}",
+            Text(short_label(label)), str(p.cells), f"~{p.input_tokens:,}",
             ("≤" if p.output_basis.startswith("max_tokens") else "~") + f"{p.output_tokens:,}",
             ("≤" if bound else "") + fmt_cost(p.cost_usd, p.cost_basis),
             "unknown" if p.seconds is None else f"~{p.seconds:,.0f} s",
@@ -126,7 +128,7 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None,
             else:
                 extra += ["-", "-"]
         table.add_row(
-            short_label(label), str(s["n"]), str(s["failures"]), str(s["cached"]),
+            Text(short_label(label)), str(s["n"]), str(s["failures"]), str(s["cached"]),
             ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,
             "unknown" if per_k is None else f"${float(per_k):.4f}", *extra,
         )
@@ -158,7 +160,7 @@ def print_failure_kinds(console, results: list[dict], labels: list[str] | None =
             continue
         label = labels[m] if labels and m < len(labels) else next(r["model"] for r in results if r["model_index"] == m)
         cells = "cell" if n == 1 else "cells"
-        console.print(f"[yellow]{short_label(label)}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.[/]")
+        console.print(f"[yellow]{escape(short_label(label))}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.[/]")
 
 
 def _p(value: float) -> str:
@@ -252,9 +254,10 @@ def run(
     Results are committed as they complete; after a crash or Ctrl-C, 'tryouts run --resume RUN' runs only
     the missing cells. Exit code 0 when the run completed (failed cells are recorded and shown), 2 with
     --fail-on-error when any cell failed, 1 on bad input (a suite error names file, line and field), 130
-    when interrupted.
+    when interrupted with Ctrl-C (143 with SIGTERM); the run is then marked interrupted. A run whose process
+    died (kill -9) shows as stale in 'tryouts runs' and resumes the same way; a run that another process is
+    running cannot be resumed.
     """
-    import asyncio
     import json
 
     from ..errors import UsageError
@@ -315,8 +318,8 @@ def run(
         run_id = create_suite_run(store, suite, Path(suite_file), cells)
         skip: set = set()
     else:
+        store.claim_run(run_id)  # refused while another process runs it
         skip = store.done_cells(run_id)
-        store.set_run_status(run_id, "running")
     console.print(f"Run [bold]{run_id}[/]: {len(cells) - len(skip)} of {len(cells)} cells to run "
                   f"({len(labels)} models, {len(cases)} cases, {suite.repeats} repeats).")
 
@@ -342,22 +345,24 @@ def run(
             cached[m] += payload.cached
             bars.update(tasks[m], advance=1, failed=failed[m], cached=cached[m])
         elif kind == "retry":
-            bars.console.print(f"[yellow]retry[/] {labels[cell.model_index]} case {cell.case_index}: {payload}",
+            bars.console.print(f"[yellow]retry[/] {escape(labels[cell.model_index])} case {cell.case_index}: {escape(str(payload))}",
                                highlight=False)
 
-    try:
+    from ..engine.interrupt import run_interruptible
+
+    try:  # Ctrl-C or SIGTERM: generation stops, what is done stays recorded, the run is marked interrupted
         with bars:
-            asyncio.run(run_cells(
+            run_interruptible(run_cells(
                 cells, store=store, run_id=run_id, policy=policy, skip=skip, cases=cases,
                 prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1,
-            ))
-    except KeyboardInterrupt:
+            ), say=lambda msg: console.print(msg, highlight=False))
+        finish_suite_run(store, run_id, suite, policy, say=lambda msg: console.print(msg, highlight=False))
+    except KeyboardInterrupt as exc:
         store.finish_run(run_id, "interrupted")
         done = len(store.done_cells(run_id))
         console.print(f"\nInterrupted: {done} of {len(cells)} cells are recorded. "
-                      f"Resume with: tryouts run --resume {run_id}")
-        return 130
-    finish_suite_run(store, run_id, suite, policy, say=lambda msg: console.print(msg, highlight=False))
+                      f"Resume with: tryouts run --resume {run_id}", highlight=False)
+        return getattr(exc, "exit_code", 130)
     data = store.get_run(run_id)
     n_failed = sum(not r["ok"] for r in data["results"])
     if fmt == "json":

@@ -66,11 +66,16 @@ def show(
     if fmt == "json":
         print(json.dumps(data, indent=2, default=str))
         return 0
+    from rich.markup import escape
+
     console = make_console()
     r = data["run"]
     prompt = "\n".join(f"{m['role']}: {m['content']}" for m in r["request"].get("messages", []))
     console.print(f"[bold]Run {r['id']}[/] · {r['kind']} · {r['status']} · started {r['started_at'][:19]} UTC")
-    console.print(f"[dim]{prompt}[/]")
+    console.print(f"[dim]{escape(prompt)}[/]")
+    if r.get("stale_reason"):  # marked running, but its process is gone
+        resume = f"; resume with: tryouts run --resume {r['id']}" if r["kind"] == "suite" else ""
+        console.print(f"[yellow]Stale:[/] {escape(r['stale_reason'])}{resume}", highlight=False)
     if r["kind"] == "eval-task" and r["meta"].get("eval_task"):  # the task report; rows via --format json
         from .eval_task import print_report
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any, ClassVar
@@ -136,32 +137,69 @@ class Provider(ABC):
         """Release clients or models taken by :meth:`load`."""
         return None
 
+    def stop_generation(self, timeout_s: float = 120.0) -> bool:
+        """Ask every generation thread of this provider (:func:`stream_from_thread`) to stop, and join them.
+
+        In-process providers call it in :meth:`aclose` before freeing a model: a model freed while a thread
+        still generates with it crashes the process (llama.cpp segfaults). A thread stops at its next token.
+        True when none is left running (then the model may be freed).
+        """
+        live: dict[threading.Thread, threading.Event] = self.__dict__.get("_generation", {})
+        for stop in list(live.values()):
+            stop.set()
+        deadline = time.monotonic() + timeout_s
+        for thread in list(live):
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in list(live))
+
+
+class _Stopped(Exception):
+    """Raised inside a generation thread whose consumer has gone away."""
+
 
 async def stream_from_thread(
     work: Callable[[Callable[[Event], None], threading.Event], None],
+    owner: Provider | None = None,
 ) -> AsyncIterator[Event]:
     """Run blocking ``work(emit, stop)`` in a thread and yield the events it emits.
 
     Used by in-process backends: the generating thread stamps each event itself (so a busy event
-    loop cannot delay the stamp), and ``stop`` is set when the consumer goes away.
+    loop cannot delay the stamp), and ``stop`` is set when the consumer goes away. With ``owner``, the
+    thread is known to that provider until it ends, so its :meth:`Provider.stop_generation` can stop and
+    join it even when the consumer was cancelled before this generator's ``finally`` ran.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
     done = object()
 
+    def put(item: object) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is closed (the run was stopped): nobody is listening
+            stop.set()
+
     def emit(ev: Event) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, ev)
+        if stop.is_set():  # the consumer is gone: end the work at its next event
+            raise _Stopped
+        put(ev)
+
+    live: dict[threading.Thread, threading.Event] = (
+        owner.__dict__.setdefault("_generation", {}) if owner is not None else {})
 
     def run() -> None:
         try:
             work(emit, stop)
+        except _Stopped:
+            pass
         except BaseException as exc:  # handed to the consumer, raised there
-            loop.call_soon_threadsafe(queue.put_nowait, exc)
+            put(exc)
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, done)
+            live.pop(threading.current_thread(), None)
+            put(done)
 
     thread = threading.Thread(target=run, name="tryouts-local-gen", daemon=True)
+    live[thread] = stop
     thread.start()
     try:
         while True:

@@ -67,12 +67,23 @@ class LlamaCppProvider(Provider):
         await asyncio.to_thread(self._load)
         return (perf_counter_ns() - t) / 1e6
 
+    def _int_option(self, name: str, default: int) -> int:
+        """The whole-number option ``name`` (``-o n_ctx=4096``); a UsageError naming it otherwise."""
+        value = self.spec.options.get(name, default)
+        try:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError(value)
+            return int(value)
+        except (TypeError, ValueError, OverflowError):
+            raise errors.UsageError(f"{self.spec.ref}: the option {name} must be a whole number, e.g. "
+                                    f"-o {name}={default if default > 0 else 4}, not {str(value)[:40]!r}.") from None
+
     def _load(self) -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         opts = self.spec.options
-        n_ctx = int(opts.get("n_ctx", 4096))
+        n_ctx = self._int_option("n_ctx", 4096)
         try:  # cap at the context the model was trained with (reading the vocabulary only is quick)
             with _quiet():
                 meta = Llama(model_path=str(self.path), vocab_only=True, verbose=False).metadata
@@ -83,11 +94,11 @@ class LlamaCppProvider(Provider):
         kw: dict[str, Any] = {
             "model_path": str(self.path),
             "n_ctx": n_ctx,
-            "n_gpu_layers": int(opts.get("n_gpu_layers", -1)),
+            "n_gpu_layers": self._int_option("n_gpu_layers", -1),
             "verbose": False,
         }
         if "n_threads" in opts:
-            kw["n_threads"] = int(opts["n_threads"])
+            kw["n_threads"] = self._int_option("n_threads", 0)
         kv_type = str(opts.get("kv_type", "f16"))
         if kv_type not in ("f16", "f32"):
             raise errors.UsageError(f"{self.spec.ref}: kv_type must be f16 or f32, not {kv_type!r}.")
@@ -223,9 +234,11 @@ class LlamaCppProvider(Provider):
                                        cached_input_tokens=reused or None)))
                 emit(Finish(perf_counter_ns(), reason))
 
-        return stream_from_thread(work)
+        return stream_from_thread(work, owner=self)
 
     async def aclose(self) -> None:
-        if self.llm is not None:
+        # never free the model under a running generation thread (a stopped run would segfault): stop and
+        # join them first; one that does not end in time keeps the model (leaked, not freed under it)
+        if self.llm is not None and self.stop_generation():
             self.llm.close()
         self.llm = None
