@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from . import app
 from .compare import DB_HELP, open_store
@@ -95,7 +97,7 @@ def arena(
                        result_b=y["id"], model_a=label(x), model_b=label(y), verdict=KEYS[key], source="human")
         n_votes += 1
         if reveal:
-            console.print(f"[dim]A was {short_label(label(x))}, B was {short_label(label(y))}.[/]")
+            console.print(f"[dim]A was {escape(short_label(label(x)))}, B was {escape(short_label(label(y)))}.[/]")
     console.print(f"{n_votes} votes stored. Ratings: tryouts rank {run_id}")
     return 0
 
@@ -177,7 +179,7 @@ def rank(
         for i, row in enumerate(r["ratings"], 1):
             rated = row["rating"] is not None
             ci = f"{row['low']:.0f}–{row['high']:.0f}" if rated and row["low"] is not None else "-"
-            table.add_row(str(i) if rated else "-", short_label(row["model"]),
+            table.add_row(str(i) if rated else "-", Text(short_label(row["model"])),
                           f"{row['rating']:.0f}" if rated else "-", ci,
                           str(row["wins"]), str(row["losses"]), str(row["ties"]), str(row["both_bad"]))
         console.print(table)

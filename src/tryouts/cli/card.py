@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
+from rich.text import Text
 
 from . import app
 
@@ -47,7 +49,7 @@ def _kv_table(rows: list[tuple[str, str]]):
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, Text(v))  # values come from the model's own files: text, not markup
     return table
 
 
@@ -61,7 +63,7 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
     e = info.entry
     gguf_file = info.gguf["path"] if info.gguf and not info.config else None
     title = f"{e.name} ({e.id})" if e else (info.hub_id or gguf_file or info.folder or info.model)
-    console.print(f"[bold]{title}[/]")
+    console.print(f"[bold]{escape(title)}[/]")
     if e is not None:
         a = e.arch
         arch = "undisclosed" if a is None else (
@@ -117,9 +119,9 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
                               str(r["metric"] or "-"), str(r["value"]))
             console.print(table)
     for line in info.mismatches:
-        console.print(f"[yellow]Catalog and {'GGUF' if info.gguf else 'config.json'} differ — {line}[/]")
+        console.print(f"[yellow]Catalog and {'GGUF' if info.gguf else 'config.json'} differ — {escape(line)}[/]")
     for note in info.notes:
-        console.print(f"[yellow]Note:[/] {note}", highlight=False)
+        console.print(f"[yellow]Note:[/] {escape(note)}", highlight=False)
 
 
 def _gguf_rows(g: dict) -> list[tuple[str, str]]:

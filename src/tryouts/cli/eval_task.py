@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.text import Text
 
 from . import app
 from .compare import DB_HELP, open_store
@@ -90,7 +91,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
     for mm in models:
         cost = fmt_cost(mm["cost_usd"], mm.get("cost_source"))
         table.add_row(
-            _label(mm["model"], mm["index"]),
+            Text(_label(mm["model"], mm["index"])),
             mm["route"],
             str(mm["results"]),
             str(mm["failed"]),
@@ -114,7 +115,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
             for c in conf["columns"]:
                 t.add_column(c, justify="right")
             for label, row in zip(conf["labels"], conf["matrix"], strict=True):
-                t.add_row(label, *(str(v) for v in row))
+                t.add_row(Text(label), *(str(v) for v in row))
             console.print(t)
     if task == "code":
         t = Table(
@@ -131,7 +132,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         for mm in models:
             pk = mm["metrics"]["pass_k"]
             t.add_row(
-                _label(mm["model"], mm["index"]),
+                Text(_label(mm["model"], mm["index"])),
                 *(v for k in ks for v in (_num(pk[k]["pass@k"]), _num(pk[k]["pass^k"]))),
                 ", ".join(f"{s} {n}" for s, n in sorted(mm["metrics"]["outcomes"].items())),
             )
@@ -155,7 +156,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
                 diff += f" [{c['low']:+.{digits}f}–{c['high']:+.{digits}f}]"
             test = "exact" if str(c.get("test") or "").startswith("exact") else "bootstrap"
             t.add_row(
-                _label(c["model"], c["model_index"]),
+                Text(_label(c["model"], c["model_index"])),
                 diff,
                 "-" if c["p_value"] is None else f"{c['p_value']:.3g} ({test})",
                 sign_text,
@@ -164,8 +165,8 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         console.print(t)
     for mm in models:
         if mm.get("failed") and mm.get("first_error"):
-            console.print(f"✗ {_label(mm['model'], mm['index'])}: {mm['failed']} request(s) failed (scored as wrong); "
-                          f"first: {mm['first_error']}", highlight=False)
+            console.print(Text(f"✗ {_label(mm['model'], mm['index'])}: {mm['failed']} request(s) failed (scored as "
+                               f"wrong); first: {mm['first_error']}"), highlight=False)
     if any(mm["route"] != "pipeline" and mm["invalid"] for mm in models):
         console.print(
             "Invalid: answers not in the expected form (no label, no JSON list, no code block); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from . import app
 
@@ -129,7 +130,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
     first = estimates[0]
     active = f", {_count(first.params_active)} active per token" if first.params_active else ""
     stored = f"{arch.stored_format} file, " if arch.stored_format else ""
-    console.print(f"[bold]{first.model}[/] ({stored}{arch.model_type}; {arch.source})", highlight=False)
+    console.print(f"[bold]{escape(first.model)}[/] ({stored}{arch.model_type}; {arch.source})", highlight=False)
     console.print(f"{_count(first.params_total)} parameters{active} · context {first.context:,} tokens × batch "
                   f"{first.batch}", highlight=False)
     gpu_label = None
@@ -191,5 +192,5 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
             f"{k} for {', '.join(v)}" for k, v in kv.items()): None, **notes}
     console.print("[dim]Assumptions:[/]")
     for note in notes:
-        console.print(f"[dim] - {note}[/]", highlight=False)
+        console.print(f"[dim] - {escape(note)}[/]", highlight=False)
     console.print("[dim]Formulas: docs/memory.md[/]")

@@ -194,7 +194,7 @@ def print_scores(console: Console, results: Sequence[dict[str, Any]]) -> None:
     reasons = []
     for r in scored:
         s = r["scores"]
-        row = [short_label(r["model"])]
+        row = [Text(short_label(r["model"]))]
         if has_assert:
             a = s.get("assert")
             if a and not r["ok"]:

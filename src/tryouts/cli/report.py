@@ -107,7 +107,7 @@ def diff(
         for m in result["models"]:
             changed = f"{m['n_changed']}/{m['n_matched']}"
             table.add_row(
-                short_label(m["model"]),
+                Text(short_label(m["model"])),
                 Text(changed, style="yellow" if m["n_changed"] else "green"),
                 str(m["n_status_changed"]),
                 _ms(m["ttft_ms_delta_p50"]),
