@@ -240,3 +240,17 @@ class Listener:
         self._stop.set()
         self._thread.join(2)
         self.sock.close()
+
+
+def require_bwrap() -> None:
+    """Tests of the bubblewrap sandbox: skipped only where bubblewrap is not installed (``make test`` installs
+    it); installed but unable to isolate is a failure with bubblewrap's reason, never a silent skip."""
+    import shutil
+
+    from tryouts.scoring import sandbox
+
+    if sandbox.isolation() == "bwrap":
+        return
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed (make test installs it)")
+    pytest.fail(f"bubblewrap is installed but cannot isolate a process: {sandbox._cached_probe()[1]}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Listener
+from helpers import Listener, require_bwrap
 from tryouts.errors import UsageError
 from tryouts.scoring import sandbox
 from tryouts.scoring.sandbox import SandboxResult, extract_code, network_isolation, run_tests
@@ -52,8 +52,7 @@ def mode(request, monkeypatch) -> str:
     if request.param == "unsafe":
         force_unsafe(monkeypatch)
         return "audit-hook"
-    if sandbox.isolation() != "bwrap":
-        pytest.skip("bubblewrap cannot isolate processes here (make test installs it)")
+    require_bwrap()
     return "netns"
 
 
@@ -296,8 +295,7 @@ def test_isolation_is_probed_once():
 
 def test_bubblewrap_itself_isolates(listener, tmp_path):
     """Without the audit hook: inside bubblewrap only loopback, no other process, none of our files."""
-    if sandbox.isolation() != "bwrap":
-        pytest.skip("bubblewrap cannot isolate processes here (make test installs it)")
+    require_bwrap()
     secret = tmp_path / "secret.txt"
     secret.write_text("x", encoding="utf-8")
     work = tmp_path / "work"
@@ -421,3 +419,25 @@ def test_extract_code_unclosed_and_indented_and_tilde_fences():
 def test_extracted_code_runs():
     answer = "```python\ndef square(n):\n    return n * n\n```"
     assert run_tests(extract_code(answer), "assert square(7) == 49").passed
+
+
+def test_a_python_environment_under_tmp_is_mounted_not_hidden():
+    """A venv under /tmp (a CI checkout) is mounted on top of the sandbox's empty /tmp: mounted before it, it
+    was hidden and bwrap could not find the interpreter (found by a fresh clone's CI)."""
+    import shutil
+    import venv
+
+    require_bwrap()
+    env_dir = Path(tempfile.mkdtemp(prefix="tryouts-venv-", dir="/tmp")) / "venv"
+    venv.create(env_dir, with_pip=False)
+    src = Path(sandbox.__file__).resolve().parents[2]
+    script = (f"import sys; sys.path.insert(0, {str(src)!r})\n"
+              "from tryouts.scoring import sandbox\n"
+              "r = sandbox.run_tests('def add(a, b):\\n    return a + b\\n', 'assert add(2, 3) == 5\\n')\n"
+              "print(r.status, r.isolation)\n")
+    try:
+        done = subprocess.run([str(env_dir / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        shutil.rmtree(env_dir.parent, ignore_errors=True)
+    assert done.stdout.split() == ["passed", "bwrap"], done.stderr[-2000:]

@@ -163,10 +163,12 @@ def _bwrap_command(bwrap: str, work: str, extra: tuple[str, ...] = ()) -> list[s
             cmd += ["--ro-bind", top, top]
     for f in ("/etc/ld.so.cache", "/etc/localtime"):
         cmd += ["--ro-bind-try", f, f]
+    # the empty /tmp first: a Python environment that lives under /tmp (a CI checkout) is mounted on top of it,
+    # not hidden by it (bubblewrap mounts in the order given)
+    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for d in _python_dirs():
         cmd += ["--ro-bind", d, d]
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", work, INSIDE, "--chdir", INSIDE,
-            *extra, "--"]
+    cmd += ["--bind", work, INSIDE, "--chdir", INSIDE, *extra, "--"]
     return cmd
 
 
