@@ -12,7 +12,7 @@ See docs/architecture.md for the layers.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["__version__", "compare"]
 

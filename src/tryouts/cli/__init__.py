@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from .. import __version__
+from .._version import __version__
 
 app = typer.Typer(
     name="tryouts",

@@ -58,7 +58,7 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
     from rich.panel import Panel
     from rich.table import Table
 
-    from .models import fmt_context, fmt_params
+    from .common import fmt_context, fmt_params
 
     e = info.entry
     gguf_file = info.gguf["path"] if info.gguf and not info.config else None
@@ -128,7 +128,7 @@ def _gguf_rows(g: dict) -> list[tuple[str, str]]:
     """The GGUF panel: the file's own metadata (values escaped: a chat template is full of brackets)."""
     from rich.markup import escape
 
-    from .memory import _count
+    from .common import fmt_count
 
     def tok(text, tid) -> str:
         return "-" if tid is None else f"{text} ({tid})" if text is not None else str(tid)
@@ -148,7 +148,7 @@ def _gguf_rows(g: dict) -> list[tuple[str, str]]:
                 "none (a base model: prompts go in as plain text)")
     rows = [
         ("Architecture", g["architecture"] or "-"), ("Name", g["name"] or "-"),
-        ("Parameters", f"{_count(g['params'])} ({g['params']:,})"),
+        ("Parameters", f"{fmt_count(g['params'])} ({g['params']:,})"),
         ("Quantization", f"{g['quantization']}{bpw}"),
         ("Context", f"{g['context_length']:,} tokens" if g["context_length"] else "-"),
         ("Shape", shape or "-"),

@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import typer
 
 from ..redact import redact
 from . import app
-
-DB_HELP = "Results database: a file path or an SQLAlchemy URL (default: TRYOUTS_DB, else tryouts.db in the user data dir)."
-
-
-def parse_options(raw: list[str], n_models: int) -> list[dict[str, Any]]:
-    """``[N:]KEY=VALUE`` items -> one options mapping per model (N is the model's 1-based position)."""
-    import yaml
-
-    from ..errors import UsageError
-
-    per_model: list[dict[str, Any]] = [{} for _ in range(n_models)]
-    for item in raw:
-        target, key_value = None, item
-        head, sep, rest = item.partition(":")
-        if sep and head.isdigit():
-            target, key_value = int(head), rest
-        key, sep, value = key_value.partition("=")
-        if not sep or not key:
-            raise UsageError(f"Option {item!r} is not KEY=VALUE (or N:KEY=VALUE for the N-th model only).")
-        if target is not None and not 1 <= target <= n_models:
-            raise UsageError(f"Option {item!r} names model {target}, but there are {n_models} models.")
-        parsed = yaml.safe_load(value) if value else ""
-        for i in [target - 1] if target else range(n_models):
-            per_model[i][key.strip()] = parsed
-    return per_model
-
-
-def open_store(db: str | None):
-    from ..paths import default_db
-    from ..store import Store
-
-    return Store(db or default_db())
+from .common import DB_HELP, open_store, parse_options
 
 
 @app.command(rich_help_panel="Run")
@@ -123,7 +91,7 @@ def compare(
     params = GenParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     # every scoring option is checked before anything is sent
     from ..scoring.assertions import from_cli, parse_assertion
-    from .score import scoring_from_options
+    from .common import scoring_from_options
 
     asserts = [from_cli(a) for a in assertion]
     for i, spec in enumerate(asserts):
@@ -139,7 +107,7 @@ def compare(
 
         for ref in scoring.scorers:
             load_scorer(ref, Path.cwd())
-        from .score import check_judge_ready
+        from ..usecases.scoring import check_judge_ready
 
         check_judge_ready(scoring)
     case = {"expected": expect, "asserts": asserts} if asserts or expect is not None else None
@@ -166,7 +134,7 @@ def compare(
         from pathlib import Path
 
         from ..errors import TryoutsError
-        from ..scoring.run_scoring import score_run
+        from ..usecases.scoring import score_run
 
         try:
             judge_failed = (score_run(store, outcome.run_id, scoring, base_dir=Path.cwd(), say=scoring_notes.append)

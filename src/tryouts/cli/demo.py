@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import app
-from .compare import DB_HELP, open_store
+from .common import DB_HELP, open_store
 
 DEMO_PROMPT = "What is the capital of France? Answer in one sentence."
 

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.text import Text
 
 from . import app
-from .compare import DB_HELP, open_store
+from .common import DB_HELP, open_store
+from .views import numbered_label, print_report
 
 _TASK_HELP = "classification, ner, translation, summarization, embeddings or code (see docs/tasks.md)."
 
@@ -24,155 +24,6 @@ def _ks(raw: str) -> tuple[int, ...]:
     if not ks or ks[0] < 1:
         raise UsageError(f"--k {raw!r} must be positive whole numbers separated by commas, e.g. --k 1,5.")
     return tuple(ks)
-
-
-def _ci(p: dict[str, Any] | None, digits: int = 3) -> str:
-    if not p or p.get("mean") is None:
-        return "-"
-    if p.get("low") is None:
-        return f"{p['mean']:.{digits}f}"
-    return f"{p['mean']:.{digits}f} [{p['low']:.{digits}f}–{p['high']:.{digits}f}]"
-
-
-def _num(v: Any, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
-
-
-def _title(name: str) -> str:
-    from ..tasks.scoring import metric_title
-
-    return metric_title(name)
-
-
-def _label(ref: str, index: int) -> str:
-    """``N. name``: the model's position (comparisons name it) and its short label."""
-    from .render import short_label
-
-    name = short_label(ref)
-    if len(name) > 40:  # e.g. a replay script
-        name = name[:39] + "…"
-    return f"{index + 1}. {name}"
-
-
-def print_report(console: Any, report: dict[str, Any]) -> None:
-    """The task report as tables: metrics per model, then task details, then paired comparisons."""
-    from rich.table import Table
-
-    from .render import fmt_cost
-
-    task, models = report["task"], report["models"]
-
-    mode = f" ({report['mode']})" if report.get("mode") else ""
-    console.print(
-        f"[bold]{task}{mode}[/] on {report['data']}: {report['n_cases']} cases, "
-        f"{report['repeats']} repeat(s), {len(models)} model(s). Intervals: 95% bootstrap over cases."
-    )
-    digits = 1 if task == "translation" else 3
-    table = Table(title="Task metrics", title_justify="left", header_style="bold")
-    names = list(models[0]["intervals"]) if models else []
-    extra: list[tuple[str, Any]] = []
-    if task == "ner":
-        extra = [
-            (h, lambda mm, k=k: _num(mm["metrics"].get(k)))
-            for h, k in (("Precision", "precision"), ("Recall", "recall"))
-        ]
-    for col in (
-        "Model",
-        "Route",
-        "Results",
-        "Failed",
-        "Invalid",
-        *(_title(n) + " (95% CI)" for n in names),
-        *(h for h, _ in extra),
-        "E2E p50 ms",
-        "Cost USD",
-    ):
-        table.add_column(col, justify="left" if col in ("Model", "Route") else "right")
-    for mm in models:
-        cost = fmt_cost(mm["cost_usd"], mm.get("cost_source"))
-        table.add_row(
-            Text(_label(mm["model"], mm["index"])),
-            mm["route"],
-            str(mm["results"]),
-            str(mm["failed"]),
-            str(mm["invalid"]),
-            *(_ci(mm["intervals"][n], digits) for n in names),
-            *(fn(mm) for _, fn in extra),
-            _num(mm["e2e_ms_p50"], 1),
-            cost,
-        )
-    console.print(table)
-    if task == "classification":
-        for mm in models:
-            conf = mm["metrics"]["confusion"]
-            t = Table(
-                title=f"Confusion matrix: {_label(mm['model'], mm['index'])} "
-                "(rows: gold, columns: predicted)",
-                title_justify="left",
-                header_style="bold",
-            )
-            t.add_column("gold \\ predicted")
-            for c in conf["columns"]:
-                t.add_column(c, justify="right")
-            for label, row in zip(conf["labels"], conf["matrix"], strict=True):
-                t.add_row(Text(label), *(str(v) for v in row))
-            console.print(t)
-    if task == "code":
-        t = Table(
-            title="pass@k and pass^k (mean over cases; from repeats)",
-            title_justify="left",
-            header_style="bold",
-        )
-        ks = list(models[0]["metrics"]["pass_k"]) if models else []
-        t.add_column("Model")
-        for k in ks:
-            t.add_column(f"pass@{k}", justify="right")
-            t.add_column(f"pass^{k}", justify="right")
-        t.add_column("Outcomes")
-        for mm in models:
-            pk = mm["metrics"]["pass_k"]
-            t.add_row(
-                Text(_label(mm["model"], mm["index"])),
-                *(v for k in ks for v in (_num(pk[k]["pass@k"]), _num(pk[k]["pass^k"]))),
-                ", ".join(f"{s} {n}" for s, n in sorted(mm["metrics"]["outcomes"].items())),
-            )
-        console.print(t)
-    if report.get("comparisons"):
-        t = Table(
-            title=f"Paired comparisons with {_label(models[0]['model'], 0)} ({_title(report['primary'])}, "
-            "same cases)",
-            title_justify="left",
-            header_style="bold",
-        )
-        for col in ("Model", "Difference (95% CI)", "p-value (test)", "Sign test (wins/losses/ties, p)", "Verdict"):
-            t.add_column(col, justify="left" if col in ("Model", "Verdict") else "right")
-        for c in report["comparisons"]:
-            sign = c.get("sign_test")
-            sign_text = (
-                f"{sign['wins_b']}/{sign['wins_a']}/{sign['ties']}, p={sign['p_value']:.3g}" if sign else "-"
-            )
-            diff = "-" if c["diff"] is None else f"{c['diff']:+.{digits}f}"
-            if c["diff"] is not None and c.get("low") is not None:
-                diff += f" [{c['low']:+.{digits}f}–{c['high']:+.{digits}f}]"
-            test = "exact" if str(c.get("test") or "").startswith("exact") else "bootstrap"
-            t.add_row(
-                Text(_label(c["model"], c["model_index"])),
-                diff,
-                "-" if c["p_value"] is None else f"{c['p_value']:.3g} ({test})",
-                sign_text,
-                c.get("verdict") or "",
-            )
-        console.print(t)
-    for mm in models:
-        if mm.get("failed") and mm.get("first_error"):
-            console.print(Text(f"✗ {_label(mm['model'], mm['index'])}: {mm['failed']} request(s) failed (scored as "
-                               f"wrong); first: {mm['first_error']}"), highlight=False)
-    if any(mm["route"] != "pipeline" and mm["invalid"] for mm in models):
-        console.print(
-            "Invalid: answers not in the expected form (no label, no JSON list, no code block); "
-            "they score as wrong.",
-            style="dim",
-        )
 
 
 def _tiny_models() -> None:
@@ -256,7 +107,7 @@ def eval_task(
     from ..tasks.data import load_dataset
     from ..tasks.evaluate import EvalSettings, evaluate
     from ..types import ModelSpec
-    from .compare import parse_options
+    from .common import parse_options
     from .render import make_console
 
     if tiny_models:
@@ -332,7 +183,7 @@ def eval_task(
         disable=not (progress and console.is_terminal),
     )
     per_model = len(dataset.cases) * (1 if spec.name == "embeddings" else repeats)
-    answer_bars = {m: bars.add_task(_label(s.ref, m), total=per_model, failed=0) for m, s in enumerate(specs)}
+    answer_bars = {m: bars.add_task(numbered_label(s.ref, m), total=per_model, failed=0) for m, s in enumerate(specs)}
     test_bars: dict[int, Any] = {}
     failed: dict[tuple[str, int], int] = {}
 
@@ -342,7 +193,7 @@ def eval_task(
             bars.update(answer_bars[m], advance=1, failed=failed[("a", m)])
         elif stage == "test":
             if m not in test_bars:
-                test_bars[m] = bars.add_task(f"tests: {_label(specs[m].ref, m)}", total=per_model, failed=0)
+                test_bars[m] = bars.add_task(f"tests: {numbered_label(specs[m].ref, m)}", total=per_model, failed=0)
             failed[("t", m)] = failed.get(("t", m), 0) + (not ok)
             bars.update(test_bars[m], advance=1, failed=failed[("t", m)])
 

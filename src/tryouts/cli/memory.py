@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from . import app
+from .common import fmt_count
 
 MODEL_HELP = ("A GGUF file (its header is read), a model's config.json (or its folder), a catalog name (see "
               "'tryouts models'), or a Hugging Face id whose config.json is in the local Hugging Face cache.")
@@ -108,14 +109,6 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:,.2f} GB"
 
 
-def _count(n: int) -> str:
-    if n >= 1e9:
-        return f"{n / 1e9:,.2f} B"
-    if n >= 1e6:
-        return f"{n / 1e6:,.1f} M"
-    return f"{n / 1e3:,.1f} K" if n >= 1e3 else str(n)
-
-
 def _fit_text(row: dict[str, Any]) -> str:
     spare = row["headroom_bytes"]
     return f"[green]yes[/] ({_gb(spare)} spare)" if row["fits"] else f"[red]no[/] ({_gb(-spare)} short)"
@@ -128,10 +121,10 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
 
     console = make_console()
     first = estimates[0]
-    active = f", {_count(first.params_active)} active per token" if first.params_active else ""
+    active = f", {fmt_count(first.params_active)} active per token" if first.params_active else ""
     stored = f"{arch.stored_format} file, " if arch.stored_format else ""
     console.print(f"[bold]{escape(first.model)}[/] ({stored}{arch.model_type}; {arch.source})", highlight=False)
-    console.print(f"{_count(first.params_total)} parameters{active} · context {first.context:,} tokens × batch "
+    console.print(f"{fmt_count(first.params_total)} parameters{active} · context {first.context:,} tokens × batch "
                   f"{first.batch}", highlight=False)
     gpu_label = None
     if target:
@@ -143,9 +136,9 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         for col, justify in (("Part", "left"), ("Parameters", "right"), ("Stored as", "left"), ("Memory", "right")):
             t.add_column(col, justify=justify)  # type: ignore[arg-type]
         for cls, n in e.params_by_class.items():
-            t.add_row(cls, _count(n), e.storage.get(cls, ""), _gb(e.weight_bytes_by_class[cls]))
+            t.add_row(cls, fmt_count(n), e.storage.get(cls, ""), _gb(e.weight_bytes_by_class[cls]))
         t.add_section()
-        t.add_row("[bold]weights[/]", _count(e.params_total), f"{e.bits_per_weight:.2f} bits per weight",
+        t.add_row("[bold]weights[/]", fmt_count(e.params_total), f"{e.bits_per_weight:.2f} bits per weight",
                   _gb(e.weights_bytes))
         t.add_row("KV cache", "", f"{e.context:,} tokens × {e.batch}, {e.kv_dtype}", _gb(e.kv_bytes))
         t.add_row("overhead", "", "1 GiB + 5% of weights and KV", _gb(e.overhead_bytes))
@@ -175,7 +168,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         p.add_column("Parameters", justify="right")
         p.add_column("Share", justify="right")
         for cls, n in first.params_by_class.items():
-            p.add_row(cls, _count(n), f"{100 * n / first.params_total:.1f}%")
+            p.add_row(cls, fmt_count(n), f"{100 * n / first.params_total:.1f}%")
         console.print(p)
         if target:
             console.print(f"GPU: {gpu_label}", highlight=False)

@@ -5,31 +5,9 @@ from __future__ import annotations
 import typer
 
 from . import app
+from .common import fmt_context, fmt_params
 
 SORTS = ("catalog", "params", "context", "price")
-
-
-def fmt_params(total: int | None, active: int | None = None, is_open: bool = False) -> str:
-    """Billions: ``70.6``, ``8.03``, ``0.110``; MoE adds the active count in brackets; None = undisclosed (or not recorded)."""
-    if total is None:
-        return "not recorded" if is_open else "undisclosed"
-
-    def b(n: int) -> str:
-        x = n / 1e9
-        return f"{x:.3f}" if x < 1 else (f"{x:.2f}" if x < 10 else f"{x:.1f}")
-
-    return f"{b(total)} ({b(active)})" if active else b(total)
-
-
-def fmt_context(n: int | None) -> str:
-    """Tokens in decimal units as ``--min-context`` reads them: 131k, 1.05M."""
-    if n is None:
-        return "-"
-    if n >= 1_000_000:
-        return f"{n / 1e6:.3g}M"
-    if n >= 10_000:
-        return f"{n / 1e3:.0f}k"
-    return f"{n / 1e3:.1f}k" if n >= 1000 else str(n)
 
 
 def fmt_price(row) -> str:

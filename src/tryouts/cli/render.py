@@ -10,24 +10,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..labels import short_label
+
 PANEL_LINES = 10
 PER_ROW = 3
-
-
-def short_label(ref: str) -> str:
-    """A display name: local paths shortened to their last part (with its parent when the last part is a
-    generic ``model`` folder, as packaged models have), URLs to host and model."""
-    provider, _, model = ref.partition(":")
-    if "#" in model and "://" in model:
-        url, _, name = model.rpartition("#")
-        host = url.split("://", 1)[1].split("/", 1)[0]
-        return f"{provider}:{host}#{name}"
-    if model.startswith((".", "/", "~")):
-        parts = model.rstrip("/").rsplit("/", 2)
-        if parts[-1] == "model" and len(parts) > 2 and parts[-2]:
-            return f"{provider}:{parts[-2]}/{parts[-1]}"
-        return f"{provider}:{parts[-1]}"
-    return ref
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -156,7 +142,6 @@ def print_results(console: Console, results: Sequence[dict[str, Any]], title: st
         notes.append("Sampling: " + "; ".join(f"{label}: {text}" for label, text in texts.items()) + ".")
     for note in notes:
         console.print(Text(note, style="dim"))
-
 
 
 def print_outputs(console: Console, results: Sequence[dict[str, Any]]) -> None:

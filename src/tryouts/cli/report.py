@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import app
-from .compare import DB_HELP, open_store
+from .common import DB_HELP, open_store
 
 RUN_HELP = "A run id, a unique prefix of one, or 'latest'."
 

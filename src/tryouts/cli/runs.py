@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import app
-from .compare import DB_HELP, open_store
+from .common import DB_HELP, open_store
 
 
 def _check_format(fmt: str) -> None:
@@ -77,14 +77,14 @@ def show(
         resume = f"; resume with: tryouts run --resume {r['id']}" if r["kind"] == "suite" else ""
         console.print(f"[yellow]Stale:[/] {escape(r['stale_reason'])}{resume}", highlight=False)
     if r["kind"] == "eval-task" and r["meta"].get("eval_task"):  # the task report; rows via --format json
-        from .eval_task import print_report
+        from .views import print_report
 
         print_report(console, r["meta"]["eval_task"])
         return 0
     if outputs:
         print_outputs(console, data["results"])
     if r["kind"] == "suite":  # many cells: the summary per model, with quality and paired comparisons
-        from .run import print_summary
+        from .views import print_summary
 
         print_summary(console, data["results"], r["meta"].get("labels"), r["meta"].get("quality"))
     else:

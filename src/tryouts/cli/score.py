@@ -3,72 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
 
+from ..usecases.scoring import check_judge_ready
 from . import app
-from .compare import DB_HELP, open_store
-
-
-def scoring_from_options(*, judge: str | None, rubric: str | None, scale: str, pairwise: bool,
-                         embedding: str | None, scorers: list[str], judge_options: list[str]) -> Any:
-    """The :class:`~tryouts.suite.model.ScoringSpec` of the command line's scoring options (None: none given).
-
-    Shared by ``tryouts score`` and ``tryouts compare``; a bad option raises UsageError naming it.
-    """
-    from ..errors import UsageError
-    from ..suite.model import ScoringSpec
-    from .compare import parse_options
-
-    if not (judge or rubric or pairwise or embedding or scorers):
-        return None
-    if (rubric or pairwise) and not judge:
-        raise UsageError("--rubric and --pairwise need a judge model: --judge PROVIDER:MODEL.")
-    if judge and not (rubric or pairwise):
-        raise UsageError("Tell the judge what to do: --rubric TEXT and/or --pairwise.")
-    try:
-        lo, hi = (int(x) for x in scale.split("-", 1))
-    except ValueError:
-        raise UsageError(f"--scale should be LOW-HIGH such as 1-5, not {scale!r}.") from None
-    spec: dict = {"embedding": embedding, "scorers": list(scorers)}
-    if judge:
-        spec["judge"] = {"model": {"model": judge, "options": parse_options(judge_options, 1)[0]}, "rubric": rubric,
-                         "pairwise": pairwise, "scale": [lo, hi]}
-    try:
-        return ScoringSpec.model_validate(spec)
-    except ValueError as exc:
-        problems = exc.errors() if hasattr(exc, "errors") else []
-        if not problems:
-            raise UsageError(f"Bad scoring options: {exc}") from None
-        flag = {"judge": "--judge", "scorers": "--scorer", "embedding": "--embedding", "scale": "--scale"}
-
-        def where(loc: tuple) -> str:
-            parts = [str(p) for p in loc if not str(p).startswith("<")]
-            named = [flag[p] for p in parts if p in flag]
-            return named[-1] if named else ".".join(parts)
-
-        raise UsageError("Bad scoring options: " + "; ".join(
-            f"{where(p['loc'])}: {p['msg'].removeprefix('Value error, ')}" for p in problems)) from None
-
-
-def check_judge_ready(scoring: Any) -> None:
-    """Refuse, before anything is sent, a judge whose provider is not ready here (its key unset, its extra
-    missing, its local server down): otherwise every judge call would fail the same way."""
-    if scoring is None or scoring.judge is None:
-        return
-    from ..errors import UsageError
-    from ..providers import get_info
-    from ..types import ModelSpec
-    from .providers import readiness
-
-    entry = scoring.judge.model
-    spec = ModelSpec.parse(entry.model, entry.options)
-    if spec.options.get("api_key_env") or (spec.options.get("base_url") and spec.provider == "openai-compat"):
-        return
-    ready, why = readiness(get_info(spec.provider))
-    if not ready:
-        raise UsageError(f"The judge {spec.ref} is not ready here: {why}. Nothing was sent.")
+from .common import DB_HELP, open_store, scoring_from_options
 
 
 @app.command(rich_help_panel="Quality")
@@ -98,11 +38,12 @@ def score(
     · tryouts score RUN --embedding sentence-transformers/all-MiniLM-L6-v2 · tryouts score RUN --scorer examples/scorers.py:names_a_capital
     """
     from ..errors import UsageError
-    from ..scoring.run_scoring import score_run
     from ..scoring.summary import quality_report
     from ..suite import load_suite
+    from ..usecases.scoring import score_run
+    from ..usecases.suites import suite_policy
     from .render import make_console
-    from .run import _policy, print_summary
+    from .views import print_summary
 
     store = open_store(db)
     data = store.get_run(run)
@@ -124,7 +65,7 @@ def score(
     else:
         raise UsageError(f"Run {run_id} has no scoring section in its suite: give scoring options, e.g. --judge "
                          "openai:gpt-4o --rubric 'Is it correct?', or --embedding MODEL, or --scorer file.py:fn.")
-    policy = _policy(suite, no_cache=True) if suite is not None else None
+    policy = suite_policy(suite, no_cache=True) if suite is not None else None
     check_judge_ready(scoring)
     report = score_run(store, run_id, scoring, base_dir=base_dir, policy=policy,
                        say=lambda msg: console.print(msg, highlight=False))

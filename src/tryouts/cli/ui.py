@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from . import app
-from .compare import DB_HELP
+from .common import DB_HELP
 
 
 def _lan_addresses() -> list[str]:
@@ -66,8 +66,7 @@ def ui(
 
     from ..errors import UsageError
     from ..paths import default_db
-    from ..web import create_app
-    from ..web.security import TOKEN_ENV, is_loopback, new_token
+    from ..web import TOKEN_ENV, create_app, is_loopback, new_token  # the one import of the dashboard
 
     loopback = is_loopback(host)
     if token is None:

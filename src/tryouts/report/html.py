@@ -11,7 +11,7 @@ import json
 from html import escape
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..stats import decimal_str, result_cost, summarize, to_decimal
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, func, insert, make_url, select, update
 
-from .. import __version__
+from .._version import __version__
 from ..errors import StoreError
 from ..redact import redact as redact_text
 from ..redact import redact_options

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+__all__ = ["TOKEN_ENV", "create_app", "is_loopback", "new_token"]
+
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
 
@@ -49,7 +51,7 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     from fastapi.responses import FileResponse, JSONResponse
     from fastapi.staticfiles import StaticFiles
 
-    from .. import __version__
+    from .._version import __version__
     from ..errors import TryoutsError, UsageError
     from ..store import Store
     from .api import router
@@ -109,3 +111,11 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     app.include_router(docs)
     app.add_middleware(Guard, host=host, port=port, token=token, csrf=app.state.csrf)
     return app
+
+
+def __getattr__(name: str) -> Any:  # what ``tryouts ui`` needs of the token, without importing starlette early
+    if name in ("TOKEN_ENV", "is_loopback", "new_token"):
+        from . import security
+
+        return getattr(security, name)
+    raise AttributeError(name)

@@ -210,8 +210,8 @@ def diff(request: Request, a: str, b: str) -> dict[str, Any]:
 
 @router.get("/providers", summary="Providers and whether each is ready here (never a key)")
 def providers(request: Request) -> list[dict[str, Any]]:
-    from ..cli.providers import readiness
     from ..providers import all_providers
+    from ..usecases.providers import readiness
 
     out = []
     for info in all_providers():
@@ -293,7 +293,7 @@ def recommend(request: Request, task: str = "chat", budget: str = "medium", priv
               offline: bool = False, latency_ms: float | None = None, gpu_memory: str | None = None,
               quality: str = "good", fine_tune: bool = False, context: int = Query(4096, ge=1, le=MAX_CONTEXT),
               top: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
-    from ..cli.recommend import advise_with_catalog
+    from ..usecases.recommend import advise_with_catalog
 
     if context > MAX_CONTEXT or top > 50:  # the page passes its own numbers
         raise HTTPException(400, f"context is at most {MAX_CONTEXT:,} and top at most 50.")
@@ -393,7 +393,7 @@ def _pair_ids(request: Request, run_id: str, key: str) -> tuple[int, int] | None
 
 @router.get("/runs/{run}/arena/next", summary="The next blind pair to vote on (no model names)")
 def arena_next(request: Request, run: str) -> dict[str, Any]:
-    from ..cli.arena import arena_pairs
+    from ..usecases.arena import arena_pairs
 
     data = _run(request, run)
     run_id = data["run"]["id"]
@@ -429,7 +429,7 @@ def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
 
 @router.get("/runs/{run}/rank", summary="Bradley–Terry ratings with bootstrap intervals, human and judge apart")
 def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=1000)) -> dict[str, Any]:
-    from ..cli.arena import rankings
+    from ..usecases.arena import rankings
 
     store = _store(request)
     try:
@@ -467,12 +467,15 @@ def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
     import asyncio
     import threading
 
-    from ..cli.run import _cases, create_suite_run, finish_suite_run
-    from ..cli.run import _policy as _run_policy
-    from ..config import price_overrides
-    from ..engine.run import run_cells
     from ..suite import load_suite
     from ..suite.issues import SuiteError
+    from ..usecases.suites import (
+        check_scorers,
+        create_suite_run,
+        finish_suite_run,
+        run_suite_cells,
+        suite_policy,
+    )
 
     try:
         path = _policy(request).suite_path(body.path)
@@ -481,20 +484,20 @@ def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
     try:
         suite = load_suite(path)
         cells = list(suite.cells())
+        check_scorers(suite)  # as in a terminal: a bad scorer is refused before anything is sent
     except SuiteError as exc:
         raise HTTPException(400, suite_problems(exc, body.path)) from None
     except TryoutsError:
         raise HTTPException(400, f"The suite {body.path[:200]!r} cannot be run as it is: run 'tryouts run "
                             f"{body.path[:200]} --dry-run' in a terminal to see why.") from None
     store = _store(request)
-    policy = _run_policy(suite, no_cache=False)
+    policy = suite_policy(suite, no_cache=False)
     run_id = create_suite_run(store, suite, path, cells)
     log: list[str] = request.app.state.suite_logs.setdefault(run_id, [])
 
     def work() -> None:
         try:
-            asyncio.run(run_cells(cells, store=store, run_id=run_id, policy=policy, cases=_cases(suite),
-                                  prices=price_overrides(), allow_cache=suite.repeats == 1))
+            asyncio.run(run_suite_cells(store, run_id, suite, cells, policy))
             finish_suite_run(store, run_id, suite, policy, say=log.append)
         except BaseException as exc:  # recorded results stay; the run says it did not finish
             log.append(f"{type(exc).__name__}: {exc}")

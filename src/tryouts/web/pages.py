@@ -102,7 +102,7 @@ def short_label(ref: str) -> Any:
     ``<bdi>`` so a direction control in a label (U+202E) cannot reorder the text after it."""
     from markupsafe import Markup
 
-    from ..cli.render import short_label as short
+    from ..labels import short_label as short
 
     return Markup("<bdi>{}</bdi>").format(short(ref))
 

@@ -15,10 +15,12 @@ from collections.abc import Callable
 from decimal import Decimal
 from itertools import combinations
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..store import Store
 from ..types import ModelSpec, Request, Result
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 Say = Callable[[str], None]
 
@@ -42,7 +44,7 @@ def score_run(
     Returns a report: how many results got each kind of score, the judge's calls, cost and latency, and
     the pairwise votes it produced (consistent and inconsistent pairs).
     """
-    from .custom import apply, load_scorer
+    from ..scoring.custom import apply, load_scorer
 
     say = say or (lambda msg: None)
     scorers = [load_scorer(ref, base_dir) for ref in scoring.scorers]  # bad references fail before any work
@@ -58,7 +60,7 @@ def score_run(
         todo = [r for r in results if (r.get("case") or {}).get("expected") is not None
                 and "embedding" not in (scores[r["id"]].get("reference") or {})]
         if todo:
-            from .embedding import similarities
+            from ..scoring.embedding import similarities
 
             say(f"Embedding similarity ({scoring.embedding}) for {len(todo)} answers…")
             ok = [r for r in todo if r["ok"]]
@@ -98,7 +100,7 @@ def score_run(
 
 def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: list[str], scores: dict[int, dict],
            changed: set[int], judge: Any, policy: Any, say: Say) -> dict[str, Any]:
-    from .judge import (
+    from ..scoring.judge import (
         JudgeJob,
         consistent_verdict,
         judge_params,
@@ -197,3 +199,22 @@ def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: lis
         "e2e_ms_total": sum(row["e2e_ms"] or 0.0 for row in rows),
         "pairs": len(pairs), "votes_added": votes_added, "inconsistent_pairs": inconsistent,
     }
+
+
+def check_judge_ready(scoring: Any) -> None:
+    """Refuse, before anything is sent, a judge whose provider is not ready here (its key unset, its extra
+    missing, its local server down): otherwise every judge call would fail the same way."""
+    if scoring is None or scoring.judge is None:
+        return
+    from ..errors import UsageError
+    from ..providers import get_info
+    from ..types import ModelSpec
+    from .providers import readiness
+
+    entry = scoring.judge.model
+    spec = ModelSpec.parse(entry.model, entry.options)
+    if spec.options.get("api_key_env") or (spec.options.get("base_url") and spec.provider == "openai-compat"):
+        return
+    ready, why = readiness(get_info(spec.provider))
+    if not ready:
+        raise UsageError(f"The judge {spec.ref} is not ready here: {why}. Nothing was sent.")

@@ -1,0 +1,3 @@
+"""The installed version (one place; pyproject.toml holds the same number)."""
+
+__version__ = "0.1.0"

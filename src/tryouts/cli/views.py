@@ -1,0 +1,324 @@
+"""Rich views of stored runs that several commands print: a suite plan and summary, quality with intervals,
+an eval-task report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.markup import escape
+from rich.text import Text
+
+
+def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | None = None) -> None:
+    from rich.table import Table
+
+    from ..labels import short_label
+    from .render import fmt_cost
+
+    table = Table(title=f"Plan: {n_cells} cells (repeats: {repeats})", title_justify="left", header_style="bold")
+    for name in ("Model", "Cells", "In tok (est.)", "Out tok (est.)", "Cost USD (est.)", "Time (est.)"):
+        table.add_column(name, justify="left" if name == "Model" else "right")
+    total = 0
+    known = True
+    for p in plans:
+        bound = p.output_basis.startswith("max_tokens") and p.cost_usd is not None and p.cost_usd > 0
+        label = labels[p.model_index] if labels else p.model
+        table.add_row(
+            Text(short_label(label)), str(p.cells), f"~{p.input_tokens:,}",
+            ("≤" if p.output_basis.startswith("max_tokens") else "~") + f"{p.output_tokens:,}",
+            ("≤" if bound else "") + fmt_cost(p.cost_usd, p.cost_basis),
+            "unknown" if p.seconds is None else f"~{p.seconds:,.0f} s",
+        )
+        if p.cost_usd is None:
+            known = False
+        else:
+            total += p.cost_usd
+    console.print(table)
+    console.print(
+        f"Estimated cost: {'≥ ' if not known else ''}${total:.4f}"
+        + (" (some prices unknown)" if not known else "")
+        + ". Input tokens ~ characters / 4; output tokens from this model's past runs, else max_tokens "
+        "(an upper bound); time from past runs' median latency, else unknown.",
+        style="dim",
+    )
+
+
+def _rate(p: dict | None, digits: int = 2) -> str:
+    if not p or p.get("mean") is None:
+        return "-"
+    return f"{p['mean']:.{digits}f} [{p['low']:.{digits}f}–{p['high']:.{digits}f}] n={p['n']}"
+
+
+METRIC_NAMES = {"pass": "Pass rate", "judge": "Judge score (0–1)", "embedding": "Embedding sim.",
+                "token_f1": "Token F1"}
+
+
+def metric_name(metric: str) -> str:
+    """How a quality metric is called in tables."""
+    return METRIC_NAMES.get(metric, metric.replace("custom:", "Scorer "))
+
+
+def print_summary(console, results: list[dict], labels: list[str] | None = None,
+                  quality: dict | None = None) -> None:
+    """The summary table (timings, cost, the primary quality metric with its interval), then the quality tables."""
+    from rich.table import Table
+
+    from ..labels import short_label
+    from ..scoring.summary import quality_report
+    from ..stats import summarize
+
+    def ms(d, key="p50"):
+        v = d.get(key) if d else None
+        return "-" if v is None else f"{v:,.1f}"
+
+    quality = quality if quality is not None else quality_report(results, labels)
+    primary = quality.get("primary")
+    by_model = {q["model_index"]: q for q in quality.get("per_model", [])}
+    repeats = max((q["pass_at_k"] or {}).get("n", 1) for q in by_model.values()) if by_model else 1
+    table = Table(title="Summary", title_justify="left", header_style="bold")
+    summaries = summarize(results)
+    names = ["Model", "n", "Failed", "Cached", "TTFT p50", "TTFT p90", "tok/s p50", "E2E p50", "Cost USD",
+             "per 1k req"] + ([f"{metric_name(primary)} (95% CI)"] if primary else []) + (
+             [f"pass@{repeats}", f"pass^{repeats}"] if repeats > 1 else [])
+    for name in names:
+        table.add_column(name, justify="left" if name == "Model" else "right")
+    for s in summaries:
+        cost = "unknown" if s["cost_total_usd"] is None else f"${float(s['cost_total_usd']):.4f}"
+        if s.get("cost_unknown") and s["cost_total_usd"] is not None:
+            cost += f" (+{s['cost_unknown']} unknown)"
+        per_k = s.get("cost_per_1k_requests_usd")
+        label = labels[s["model_index"]] if labels and s["model_index"] < len(labels) else s["model"]
+        q = by_model.get(s["model_index"], {})
+        extra = [_rate(q.get("metrics", {}).get(primary))] if primary else []
+        if repeats > 1:
+            pak = q.get("pass_at_k") or {}
+            n = pak.get("n")
+            at, hat = (pak.get(k, {}) for k in ("pass@k", "pass^k"))  # stored as JSON: string keys
+            if n == repeats and (n in at or str(n) in at):
+                extra += [f"{at.get(n, at.get(str(n))):.2f}", f"{hat.get(n, hat.get(str(n))):.2f}"]
+            else:
+                extra += ["-", "-"]
+        table.add_row(
+            Text(short_label(label)), str(s["n"]), str(s["failures"]), str(s["cached"]),
+            ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,
+            "unknown" if per_k is None else f"${float(per_k):.4f}", *extra,
+        )
+    console.print(table)
+    console.print("Timings in ms over fresh, successful results (cached results are never timing samples). "
+                  "Quality: mean over cases (repeats averaged first) with a bootstrap 95% interval.", style="dim")
+    print_failure_kinds(console, results, labels)
+    print_quality(console, quality)
+
+
+#: failure kinds the summary explains, and what to do about them
+_FAILURE_ADVICE = {
+    "aborted": "the server ended the stream with no content and no finish reason (it aborted the request: "
+               "llama.cpp's server does this when another request arrives); lower that server's concurrency to 1",
+    "bad_response": "the server reported an impossible value (a negative or absurd token count); check the server",
+    "store": "the row could not be stored as it was; please report it",
+}
+
+
+def print_failure_kinds(console, results: list[dict], labels: list[str] | None = None) -> None:
+    """A line per model and failure kind the summary should not hide (aborted streams, impossible values)."""
+    from collections import Counter
+
+    from ..labels import short_label
+
+    counts = Counter((r["model_index"], r.get("error_kind")) for r in results if not r["ok"])
+    for (m, kind), n in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        if kind not in _FAILURE_ADVICE:
+            continue
+        label = labels[m] if labels and m < len(labels) else next(r["model"] for r in results if r["model_index"] == m)
+        cells = "cell" if n == 1 else "cells"
+        console.print(f"[yellow]{escape(short_label(label))}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.[/]")
+
+
+def _p(value: float) -> str:
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def print_quality(console, quality: dict) -> None:
+    """Every quality metric per model, and each model against the first on the same cases."""
+    from rich.table import Table
+
+    from ..labels import short_label
+
+    metrics = quality.get("metrics") or []
+    if len(metrics) > 1:
+        table = Table(title="Quality (mean [95% CI] over cases)", title_justify="left", header_style="bold")
+        table.add_column("Model")
+        for m in metrics:
+            table.add_column(metric_name(m), justify="right")
+        for q in quality["per_model"]:
+            table.add_row(Text(short_label(q["label"])), *(_rate(q["metrics"].get(m)) for m in metrics))
+        console.print(table)
+    paired = quality.get("paired") or []
+    if paired:
+        table = Table(title="Paired comparison with the first model (same cases)", title_justify="left",
+                      header_style="bold")
+        for name in ("Metric", "Model", "vs", "Cases", "Difference [95% CI]", "p (test)", "Sign test W/L/T, p",
+                     "Verdict"):
+            table.add_column(name, justify="left" if name in ("Metric", "Model", "vs", "Verdict") else "right")
+        for p in paired:
+            st = p["sign_test"]
+            interval = "" if p.get("low") is None else f" [{p['low']:+.3f}, {p['high']:+.3f}]"
+            test = "exact" if str(p.get("test") or "").startswith("exact") else "bootstrap"
+            table.add_row(
+                metric_name(p["metric"]), Text(short_label(p["label"])), Text(short_label(p["baseline_label"])), str(p["n"]),
+                f"{p['diff']:+.3f}{interval}", f"{_p(p['p_value'])} ({test})",
+                f"{st['wins_b']}/{st['wins_a']}/{st['ties']}, {_p(st['p_value'])}", p.get("verdict") or "",
+            )
+        console.print(table)
+        console.print("Difference = model − first model. From 20 cases on: paired bootstrap, 95% interval and p; "
+                      "fewer: exact permutation test, p and no interval, and too few cases to tell at 5 or fewer "
+                      "(docs/scoring.md).", style="dim")
+
+
+def _ci(p: dict[str, Any] | None, digits: int = 3) -> str:
+    if not p or p.get("mean") is None:
+        return "-"
+    if p.get("low") is None:
+        return f"{p['mean']:.{digits}f}"
+    return f"{p['mean']:.{digits}f} [{p['low']:.{digits}f}–{p['high']:.{digits}f}]"
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _title(name: str) -> str:
+    from ..tasks.scoring import metric_title
+
+    return metric_title(name)
+
+
+def numbered_label(ref: str, index: int) -> str:
+    """``N. name``: the model's position (comparisons name it) and its short label."""
+    from ..labels import short_label
+
+    name = short_label(ref)
+    if len(name) > 40:  # e.g. a replay script
+        name = name[:39] + "…"
+    return f"{index + 1}. {name}"
+
+
+def print_report(console: Any, report: dict[str, Any]) -> None:
+    """The task report as tables: metrics per model, then task details, then paired comparisons."""
+    from rich.table import Table
+
+    from .render import fmt_cost
+
+    task, models = report["task"], report["models"]
+
+    mode = f" ({report['mode']})" if report.get("mode") else ""
+    console.print(
+        f"[bold]{task}{mode}[/] on {report['data']}: {report['n_cases']} cases, "
+        f"{report['repeats']} repeat(s), {len(models)} model(s). Intervals: 95% bootstrap over cases."
+    )
+    digits = 1 if task == "translation" else 3
+    table = Table(title="Task metrics", title_justify="left", header_style="bold")
+    names = list(models[0]["intervals"]) if models else []
+    extra: list[tuple[str, Any]] = []
+    if task == "ner":
+        extra = [
+            (h, lambda mm, k=k: _num(mm["metrics"].get(k)))
+            for h, k in (("Precision", "precision"), ("Recall", "recall"))
+        ]
+    for col in (
+        "Model",
+        "Route",
+        "Results",
+        "Failed",
+        "Invalid",
+        *(_title(n) + " (95% CI)" for n in names),
+        *(h for h, _ in extra),
+        "E2E p50 ms",
+        "Cost USD",
+    ):
+        table.add_column(col, justify="left" if col in ("Model", "Route") else "right")
+    for mm in models:
+        cost = fmt_cost(mm["cost_usd"], mm.get("cost_source"))
+        table.add_row(
+            Text(numbered_label(mm["model"], mm["index"])),
+            mm["route"],
+            str(mm["results"]),
+            str(mm["failed"]),
+            str(mm["invalid"]),
+            *(_ci(mm["intervals"][n], digits) for n in names),
+            *(fn(mm) for _, fn in extra),
+            _num(mm["e2e_ms_p50"], 1),
+            cost,
+        )
+    console.print(table)
+    if task == "classification":
+        for mm in models:
+            conf = mm["metrics"]["confusion"]
+            t = Table(
+                title=f"Confusion matrix: {numbered_label(mm['model'], mm['index'])} "
+                "(rows: gold, columns: predicted)",
+                title_justify="left",
+                header_style="bold",
+            )
+            t.add_column("gold \\ predicted")
+            for c in conf["columns"]:
+                t.add_column(c, justify="right")
+            for label, row in zip(conf["labels"], conf["matrix"], strict=True):
+                t.add_row(Text(label), *(str(v) for v in row))
+            console.print(t)
+    if task == "code":
+        t = Table(
+            title="pass@k and pass^k (mean over cases; from repeats)",
+            title_justify="left",
+            header_style="bold",
+        )
+        ks = list(models[0]["metrics"]["pass_k"]) if models else []
+        t.add_column("Model")
+        for k in ks:
+            t.add_column(f"pass@{k}", justify="right")
+            t.add_column(f"pass^{k}", justify="right")
+        t.add_column("Outcomes")
+        for mm in models:
+            pk = mm["metrics"]["pass_k"]
+            t.add_row(
+                Text(numbered_label(mm["model"], mm["index"])),
+                *(v for k in ks for v in (_num(pk[k]["pass@k"]), _num(pk[k]["pass^k"]))),
+                ", ".join(f"{s} {n}" for s, n in sorted(mm["metrics"]["outcomes"].items())),
+            )
+        console.print(t)
+    if report.get("comparisons"):
+        t = Table(
+            title=f"Paired comparisons with {numbered_label(models[0]['model'], 0)} ({_title(report['primary'])}, "
+            "same cases)",
+            title_justify="left",
+            header_style="bold",
+        )
+        for col in ("Model", "Difference (95% CI)", "p-value (test)", "Sign test (wins/losses/ties, p)", "Verdict"):
+            t.add_column(col, justify="left" if col in ("Model", "Verdict") else "right")
+        for c in report["comparisons"]:
+            sign = c.get("sign_test")
+            sign_text = (
+                f"{sign['wins_b']}/{sign['wins_a']}/{sign['ties']}, p={sign['p_value']:.3g}" if sign else "-"
+            )
+            diff = "-" if c["diff"] is None else f"{c['diff']:+.{digits}f}"
+            if c["diff"] is not None and c.get("low") is not None:
+                diff += f" [{c['low']:+.{digits}f}–{c['high']:+.{digits}f}]"
+            test = "exact" if str(c.get("test") or "").startswith("exact") else "bootstrap"
+            t.add_row(
+                Text(numbered_label(c["model"], c["model_index"])),
+                diff,
+                "-" if c["p_value"] is None else f"{c['p_value']:.3g} ({test})",
+                sign_text,
+                c.get("verdict") or "",
+            )
+        console.print(t)
+    for mm in models:
+        if mm.get("failed") and mm.get("first_error"):
+            console.print(Text(f"✗ {numbered_label(mm['model'], mm['index'])}: {mm['failed']} request(s) failed (scored as "
+                               f"wrong); first: {mm['first_error']}"), highlight=False)
+    if any(mm["route"] != "pipeline" and mm["invalid"] for mm in models):
+        console.print(
+            "Invalid: answers not in the expected form (no label, no JSON list, no code block); "
+            "they score as wrong.",
+            style="dim",
+        )
