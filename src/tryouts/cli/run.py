@@ -8,15 +8,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from ..usecases.suites import (
-    check_scorers,
-    create_suite_run,
-    finish_suite_run,
-    load_for_resume,
-    run_suite_cells,
-    suite_cases,
-    suite_policy,
-)
+from ..usecases.suites import execute_suite, plan_suite, start_suite
 from . import app
 from .common import DB_HELP, open_store
 from .views import print_plan, print_summary
@@ -47,45 +39,29 @@ def run(
     import json
 
     from ..errors import UsageError
-    from ..suite import load_suite
     from .render import make_console
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
     store = open_store(db)
     console = make_console(stderr=fmt == "json")
-    run_id = None
-    if resume:
-        run_id, suite, cells = load_for_resume(store, resume, suite_file)
-    else:
-        if suite_file is None:
-            raise UsageError("Give a suite file (tryouts run suite.yaml) or --resume RUN.")
-        suite = load_suite(suite_file)
-        cells = list(suite.cells())
-    policy = suite_policy(suite, no_cache)
-    labels = suite.model_labels()
-    check_scorers(suite)  # a bad scorer is refused before anything is sent
-    cases = suite_cases(suite)
+    plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
+    suite, cells, labels = plan.suite, plan.cells, plan.labels
 
     if dry_run:
         from ..config import price_overrides
         from ..engine.plan import estimate
 
-        plans = estimate(cells, store=store, policy=policy, prices=price_overrides())
+        plans = estimate(cells, store=store, policy=plan.policy, prices=price_overrides())
         if fmt == "json":
             print(json.dumps({"cells": len(cells), "models": [p.as_dict() for p in plans]}, indent=2))
         else:
             print_plan(console, plans, len(cells), suite.repeats, labels)
         return 0
 
-    if run_id is None:
-        run_id = create_suite_run(store, suite, Path(suite_file), cells)
-        skip: set = set()
-    else:
-        store.claim_run(run_id)  # refused while another process runs it
-        skip = store.done_cells(run_id)
-    console.print(f"Run [bold]{run_id}[/]: {len(cells) - len(skip)} of {len(cells)} cells to run "
-                  f"({len(labels)} models, {len(cases)} cases, {suite.repeats} repeats).")
+    run_id = start_suite(store, plan).run_id
+    console.print(f"Run [bold]{run_id}[/]: {plan.to_run()} of {len(cells)} cells to run "
+                  f"({len(labels)} models, {len(suite.case_items())} cases, {suite.repeats} repeats).")
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -94,11 +70,7 @@ def run(
         TextColumn("[red]{task.fields[failed]} failed[/] [dim]{task.fields[cached]} cached[/]"),
         TimeRemainingColumn(), console=console, disable=not (progress and console.is_terminal),
     )
-    totals: dict[int, int] = {}
-    for c in cells:
-        if (c.model_index, c.case_index, c.repeat_index) not in skip:
-            totals[c.model_index] = totals.get(c.model_index, 0) + 1
-    tasks = {m: bars.add_task(labels[m], total=totals.get(m, 0), failed=0, cached=0) for m in range(len(labels))}
+    tasks = {m: bars.add_task(labels[m], total=plan.to_run(m), failed=0, cached=0) for m in range(len(labels))}
     failed = {m: 0 for m in tasks}
     cached = {m: 0 for m in tasks}
 
@@ -109,28 +81,24 @@ def run(
             cached[m] += payload.cached
             bars.update(tasks[m], advance=1, failed=failed[m], cached=cached[m])
         elif kind == "retry":
-            bars.console.print(f"[yellow]retry[/] {escape(labels[cell.model_index])} case {cell.case_index}: {escape(str(payload))}",
-                               highlight=False)
+            bars.console.print(f"[yellow]retry[/] {escape(labels[cell.model_index])} case {cell.case_index}: "
+                               f"{escape(str(payload))}", highlight=False)
 
-    from ..engine.interrupt import run_interruptible
+    def say(msg: str) -> None:
+        console.print(msg, highlight=False)
 
     try:  # Ctrl-C or SIGTERM: generation stops, what is done stays recorded, the run is marked interrupted
         with bars:
-            run_interruptible(run_suite_cells(store, run_id, suite, cells, policy, skip=skip, on_event=on_event),
-                              say=lambda msg: console.print(msg, highlight=False))
-        finish_suite_run(store, run_id, suite, policy, say=lambda msg: console.print(msg, highlight=False))
+            outcome = execute_suite(store, plan, on_event=on_event, say=say)
     except KeyboardInterrupt as exc:
-        store.finish_run(run_id, "interrupted")
         done = len(store.done_cells(run_id))
         console.print(f"\nInterrupted: {done} of {len(cells)} cells are recorded. "
                       f"Resume with: tryouts run --resume {run_id}", highlight=False)
         return getattr(exc, "exit_code", 130)
-    data = store.get_run(run_id)
-    n_failed = sum(not r["ok"] for r in data["results"])
     if fmt == "json":
-        print(json.dumps(data, indent=2, default=str))
+        print(json.dumps(store.get_run(run_id), indent=2, default=str))
     else:
-        print_summary(console, data["results"], labels, data["run"]["meta"].get("quality"))
-        console.print(f"Stored as run [bold]{run_id}[/] ({n_failed} failed cells). "
+        print_summary(console, outcome.results, labels, outcome.meta.get("quality"))
+        console.print(f"Stored as run [bold]{run_id}[/] ({outcome.n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
-    return 2 if fail_on_error and n_failed else 0
+    return 2 if fail_on_error and outcome.n_failed else 0

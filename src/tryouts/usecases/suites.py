@@ -3,6 +3,7 @@ its record in the store, and what happens after the cells (scoring, quality, fin
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +108,115 @@ def run_suite_cells(store: Any, run_id: str, suite: Any, cells: list, policy: An
 
     return run_cells(cells, store=store, run_id=run_id, policy=policy, skip=skip, cases=suite_cases(suite),
                      prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1)
+
+
+@dataclass
+class SuitePlan:
+    """A suite about to run: its cells, the cells a resumed run already has (``skip``), and its policy.
+    ``run_id`` is None until :func:`start_suite` records the run (a dry run never does)."""
+
+    suite: Any
+    cells: list
+    policy: Any
+    path: Path | None
+    run_id: str | None = None
+    skip: set = field(default_factory=set)
+
+    @property
+    def labels(self) -> list[str]:
+        """Each model's label, by model index."""
+        return self.suite.model_labels()
+
+    def to_run(self, model_index: int | None = None) -> int:
+        """Cells still to run (of one model, or of all)."""
+        return sum(1 for c in self.cells if (c.model_index, c.case_index, c.repeat_index) not in self.skip
+                   and (model_index is None or c.model_index == model_index))
+
+
+@dataclass
+class SuiteOutcome:
+    """A finished (or interrupted) suite run: its id, status, cells, failures, and its results as stored
+    (docs/json.md)."""
+
+    run_id: str
+    status: str
+    n_cells: int
+    n_failed: int
+    results: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def plan_suite(store: Any, suite_file: str | Path | None = None, *, resume: str | None = None,
+               no_cache: bool = False) -> SuitePlan:
+    """Load a suite file (or the suite of run ``resume``), check it, and plan its cells; nothing is sent or
+    recorded. Errors are :class:`~tryouts.suite.issues.SuiteError` (file, line, field) or UsageError."""
+    from ..errors import UsageError
+    from ..suite import load_suite
+
+    run_id = None
+    if resume:
+        run_id, suite, cells = load_for_resume(store, resume, Path(suite_file) if suite_file else None)
+        path = Path(suite_file) if suite_file else None
+    else:
+        if suite_file is None:
+            raise UsageError("Give a suite file (tryouts run suite.yaml) or --resume RUN.")
+        path = Path(suite_file)
+        suite = load_suite(path)
+        cells = list(suite.cells())
+    check_scorers(suite)  # a bad scorer is refused before anything is sent
+    return SuitePlan(suite=suite, cells=cells, policy=suite_policy(suite, no_cache), path=path, run_id=run_id)
+
+
+def start_suite(store: Any, plan: SuitePlan) -> SuitePlan:
+    """Record the run (a new one), or claim the resumed one (refused while another process runs it) and skip
+    its recorded cells."""
+    if plan.run_id is None:
+        plan.run_id = create_suite_run(store, plan.suite, plan.path, plan.cells)
+        plan.skip = set()
+    else:
+        store.claim_run(plan.run_id)
+        plan.skip = store.done_cells(plan.run_id)
+    return plan
+
+
+def execute_suite(store: Any, plan: SuitePlan, *, on_event: Any = None, say: Any = print) -> SuiteOutcome:
+    """Run a started plan's cells, then its scoring and quality summary, and mark it finished.
+
+    Ctrl-C or SIGTERM (in the main thread) stops the cells cleanly: the run is marked interrupted and
+    :class:`~tryouts.engine.interrupt.Interrupted` (a KeyboardInterrupt) is raised; what was done is kept.
+    """
+    from ..engine.interrupt import run_interruptible
+
+    assert plan.run_id is not None, "start_suite first"
+    try:
+        run_interruptible(run_suite_cells(store, plan.run_id, plan.suite, plan.cells, plan.policy, skip=plan.skip,
+                                          on_event=on_event), say=say)
+        finish_suite_run(store, plan.run_id, plan.suite, plan.policy, say=say)
+    except KeyboardInterrupt:
+        store.finish_run(plan.run_id, "interrupted")
+        raise
+    return outcome_of(store, plan.run_id)
+
+
+def outcome_of(store: Any, run_id: str) -> SuiteOutcome:
+    """The stored run as a :class:`SuiteOutcome`."""
+    data = store.get_run(run_id)
+    results = data["results"]
+    return SuiteOutcome(run_id=run_id, status=data["run"]["status"], n_cells=data["run"]["meta"].get("n_cells", 0),
+                        n_failed=sum(not r["ok"] for r in results), results=results, meta=data["run"]["meta"])
+
+
+def run_suite(suite_file: str | Path | None = None, *, store: Any = None, resume: str | None = None,
+              no_cache: bool = False, on_event: Any = None, say: Any = print) -> SuiteOutcome:
+    """Run a suite file from start to finish, as ``tryouts run`` does (``resume``: a run's missing cells).
+
+    ``store`` defaults to the user's results database; ``on_event(kind, cell, payload)`` sees each result
+    and retry; ``say`` gets the scoring's messages. Blocking: it runs its own event loop.
+    """
+    if store is None:
+        from ..paths import default_db
+        from ..store import Store
+
+        store = Store(default_db())
+    plan = start_suite(store, plan_suite(store, suite_file, resume=resume, no_cache=no_cache))
+    return execute_suite(store, plan, on_event=on_event, say=say)

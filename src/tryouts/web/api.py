@@ -464,47 +464,35 @@ def suite_problems(exc: Any, given: str) -> str:
 
 @router.post("/suite-runs", summary="Start a suite run in the background (as 'tryouts run'); returns its run id")
 def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
-    import asyncio
     import threading
 
-    from ..suite import load_suite
     from ..suite.issues import SuiteError
-    from ..usecases.suites import (
-        check_scorers,
-        create_suite_run,
-        finish_suite_run,
-        run_suite_cells,
-        suite_policy,
-    )
+    from ..usecases.suites import execute_suite, plan_suite, start_suite
 
     try:
         path = _policy(request).suite_path(body.path)
     except Refused as exc:
         raise _refuse(exc) from None
+    store = _store(request)
     try:
-        suite = load_suite(path)
-        cells = list(suite.cells())
-        check_scorers(suite)  # as in a terminal: a bad scorer is refused before anything is sent
+        plan = plan_suite(store, path)  # as in a terminal: a bad scorer is refused before anything is sent
     except SuiteError as exc:
         raise HTTPException(400, suite_problems(exc, body.path)) from None
     except TryoutsError:
         raise HTTPException(400, f"The suite {body.path[:200]!r} cannot be run as it is: run 'tryouts run "
                             f"{body.path[:200]} --dry-run' in a terminal to see why.") from None
-    store = _store(request)
-    policy = suite_policy(suite, no_cache=False)
-    run_id = create_suite_run(store, suite, path, cells)
+    run_id = start_suite(store, plan).run_id
     log: list[str] = request.app.state.suite_logs.setdefault(run_id, [])
 
     def work() -> None:
         try:
-            asyncio.run(run_suite_cells(store, run_id, suite, cells, policy))
-            finish_suite_run(store, run_id, suite, policy, say=log.append)
+            execute_suite(store, plan, say=log.append)
         except BaseException as exc:  # recorded results stay; the run says it did not finish
             log.append(f"{type(exc).__name__}: {exc}")
             store.finish_run(run_id, "interrupted")
 
     threading.Thread(target=work, name=f"suite-{run_id}", daemon=True).start()
-    return {"run_id": run_id, "cells": len(cells), "page": f"/runs/{run_id}"}
+    return {"run_id": run_id, "cells": len(plan.cells), "page": f"/runs/{run_id}"}
 
 
 @router.get("/suite-runs/{run}", summary="Progress of a suite run: results stored of cells, status, messages")
