@@ -37,3 +37,10 @@ def test_load_suite_names_file_and_line(tmp_path, replay_server):
     with pytest.raises(SuiteError):
         tryouts.run_suite(path, store=Store(tmp_path / "x.db"))
     assert Store(tmp_path / "x.db").list_runs() == []  # refused before anything was recorded
+
+
+def test_one_status_rule_for_every_kind_of_run():
+    from tryouts.types import finished_status
+
+    assert [finished_status(4, 0), finished_status(4, 2), finished_status(4, 4), finished_status(1, 1)] == [
+        "done", "partial", "failed", "failed"]

@@ -202,3 +202,16 @@ class Collected:
     server_timings: dict[str, Any] | None = None
     finish_reason: str | None = None
     finished: bool = False
+
+
+#: a run's status: ``running`` while its process runs it, ``stale`` when that process is gone without
+#: finishing it (computed when read), ``interrupted`` after Ctrl-C or SIGTERM, else how its requests ended
+RunStatus = Literal["running", "done", "partial", "failed", "interrupted", "stale"]
+
+
+def finished_status(n_results: int, n_failed: int) -> RunStatus:
+    """The status of a run that ran to its end: ``done`` (nothing failed), ``failed`` (everything failed) or
+    ``partial``. The one rule for compare, suite, eval-task and dashboard runs."""
+    if n_failed == 0:
+        return "done"
+    return "failed" if n_failed >= n_results else "partial"

@@ -20,7 +20,7 @@ from ..pricing import PriceOverride
 from ..providers import create_provider
 from ..providers.base import Provider, warm_http_stack, warm_local_stack
 from ..store import Store
-from ..types import GenParams, Message, ModelSpec, Request, Result
+from ..types import GenParams, Message, ModelSpec, Request, Result, finished_status
 from .execute import execute, failed_result, warm_up
 from .gate import MachineGate
 
@@ -170,7 +170,7 @@ async def compare(
         raise
     finally:
         if store is not None and run_id is not None:
-            if status == "done" and not all(r is not None and r.ok for r in results):
-                status = "failed" if not any(r is not None and r.ok for r in results) else "partial"
+            if status == "done":
+                status = finished_status(len(results), sum(not (r is not None and r.ok) for r in results))
             store.finish_run(run_id, status)
     return CompareOutcome(run_id, [r for r in results if r is not None])

@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import TryoutsError, UsageError
 from ..store import Store
 from ..suite.model import Cell  # one (model, case, repeat) for the run engine
-from ..types import Cost, GenParams, Message, ModelSpec, Request, Result, Timing, Usage
+from ..types import Cost, GenParams, Message, ModelSpec, Request, Result, Timing, Usage, finished_status
 from . import TaskSpec, get_task
 from .data import Dataset, TaskCase
 from .prompts import build_prompt
@@ -409,5 +409,5 @@ def evaluate(
         raise
     n_failed = sum(m["failed"] for m in report["models"])
     n_total = sum(m["results"] for m in report["models"])
-    store.finish_run(run_id, "done" if n_failed == 0 else ("failed" if n_failed == n_total else "partial"))
+    store.finish_run(run_id, finished_status(n_total, n_failed))
     return run_id, report

@@ -48,6 +48,8 @@ def create_suite_run(store, suite: Any, suite_file: Path, cells: list) -> str:
 
 
 def finish_suite_run(store, run_id: str, suite: Any, policy: Any, say) -> None:
+    from ..types import finished_status
+
     """After the cells: the suite's scoring (a failure is reported, the answers stay), the quality summary
     stored in the run's meta, and the final status."""
     from ..errors import TryoutsError
@@ -65,7 +67,7 @@ def finish_suite_run(store, run_id: str, suite: Any, policy: Any, say) -> None:
                 f"later with: tryouts score {run_id}")
         data = store.get_run(run_id)
     store.update_run_meta(run_id, {"quality": quality_report(data["results"], suite.model_labels())})
-    store.finish_run(run_id, "done" if n_failed == 0 else ("failed" if n_failed == len(data["results"]) else "partial"))
+    store.finish_run(run_id, finished_status(len(data["results"]), n_failed))
 
 
 def check_scorers(suite: Any) -> None:

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..redact import redact
 from ..store import Store, flat_result
+from ..types import finished_status
 
 RELEASE_AFTER_S = 60.0
 """How long a finished comparison's events stay for late or reconnecting streams (the run itself is stored)."""
@@ -126,8 +127,7 @@ class LiveRuns:
                 outcome = await compare(prompt, specs, params=params, system=system, store=_Store(),  # type: ignore[arg-type]
                                         on_event=on_event, prices=price_overrides(), meta={"source": "dashboard"},
                                         case=case)
-                if not outcome.all_ok:
-                    status = "failed" if not any(r.ok for r in outcome.results) else "partial"
+                status = finished_status(len(outcome.results), sum(not r.ok for r in outcome.results))
             except asyncio.CancelledError:
                 status = "stopped"
                 from ..engine.compare import build_request
