@@ -17,8 +17,8 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..pricing import PriceOverride
-from ..providers import create_provider
-from ..providers.base import Provider, warm_http_stack, warm_local_stack
+from ..providers import create_provider, warm_local_stack
+from ..providers.base import Provider, warm_http_stack
 from ..store import Store
 from ..types import GenParams, Message, ModelSpec, Request, Result, finished_status
 from .execute import execute, failed_result, warm_up

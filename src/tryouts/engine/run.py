@@ -41,8 +41,8 @@ from typing import Any, Protocol
 
 from .. import errors
 from ..pricing import PriceOverride
-from ..providers import create_provider, get_info
-from ..providers.base import Provider, is_loopback_url, warm_http_stack, warm_local_stack
+from ..providers import create_provider, get_info, warm_local_stack
+from ..providers.base import Provider, is_loopback_url, warm_http_stack
 from ..store import Store
 from ..types import Cost, ModelSpec, Request, Result, Usage
 from .execute import attempt, failed_result, warm_up

@@ -20,7 +20,7 @@ import functools
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, ClassVar
 
 from ..types import Event, ModelSpec, Request
@@ -229,30 +229,3 @@ def warm_http_stack() -> None:
             importlib.import_module(name)
         except ImportError:  # a different httpx stack: nothing to warm
             pass
-
-
-#: what each in-process provider imports to load a model: imported before any t0 (see warm_local_stack)
-LOCAL_STACKS: dict[str, tuple[str, ...]] = {
-    "hf": ("torch", "transformers", "transformers.models.auto.modeling_auto",
-           "transformers.models.auto.tokenization_auto"),
-    "llamacpp": ("llama_cpp", "llama_cpp.llama_chat_format"),
-}
-
-
-def warm_local_stack(provider_names: Iterable[str]) -> None:
-    """Import the in-process runtimes (torch and transformers, llama_cpp) that a run's local models need,
-    before any request is timed.
-
-    Imported in the loading thread instead, their shared libraries load while holding the interpreter lock,
-    pausing the event loop that times concurrent API requests for up to ~0.4 s at a time (measured on 2
-    cores): the API models' TTFT would include the local model's imports. A runtime that is not installed is
-    skipped (its model then fails with its own clear error).
-    """
-    import importlib
-
-    for name in sorted(set(provider_names) & set(LOCAL_STACKS)):
-        for module in LOCAL_STACKS[name]:
-            try:
-                importlib.import_module(module)
-            except ImportError:
-                break

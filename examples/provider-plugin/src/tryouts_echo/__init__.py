@@ -1,0 +1,23 @@
+"""tryouts-echo: a sample Tryouts provider, registered through the ``tryouts.providers`` entry-point group.
+
+Nothing here imports the provider's module: Tryouts reads this entry (name, module, class, what it needs)
+for ``tryouts providers`` and ``--help`` and imports ``tryouts_echo.provider`` only when an ``echo:`` model
+is used.
+"""
+
+from tryouts.providers import ProviderInfo
+
+
+def info() -> ProviderInfo:
+    """The registry entry of the ``echo`` provider."""
+    return ProviderInfo(
+        name="echo",
+        module="tryouts_echo.provider",
+        cls="EchoProvider",
+        description="Echoes the prompt back word by word, in process (a sample third-party provider)",
+        example="echo:reverse or echo:plain",
+        needs_key=False,
+        local=True,  # in process: one request at a time, loaded once, timed apart from other models
+        # the "runtime" to import before any request is timed (torch, say, for a real in-process model)
+        warm_imports=("tryouts_echo.runtime",),
+    )
