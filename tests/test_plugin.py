@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,8 +19,10 @@ PLUGIN = Path(__file__).resolve().parents[1] / "examples" / "provider-plugin"
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory) -> str:
     site = tmp_path_factory.mktemp("plugin-site")
+    source = tmp_path_factory.mktemp("plugin-source") / "provider-plugin"  # the build's files stay out of the checkout
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))
     done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                           "--no-index", "--target", str(site), str(PLUGIN)], capture_output=True, text=True,
+                           "--no-index", "--target", str(site), str(source)], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (site / "tryouts_echo").is_dir() and list(site.glob("tryouts_echo-*.dist-info"))
