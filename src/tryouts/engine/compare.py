@@ -72,7 +72,8 @@ async def compare(
         params: generation parameters shared by all models.
         system: an optional system prompt.
         store: where each result is committed as it completes (None: not stored).
-        on_event: progress callback for live views.
+        on_event: ``(model index, kind, payload)`` for live views: ``run`` (index -1, the run id, once it is
+            recorded), ``loading``, ``started``, ``delta`` (a Delta), ``done`` (the Result, already stored).
         sequential: run one model at a time.
         prices: price overrides by model reference.
         meta: stored with the run.
@@ -94,6 +95,7 @@ async def compare(
         run_id = store.create_run(
             "compare", [s.ref for s in specs], request.model_dump(mode="json"), meta or {}
         )
+        emit(-1, "run", run_id)  # the run is recorded: -1 is the run itself, not a model
 
     results: list[Result | None] = [None] * len(specs)
     global_lane = asyncio.Lock() if sequential else None

@@ -428,15 +428,19 @@ class Store:
         return _run_dict(run)
 
     def results(self, run_id: str, *, columns: list[str] | None = None, offset: int = 0, limit: int | None = None,
-                ids: list[int] | None = None) -> tuple[list[dict[str, Any]], int]:
+                ids: list[int] | None = None, cell: tuple[int, int, int] | None = None,
+                ) -> tuple[list[dict[str, Any]], int]:
         """Some of a run's results, in ``get_run`` order, and how many there are in all (or of ``ids``).
 
         ``columns``: only these fields (``id`` always), much cheaper than :meth:`get_run` for a summary of a
-        large run; ``offset``/``limit``: a page; ``ids``: only these results.
+        large run; ``offset``/``limit``: a page; ``ids``: only these results; ``cell``: the result of one
+        (model_index, case_index, repeat_index), as stored (redacted).
         """
         res = schema.results
         cols = [res.c.id, *(res.c[c] for c in columns if c != "id")] if columns else [res]
         where = [res.c.run_id == run_id] + ([res.c.id.in_(ids)] if ids is not None else [])
+        if cell is not None:
+            where += [res.c.model_index == cell[0], res.c.case_index == cell[1], res.c.repeat_index == cell[2]]
         q = select(*cols).where(*where).order_by(res.c.case_index, res.c.model_index, res.c.repeat_index, res.c.id)
         if limit is not None:
             q = q.limit(limit)

@@ -29,7 +29,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..redact import redact
-from ..store import Store, flat_result
+from ..store import Store
 from ..types import finished_status
 
 RELEASE_AFTER_S = 60.0
@@ -90,26 +90,19 @@ class LiveRuns:
         finished: set[int] = set()
         store = self.store
 
-        class _Store:
-            """Passes writes to the real store and announces the run id as soon as it exists."""
-
-            def create_run(self, *a: Any, **kw: Any) -> str:
-                live.run_id = store.create_run(*a, **kw)
-                live.emit_soon({"type": "run", "run_id": live.run_id, "models": live.models})
-                return live.run_id
-
-            def add_result(self, run_id: str, result: Any) -> int:
-                rid = store.add_result(run_id, result)
-                finished.add(result.model_index)
-                data = flat_result({**_row_for(result, run_id), "id": rid})
-                live.emit_soon({"type": "result", "model": result.model_index, "result": data})
-                return rid
-
-            def finish_run(self, run_id: str, status: str) -> None:
-                store.finish_run(run_id, status)
+        def stored(i: int) -> dict[str, Any]:
+            """Model ``i``'s result as the store holds it (redacted), as the API serves results."""
+            rows, _ = store.results(live.run_id, cell=(i, 0, 0))
+            return rows[0] if rows else {}
 
         def on_event(i: int, kind: str, payload: Any) -> None:
-            if kind == "delta":
+            if kind == "run":  # recorded: the page can link to it from now on
+                live.run_id = payload
+                live.emit_soon({"type": "run", "run_id": live.run_id, "models": live.models})
+            elif kind == "done":  # stored: send the row as stored
+                finished.add(i)
+                live.emit_soon({"type": "result", "model": i, "result": stored(i)})
+            elif kind == "delta":
                 if payload.channel != "text":
                     return
                 partial[i].append(payload.text)
@@ -124,7 +117,7 @@ class LiveRuns:
         async def go() -> None:
             status = "done"
             try:
-                outcome = await compare(prompt, specs, params=params, system=system, store=_Store(),  # type: ignore[arg-type]
+                outcome = await compare(prompt, specs, params=params, system=system, store=store,
                                         on_event=on_event, prices=price_overrides(), meta={"source": "dashboard"},
                                         case=case)
                 status = finished_status(len(outcome.results), sum(not r.ok for r in outcome.results))
@@ -144,9 +137,8 @@ class LiveRuns:
                             from ..engine.run import case_scores
 
                             r.case, r.scores = case, case_scores(case, r)
-                        rid = store.add_result(live.run_id, r)
-                        live.emit_soon({"type": "result", "model": i,
-                                        "result": flat_result({**_row_for(r, live.run_id), "id": rid})})
+                        store.add_result(live.run_id, r)
+                        live.emit_soon({"type": "result", "model": i, "result": stored(i)})
                     store.finish_run(live.run_id, "interrupted")
             except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream
                 status = "failed"
@@ -171,12 +163,6 @@ class LiveRuns:
             return False
         live.task.cancel()
         return True
-
-
-def _row_for(result: Any, run_id: str) -> dict[str, Any]:
-    from ..store import _row
-
-    return _row(run_id, result)
 
 
 def sse(event: dict[str, Any], event_id: int) -> str:
