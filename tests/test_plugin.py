@@ -62,3 +62,22 @@ def test_a_bad_plugin_reference_is_a_clear_error(plugin_site, tmp_path):
     assert "use echo:reverse or echo:plain" in p.stdout + p.stderr
     p = tryouts(plugin_site, "compare", "hi", "-m", "echo:plain", "-o", "speed=9", "--db", str(tmp_path / "b.db"))
     assert "Unknown option(s) speed for echo:plain" in p.stdout + p.stderr and "delay_ms" in p.stdout + p.stderr
+
+
+def test_an_option_the_plugin_declares_neutral_does_not_miss_the_cache(plugin_site, tmp_path):
+    """delay_ms changes the timing, not the answer (the entry's neutral_options): a second suite run with
+    another delay is served from the response cache; another mode is not."""
+    db = str(tmp_path / "c.db")
+
+    def run(model: str, delay_ms: int) -> dict:
+        suite = tmp_path / "s.yaml"
+        suite.write_text(f"models:\n  - model: {model}\n    options: {{delay_ms: {delay_ms}}}\n"
+                         "prompts: ['one two three']\n")
+        p = tryouts(plugin_site, "run", str(suite), "--db", db, "-f", "json")
+        assert p.returncode == 0, p.stdout + p.stderr
+        return json.loads(p.stdout)["results"][0]
+
+    assert not run("echo:reverse", 0)["cached"]
+    again = run("echo:reverse", 7)
+    assert again["cached"] and again["text"] == "three two one (warm)"
+    assert not run("echo:plain", 7)["cached"]

@@ -60,3 +60,18 @@ def test_vllm_route_without_vllm_says_how_to_install():
         return
     with pytest.raises(MissingExtraError, match=r"pip install 'tryouts\[vllm\]'"):
         create_provider(ModelSpec.parse("vllm:Qwen/Qwen2.5-0.5B-Instruct"))
+
+
+def test_the_cache_key_leaves_out_what_the_registry_declares_neutral():
+    from tryouts.engine.run import cache_key
+    from tryouts.types import Message, Request
+
+    req = Request(messages=[Message(role="user", content="hi")])
+
+    def key(ref, **options):
+        return cache_key(ModelSpec.parse(ref, options), req)
+
+    assert key("openai:gpt-4o-mini", timeout=5, headers={"x": "1"}, price="1,2") == key("openai:gpt-4o-mini")
+    assert key("openai:gpt-4o-mini", extra_body={"seed": 1}) != key("openai:gpt-4o-mini")
+    assert key("llamacpp:./m.gguf", prefix_cache=True) == key("llamacpp:./m.gguf")
+    assert key("llamacpp:./m.gguf", n_ctx=4096) != key("llamacpp:./m.gguf")

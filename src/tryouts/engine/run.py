@@ -41,16 +41,12 @@ from typing import Any, Protocol
 
 from .. import errors
 from ..pricing import PriceOverride
-from ..providers import create_provider, get_info, warm_local_stack
+from ..providers import create_provider, get_info, neutral_options, warm_local_stack
 from ..providers.base import Provider, is_loopback_url, warm_http_stack
 from ..store import Store
 from ..types import Cost, ModelSpec, Request, Result, Usage
 from .execute import attempt, failed_result, warm_up
 from .gate import MachineGate
-
-#: options that do not change the answer, left out of the cache key
-_NOT_IN_KEY = {"price", "tokenizer", "api_key_env", "timeout", "connect_timeout", "headers", "warmup",
-               "one_token_per_chunk", "prefix_cache"}
 
 
 class CellLike(Protocol):
@@ -111,8 +107,10 @@ OnEvent = Callable[[str, Any, Any], None]
 
 
 def cache_key(spec: ModelSpec, request: Request) -> str:
-    """A hash of everything that changes the answer: provider, model, options, messages, parameters."""
-    options = {k: v for k, v in sorted(spec.options.items()) if k not in _NOT_IN_KEY}
+    """A hash of everything that changes the answer: provider, model, options, messages, parameters (the
+    options its registry entry declares neutral, such as timeouts, are left out)."""
+    neutral = neutral_options(spec.provider)
+    options = {k: v for k, v in sorted(spec.options.items()) if k not in neutral}
     payload = {
         "provider": spec.provider,
         "model": spec.model,

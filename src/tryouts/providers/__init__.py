@@ -46,6 +46,14 @@ class ProviderInfo:
     #: Imported while other models' requests are timed instead, their shared libraries would pause the event
     #: loop and land inside those requests' TTFT; a module that is not installed ends the list quietly
     warm_imports: tuple[str, ...] = ()
+    #: options that change how a request is sent or measured, never the answer (timeouts, headers, the key's
+    #: variable): left out of the response cache key and the fingerprint a resumed run is checked against.
+    #: The engine's own options (``price``, ``warmup``) always are.
+    neutral_options: tuple[str, ...] = ()
+
+
+#: what every HTTP provider's transport options are: how a request is sent, not what it asks
+HTTP_NEUTRAL = ("api_key_env", "connect_timeout", "headers", "timeout")
 
 
 _BUILTIN: tuple[ProviderInfo, ...] = (
@@ -61,6 +69,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
             needs_key=p.key_required,
             server=p.base_url if p.free else None,
             server_env=p.base_url_env if p.free else None,
+            neutral_options=(*HTTP_NEUTRAL, "one_token_per_chunk", "tokenizer"),  # counting, not answering
         )
         for p in PRESETS.values()
     ),
@@ -69,6 +78,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "tryouts.providers.anthropic",
         "AnthropicProvider",
         "Anthropic Messages API (native SSE)",
+        neutral_options=HTTP_NEUTRAL,
         env=("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
         example="anthropic:claude-3-5-haiku-latest",
     ),
@@ -77,6 +87,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "tryouts.providers.gemini",
         "GeminiProvider",
         "Google Gemini API (native streamGenerateContent)",
+        neutral_options=HTTP_NEUTRAL,
         env=("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL"),
         example="gemini:gemini-2.5-flash",
     ),
@@ -85,6 +96,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "tryouts.providers.ollama",
         "OllamaProvider",
         "Ollama's native /api/chat (NDJSON), with its server timings",
+        neutral_options=HTTP_NEUTRAL,
         env=("OLLAMA_HOST",),
         example="ollama:llama3.1",
         needs_key=False,
@@ -96,6 +108,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "tryouts.providers.cohere",
         "CohereProvider",
         "Cohere v2 chat (native SSE)",
+        neutral_options=HTTP_NEUTRAL,
         env=("COHERE_API_KEY", "CO_API_KEY", "COHERE_BASE_URL"),
         example="cohere:command-r-plus-08-2024",
     ),
@@ -104,6 +117,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "tryouts.providers.replicate",
         "ReplicateProvider",
         "Replicate predictions, streamed from their stream URL",
+        neutral_options=HTTP_NEUTRAL,
         env=("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL"),
         example="replicate:meta/meta-llama-3-8b-instruct",
     ),
@@ -112,6 +126,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         "tryouts.providers.bedrock",
         "BedrockProvider",
         "AWS Bedrock ConverseStream (boto3)",
+        neutral_options=HTTP_NEUTRAL,
         requires=("boto3",),
         extra="bedrock",
         env=("AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "BEDROCK_ENDPOINT_URL"),
@@ -155,6 +170,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         example="llamacpp:./model.gguf",
         local=True,
         warm_imports=("llama_cpp", "llama_cpp.llama_chat_format"),
+        neutral_options=("prefix_cache",),  # reusing a cached prefix changes the timing, not the answer
     ),
 )
 
@@ -216,6 +232,16 @@ def warm_local_stack(provider_names: Iterable[str]) -> None:
                 break
 
 
+def neutral_options(provider: str) -> frozenset[str]:
+    """The options of ``provider`` that never change an answer (its registry entry's, and the engine's)."""
+    from .base import ENGINE_OPTIONS
+
+    try:
+        return ENGINE_OPTIONS | frozenset(get_info(provider).neutral_options)
+    except UnknownProviderError:
+        return ENGINE_OPTIONS
+
+
 def missing_requirements(info: ProviderInfo) -> list[str]:
     """Import names ``info`` needs that are not installed."""
     return [mod for mod in info.requires if importlib.util.find_spec(mod) is None]
@@ -239,6 +265,7 @@ __all__ = [
     "create_provider",
     "get_info",
     "missing_requirements",
+    "neutral_options",
     "register",
     "warm_local_stack",
 ]

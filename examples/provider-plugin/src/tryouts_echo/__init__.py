@@ -20,4 +20,6 @@ def info() -> ProviderInfo:
         local=True,  # in process: one request at a time, loaded once, timed apart from other models
         # the "runtime" to import before any request is timed (torch, say, for a real in-process model)
         warm_imports=("tryouts_echo.runtime",),
+        # options that never change the answer: left out of the response cache key
+        neutral_options=("delay_ms",),
     )
