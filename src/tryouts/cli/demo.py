@@ -89,6 +89,6 @@ def demo(
         "tryouts providers lists them all."
     )
     ui = f"tryouts ui --run {outcome.run_id}" + ("" if db is None else f" --db {db}")
-    console.print(f"\nOpen the dashboard on this run: [bold]{ui}[/] (then http://127.0.0.1:8765/runs/"
-                  f"{outcome.run_id} in your browser).", highlight=False)
+    console.print(f"\nOpen the dashboard on this run: [bold]{ui}[/] (it opens the run's page in your browser, "
+                  "with the access token every request needs).", highlight=False)
     return 0 if outcome.all_ok else 2
