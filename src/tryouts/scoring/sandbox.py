@@ -49,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -150,6 +151,14 @@ def _python_dirs() -> list[str]:
     kept = sorted(d for d in dirs if d and not d.startswith("/usr/") and os.path.isdir(d))
     # a directory inside another kept one comes along with it
     return [d for d in kept if not any(d != o and d.startswith(o.rstrip("/") + "/") for o in kept)]
+
+
+def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
+    """Block until ``proc`` exits (True) or ``timeout_s`` passes (False). Popen.wait(timeout) polls, sleeping
+    up to 50 ms at a time, so it returns up to 50 ms after the exit; a blocking wait in a thread does not."""
+    gone = threading.Event()
+    threading.Thread(target=lambda: (proc.wait(), gone.set()), name="tryouts-sandbox-wait", daemon=True).start()
+    return gone.wait(timeout_s)
 
 
 def _bwrap_command(bwrap: str, work: str, extra: tuple[str, ...] = ()) -> list[str]:
@@ -375,10 +384,7 @@ def run_tests(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int 
             harness = subprocess.Popen([sys.executable, "-I", "-c", HARNESS, str(root / "job.json")], cwd=root,
                                        env=_child_env(str(root)), stdin=subprocess.DEVNULL, stdout=out,
                                        stderr=err, start_new_session=True, close_fds=True)
-            try:
-                harness.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+            timed_out = not _wait(harness, timeout_s)
             _kill_group(harness.pid)
             harness.wait()
             _end_child(root / "pids.json")

@@ -359,11 +359,14 @@ def main():
             raise SandboxProtocolError("the code's process sent a malformed value") from e
 
     def ended():
-        try:
-            rc = child.wait(timeout=5)
-        except subprocess.TimeoutExpired:
+        # a blocking wait in a thread: Popen.wait(timeout) polls in sleeps of up to 50 ms after the exit
+        import threading
+
+        gone = threading.Event()
+        threading.Thread(target=lambda: (child.wait(), gone.set()), daemon=True).start()
+        if not gone.wait(5):
             child.kill()
-            rc = child.wait()
+        rc = child.wait()
         if rc < 0 or (job["bwrap"] and rc > 128):
             sig = -rc if rc < 0 else rc - 128
             if sig in (signal.SIGXCPU, signal.SIGKILL):
