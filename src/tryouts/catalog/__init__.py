@@ -16,6 +16,7 @@ described in docs/catalog.md; model cards (``tryouts card``) are in :mod:`tryout
 
 from __future__ import annotations
 
+from .entry import SOURCED, TASKS, Arch, CatalogPrice, Entry, Modalities, Params
 from .load import (
     DATA_DIR,
     SCHEMA_PATH,
@@ -26,7 +27,6 @@ from .load import (
     lookup_keys,
     schema,
 )
-from .model import SOURCED, TASKS, Arch, CatalogPrice, Entry, Modalities, Params
 from .prices import EntryPrice, commercial_routes, entry_price
 
 __all__ = [

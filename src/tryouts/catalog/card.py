@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ModelNotFoundError, UsageError
+from .entry import Entry
 from .load import find_model
-from .model import Entry
 from .prices import EntryPrice, entry_price
 
 #: section -> heading phrases that name it (normalized: lowercase words)

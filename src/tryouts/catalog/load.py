@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from ..errors import ModelNotFoundError, TryoutsError
-from .model import SOURCED, Entry
+from .entry import SOURCED, Entry
 
 DATA_DIR = Path(__file__).parent / "data"
 SCHEMA_PATH = Path(__file__).parent / "schema.json"

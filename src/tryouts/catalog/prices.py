@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from .model import Entry
+from .entry import Entry
 
 #: tokens priced to read a per-token price off genai-prices (small enough to stay in the base tier)
 _PROBE = 1000

@@ -21,7 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from ..errors import UsageError
 from ..memory.gpus import parse_size as parse_size  # one parser of memory sizes for every command
-from .model import TASKS, Entry
+from .entry import TASKS, Entry
 from .prices import EntryPrice, entry_price
 
 _SUFFIX = {"": 1, "k": 1_000, "m": 1_000_000}

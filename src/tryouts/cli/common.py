@@ -73,12 +73,12 @@ def fmt_count(n: int) -> str:
 
 def scoring_from_options(*, judge: str | None, rubric: str | None, scale: str, pairwise: bool,
                          embedding: str | None, scorers: list[str], judge_options: list[str]) -> Any:
-    """The :class:`~tryouts.suite.model.ScoringSpec` of the command line's scoring options (None: none given).
+    """The :class:`~tryouts.suite.schema.ScoringSpec` of the command line's scoring options (None: none given).
 
     Shared by ``tryouts score`` and ``tryouts compare``; a bad option raises UsageError naming it.
     """
     from ..errors import UsageError
-    from ..suite.model import ScoringSpec
+    from ..suite.schema import ScoringSpec
     from .common import parse_options
 
     if not (judge or rubric or pairwise or embedding or scorers):

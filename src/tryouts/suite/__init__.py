@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .issues import SuiteError, SuiteIssue
 from .load import load_suite, loads_suite
-from .model import (
+from .schema import (
     AssertSpec,
     CaseEntry,
     CaseItem,

@@ -17,7 +17,7 @@ from .issues import Loc, Problem, format_loc
 from .limits import MAX_RENDERED_CHARS
 
 if TYPE_CHECKING:
-    from .model import Suite
+    from .schema import Suite
 
 
 @dataclass

@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 
 from .issues import SKIP, Loc, Problem, SuiteError, SuiteIssue, describe, duplicate_keys, locate
 from .limits import MAX_SUITE_BYTES, LimitError, SuiteLoader, control_problem, nul_lines, nul_message
-from .model import Suite
+from .schema import Suite
 
 #: our own error kinds: their messages are complete
 _OWN_KINDS = {"model_reference", "prompt_no_user", "prompt_text_or_messages", "model_form", "prompt_form", "dataset_form"}

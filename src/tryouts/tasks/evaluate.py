@@ -22,7 +22,7 @@ from typing import Any
 
 from ..errors import TryoutsError, UsageError
 from ..store import Store
-from ..suite.model import Cell  # one (model, case, repeat) for the run engine
+from ..suite.schema import Cell  # one (model, case, repeat) for the run engine
 from ..types import Cost, GenParams, Message, ModelSpec, Request, Result, Timing, Usage, finished_status
 from . import TaskSpec, get_task
 from .data import Dataset, TaskCase

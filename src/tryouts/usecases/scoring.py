@@ -39,7 +39,7 @@ def score_run(
     policy: Any = None,
     say: Say | None = None,
 ) -> dict[str, Any]:
-    """Add the scores ``scoring`` (a suite's :class:`~tryouts.suite.model.ScoringSpec`) asks for to a stored run.
+    """Add the scores ``scoring`` (a suite's :class:`~tryouts.suite.schema.ScoringSpec`) asks for to a stored run.
 
     Returns a report: how many results got each kind of score, the judge's calls, cost and latency, and
     the pairwise votes it produced (consistent and inconsistent pairs).
