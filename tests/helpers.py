@@ -254,3 +254,17 @@ def require_bwrap() -> None:
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed (make test installs it)")
     pytest.fail(f"bubblewrap is installed but cannot isolate a process: {sandbox._cached_probe()[1]}")
+
+
+#: model-written code that switches the sandbox's audit hook off (it cannot be removed, but its data can be
+#: changed): the hook is a courtesy for honest code, not the boundary, so what it blocked must stay blocked
+HOOK_OFF = """
+import gc, socket
+for _f in gc.get_objects():
+    if type(_f).__name__ == "function" and _f.__name__ == "hook" and _f.__closure__:
+        for _c in _f.__closure__:
+            if type(_c.cell_contents) is dict:
+                _c.cell_contents.clear()
+            elif _c.cell_contents == socket.AF_UNIX:
+                _c.cell_contents = socket.AF_INET
+"""

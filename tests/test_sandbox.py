@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Listener, require_bwrap
+from helpers import HOOK_OFF, Listener, require_bwrap
 from tryouts.errors import UsageError
 from tryouts.scoring import sandbox
 from tryouts.scoring.sandbox import SandboxResult, extract_code, network_isolation, run_tests
@@ -29,15 +29,6 @@ from tryouts.scoring.sandbox import SandboxResult, extract_code, network_isolati
 BLOCKED_NET = "network access is blocked in the Tryouts sandbox"
 BLOCKED_PROC = "starting processes is blocked in the Tryouts sandbox"
 
-# Switches the audit hook off (a courtesy for honest code, not the boundary), so processes can be started.
-HOOK_OFF = """
-import gc, socket
-for _f in gc.get_objects():
-    if type(_f).__name__ == "function" and _f.__name__ == "hook" and _f.__closure__:
-        for _c in _f.__closure__:
-            if type(_c.cell_contents) is dict:
-                _c.cell_contents.clear()
-"""
 
 
 def force_unsafe(monkeypatch) -> None:

@@ -22,23 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Listener, require_bwrap
+from helpers import HOOK_OFF, Listener, require_bwrap
 from tryouts.scoring import sandbox
 from tryouts.scoring.sandbox import run_tests
 
 ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\n"
 
-# Switches the audit hook off (it cannot be removed, but its data can be changed).
-HOOK_OFF = """
-import gc, socket
-for _f in gc.get_objects():
-    if type(_f).__name__ == "function" and _f.__name__ == "hook" and _f.__closure__:
-        for _c in _f.__closure__:
-            if type(_c.cell_contents) is dict:
-                _c.cell_contents.clear()
-            elif _c.cell_contents == socket.AF_UNIX:
-                _c.cell_contents = socket.AF_INET
-"""
 
 
 def leaked(result, secret: str) -> bool:
