@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,19 +28,7 @@ from tryouts.providers import create_provider
 from tryouts.providers.base import Provider
 from tryouts.types import Delta, GenParams, Message, ModelSpec, Request, Result
 
-
 #: the request most tests send: one user message, at most 64 tokens
-@dataclass(frozen=True)
-class Cell:
-    """One cell of a run, as the engine takes it: (model_index, case_index, repeat_index) with its spec and request."""
-
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
-
-
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=64))
 
 

@@ -7,10 +7,9 @@ import uuid
 
 import pytest
 
-from helpers import Cell
 from tryouts.engine.run import Policy, cache_key, run_cells
 from tryouts.store import Store
-from tryouts.types import GenParams, Message, ModelSpec, Request
+from tryouts.types import Cell, GenParams, Message, ModelSpec, Request
 
 
 def cells_for(refs, n_cases=1, repeats=1, prompt="hi", options=None):
@@ -153,11 +152,11 @@ def test_local_runtimes_are_imported_before_any_request_is_timed(replay_server):
 
     code = f"""
 import asyncio, sys
-from tryouts.engine.compare import compare
+from tryouts.usecases.compare import compare
 seen = {{}}
-def on_event(i, kind, payload):
-    if kind == "started":
-        seen[i] = {{"torch": "torch" in sys.modules, "llama_cpp": "llama_cpp" in sys.modules}}
+def on_event(e):
+    if type(e).__name__ == "CellStarted":
+        seen[e.model_index] = {{"torch": "torch" in sys.modules, "llama_cpp": "llama_cpp" in sys.modules}}
 api = "openai-compat:{replay_server}#tokens=2"
 asyncio.run(compare("hi", [api], on_event=on_event))
 api_only = seen[0]

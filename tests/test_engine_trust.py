@@ -8,13 +8,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from helpers import Cell, server_log
-from tryouts.engine.compare import compare
+from helpers import server_log
+from tryouts.engine.events import ResultStored
 from tryouts.engine.gate import MachineGate
 from tryouts.engine.run import Policy, run_cells, write_safely
 from tryouts.store import Store
 from tryouts.testing.replay import start_replay_server
-from tryouts.types import GenParams, Message, ModelSpec, Request, Result, Usage
+from tryouts.types import Cell, GenParams, Message, ModelSpec, Request, Result, Usage
+from tryouts.usecases.compare import compare
 
 
 def cells_for(specs, n_cases=1):
@@ -105,7 +106,7 @@ def test_each_server_has_its_own_lane_and_a_retry_wait_holds_no_slot(replay_serv
         order = []
         results = run(store, cells_for([failing, healthy], n_cases=4),
                       Policy(concurrency={"openai-compat": 1}, max_retries=2, backoff_s=0.4, use_cache=False),
-                      on_event=lambda kind, cell, payload: kind == "result" and order.append(cell.model_index))
+                      on_event=lambda e: isinstance(e, ResultStored) and order.append(e.model_index))
     assert [r["ok"] for r in results if r["model_index"] == 1] == [True] * 4
     # one lane of 1 for both servers would finish the failing server's first cell (3 tries) before any healthy one
     assert order[:4] == [1, 1, 1, 1]
@@ -208,7 +209,6 @@ def test_gate_survives_a_cancelled_waiter():
 
 _INFLIGHT_SCRIPT = r'''
 import asyncio, json, sys, threading, time
-from dataclasses import dataclass
 
 imports = []
 def hook(event, args):
@@ -218,15 +218,7 @@ sys.addaudithook(hook)
 
 from tryouts.engine.run import Policy, run_cells
 from tryouts.store import Store
-from tryouts.types import GenParams, Message, ModelSpec, Request
-
-@dataclass(frozen=True)
-class Cell:
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
+from tryouts.types import Cell, GenParams, Message, ModelSpec, Request
 
 base, fast, slow, db = sys.argv[1:5]
 cells = [Cell(m, 0, 0, ModelSpec.parse(f"openai-compat:{base}#{script}", {"warmup": False}),

@@ -20,10 +20,10 @@ def test_run_suite_stores_scores_and_summarizes_like_tryouts_run(replay_server, 
     store = Store(tmp_path / "lib.db")
     seen = []
     outcome = tryouts.run_suite(_suite(tmp_path, replay_server), store=store,
-                                on_event=lambda kind, cell, payload: seen.append(kind))
+                                on_event=lambda e: seen.append(type(e).__name__))
     assert isinstance(outcome, tryouts.SuiteOutcome)
     assert (outcome.status, outcome.n_cells, outcome.n_failed) == ("partial", 4, 2)
-    assert len(outcome.results) == 4 and seen.count("result") == 4
+    assert len(outcome.results) == 4 and seen.count("ResultStored") == 4
     assert "quality" in outcome.meta  # the summary `tryouts run` prints
     assert store.get_run_row(outcome.run_id)["status"] == "partial"
     again = tryouts.run_suite(resume=outcome.run_id, store=store)  # nothing missing: nothing runs

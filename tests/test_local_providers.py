@@ -5,11 +5,11 @@ import asyncio
 import pytest
 
 from tryouts import errors
-from tryouts.engine.compare import compare
 from tryouts.engine.execute import execute
 from tryouts.providers import create_provider
 from tryouts.providers.hf import IncrementalDetokenizer
 from tryouts.types import GenParams, Message, ModelSpec, Request
+from tryouts.usecases.compare import compare
 
 pytestmark = pytest.mark.slow
 
@@ -135,9 +135,9 @@ def test_incremental_detokenizer_never_splits_characters(demo_models):
 
 def test_hf_batching_keeps_per_request_results_and_timings(demo_models, tmp_path):
 
-    from helpers import Cell
     from tryouts.engine.run import Policy, run_cells
     from tryouts.store import Store
+    from tryouts.types import Cell
 
     questions = ["What is a model?", "Hi", "Explain quantization in detail please", "Why?", "Name three", "Ok"]
 

@@ -79,7 +79,7 @@ def test_official_model_name_is_the_default_script_and_cost_is_unknown(root):
     assert r.model_name == "meta/meta-llama-3-8b-instruct" and r.provider == "replicate"
     assert r.text == "".join(f" w{i}" for i in range(8)) and r.usage.output_tokens == 8
     assert r.cost.total is None and r.cost.source == "unknown"  # genai-prices has no Replicate prices
-    from tryouts.engine.compare import compare
+    from tryouts.usecases.compare import compare
 
     spec = ModelSpec.parse("replicate:meta/meta-llama-3-8b-instruct", {"price": "0.05,0.25"})
     r = asyncio.run(compare("hi", [spec])).results[0]  # the price option, as the CLI's -o price=... gives it

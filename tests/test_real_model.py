@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Cell
 from tryouts.engine.run import Policy, run_cells
 from tryouts.providers import create_provider
 from tryouts.store import Store
-from tryouts.types import GenParams, Message, ModelSpec, Request
+from tryouts.types import Cell, GenParams, Message, ModelSpec, Request
 
 pytestmark = pytest.mark.slow
 

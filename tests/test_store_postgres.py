@@ -280,6 +280,17 @@ print(own)
 """
 
 
+def test_a_cell_delivered_twice_is_stored_once_on_postgresql(pg_url):
+    """Result sinks are idempotent per cell (engine/executor.py): the first row stays, in one batch or two."""
+    store = Store(pg_url)
+    run_id = store.create_run("suite", ["openai:gpt-4o-mini"], {})
+    first, late = make_result(text="first"), make_result(text="late", ok=False)
+    store.add_results(run_id, [first, make_result(text="same batch", case_index=1)])
+    store.add_results(run_id, [late, make_result(text="new", case_index=2)])
+    rows = {r["case_index"]: r["text"] for r in store.get_run(run_id)["results"]}
+    assert rows == {0: "first", 1: "same batch", 2: "new"}
+
+
 def test_two_processes_write_at_once(pg_url, tmp_path):
     go = tmp_path / "go"
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, str(me), str(go), "r-shared"],

@@ -212,8 +212,8 @@ def test_cli_with_a_bad_tokenizer_says_so_and_sends_nothing(tmp_path, replay_ser
 
 
 def test_the_method_is_recorded_in_the_store(smollm2, smollm2_server_url, tmp_path):
-    from tryouts.engine.compare import compare
     from tryouts.store import Store
+    from tryouts.usecases.compare import compare
 
     store = Store(str(tmp_path / "t.db"))
     specs = [ModelSpec.parse(f"openai-compat:{smollm2_server_url}#smollm2", {"tokenizer": str(smollm2)}),

@@ -22,7 +22,7 @@ __all__ = ["SuiteOutcome", "__version__", "compare", "load_suite", "run_suite"]
 
 def __getattr__(name: str):  # lazy: importing tryouts stays cheap
     if name == "compare":
-        from .engine.compare import compare
+        from .usecases.compare import compare
 
         return compare
     if name == "load_suite":

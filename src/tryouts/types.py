@@ -75,6 +75,18 @@ class Request(_Strict):
 # ---- stream events (hot path) ------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Cell:
+    """One request of a run: a model, a case and a repeat, identified by ``(model_index, case_index,
+    repeat_index)``; ``spec`` is shared by a model's cells. The engine runs cells (engine/run.py)."""
+
+    model_index: int
+    case_index: int
+    repeat_index: int
+    spec: ModelSpec
+    request: Request
+
+
 @dataclass(slots=True)
 class Sent:
     """The request was handed to the network (or, for in-process models, to the generator): t0."""

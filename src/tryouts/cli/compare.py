@@ -67,11 +67,11 @@ def compare(
     from rich.live import Live
 
     from ..config import price_overrides
-    from ..engine.compare import compare as run_compare
     from ..engine.interrupt import run_interruptible
     from ..errors import UsageError
     from ..pricing import PriceOverride
     from ..types import GenParams, ModelSpec
+    from ..usecases.compare import compare as run_compare
     from .render import LiveView, make_console, print_outputs, print_results, print_scores
 
     if fmt not in ("table", "json"):

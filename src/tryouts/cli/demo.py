@@ -35,9 +35,9 @@ def demo(
 
     from ..demo.real import GGUF_FILE, ensure_smollm2
     from ..demo.server import llamacpp_server
-    from ..engine.compare import compare as run_compare
     from ..engine.interrupt import run_interruptible
     from ..types import GenParams, ModelSpec
+    from ..usecases.compare import compare as run_compare
     from .render import LiveView, make_console, print_outputs, print_results
 
     if path:  # e.g. TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml

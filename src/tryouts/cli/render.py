@@ -10,6 +10,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from ..engine.events import CellDelta, CellStarted, ModelLoading, ResultStored
 from ..labels import short_label
 
 PANEL_LINES = 10
@@ -45,17 +46,21 @@ class LiveView:
         self.state = ["waiting"] * len(labels)
         self.chunks = [0] * len(labels)
 
-    def on_event(self, i: int, kind: str, payload: Any) -> None:
-        if kind == "delta":
-            self.texts[i] += payload.text
+    def on_event(self, event: Any) -> None:
+        """Follow the engine's event stream (engine/events.py)."""
+        if not isinstance(event, CellDelta | CellStarted | ModelLoading | ResultStored):
+            return
+        i = event.model_index
+        if isinstance(event, CellDelta):
+            self.texts[i] += event.delta.text
             self.chunks[i] += 1
             self.state[i] = "streaming"
-        elif kind == "loading":
+        elif isinstance(event, ModelLoading):
             self.state[i] = "loading"
-        elif kind == "started":
+        elif isinstance(event, CellStarted):
             self.state[i] = "waiting for first token"
-        elif kind == "done":
-            r = payload
+        else:
+            r = event.result
             self.state[i] = (
                 f"done · TTFT {_fmt(r.timing.ttft_ms, 0)} ms · {fmt_tokens(r.usage.output_tokens, r.usage.estimated)} tok"
                 if r.ok

@@ -65,6 +65,8 @@ def run(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from ..engine.events import CellRetry, ResultStored
+
     bars = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("[red]{task.fields[failed]} failed[/] [dim]{task.fields[cached]} cached[/]"),
@@ -74,15 +76,15 @@ def run(
     failed = {m: 0 for m in tasks}
     cached = {m: 0 for m in tasks}
 
-    def on_event(kind: str, cell: Any, payload: Any) -> None:
-        if kind == "result":
-            m = cell.model_index
-            failed[m] += not payload.ok
-            cached[m] += payload.cached
+    def on_event(event: Any) -> None:
+        if isinstance(event, ResultStored):
+            m = event.model_index
+            failed[m] += not event.result.ok
+            cached[m] += event.result.cached
             bars.update(tasks[m], advance=1, failed=failed[m], cached=cached[m])
-        elif kind == "retry":
-            bars.console.print(f"[yellow]retry[/] {escape(labels[cell.model_index])} case {cell.case_index}: "
-                               f"{escape(str(payload))}", highlight=False)
+        elif isinstance(event, CellRetry):
+            bars.console.print(f"[yellow]retry[/] {escape(labels[event.model_index])} case {event.cell.case_index}: "
+                               f"{escape(event.message)}", highlight=False)
 
     def say(msg: str) -> None:
         console.print(msg, highlight=False)

@@ -22,7 +22,9 @@ from ..providers import create_provider, get_info
 from ..store import Store
 from ..tokens import fallback_count
 from ..types import Usage
-from .run import CellLike, Policy, cache_key
+from .cache import cache_key
+from .events import CellLike
+from .policy import Policy
 
 
 @dataclass

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..types import GenParams, Message, ModelSpec, Request
+from ..types import Cell, GenParams, Message
 
 SYSTEM = "You are an impartial, careful judge of AI assistants' answers. Reply with JSON only."
 
@@ -115,19 +115,14 @@ def parse_pairwise(text: str) -> tuple[str, str | None]:
     raise ValueError(f"no verdict in the judge's reply: {text[:200]!r}")
 
 
-@dataclass
-class JudgeJob:
-    """One judge call, shaped like an engine cell (``case_index`` is the job's number)."""
+@dataclass(frozen=True)
+class JudgeJob(Cell):
+    """One judge call, run by the engine as a cell (``case_index`` is the job's number)."""
 
-    case_index: int
-    kind: str  # rubric | pairwise
-    result_id: int
-    spec: ModelSpec
-    request: Request
+    kind: str = "rubric"  # rubric | pairwise
+    result_id: int = 0
     other_result_id: int | None = None
     order: str | None = None  # pairwise: ab | ba
-    model_index: int = 0
-    repeat_index: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -226,11 +226,18 @@ class Store:
     def add_results(
         self, run_id: str, results: list[Result], cache_entries: list[tuple[str, str, dict[str, Any]]] = ()
     ) -> None:
-        """Commit several results, and the cache entries (key, model, response) they make, in one transaction."""
+        """Commit several results, and the cache entries (key, model, response) they make, in one transaction.
+
+        Idempotent per cell: a result whose cell (model, case, repeat) already has a row in the run is left
+        out, and the row already there stays (an executor may deliver a result twice, or rerun a lost cell).
+        """
         c = schema.cache
         with self.engine.begin() as conn:
             if results:
-                conn.execute(insert(schema.results), [self._text_safe(_row(run_id, r)) for r in results])
+                res = schema.results
+                conn.execute(_dialect_insert(conn)(res).on_conflict_do_nothing(index_elements=[
+                    res.c.run_id, res.c.model_index, res.c.case_index, res.c.repeat_index,
+                ]), [self._text_safe(_row(run_id, r)) for r in results])
             for key, model, response in cache_entries:
                 # one statement, so two writers putting the same key at once (a team's shared PostgreSQL
                 # store) both succeed instead of one failing on the primary key and losing its results

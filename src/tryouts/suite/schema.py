@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import UsageError
 from ..providers import all_providers, get_info
-from ..types import GenParams, Message, ModelSpec, Request
+from ..types import Cell, GenParams, Message, ModelSpec, Request
 from . import template
 from .cases import collect_cases, rendered_size_problems, template_problems
 from .issues import TAG_MAP, TAG_STR, Loc, Problem, SuiteError, locate
@@ -285,17 +285,6 @@ class CaseItem:
     expected: str | None
     asserts: list[dict]
     messages: list[Message]
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One request to run: a model, a case item and a repeat. ``spec`` is shared by a model's cells."""
-
-    model_index: int
-    case_index: int
-    repeat_index: int
-    spec: ModelSpec
-    request: Request
 
 
 # ---- scoring -----------------------------------------------------------------------------------

@@ -22,8 +22,18 @@ from typing import Any
 
 from ..errors import TryoutsError, UsageError
 from ..store import Store
-from ..suite.schema import Cell  # one (model, case, repeat) for the run engine
-from ..types import Cost, GenParams, Message, ModelSpec, Request, Result, Timing, Usage, finished_status
+from ..types import (
+    Cell,  # one (model, case, repeat) for the run engine
+    Cost,
+    GenParams,
+    Message,
+    ModelSpec,
+    Request,
+    Result,
+    Timing,
+    Usage,
+    finished_status,
+)
 from . import TaskSpec, get_task
 from .data import Dataset, TaskCase
 from .prompts import build_prompt
@@ -307,6 +317,7 @@ def evaluate(
         UsageError: a model that cannot run this task (e.g. an API model for embeddings), bad settings.
     """
 
+    from ..engine.events import CellRetry, ModelLoading, ResultStored
     from ..engine.interrupt import run_interruptible
     from ..engine.run import Policy, run_cells
 
@@ -348,11 +359,11 @@ def evaluate(
             extra = _run_embeddings(data, specs, store, run_id, settings.ks, report_progress)
         else:
 
-            def on_event(kind: str, cell: Any, payload: Any) -> None:
-                if kind == "result":
-                    report_progress("answer", cell.model_index, bool(payload.ok))
-                elif kind in ("retry", "loading"):
-                    report_progress(kind, cell.model_index, True)
+            def on_event(event: Any) -> None:
+                if isinstance(event, ResultStored):
+                    report_progress("answer", event.model_index, bool(event.result.ok))
+                elif isinstance(event, CellRetry | ModelLoading):
+                    report_progress("retry" if isinstance(event, CellRetry) else "loading", event.model_index, True)
 
             cases = {c.index: _case_meta(task.name, c) for c in data.cases}
             run_interruptible(

@@ -118,8 +118,8 @@ def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: lis
     jobs: list[JudgeJob] = []
 
     def add(kind: str, messages: list, result_id: int, other: int | None = None, order: str | None = None) -> None:
-        jobs.append(JudgeJob(len(jobs), kind, result_id, spec, Request(messages=messages, params=params),
-                             other_result_id=other, order=order))
+        jobs.append(JudgeJob(0, len(jobs), 0, spec, Request(messages=messages, params=params), kind=kind,
+                             result_id=result_id, other_result_id=other, order=order))
 
     if judge.rubric:
         done = {j["result_id"] for j in mine if j["kind"] == "rubric" and j["ok"]}

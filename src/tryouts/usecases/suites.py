@@ -10,7 +10,7 @@ from typing import Any
 
 def suite_policy(suite: Any, no_cache: bool):
     """The engine's Policy from a suite's concurrency, retries and timeouts (``no_cache``: --no-cache)."""
-    from ..engine.run import Policy
+    from ..engine.policy import Policy
 
     conc = dict(suite.concurrency or {})
     retries, timeouts = suite.retries, suite.timeouts
@@ -212,8 +212,8 @@ def run_suite(suite_file: str | Path | None = None, *, store: Any = None, resume
               no_cache: bool = False, on_event: Any = None, say: Any = print) -> SuiteOutcome:
     """Run a suite file from start to finish, as ``tryouts run`` does (``resume``: a run's missing cells).
 
-    ``store`` defaults to the user's results database; ``on_event(kind, cell, payload)`` sees each result
-    and retry; ``say`` gets the scoring's messages. Blocking: it runs its own event loop.
+    ``store`` defaults to the user's results database; ``on_event(event)`` sees the engine's typed events
+    (engine/events.py: each cell queued, started, retried, its result stored); ``say`` gets the scoring's messages. Blocking: it runs its own event loop.
     """
     if store is None:
         from ..paths import default_db

@@ -1,6 +1,6 @@
 """Live comparisons started from the dashboard: one prompt through several models, streamed as events.
 
-A :class:`LiveRun` runs :func:`tryouts.engine.compare.compare` in the server's event loop (results are stored
+A :class:`LiveRun` runs :func:`tryouts.usecases.compare.compare` in the server's event loop (results are stored
 as each model finishes, as with ``tryouts compare``) and keeps every event it produced, so a browser that
 connects late, or reconnects, gets the whole history first. Events (the ``data`` of server-sent events, JSON):
 
@@ -77,10 +77,12 @@ class LiveRuns:
     def start(self, key: str, prompt: str, models: list[str], *, system: str | None, params: Any,
               options: list[dict[str, Any]], case: dict[str, Any] | None = None) -> LiveRun:
         from ..config import price_overrides
-        from ..engine.compare import compare
+        from ..engine import events as ev
         from ..engine.execute import failed_result
+        from ..engine.scores import case_scores
         from ..errors import StoppedError
         from ..types import ModelSpec
+        from ..usecases.compare import build_request, compare
 
         specs = [ModelSpec.parse(m, o) for m, o in zip(models, options, strict=True)]
         live = LiveRun(key=key, models=[redact(s.ref) for s in specs])
@@ -95,24 +97,25 @@ class LiveRuns:
             rows, _ = store.results(live.run_id, cell=(i, 0, 0))
             return rows[0] if rows else {}
 
-        def on_event(i: int, kind: str, payload: Any) -> None:
-            if kind == "run":  # recorded: the page can link to it from now on
-                live.run_id = payload
+        def on_event(event: Any) -> None:
+            if isinstance(event, ev.RunRecorded):  # recorded: the page can link to it from now on
+                live.run_id = event.run_id
                 live.emit_soon({"type": "run", "run_id": live.run_id, "models": live.models})
-            elif kind == "done":  # stored: send the row as stored
-                finished.add(i)
-                live.emit_soon({"type": "result", "model": i, "result": stored(i)})
-            elif kind == "delta":
-                if payload.channel != "text":
+            elif isinstance(event, ev.ResultStored):  # committed: send the row as stored
+                finished.add(event.model_index)
+                live.emit_soon({"type": "result", "model": event.model_index, "result": stored(event.model_index)})
+            elif isinstance(event, ev.CellDelta):
+                i, delta = event.model_index, event.delta
+                if delta.channel != "text":
                     return
-                partial[i].append(payload.text)
-                t0 = started.get(i, payload.t_ns)
-                live.emit_soon({"type": "delta", "model": i, "text": payload.text,
-                                "elapsed_ms": (payload.t_ns - t0) / 1e6})
-            elif kind in ("loading", "started"):
-                if kind == "started":
-                    started[i] = perf_counter_ns()
-                live.emit_soon({"type": kind, "model": i})
+                partial[i].append(delta.text)
+                t0 = started.get(i, delta.t_ns)
+                live.emit_soon({"type": "delta", "model": i, "text": delta.text, "elapsed_ms": (delta.t_ns - t0) / 1e6})
+            elif isinstance(event, ev.ModelLoading | ev.CellStarted):
+                if isinstance(event, ev.CellStarted):
+                    started[event.model_index] = perf_counter_ns()
+                live.emit_soon({"type": "loading" if isinstance(event, ev.ModelLoading) else "started",
+                                "model": event.model_index})
 
         async def go() -> None:
             status = "done"
@@ -123,8 +126,6 @@ class LiveRuns:
                 status = finished_status(len(outcome.results), sum(not r.ok for r in outcome.results))
             except asyncio.CancelledError:
                 status = "stopped"
-                from ..engine.compare import build_request
-
                 request = build_request(prompt, system, params)
                 if live.run_id is not None:
                     for i, spec in enumerate(specs):
@@ -134,10 +135,8 @@ class LiveRuns:
                                           model_index=i)
                         r.text = "".join(partial[i])
                         if case:  # scored like any failed answer (its checks fail), so the grid says so
-                            from ..engine.run import case_scores
-
                             r.case, r.scores = case, case_scores(case, r)
-                        store.add_result(live.run_id, r)
+                        store.add_results(live.run_id, [r])  # a row stored meanwhile stays (first wins)
                         live.emit_soon({"type": "result", "model": i, "result": stored(i)})
                     store.finish_run(live.run_id, "interrupted")
             except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream

@@ -1,0 +1,81 @@
+"""How a run's cells are run: concurrency and rate limits per lane, retries, timeouts, cache use."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class LaneLimits:
+    """What one lane (one server of one provider) may have in flight and send.
+
+    ``concurrency``: requests in flight at once. ``requests_per_minute`` and ``tokens_per_minute`` (input
+    plus output tokens, counted from each answer's usage): budgets over a sliding minute, None for none.
+    The limits hold for the lane as a whole, however many workers an executor spreads it over.
+    """
+
+    concurrency: int
+    requests_per_minute: float | None = None
+    tokens_per_minute: float | None = None
+
+
+@dataclass
+class Policy:
+    """How cells are run. Defaults suit commercial APIs; suites override them."""
+
+    concurrency: dict[str, int] = field(default_factory=dict)
+    default_concurrency: int = 4
+    #: servers on this machine (a loopback URL) unless ``concurrency`` names their provider: llama.cpp's server
+    #: aborts a running request when another arrives, and any local server shares the CPU with the others
+    local_server_concurrency: int = 1
+    #: budgets per provider name (see :class:`LaneLimits`); none by default
+    requests_per_minute: dict[str, float] = field(default_factory=dict)
+    tokens_per_minute: dict[str, float] = field(default_factory=dict)
+    max_retries: int = 3
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    connect_timeout_s: float | None = None
+    first_token_timeout_s: float | None = None
+    total_timeout_s: float | None = None
+    use_cache: bool = True
+    #: one cell at a time in the whole run (``tryouts compare --sequential``)
+    sequential: bool = False
+
+    def concurrency_for(self, provider: str, on_this_machine: bool = False) -> int:
+        """Requests in flight at once on one server of ``provider``: the provider's own limit when set, else 1
+        for a server on this machine, else the default."""
+        if provider in self.concurrency:
+            return max(1, int(self.concurrency[provider]))
+        return max(1, int(self.local_server_concurrency if on_this_machine else self.default_concurrency))
+
+    def limits_for(self, provider: str, on_this_machine: bool = False) -> LaneLimits:
+        """The limits of one lane of ``provider``."""
+        return LaneLimits(
+            concurrency=1 if self.sequential else self.concurrency_for(provider, on_this_machine),
+            requests_per_minute=self.requests_per_minute.get(provider),
+            tokens_per_minute=self.tokens_per_minute.get(provider),
+        )
+
+    def backoff(self, attempt_no: int, retry_after: float | None) -> float | None:
+        """Seconds to wait before try ``attempt_no + 1``: Retry-After when given, else 2^n backoff with jitter,
+        never more than ``max_backoff_s``. None when the server asks for a longer wait: the cell then fails."""
+        if retry_after is not None:
+            if retry_after > self.max_backoff_s:
+                return None
+            return retry_after + random.uniform(0, min(0.1, self.max_backoff_s - retry_after))
+        base = min(self.max_backoff_s, self.backoff_s * 2 ** (attempt_no - 1))
+        return base * random.uniform(0.5, 1.0)
+
+
+@dataclass
+class Progress:
+    """Counts per model, updated as cells finish."""
+
+    done: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    failed: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    cached: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    retries: int = 0
+    #: cells left unrun because the run was cancelled (they have no row: a resume runs them)
+    cancelled: int = 0
