@@ -54,10 +54,14 @@ test: install $(CHROMIUM) $(INITDB) $(BWRAP)  ## lint, check the generated docs,
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python docs/gen_cli.py --check
 	$(BIN)/python docs/gen_schema.py --check
+	$(BIN)/python docs/gen_json.py --check
+	$(BIN)/python docs/gen_options.py --check
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
 
 docs: install  ## regenerate docs/cli.md from --help
 	$(BIN)/python docs/gen_cli.py
+	$(BIN)/python docs/gen_json.py
+	$(BIN)/python docs/gen_options.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache

@@ -12,6 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _gen import write_or_check
+
 OUT = Path(__file__).with_name("suite.schema.json")
 
 
@@ -29,16 +32,7 @@ def render() -> str:
 
 
 def main() -> int:
-    text = render()
-    if "--check" in sys.argv:
-        if not OUT.exists() or OUT.read_text(encoding="utf-8") != text:
-            print(f"{OUT} is out of date with tryouts.suite: run `python docs/gen_schema.py` and commit it.",
-                  file=sys.stderr)
-            return 1
-        return 0
-    OUT.write_text(text, encoding="utf-8")
-    print(f"wrote {OUT}")
-    return 0
+    return write_or_check({OUT: render()}, "tryouts.suite", "python docs/gen_schema.py")
 
 
 if __name__ == "__main__":

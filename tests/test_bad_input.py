@@ -71,8 +71,8 @@ def test_llamacpp_option_that_is_not_a_number(tmp_path, option, value):
     pytest.importorskip("llama_cpp")
     gguf = tmp_path / "m.gguf"
     gguf.write_bytes(b"GGUF" + b"\0" * 60)
-    provider = LlamaCppProvider(ModelSpec.parse(f"llamacpp:{gguf}", {option: value}))
-    with pytest.raises(errors.UsageError) as info:
+    with pytest.raises(errors.UsageError) as info:  # refused when the provider is made, before any load
+        provider = LlamaCppProvider(ModelSpec.parse(f"llamacpp:{gguf}", {option: value}))
         asyncio.run(provider.load())
     assert f"the option {option} must be a whole number" in str(info.value) and repr(value) in str(info.value)
 

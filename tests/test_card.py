@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tryouts.catalog.card import build_card, config_facts, extract_sections
-from tryouts.errors import ModelNotFoundError
+from tryouts.errors import NotInCatalogError
 
 CARD = """\
 ---
@@ -211,7 +211,7 @@ def test_online_fetches_what_the_cache_lacks(tmp_path, monkeypatch):
 
 
 def test_unknown_model_error_suggests_names(capsys):
-    with pytest.raises(ModelNotFoundError, match="Did you mean: mixtral-8x7b-instruct"):
+    with pytest.raises(NotInCatalogError, match="Did you mean: mixtral-8x7b-instruct"):
         build_card("mixtral-8x7b-instuct")
     code, _, err = cli(capsys, "lama-3.1-8b-instruct")
     assert code == 1 and "Did you mean: llama-3.1-8b-instruct" in " ".join(err.split())

@@ -20,7 +20,7 @@ from tryouts.catalog import (
     schema,
 )
 from tryouts.catalog.query import Filters, parse_money, parse_size, parse_tokens, select
-from tryouts.errors import ModelNotFoundError, UsageError
+from tryouts.errors import NotInCatalogError, UsageError
 
 # The list (#6) and the models the seeds name, as a user would type them.
 REQUIRED = [
@@ -62,7 +62,7 @@ def test_required_models_are_in_the_catalog():
     for name in REQUIRED:
         try:
             find_model(name)
-        except ModelNotFoundError:
+        except NotInCatalogError:
             missing.append(name)
     assert not missing, f"not in the catalog: {missing}"
     assert len(load_catalog()) >= 120
@@ -175,14 +175,14 @@ def test_find_model_matches_ids_aliases_and_routes_case_insensitively():
 
 
 def test_unknown_model_suggests_close_names():
-    with pytest.raises(ModelNotFoundError) as exc:
+    with pytest.raises(NotInCatalogError) as exc:
         find_model("lama-3.1-70b-instruct")
     assert "Did you mean: llama-3.1-70b-instruct" in exc.value.message
     assert "tryouts models" in exc.value.message
-    with pytest.raises(ModelNotFoundError) as exc:
+    with pytest.raises(NotInCatalogError) as exc:
         find_model("sonnet")
     assert "claude" in exc.value.message
-    with pytest.raises(ModelNotFoundError) as exc:
+    with pytest.raises(NotInCatalogError) as exc:
         find_model("zzzzzz-qqqq")
     assert "Did you mean" not in exc.value.message
 

@@ -101,6 +101,17 @@ def test_cells_go_to_one_lane_per_server_and_in_process_models_share_one(replay_
     assert [c.model_index for c in failed_cells] == [4, 4] and "nosuchprovider" in str(exc)
 
 
+def test_a_lane_takes_the_concurrency_its_registry_entry_declares_unless_the_suite_sets_one():
+    remote = [Cell(0, 0, 0, ModelSpec.parse("llamacpp-server:m", {"base_url": "http://10.1.2.3:8080/v1"}),
+                   Request(messages=[Message(role="user", content="q")]))]
+    (lane,) = schedule(remote, Policy()).lanes  # llama.cpp's server aborts a second request, wherever it runs
+    assert lane.limits.concurrency == 1
+    (lane,) = schedule(remote, Policy(concurrency={"llamacpp-server": 3})).lanes
+    assert lane.limits.concurrency == 3
+    groq = [Cell(0, 0, 0, ModelSpec.parse("groq:m"), Request(messages=[Message(role="user", content="q")]))]
+    assert schedule(groq, Policy()).lanes[0].limits.concurrency == 4
+
+
 def test_sequential_means_one_at_a_time_in_every_lane():
     assert Policy(sequential=True, default_concurrency=8).limits_for("openai").concurrency == 1
     limits = Policy(requests_per_minute={"openai": 500}, tokens_per_minute={"openai": 9e4}).limits_for("openai")

@@ -9,7 +9,7 @@
     e.params.total, e.arch.layers, e.context_window
     entry_price(find_model("gpt-4o"))             # EntryPrice(input_per_mtok=Decimal('2.5'), ..., source='genai-prices')
 
-Unknown names raise :class:`~tryouts.errors.ModelNotFoundError` with the closest catalog names; a file
+Unknown names raise :class:`~tryouts.errors.NotInCatalogError` with the closest catalog names; a file
 that does not validate raises :class:`CatalogError` naming file, line, model id and field. The format is
 described in docs/catalog.md; model cards (``tryouts card``) are in :mod:`tryouts.catalog.card`.
 """
@@ -24,6 +24,7 @@ from .load import (
     find_model,
     load_catalog,
     load_file,
+    lookup,
     lookup_keys,
     schema,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "find_model",
     "load_catalog",
     "load_file",
+    "lookup",
     "lookup_keys",
     "schema",
 ]

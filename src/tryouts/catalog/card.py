@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelNotFoundError, UsageError
+from ..errors import NotInCatalogError, UsageError
 from .entry import Entry
 from .load import find_model
 from .prices import EntryPrice, entry_price
@@ -130,14 +130,14 @@ def _resolve(model: str) -> tuple[Entry | None, str | None, Path | None]:
     if path.is_dir():
         try:
             entry = find_model(path.name)
-        except ModelNotFoundError:
+        except NotInCatalogError:
             entry = None
         return entry, None, path
     if text.startswith((".", "/", "~")) or (os.sep in text and not _is_hub_id(text)):
         raise UsageError(f"No folder {text!r}: pass a folder that holds README.md and config.json, a catalog name or a Hub id.")
     try:
         entry = find_model(text)
-    except ModelNotFoundError:
+    except NotInCatalogError:
         if _is_hub_id(text):
             return None, text, None
         raise
@@ -300,7 +300,7 @@ def _gguf_card(model: str, path: Path) -> CardInfo:
     stem = _QUANT_SUFFIX.sub("", path.stem)
     try:
         info.entry = find_model(stem)
-    except ModelNotFoundError:
+    except NotInCatalogError:
         info.entry = None
     if info.entry is not None:
         info.price = entry_price(info.entry)
@@ -338,7 +338,7 @@ def build_card(model: str, *, online: bool = False) -> CardInfo:
     """Merge the catalog entry, the model card and ``config.json`` for ``model``.
 
     ``model`` is a catalog name or alias, a Hub id (``org/name``, optionally ``hf:``-prefixed), a local
-    folder or a GGUF file. Only ``online=True`` contacts the Hub. Raises :class:`~tryouts.errors.ModelNotFoundError`
+    folder or a GGUF file. Only ``online=True`` contacts the Hub. Raises :class:`~tryouts.errors.NotInCatalogError`
     (with suggestions) for a name that is none of these, and :class:`~tryouts.gguf_meta.NotGGUFError` for a
     ``.gguf`` path that is not a GGUF file.
     """

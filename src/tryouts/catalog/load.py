@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import ModelNotFoundError, TryoutsError
+from ..errors import NotInCatalogError, TryoutsError
 from .entry import SOURCED, Entry
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -214,7 +214,7 @@ def load_catalog(data_dir: str | Path | None = None) -> list[Entry]:
 def find_model(name: str, data_dir: str | Path | None = None) -> Entry:
     """The entry whose id, alias, route or route model name is ``name`` (case-insensitive).
 
-    Raises :class:`~tryouts.errors.ModelNotFoundError` with the closest names when there is none.
+    Raises :class:`~tryouts.errors.NotInCatalogError` with the closest names when there is none.
     """
     entries, index = _load(str(data_dir or DATA_DIR))
     key = name.strip().lower()
@@ -223,8 +223,17 @@ def find_model(name: str, data_dir: str | Path | None = None) -> Entry:
         hit = index.get(key.partition(":")[2])
     if hit is not None:
         return hit
-    raise ModelNotFoundError(f"{name!r} is not in the model catalog.{suggest(name, entries, index)} "
+    raise NotInCatalogError(f"{name!r} is not in the model catalog.{suggest(name, entries, index)} "
                              "List the catalog with 'tryouts models'.")
+
+
+def lookup(name: str) -> Entry | None:
+    """The entry for ``name`` as :func:`find_model` finds it, or None (for lookups that may miss, such as the
+    memory estimator's ``resolve(model, catalog=lookup)``)."""
+    try:
+        return find_model(name)
+    except (NotInCatalogError, LookupError):
+        return None
 
 
 def suggest(name: str, entries: tuple[Entry, ...], index: dict[str, Entry]) -> str:

@@ -75,19 +75,20 @@ def entry_price(entry: Entry, at: datetime | None = None) -> EntryPrice | None:
     """
     from ..errors import TryoutsError
     from ..pricing import price
-    from ..providers import create_provider
+    from ..providers import get_info
     from ..types import ModelSpec, Usage
 
     at = at or datetime.now(UTC)
     routes = commercial_routes(entry)
     for route in routes:
-        try:
-            provider = create_provider(ModelSpec.parse(route))
+        try:  # the registry entry says where a provider's prices are: no provider object is made
+            spec = ModelSpec.parse(route)
+            price_id = get_info(spec.provider).price_id
         except TryoutsError:
             continue
-        if not provider.price_provider:
+        if not price_id:
             continue
-        cost = price(provider.price_provider, provider.model_name, Usage(input_tokens=_PROBE, output_tokens=_PROBE), at)
+        cost = price(price_id, spec.model, Usage(input_tokens=_PROBE, output_tokens=_PROBE), at)
         if cost.source == "genai-prices" and cost.input is not None and cost.output is not None:
             scale = Decimal(1_000_000 // _PROBE)
             return EntryPrice(_tidy(cost.input * scale), _tidy(cost.output * scale), "genai-prices", route)

@@ -68,7 +68,9 @@ def memory(
     elif gpu_memory:
         target = {"name": gpu_memory.strip(), "marketed": None, "memory_bytes": parse_size(gpu_memory)}
 
-    arch = resolve(model)
+    from ..catalog import lookup
+
+    arch = resolve(model, catalog=lookup)
     own = [parse_dtype("file")] if arch.stored else []  # a GGUF file: its own weights, as stored
     if named is not None:
         dtypes = [named]

@@ -100,7 +100,7 @@ def run(
     if fmt == "json":
         print(json.dumps(store.get_run(run_id), indent=2, default=str))
     else:
-        print_summary(console, outcome.results, labels, outcome.meta.get("quality"))
+        print_summary(console, [r.model_dump() for r in outcome.results], labels, outcome.meta.get("quality"))
         console.print(f"Stored as run [bold]{run_id}[/] ({outcome.n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
     return 2 if fail_on_error and outcome.n_failed else 0

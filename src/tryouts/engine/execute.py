@@ -48,6 +48,8 @@ def normalize_finish(reason: str | None) -> str | None:
 
 def failed_result(spec: ModelSpec, request: Request, exc: BaseException, **kw) -> Result:
     """A result for a model that failed before (or without) streaming anything."""
+    if isinstance(exc, errors.ProviderError):
+        exc.about(spec.provider, spec.model, None)
     message, kind = describe(exc)
     return Result(
         model=spec.ref,
@@ -175,7 +177,7 @@ async def attempt(
     except TimeoutError:
         which = "first token" if waiting_first and first_token_timeout else "whole request"
         limit_s = first_token_timeout if which == "first token" else total_timeout
-        error = errors.TimeoutError_(
+        error = errors.RequestTimeoutError(
             f"No {'first token' if which == 'first token' else 'end of the answer'} within {limit_s:g} s "
             f"({which} timeout); what streamed so far is kept. Raise the timeout in the suite's 'timeouts'."
         )
@@ -198,6 +200,8 @@ async def attempt(
         bad = check_usage(got.usage, spec.ref)
         if bad is not None:
             got.usage, error = None, error or bad
+    if isinstance(error, errors.ProviderError):  # which call failed, as attributes (not only in the text)
+        error.about(spec.provider, spec.model, provider.server)
 
     text = "".join(d.text for d in got.deltas if d.channel == "text")
     reasoning = "".join(d.text for d in got.deltas if d.channel == "reasoning")

@@ -97,7 +97,7 @@ def estimate(
         if e2es:
             try:
                 info = get_info(spec.provider)
-                parallel = 1 if info.local else policy.concurrency_for(info.name)
+                parallel = 1 if info.local else policy.concurrency_for(info.name, declared=info.concurrency)
             except Exception:
                 parallel = 1
             seconds = statistics.median(e2es) / 1000 * len(group) / parallel

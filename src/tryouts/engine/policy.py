@@ -43,17 +43,20 @@ class Policy:
     #: one cell at a time in the whole run (``tryouts compare --sequential``)
     sequential: bool = False
 
-    def concurrency_for(self, provider: str, on_this_machine: bool = False) -> int:
-        """Requests in flight at once on one server of ``provider``: the provider's own limit when set, else 1
-        for a server on this machine, else the default."""
+    def concurrency_for(self, provider: str, on_this_machine: bool = False, declared: int | None = None) -> int:
+        """Requests in flight at once on one server of ``provider``: the limit set for it (a suite's
+        ``concurrency``), else what its registry entry declares (``declared``), else 1 for a server on this
+        machine, else the default."""
         if provider in self.concurrency:
             return max(1, int(self.concurrency[provider]))
+        if declared is not None:
+            return max(1, int(declared))
         return max(1, int(self.local_server_concurrency if on_this_machine else self.default_concurrency))
 
-    def limits_for(self, provider: str, on_this_machine: bool = False) -> LaneLimits:
-        """The limits of one lane of ``provider``."""
+    def limits_for(self, provider: str, on_this_machine: bool = False, declared: int | None = None) -> LaneLimits:
+        """The limits of one lane of ``provider`` (``declared``: its registry entry's concurrency)."""
         return LaneLimits(
-            concurrency=1 if self.sequential else self.concurrency_for(provider, on_this_machine),
+            concurrency=1 if self.sequential else self.concurrency_for(provider, on_this_machine, declared),
             requests_per_minute=self.requests_per_minute.get(provider),
             tokens_per_minute=self.tokens_per_minute.get(provider),
         )

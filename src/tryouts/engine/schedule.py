@@ -1,8 +1,9 @@
 """The scheduler: a run's cells into lanes (engine/executor.py), before anything is sent.
 
 * Servers: one lane per server (provider name and base URL), each with its own limits
-  (:meth:`Policy.limits_for`): the suite's concurrency for the provider, else 4 for a remote API and 1
-  for a server on this machine (llama.cpp's server aborts a running request when another arrives). Its
+  (:meth:`Policy.limits_for`): the suite's concurrency for the provider, else what its registry entry
+  declares (1 for llama.cpp's server, which aborts a running request when another arrives, wherever it
+  runs), else 4 for a remote API and 1 for a server on this machine. Its
   cells are ordered repeat by repeat, case by case, so every model of a lane makes progress together.
 * In-process models (``hf``, ``llamacpp``, a plugin's): one lane for all of them; they take turns, each
   loaded once, fed its cells, then closed before the next loads.
@@ -69,7 +70,8 @@ def schedule(
         key = LaneKey(info.name, provider.server)
         lane = servers.get(key)
         if lane is None:
-            lane = servers[key] = Lane(key, policy.limits_for(info.name, is_loopback_url(provider.server)), "", {})
+            limits = policy.limits_for(info.name, is_loopback_url(provider.server), info.concurrency)
+            lane = servers[key] = Lane(key, limits, "", {})
         lane.cells[m] = model_cells
         lane.providers[m] = provider
     for lane in servers.values():

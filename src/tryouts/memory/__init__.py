@@ -4,7 +4,8 @@
 
     from tryouts.memory import Arch, estimate, estimate_entry, resolve, GPUS, fits, parse_size
 
-    arch = Arch.from_config(json.load(open("config.json")))   # or Arch.from_catalog(entry), resolve("name"),
+    arch = Arch.from_config(json.load(open("config.json")))   # or Arch.from_catalog(entry), resolve("name",
+                                                              # catalog=tryouts.catalog.lookup),
                                                               # resolve("model.gguf") (the file's own tensors)
     e = estimate(arch, dtype="Q4_K_M", context=8192, batch=1)  # -> Estimate
     e.weight_bytes_by_class, e.weights_bytes, e.kv_bytes, e.overhead_bytes, e.total_bytes, e.assumptions

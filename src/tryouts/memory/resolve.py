@@ -2,7 +2,8 @@
 
 In order: a path to a GGUF file (a ``.gguf`` name or the GGUF magic: its header is read, see
 :func:`load_gguf_path`); a path to a ``config.json`` (or a folder holding one, or holding a single GGUF); a
-catalog name, alias or route (:func:`tryouts.catalog.find_model`); a Hugging Face Hub id whose ``config.json``
+catalog name, alias or route (through the ``catalog`` lookup the caller passes, :func:`tryouts.catalog.lookup`:
+the estimator itself never imports the catalog, which imports it); a Hugging Face Hub id whose ``config.json``
 is already in the local Hugging Face cache. ``hf:`` and ``llamacpp:`` prefixes are dropped. Anything else is a
 :class:`~tryouts.errors.UsageError` that says what to do.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,12 @@ from ..errors import UsageError
 from .arch import Arch
 
 
-def resolve(model: str) -> Arch:
-    """The :class:`Arch` for ``model``: a config.json path or folder, a catalog name, or a cached Hub id."""
+def resolve(model: str, *, catalog: Callable[[str], Any | None] | None = None) -> Arch:
+    """The :class:`Arch` for ``model``: a config.json path or folder, a catalog name, or a cached Hub id.
+
+    ``catalog`` finds a catalog entry by name, alias or route (None when there is none), e.g.
+    :func:`tryouts.catalog.lookup`; without it, catalog names are not tried.
+    """
     text = model.strip()
     if not text:
         raise UsageError("Name a model: a path to its config.json, a catalog name, or a Hugging Face id.")
@@ -37,7 +43,7 @@ def resolve(model: str) -> Arch:
     if path.exists() or ref.endswith(".json"):
         return load_config_path(path)
 
-    entry = _catalog_entry(text)
+    entry = catalog(text) if catalog is not None else None
     if entry is not None:
         return Arch.from_catalog(entry)
 
@@ -93,19 +99,6 @@ def _gguf_files(folder: Path) -> list[Path]:
     from ..gguf_meta import find_gguf_files
 
     return find_gguf_files(folder)
-
-
-def _catalog_entry(name: str) -> Any | None:
-    try:
-        from ..catalog import find_model
-    except ImportError:  # the catalog is optional for the estimator
-        return None
-    from ..errors import ModelNotFoundError
-
-    try:
-        return find_model(name)
-    except (ModelNotFoundError, LookupError):
-        return None
 
 
 def cached_config(repo_id: str) -> Path | None:

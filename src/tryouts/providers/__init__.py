@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 
 from ..errors import MissingExtraError, UnknownProviderError
 from ..types import ModelSpec
+from . import options as opt
 from .base import Provider
+from .options import Options
 from .presets import PRESETS
 
 
@@ -50,6 +52,14 @@ class ProviderInfo:
     #: variable): left out of the response cache key and the fingerprint a resumed run is checked against.
     #: The engine's own options (``price``, ``warmup``) always are.
     neutral_options: tuple[str, ...] = ()
+    #: the provider's options as a typed model (providers/options.py): the names it accepts, their types,
+    #: bounds and meaning; None: the class's own ``options`` names, unchecked (older third-party providers)
+    options: type[Options] | None = None
+    #: the provider id prices are looked up under (genai-prices); None: priced only by an override
+    price_id: str | None = None
+    #: requests in flight at once on one of its servers unless the suite says otherwise (None: the engine's
+    #: default, 4 for a remote API and 1 for a server on this machine)
+    concurrency: int | None = None
 
 
 #: what every HTTP provider's transport options are: how a request is sent, not what it asks
@@ -70,6 +80,9 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
             server=p.base_url if p.free else None,
             server_env=p.base_url_env if p.free else None,
             neutral_options=(*HTTP_NEUTRAL, "one_token_per_chunk", "tokenizer"),  # counting, not answering
+            options=opt.OpenAIOptions,
+            price_id=p.price_provider,
+            concurrency=p.concurrency,
         )
         for p in PRESETS.values()
     ),
@@ -81,6 +94,8 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         neutral_options=HTTP_NEUTRAL,
         env=("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL"),
         example="anthropic:claude-3-5-haiku-latest",
+        options=opt.AnthropicOptions,
+        price_id="anthropic",
     ),
     ProviderInfo(
         "gemini",
@@ -90,6 +105,8 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         neutral_options=HTTP_NEUTRAL,
         env=("GEMINI_API_KEY", "GOOGLE_API_KEY", "GEMINI_BASE_URL"),
         example="gemini:gemini-2.5-flash",
+        options=opt.GeminiOptions,
+        price_id="google",
     ),
     ProviderInfo(
         "ollama",
@@ -102,6 +119,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         needs_key=False,
         server="http://127.0.0.1:11434",
         server_env="OLLAMA_HOST",
+        options=opt.OllamaOptions,
     ),
     ProviderInfo(
         "cohere",
@@ -111,6 +129,8 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         neutral_options=HTTP_NEUTRAL,
         env=("COHERE_API_KEY", "CO_API_KEY", "COHERE_BASE_URL"),
         example="cohere:command-r-plus-08-2024",
+        options=opt.CohereOptions,
+        price_id="cohere",
     ),
     ProviderInfo(
         "replicate",
@@ -120,6 +140,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         neutral_options=HTTP_NEUTRAL,
         env=("REPLICATE_API_TOKEN", "REPLICATE_BASE_URL"),
         example="replicate:meta/meta-llama-3-8b-instruct",
+        options=opt.ReplicateOptions,
     ),
     ProviderInfo(
         "bedrock",
@@ -132,6 +153,8 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         env=("AWS_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "BEDROCK_ENDPOINT_URL"),
         needs_key=False,
         example="bedrock:anthropic.claude-3-5-haiku-20241022-v1:0",
+        options=opt.BedrockOptions,
+        price_id="aws",
     ),
     ProviderInfo(
         "vllm",
@@ -144,6 +167,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         example="vllm:Qwen/Qwen2.5-0.5B-Instruct",
         local=True,
         warm_imports=("torch", "vllm"),
+        options=opt.VLLMOptions,
     ),
     ProviderInfo(
         "hf",
@@ -158,6 +182,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         local=True,
         warm_imports=("torch", "transformers", "transformers.models.auto.modeling_auto",
                       "transformers.models.auto.tokenization_auto"),
+        options=opt.HFOptions,
     ),
     ProviderInfo(
         "llamacpp",
@@ -171,6 +196,7 @@ _BUILTIN: tuple[ProviderInfo, ...] = (
         local=True,
         warm_imports=("llama_cpp", "llama_cpp.llama_chat_format"),
         neutral_options=("prefix_cache",),  # reusing a cached prefix changes the timing, not the answer
+        options=opt.LlamaCppOptions,
     ),
 )
 
@@ -199,6 +225,14 @@ def all_providers() -> list[ProviderInfo]:
     """Every registered provider, built-ins first."""
     _load_entry_points()
     return list(_REGISTRY.values())
+
+
+def registered(name: str) -> ProviderInfo | None:
+    """The registry entry for ``name``, or None when it is not registered (a class made directly)."""
+    try:
+        return get_info(name)
+    except UnknownProviderError:
+        return None
 
 
 def get_info(name: str) -> ProviderInfo:

@@ -29,7 +29,7 @@ import httpx
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Usage, UsageReport
 from .base import warm_http_stack
-from .http import HTTPProvider, rate_limit_error, ssl_context
+from .http import HTTPProvider, ssl_context
 from .sse import SSEEvent
 
 KEY_ENV = "ANTHROPIC_API_KEY"
@@ -63,13 +63,6 @@ def _positive_int(spec: ModelSpec, name: str, value: Any, minimum: int = 1) -> i
 
 class AnthropicProvider(HTTPProvider):
     """Streams ``/v1/messages`` from Anthropic (or anything that speaks its format)."""
-
-    name = "anthropic"
-    price_provider = "anthropic"
-    options = frozenset(
-        {"base_url", "api_key_env", "timeout", "connect_timeout", "headers", "max_tokens_default",
-         "thinking_budget", "anthropic_version", "extra_body", "price"}
-    )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -224,25 +217,16 @@ class AnthropicProvider(HTTPProvider):
         what = f"HTTP {status}" + (f" {etype}" if etype else "") + f": {detail or response.reason_phrase}"
         if rid:
             what += f"; request-id {rid}"
-        where = f"Anthropic ({self.base_url})"
-        if status in (401, 403):
-            return errors.AuthError(f"{where} refused the key ({what}); check {self.key_env}.", status=status)
-        if status == 404:
-            return errors.ModelNotFoundError(
-                f"{where} has no model {self.spec.model!r} ({what}); check the name, e.g. claude-3-5-haiku-latest "
-                "(Anthropic's model list: https://docs.anthropic.com/en/docs/about-claude/models).",
-                status=status,
-            )
-        if status == 429:
-            return rate_limit_error(response, where, what)
         if status == 529 or etype == "overloaded_error":
             return errors.ServerError(
                 f"Anthropic is overloaded ({what}). This is Anthropic's capacity, not your rate limit: "
-                "retry later.", status=status,
+                "retry later.", status=status, provider=self.spec.provider, model=self.spec.model, url=self.base_url,
             )
-        if status >= 500:
-            return errors.ServerError(f"{where} failed ({what}); try again later.", status=status)
-        return errors.BadRequestError(f"{where} refused the request ({what}).", status=status)
+        return self.status_error(
+            response, "Anthropic", what,
+            hints={"model_not_found": "check the name, e.g. claude-3-5-haiku-latest (Anthropic's model list: "
+                                      "https://docs.anthropic.com/en/docs/about-claude/models)"},
+        )
 
 
 def parse_usage(usage: dict[str, Any], *, final: bool = True) -> Usage:

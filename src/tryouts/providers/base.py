@@ -21,7 +21,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from ..types import Event, ModelSpec, Request
 
@@ -33,6 +33,34 @@ WARMUP_PROMPT = "Warm-up request from Tryouts; reply with one word."
 #: options every provider accepts because the engine, not the provider, acts on them:
 #: ``price`` (a price override) and ``warmup`` (a warm-up request before any timed one)
 ENGINE_OPTIONS = frozenset({"price", "warmup"})
+
+
+def check_options(spec: ModelSpec, provider: str, accepted: frozenset[str], model: Any = None) -> None:
+    """Refuse an option ``provider`` does not accept (listing those it does), and, with its options model
+    (providers/options.py), a value of the wrong type or out of bounds; the engine's options are checked too."""
+    from pydantic import ValidationError
+
+    from ..errors import UsageError
+    from .options import EngineOptions, describe_expectation
+
+    unknown = set(spec.options) - accepted - ENGINE_OPTIONS
+    if unknown:
+        known = ", ".join(sorted(accepted)) or "none"
+        raise UsageError(
+            f"Unknown option(s) {', '.join(sorted(unknown))} for {spec.ref}; the {provider} provider accepts: {known}."
+        )
+    for checker in (model, EngineOptions):
+        if checker is None:
+            continue
+        try:
+            checker.model_validate({k: v for k, v in spec.options.items() if k in checker.model_fields})
+        except ValidationError as exc:
+            name = str(exc.errors()[0]["loc"][0])
+            value = spec.options.get(name)
+            shown = (f", not {value!r}" if isinstance(value, int | float | bool | str) and len(str(value)) <= 60
+                     and name not in ("headers", "api_key_env") else "")
+            raise UsageError(f"{spec.ref!r}: the option {name} must be "
+                             f"{describe_expectation(checker.model_fields[name])}{shown}.") from None
 
 
 def is_loopback_url(url: str | None) -> bool:
@@ -55,26 +83,34 @@ def is_loopback_url(url: str | None) -> bool:
 
 
 class Provider(ABC):
-    """Base class of every provider. Subclasses set ``name`` and implement :meth:`stream`."""
+    """Base class of every provider. Subclasses implement :meth:`stream`.
 
-    #: the prefix of model references this class serves, e.g. ``openai``
-    name: ClassVar[str]
+    What the registry entry (providers/__init__.py ``ProviderInfo``) says about the provider is its one home:
+    ``name``, ``local``, the accepted ``options`` (from its options model) and ``price_provider`` are set
+    from the entry when the provider is made. A class may still declare them, for a third-party provider
+    registered without those facts.
+    """
+
+    #: the prefix of model references this provider serves, e.g. ``openai``
+    name: str = ""
     #: True for in-process models: their requests run one at a time and the model is loaded once
-    local: ClassVar[bool] = False
+    local: bool = False
     #: options this provider accepts; anything else is refused with the list
-    options: ClassVar[frozenset[str]] = frozenset()
+    options: frozenset[str] = frozenset()
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
-        unknown = set(spec.options) - self.options - ENGINE_OPTIONS
-        if unknown:
-            from ..errors import UsageError
+        from . import registered
 
-            known = ", ".join(sorted(self.options)) or "none"
-            raise UsageError(
-                f"Unknown option(s) {', '.join(sorted(unknown))} for {spec.ref}; "
-                f"the {self.name} provider accepts: {known}."
-            )
+        info = registered(spec.provider)
+        model = info.options if info is not None else None
+        if info is not None:
+            self.name, self.local = info.name, info.local
+            if info.price_id is not None:
+                self.price_provider = info.price_id
+            if model is not None:
+                self.options = frozenset(model.model_fields)
+        check_options(spec, self.name or spec.provider, self.options, model)
 
     @property
     def server(self) -> str | None:
@@ -92,8 +128,8 @@ class Provider(ABC):
         """The model's name as the provider and the price list know it."""
         return self.spec.model
 
-    #: id used to look up prices (genai-prices provider id); None = no public price list
-    price_provider: ClassVar[str | None] = None
+    #: id used to look up prices (genai-prices provider id; the entry's ``price_id``); None = no public price list
+    price_provider: str | None = None
     #: requests cost nothing: a server on this machine (Ollama, LM Studio...) or an in-process model
     free: bool = False
 

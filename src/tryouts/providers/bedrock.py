@@ -64,12 +64,6 @@ class MissingCredentialsError(errors.MissingKeyError):
 class BedrockProvider(Provider):
     """Streams ``ConverseStream`` from AWS Bedrock (or an endpoint speaking it) with boto3."""
 
-    name = "bedrock"
-    price_provider = "aws"
-    options = frozenset(
-        {"region", "endpoint_url", "profile", "timeout", "connect_timeout", "additional_fields", "price"}
-    )
-
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         opts = spec.options
@@ -291,7 +285,7 @@ class BedrockProvider(Provider):
                 f"Cannot connect to {where} ({exc}). Check the region, BEDROCK_ENDPOINT_URL and the network."
             )
         if isinstance(exc, bx.ReadTimeoutError | ux.ReadTimeoutError):
-            return errors.TimeoutError_(
+            return errors.RequestTimeoutError(
                 f"{where} did not answer in time ({exc}); raise the 'timeout' option or try again.",
                 partial_text=partial,
             )
@@ -331,7 +325,7 @@ class BedrockProvider(Provider):
         if code in _SERVER or (code not in _AUTH and status is not None and status >= 500):
             return errors.ServerError(f"{where} failed ({detail}); try again later.", **kw)
         if code == "ModelTimeoutException":
-            return errors.TimeoutError_(f"{where}: the model took too long ({detail}); try again.", **kw)
+            return errors.RequestTimeoutError(f"{where}: the model took too long ({detail}); try again.", **kw)
         if code in _AUTH or status in (401, 403):
             return errors.AuthError(
                 f"{where} refused the credentials ({detail}). Check {CREDENTIALS}, AWS_SESSION_TOKEN for "

@@ -31,7 +31,7 @@ import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Usage, UsageReport
-from .http import HTTPProvider, rate_limit_error
+from .http import HTTPProvider
 from .sse import SSEEvent
 
 KEY_ENVS = ("COHERE_API_KEY", "CO_API_KEY")
@@ -49,12 +49,6 @@ class _Stream:
 
 class CohereProvider(HTTPProvider):
     """Streams ``/v2/chat`` from Cohere (or anything that speaks its format)."""
-
-    name = "cohere"
-    price_provider = "cohere"
-    options = frozenset(
-        {"base_url", "api_key_env", "timeout", "connect_timeout", "headers", "thinking_budget", "extra_body", "price"}
-    )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -158,25 +152,13 @@ class CohereProvider(HTTPProvider):
         except (json.JSONDecodeError, AttributeError, UnicodeDecodeError):
             detail = response.text[:300]
         what = f"HTTP {status}: {detail or response.reason_phrase}"
-        where = f"Cohere ({self.base_url})"
-        if status in (401, 403):
-            return errors.AuthError(f"{where} refused the key ({what}); check {self.key_env}.", status=status)
-        if status == 402:
-            return errors.BadRequestError(
-                f"{where} refused the request for billing ({what}); add or update a payment method at "
-                "https://dashboard.cohere.com/billing.", status=status,
-            )
-        if status == 404:
-            return errors.ModelNotFoundError(
-                f"{where} has no model {self.spec.model!r} ({what}); check the name, e.g. command-r-08-2024 "
-                "(Cohere's model list: https://docs.cohere.com/docs/models).", status=status,
-            )
-        if status == 429:
-            return rate_limit_error(response, where, what,
-                                    "Lower the concurrency or wait; trial keys have low limits.")
-        if status == 499 or status >= 500:
-            return errors.ServerError(f"{where} failed ({what}); try again later.", status=status)
-        return errors.BadRequestError(f"{where} refused the request ({what}).", status=status)
+        return self.status_error(response, "Cohere", what, hints={
+            "billing": "add or update a payment method at https://dashboard.cohere.com/billing",
+            "model_not_found": "check the name, e.g. command-r-08-2024 (Cohere's model list: "
+                               "https://docs.cohere.com/docs/models)",
+            "rate_limit": "Lower the concurrency or wait; trial keys have low limits.",
+        })
+
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:

@@ -39,12 +39,6 @@ _VERSIONS = ("/v1beta", "/v1", "/v1alpha")
 class GeminiProvider(HTTPProvider):
     """Streams ``models/{model}:streamGenerateContent`` from the Gemini API (or a proxy speaking it)."""
 
-    name = "gemini"
-    price_provider = "google"
-    options = frozenset(
-        {"base_url", "api_key_env", "timeout", "connect_timeout", "headers", "thinking_budget", "extra_body", "price"}
-    )
-
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         opts = spec.options
@@ -159,33 +153,17 @@ class GeminiProvider(HTTPProvider):
             detail = f"{err['status']}: {detail}"
         details = [d for d in err.get("details") or () if isinstance(d, dict)]
         reasons = {d.get("reason") for d in details}
-        where = f"Gemini ({self.base_url})"
-        if status in (401, 403) or "API_KEY_INVALID" in reasons:
-            return errors.AuthError(
-                f"{where} refused the key (HTTP {status}: {detail}); check {self.key_env} "
-                "(create a key at https://aistudio.google.com/apikey).",
-                status=status,
-            )
-        if status == 404:
-            return errors.ModelNotFoundError(
-                f"{where} has no model {self._model!r} (HTTP 404: {detail}). Check the name "
-                "(e.g. gemini-2.5-flash) or the base URL.",
-                status=status,
-            )
-        if status == 429:
-            wait_s = retry_after(response.headers.get("retry-after"))
-            if wait_s is None:
-                wait_s = _retry_delay(details)
-            wait = f" Retry after {wait_s:g} s." if wait_s is not None else ""
-            return errors.RateLimitError(
-                f"{where} is rate limiting or out of quota (HTTP 429: {detail}).{wait} "
-                "Lower the concurrency, wait, or check the plan's quota.",
-                retry_after=wait_s,
-                status=status,
-            )
-        if status >= 500:
-            return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); try again later.", status=status)
-        return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).", status=status)
+        wait_s = retry_after(response.headers.get("retry-after"))
+        return self.status_error(
+            response, "Gemini", f"HTTP {status}: {detail}",
+            kind="auth" if "API_KEY_INVALID" in reasons else None,  # a bad key is a 400 that says so
+            retry_after_s=wait_s if wait_s is not None else _retry_delay(details),
+            hints={
+                "auth": f"check {self.key_env} (create a key at https://aistudio.google.com/apikey)",
+                "model_not_found": "check the name (e.g. gemini-2.5-flash) or the base URL",
+                "rate_limit": "Lower the concurrency, wait, or check the plan's quota.",
+            },
+        )
 
 
 def parse_usage(meta: dict[str, Any]) -> Usage:

@@ -1,4 +1,5 @@
-"""Hugging Face transformers causal LMs, in process.
+"""Hugging Face transformers causal LMs, in process (chat generation; the ``task`` option's pipelines are
+providers/hf_pipelines.py).
 
 ``hf:./path/to/folder`` loads a local folder; ``hf:ORG/NAME`` a Hub id through the Hub cache
 (``HF_HOME``; ``HF_HUB_OFFLINE=1`` is respected, so an uncached model fails with advice instead of a
@@ -37,6 +38,7 @@ from typing import Any
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
 from .base import Provider, stream_from_thread
+from .hf_pipelines import PipelineTask
 
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 _QUANT = ("int8", "int4", "nf4")
@@ -72,42 +74,6 @@ class IncrementalDetokenizer:
             self.prefix, self.read = self.read, len(self.ids)
             return after[len(before) :]
         return ""
-
-
-_SEQ2SEQ_TASKS = ("translation", "summarization", "text2text-generation")
-
-
-class _Seq2SeqPipeline:
-    """A seq2seq model (T5, BART, Marian ...) answering like transformers 4's translation pipelines."""
-
-    def __init__(self, task: str, source: str, device: str, dtype: Any, kw: dict[str, Any]) -> None:
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(source, **kw)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(source, dtype=dtype, **kw).to(device).eval()
-        self.key = {"translation": "translation_text", "summarization": "summary_text"}.get(
-            task.split("_", 1)[0], "generated_text")
-        self.output_tokens = 0  # of the last call, counted exactly (decoding and re-encoding can differ)
-
-    def __call__(self, text: str, prefix: str = "", src_lang: str | None = None, tgt_lang: str | None = None,
-                 **generate_kw: Any) -> list[dict[str, str]]:
-        import torch
-
-        tok = self.tokenizer
-        if src_lang and hasattr(tok, "src_lang"):
-            tok.src_lang = src_lang
-        if tgt_lang:  # multilingual models (mBART, NLLB) start the output with the target language's token
-            if hasattr(tok, "tgt_lang"):
-                tok.tgt_lang = tgt_lang
-            tid = tok.convert_tokens_to_ids(tgt_lang)
-            if isinstance(tid, int) and tid != tok.unk_token_id:
-                generate_kw.setdefault("forced_bos_token_id", tid)
-        enc = tok(prefix + text, return_tensors="pt", truncation=True).to(self.model.device)
-        with torch.inference_mode():
-            out = self.model.generate(**enc, **{"do_sample": False, **generate_kw})
-        special = set(tok.all_special_ids)
-        self.output_tokens = sum(1 for t in out[0, 1:].tolist() if t not in special)  # [0]: decoder start
-        return [{self.key: tok.decode(out[0], skip_special_tokens=True, clean_up_tokenization_spaces=False)}]
 
 
 def _as_path(path: Path) -> str:
@@ -183,11 +149,6 @@ def _quiet_gguf_progress() -> Any:
 class HFProvider(Provider):
     """A transformers ``AutoModelForCausalLM`` with its tokenizer's chat template."""
 
-    name = "hf"
-    local = True
-    options = frozenset({"dtype", "device", "device_map", "quantization", "revision", "trust_remote_code", "warmup",
-                         "batch_size", "task", "pipeline_kwargs", "price", "gguf_file"})
-
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         dtype = str(spec.options.get("dtype", "auto"))
@@ -226,7 +187,7 @@ class HFProvider(Provider):
                                     "files; use the model's safetensors folder or Hub id.")
         self.model: Any = None
         self.tokenizer: Any = None
-        self.pipe: Any = None
+        self.pipe: PipelineTask | None = None  # the task pipeline, when the task option asks for one
         self.device: str = "cpu"
 
     async def load(self) -> float:
@@ -259,7 +220,10 @@ class HFProvider(Provider):
         kw: dict[str, Any] = {"revision": opts.get("revision"),
                               "trust_remote_code": bool(opts.get("trust_remote_code", False))}
         if opts.get("task") and opts["task"] != "text-generation":
-            self._load_pipeline(str(opts["task"]), device, dtype, kw)
+            self.pipe = PipelineTask(self.spec, str(opts["task"]), self.source, device, dtype, kw)
+            self.model, self.tokenizer, self.device = self.pipe.model, self.pipe.tokenizer, device
+            if opts.get("warmup", True):
+                self.pipe.warm_up()
             return
         if self.gguf_file:
             self._load_gguf(kw, device, dtype)
@@ -323,59 +287,6 @@ class HFProvider(Provider):
             f"{self.spec.ref}: {archs[0]} is {what}, so it cannot answer a chat prompt. Compare it on labeled "
             f"data with {instead} --data FILE -m {self.spec.ref} (docs/tasks.md)."
         )
-
-    def _pipeline_kwargs(self) -> dict[str, Any]:
-        value = self.spec.options.get("pipeline_kwargs") or {}
-        if not isinstance(value, dict):
-            raise errors.UsageError(
-                f"{self.spec.ref}: pipeline_kwargs must be a mapping, "
-                f"e.g. -o 'pipeline_kwargs={{aggregation_strategy: simple}}', not {value!r}."
-            )
-        return dict(value)
-
-    def _load_pipeline(self, task: str, device: str, dtype: Any, kw: dict[str, Any]) -> None:
-        from transformers import pipeline
-        from transformers.pipelines import SUPPORTED_TASKS
-
-        call_kw = self._pipeline_kwargs()
-        try:
-            if task.startswith(_SEQ2SEQ_TASKS) and task not in SUPPORTED_TASKS:
-                self.pipe = _Seq2SeqPipeline(task, self.source, device, dtype, kw)
-            else:
-                self.pipe = pipeline(task, model=self.source, device=device, dtype=dtype, **kw)
-        except (OSError, KeyError, ValueError) as exc:
-            raise errors.ModelNotFoundError(
-                f"Could not load {self.source!r} as a {task!r} pipeline ({exc}). Check the task name and that "
-                "the folder or Hub id holds a model for that task."
-            ) from exc
-        self.model, self.tokenizer, self.device = self.pipe.model, self.pipe.tokenizer, device
-        if self.spec.options.get("warmup", True):
-            if isinstance(self.pipe, _Seq2SeqPipeline):
-                call_kw["max_new_tokens"] = 1
-            self.pipe("Hi", **call_kw)
-
-    def _pipeline_events(self, request: Request) -> list[Event]:
-        """Run the pipeline on the last user message; its result is one JSON text chunk."""
-        import json
-
-        text = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
-        call_kw = self._pipeline_kwargs()
-        if isinstance(self.pipe, _Seq2SeqPipeline) and request.params.max_tokens:
-            call_kw.setdefault("max_new_tokens", request.params.max_tokens)
-        t0 = perf_counter_ns()
-        output = self.pipe(text, **call_kw)
-        t = perf_counter_ns()
-        rendered = json.dumps(output, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
-        generated = "".join(
-            str(item.get(k, "")) for item in (output if isinstance(output, list) else [output]) if isinstance(item, dict)
-            for k in ("translation_text", "summary_text", "generated_text")
-        )
-        n_out = self.count_tokens(generated) if generated else 0
-        if isinstance(self.pipe, _Seq2SeqPipeline):
-            n_out = self.pipe.output_tokens
-        return [Sent(t0), Delta(t, rendered),
-                UsageReport(Usage(input_tokens=self.count_tokens(text), output_tokens=n_out, method="exact")),
-                Finish(t, "stop")]
 
     def _quantized(self, quant: str, device: str, dtype: Any) -> dict[str, Any]:
         """bitsandbytes 8-bit or 4-bit loading: CUDA only; embeddings and the LM head stay 16-bit."""
@@ -531,7 +442,8 @@ class HFProvider(Provider):
         if self.model is None:
             raise errors.ProviderError(f"{self.spec.ref} is not loaded; call load() first.")
         if self.pipe is not None:
-            return stream_from_thread(lambda emit, stop: [emit(ev) for ev in self._pipeline_events(request)], owner=self)
+            pipe = self.pipe
+            return stream_from_thread(lambda emit, stop: [emit(ev) for ev in pipe.events(request)], owner=self)
         messages = [m.model_dump() for m in request.messages]
         p = request.params
         kwargs = self._gen_kwargs(p)

@@ -20,7 +20,7 @@ from ..types import Event, Finish, Request, Sent
 from .base import Provider
 
 __all__ = [
-    "ClientSlots", "HTTPProvider", "rate_limit_error", "retry_after", "ssl_context", "stream_http",
+    "ClientSlots", "HTTPProvider", "http_status_error", "retry_after", "ssl_context", "stream_http",
     "transport_error",
 ]
 
@@ -66,7 +66,7 @@ def transport_error(exc: httpx.HTTPError, where: str, *, partial_text: str = "")
     if isinstance(exc, httpx.ConnectError):
         return errors.ConnectError(f"Cannot connect to {where} ({exc}). Is the server running and the URL right?")
     if isinstance(exc, httpx.TimeoutException):
-        return errors.TimeoutError_(
+        return errors.RequestTimeoutError(
             f"{where} did not answer in time ({type(exc).__name__}); raise the 'timeout' option or check the server.",
             partial_text=partial_text,
         )
@@ -87,15 +87,14 @@ def ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def rate_limit_error(
-    response: httpx.Response, where: str, what: str, advice: str = "Lower the concurrency or wait."
-) -> errors.RateLimitError:
-    """HTTP 429 from ``where``: ``what`` it said, the wait its Retry-After header asks for, ``advice``."""
-    wait = retry_after(response.headers.get("retry-after"))
-    hint = f" Retry after {wait:g} s." if wait is not None else ""
-    return errors.RateLimitError(
-        f"{where} is rate limiting ({what}).{hint} {advice}", retry_after=wait, status=response.status_code
-    )
+def http_status_error(response: httpx.Response, **kw: Any) -> errors.ProviderError:
+    """:func:`~tryouts.providers.status.status_error` for an HTTP error answer; the wait a 429's Retry-After
+    header asks for is read here unless ``retry_after_s`` is given."""
+    from .status import status_error
+
+    if kw.get("retry_after_s") is None:
+        kw["retry_after_s"] = retry_after(response.headers.get("retry-after"))
+    return status_error(response.status_code, **kw)
 
 
 def retry_after(value: str | None) -> float | None:
@@ -257,6 +256,15 @@ class HTTPProvider(Provider):
     def body(self, request: Request) -> dict[str, Any]:
         """The JSON body sent for ``request``."""
         raise NotImplementedError
+
+    def status_error(self, response: httpx.Response, label: str, what: str, **kw: Any) -> errors.ProviderError:
+        """The shared status table's error (providers/status.py) for an HTTP error answer: ``label`` names the
+        service (``Anthropic``), ``what`` is what its body said; ``kw``: ``hints``, ``kind``, ``retry_after_s``,
+        or another ``model`` than :attr:`model_name`."""
+        kw.setdefault("model", self.model_name)
+        kw.setdefault("key_env", getattr(self, "key_env", None))
+        return http_status_error(response, where=f"{label} ({self.base_url})", what=what, url=self.base_url,
+                                 provider=self.spec.provider, **kw)
 
     def _http_error(self, response: httpx.Response) -> errors.ProviderError:
         """The Tryouts error for an HTTP error status (its body already read)."""

@@ -43,10 +43,6 @@ def _quiet():
 class LlamaCppProvider(Provider):
     """A GGUF model run by llama.cpp inside this process."""
 
-    name = "llamacpp"
-    local = True
-    options = frozenset({"n_ctx", "n_gpu_layers", "n_threads", "kv_type", "warmup", "prefix_cache", "price"})
-
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         path = Path(spec.model).expanduser()

@@ -28,7 +28,7 @@ import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, ServerTimings, Usage, UsageReport
-from .http import HTTPProvider, rate_limit_error
+from .http import HTTPProvider
 from .sse import MAX_EVENT_BYTES
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
@@ -102,12 +102,7 @@ class NDJSONDecoder:
 class OllamaProvider(HTTPProvider):
     """Streams ``/api/chat`` from an Ollama server."""
 
-    name = "ollama"
     free = True  # the engine prices it like a local model: cost 0, source "local"
-    options = frozenset(
-        {"base_url", "timeout", "connect_timeout", "headers", "keep_alive", "num_ctx", "think", "extra_body",
-         "price"}
-    )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -183,7 +178,7 @@ class OllamaProvider(HTTPProvider):
                 "Start it, or point OLLAMA_HOST (or -o base_url=...) at the server."
             )
         if isinstance(exc, httpx.TimeoutException):
-            return errors.TimeoutError_(
+            return errors.RequestTimeoutError(
                 f"Ollama at {self.base_url} did not answer in time ({type(exc).__name__}); a first request "
                 "may be loading the model: raise the 'timeout' option or try again.",
                 partial_text=partial,
@@ -244,34 +239,21 @@ class OllamaProvider(HTTPProvider):
         detail = str(detail or response.text[:300].strip() or response.reason_phrase)
         where = f"Ollama ({self.base_url})"
         model = self.spec.model
-        if status == 404:
-            if "not found" in detail and "model" in detail:
-                return errors.ModelNotFoundError(
-                    f"{where} does not have the model {model!r} (HTTP 404: {detail}). "
-                    f"Download it with: ollama pull {model}  (or list what it has: ollama list).",
-                    status=status,
-                )
+        if status == 404 and not ("not found" in detail and "model" in detail):
             return errors.ModelNotFoundError(
                 f"{where} has no /api/chat route (HTTP 404: {detail}); is {self.base_url} an Ollama server? "
                 "Check OLLAMA_HOST or the base_url option.",
-                status=status,
+                status=status, provider=self.spec.provider, model=model, url=self.base_url,
             )
-        if status in (401, 403):
-            return errors.AuthError(
-                f"{where} refused the request (HTTP {status}: {detail}); a proxy in front of it may want a key: "
-                "pass it with -o headers=...",
-                status=status,
-            )
-        if status == 429:
-            return rate_limit_error(response, where, f"HTTP 429: {detail}")
-        if status >= 500:
-            hint = (
-                "it is busy: lower the concurrency, or raise OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE on the server"
-                if status == 503 else "check the server's log (ollama serve), then try again"
-            )
-            return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); {hint}.", status=status)
-        hint = " This model does not think: drop the think option." if "does not support thinking" in detail else ""
-        return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).{hint}", status=status)
+        hints = {
+            "model_not_found": f"download it with: ollama pull {model}  (or list what it has: ollama list)",
+            "auth": "a proxy in front of it may want a key: pass it with -o headers=...",
+            503: "it is busy: lower the concurrency, or raise OLLAMA_NUM_PARALLEL / OLLAMA_MAX_QUEUE on the server",
+            "server": "check the server's log (ollama serve), then try again",
+        }
+        if "does not support thinking" in detail:
+            hints["bad_request"] = "This model does not think: drop the think option."
+        return self.status_error(response, "Ollama", f"HTTP {status}: {detail}", hints=hints)
 
 
 def server_timings(final: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..keys import get_key
 from ..tokens import TokenCounter, load_counter
 from ..types import Delta, Event, Finish, ModelSpec, Request, ServerTimings, Usage, UsageReport
 from .base import warm_http_stack
-from .http import HTTPProvider, rate_limit_error
+from .http import HTTPProvider
 from .http import ssl_context as _ssl_context
 from .presets import PRESETS, Preset  # noqa: F401  (Preset re-exported for callers)
 
@@ -37,15 +37,8 @@ from .presets import PRESETS, Preset  # noqa: F401  (Preset re-exported for call
 class OpenAICompatProvider(HTTPProvider):
     """Streams ``/chat/completions`` from any OpenAI-compatible endpoint."""
 
-    name = "openai-compat"
-    options = frozenset(
-        {"base_url", "api_key_env", "tokenizer", "timeout", "connect_timeout", "extra_body", "headers",
-         "include_usage", "api_version", "price", "one_token_per_chunk"}
-    )
-
     def __init__(self, spec: ModelSpec, preset: str = "openai-compat") -> None:
         self.preset = PRESETS[preset]
-        self.name = self.preset.name  # type: ignore[misc]
         super().__init__(spec)
         opts = spec.options
         model = spec.model
@@ -71,7 +64,6 @@ class OpenAICompatProvider(HTTPProvider):
         self.base_url = base_url.rstrip("/")
         self._model = model
         self.key_env = opts.get("api_key_env", self.preset.key_env)
-        self.price_provider = self.preset.price_provider  # type: ignore[misc]
         self.free = self.preset.free  # type: ignore[misc]
         self.chat_url = self.base_url + self.preset.chat_path.format(
             model=model, api_version=opts.get("api_version", "2024-10-21")
@@ -178,20 +170,8 @@ class OpenAICompatProvider(HTTPProvider):
         except (json.JSONDecodeError, AttributeError):
             detail = response.text[:300]
         detail = detail or response.reason_phrase
-        where = f"{self.preset.label} ({self.base_url})"
-        if status in (401, 403):
-            hint = f"check {self.key_env}" if self.key_env else "check the server's key"
-            return errors.AuthError(f"{where} refused the key (HTTP {status}: {detail}); {hint}.", status=status)
-        if status == 404:
-            return errors.ModelNotFoundError(
-                f"{where} has no model {self._model!r} or no /chat/completions route (HTTP 404: {detail}).",
-                status=status,
-            )
-        if status == 429:
-            return rate_limit_error(response, where, f"HTTP 429: {detail}")
-        if status >= 500:
-            return errors.ServerError(f"{where} failed (HTTP {status}: {detail}); try again later.", status=status)
-        return errors.BadRequestError(f"{where} refused the request (HTTP {status}: {detail}).", status=status)
+        return self.status_error(response, self.preset.label, f"HTTP {status}: {detail}",
+                                 hints={"model_not_found": "check the name, and that the base URL serves /chat/completions"})
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:

@@ -33,6 +33,8 @@ class Preset:
     #: the server streams exactly one token per content chunk and sends no usage while streaming
     #: (llama.cpp's): without a tokenizer, Tryouts counts output tokens as content chunks
     one_token_per_chunk: bool = False
+    #: requests in flight at once on one server unless the suite says otherwise (None: the engine's default)
+    concurrency: int | None = None
     example: str = ""
 
 
@@ -69,6 +71,7 @@ PRESETS: dict[str, Preset] = {
                base_url_env="VLLM_BASE_URL", free=True, example="vllm-server:Qwen/Qwen2.5-0.5B-Instruct"),
         Preset("llamacpp-server", "llama.cpp's server", "http://127.0.0.1:8080/v1", "LLAMACPP_API_KEY", False,
                base_url_env="LLAMACPP_BASE_URL", free=True, one_token_per_chunk=True,
+               concurrency=1,  # llama-cpp-python's server aborts a running request when another arrives
                example="llamacpp-server:default"),
     )
 }

@@ -44,7 +44,7 @@ import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .http import ClientSlots, HTTPProvider, rate_limit_error, read_capped, ssl_context, transport_error
+from .http import ClientSlots, HTTPProvider, read_capped, ssl_context, transport_error
 from .sse import SSEDecoder
 
 KEY_ENV = "REPLICATE_API_TOKEN"
@@ -58,12 +58,6 @@ METRICS_RETRIES = (0.1, 0.25, 0.5)
 
 class ReplicateProvider(HTTPProvider):
     """Creates a Replicate prediction and streams its output from ``urls.stream``."""
-
-    name = "replicate"
-    price_provider = None
-    options = frozenset(
-        {"base_url", "api_key_env", "timeout", "connect_timeout", "headers", "extra_input", "max_tokens_field", "price"}
-    )
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -258,31 +252,14 @@ class ReplicateProvider(HTTPProvider):
         data = _json(response)
         detail = data.get("detail") or data.get("title") or response.text[:300] or response.reason_phrase
         what = f"HTTP {status}: {detail}"
-        where = f"Replicate ({self.base_url})"
-        if status in (401, 403):
-            return errors.AuthError(f"{where} refused the token ({what}); check {self.key_env}.", status=status)
-        if status == 402:
-            return errors.BadRequestError(
-                f"{where} refused the request for billing ({what}); add credit at "
-                "https://replicate.com/account/billing.", status=status,
-            )
-        if status == 404:
-            return errors.ModelNotFoundError(
-                f"{where} has no model {self.spec.model!r} ({what}); check OWNER/NAME (and VERSION), e.g. "
-                "meta/meta-llama-3-8b-instruct. Models that are not official need replicate:OWNER/NAME:VERSION.",
-                status=status,
-            )
-        if status == 422:
-            return errors.BadRequestError(
-                f"{where} refused the input ({what}); the model's inputs are on its API page. Rename the "
-                "max tokens input with the max_tokens_field option, or add inputs with extra_input.",
-                status=status,
-            )
-        if status == 429:
-            return rate_limit_error(response, where, what)
-        if status >= 500:
-            return errors.ServerError(f"{where} failed ({what}); try again later.", status=status)
-        return errors.BadRequestError(f"{where} refused the request ({what}).", status=status)
+        return self.status_error(response, "Replicate", what, model=self.spec.model, hints={
+            "billing": "add credit at https://replicate.com/account/billing",
+            "model_not_found": "check OWNER/NAME (and VERSION), e.g. meta/meta-llama-3-8b-instruct. Models that "
+                               "are not official need replicate:OWNER/NAME:VERSION",
+            422: "The model's inputs are on its API page: rename the max tokens input with the "
+                 "max_tokens_field option, or add inputs with extra_input.",
+        })
+
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -29,11 +29,6 @@ from .base import Provider
 class VLLMProvider(Provider):
     """A model served by vLLM's engine inside this process."""
 
-    name = "vllm"
-    local = True
-    options = frozenset({"dtype", "gpu_memory_utilization", "max_model_len", "tensor_parallel_size", "quantization",
-                         "warmup", "price"})
-
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         self.engine: Any = None

@@ -6,24 +6,25 @@ SQLite runs in WAL mode, so a reader (``tryouts runs``, the dashboard) never blo
 
 from __future__ import annotations
 
-import json
 import secrets
 import weakref
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, func, insert, make_url, select, update
 
 from .._version import __version__
 from ..errors import StoreError
 from ..redact import redact as redact_text
-from ..redact import redact_options
 from ..types import Result
 from . import schema
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .migrations import migrate
+from .rows import _dec, _jsonable, flat_result, result_row, run_dict
+
+if TYPE_CHECKING:
+    from ..records import ResultRecord, RunRecord
 
 #: the verdicts of a pairwise vote: A better, B better, equally good, both bad
 VERDICTS = ("a", "b", "tie", "both_bad")
@@ -114,10 +115,6 @@ def _dialect_insert(conn: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
-
-
-def _dec(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
 
 
 class Store:
@@ -220,7 +217,7 @@ class Store:
     def add_result(self, run_id: str, r: Result) -> int:
         """Commit one result now; return its row id."""
         with self.engine.begin() as conn:
-            row = self._text_safe(_row(run_id, r))
+            row = self._text_safe(result_row(run_id, r))
             return int(conn.execute(insert(schema.results).values(**row)).inserted_primary_key[0])
 
     def add_results(
@@ -237,7 +234,7 @@ class Store:
                 res = schema.results
                 conn.execute(_dialect_insert(conn)(res).on_conflict_do_nothing(index_elements=[
                     res.c.run_id, res.c.model_index, res.c.case_index, res.c.repeat_index,
-                ]), [self._text_safe(_row(run_id, r)) for r in results])
+                ]), [self._text_safe(result_row(run_id, r)) for r in results])
             for key, model, response in cache_entries:
                 # one statement, so two writers putting the same key at once (a team's shared PostgreSQL
                 # store) both succeed instead of one failing on the primary key and losing its results
@@ -409,7 +406,7 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [
-            {**_run_dict(row), "n_results": int(row["n_results"] or 0), "n_failed": int(row["n_failed"] or 0)}
+            {**run_dict(row), "n_results": int(row["n_results"] or 0), "n_failed": int(row["n_failed"] or 0)}
             for row in rows
         ]
 
@@ -432,7 +429,7 @@ class Store:
         run_id = self.resolve_run_id(ref)
         with self.engine.connect() as conn:
             run = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).mappings().one()
-        return _run_dict(run)
+        return run_dict(run)
 
     def results(self, run_id: str, *, columns: list[str] | None = None, offset: int = 0, limit: int | None = None,
                 ids: list[int] | None = None, cell: tuple[int, int, int] | None = None,
@@ -461,6 +458,21 @@ class Store:
             total = conn.execute(select(func.count()).select_from(res).where(*where)).scalar_one()
         return [flat_result(r) for r in rows], int(total)
 
+    def records(self, ref: str, *, offset: int = 0, limit: int | None = None, ids: list[int] | None = None,
+                cell: tuple[int, int, int] | None = None) -> list[ResultRecord]:
+        """A run's results as typed records (:class:`tryouts.records.ResultRecord`), in :meth:`get_run` order;
+        the arguments as :meth:`results`."""
+        from ..records import ResultRecord
+
+        rows, _ = self.results(self.resolve_run_id(ref), offset=offset, limit=limit, ids=ids, cell=cell)
+        return [ResultRecord.model_validate(r) for r in rows]
+
+    def run_record(self, ref: str) -> RunRecord:
+        """One run (without its results) as a typed record (:class:`tryouts.records.RunRecord`)."""
+        from ..records import RunRecord
+
+        return RunRecord.model_validate(self.get_run_row(ref))
+
     def get_run(self, ref: str) -> dict[str, Any]:
         """One run and its results (flat dicts, see :func:`flat_result`), in case then model order."""
         run_id = self.resolve_run_id(ref)
@@ -472,58 +484,7 @@ class Store:
                 .where(schema.results.c.run_id == run_id)
                 .order_by(res.c.case_index, res.c.model_index, res.c.repeat_index, res.c.id)
             ).mappings().all()
-        return {"run": _run_dict(run), "results": [flat_result(row) for row in rows]}
-
-
-def _row(run_id: str, r: Result) -> dict[str, Any]:
-    """A result as a row of the results table: the one way into it, so secrets are masked here (options,
-    error, a URL's user-info in the model reference; see :mod:`tryouts.redact`)."""
-    t, u, c = r.timing, r.usage, r.cost
-    return {
-        "run_id": run_id,
-        "model_index": r.model_index,
-        "case_index": r.case_index,
-        "repeat_index": r.repeat_index,
-        "model": redact_text(r.model),
-        "provider": r.provider,
-        "model_name": r.model_name,
-        "options": redact(_jsonable(r.options)),
-        "ok": r.ok,
-        "error": redact_text(r.error) if r.error else r.error,
-        "error_kind": r.error_kind,
-        "text": r.text,
-        "reasoning_text": r.reasoning_text,
-        "finish_reason": r.finish_reason,
-        "started_at": r.started_at.isoformat(),
-        "queue_ms": t.queue_ms,
-        "load_ms": t.load_ms,
-        "ttft_ms": t.ttft_ms,
-        "ttfat_ms": t.ttfat_ms,
-        "e2e_ms": t.e2e_ms,
-        "tpot_ms": t.tpot_ms,
-        "output_tokens_per_s": t.output_tokens_per_s,
-        "itl_ms": t.itl_ms,
-        "n_chunks": t.n_chunks,
-        "input_tokens": u.input_tokens,
-        "output_tokens": u.output_tokens,
-        "cached_input_tokens": u.cached_input_tokens,
-        "cache_write_tokens": u.cache_write_tokens,
-        "reasoning_tokens": u.reasoning_tokens,
-        "tokens_estimated": u.estimated,
-        "token_method": u.method,
-        "cost_total": _dec(c.total),
-        "cost_input": _dec(c.input),
-        "cost_output": _dec(c.output),
-        "cost_currency": c.currency,
-        "cost_source": c.source,
-        "server_timings": _jsonable(r.server_timings),
-        "request": r.request.model_dump(mode="json"),
-        "cached": r.cached,
-        "case": _jsonable(r.case),
-        "attempts": r.attempts,
-        "scores": _jsonable(r.scores),
-        "sampling": _jsonable(r.sampling),
-    }
+        return {"run": run_dict(run), "results": [flat_result(row) for row in rows]}
 
 
 #: every Store opened in this process (see interrupt_held_runs)
@@ -544,49 +505,6 @@ def interrupt_held_runs() -> list[tuple[str, str]]:
             except Exception:  # the database is gone too: the run shows as stale instead
                 continue
     return marked
-
-
-def _run_dict(row: Any) -> dict[str, Any]:
-    stale = staleness(row)
-    return {
-        "id": row["id"],
-        "kind": row["kind"],
-        # a run still marked running whose process is gone is "stale" (store/liveness.py)
-        "status": "stale" if stale else row["status"],
-        **({"stale_reason": stale} if stale else {}),
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
-        "models": row["models"],
-        "request": row["request"],
-        "meta": row["meta"],
-        "tryouts_version": row["tryouts_version"],
-    }
-
-
-def flat_result(row: Any) -> dict[str, Any]:
-    """A stored result as the documented flat JSON object (see docs/json.md); a row of some columns only
-    (:meth:`Store.results`) gives those fields."""
-    d = dict(row)
-    d.pop("run_id", None)
-    if "id" in d:
-        d["id"] = int(d["id"])
-    for name in ("ok", "tokens_estimated", "cached"):
-        if name in d:
-            d[name] = bool(d[name])
-    if "cost_total" in d:
-        total = d.pop("cost_total")
-        d["cost_usd"] = float(total) if total is not None else None
-        d["cost_usd_exact"] = total
-    return d
-
-
-def redact(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Options with anything that may hold a credential replaced by ``***`` (never stored)."""
-    return redact_options(options)
-
-
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str)) if value is not None else None
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

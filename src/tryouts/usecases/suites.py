@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..records import ResultRecord
+    from ..types import RunStatus
 
 
 def suite_policy(suite: Any, no_cache: bool):
@@ -138,13 +142,13 @@ class SuitePlan:
 @dataclass
 class SuiteOutcome:
     """A finished (or interrupted) suite run: its id, status, cells, failures, and its results as stored
-    (docs/json.md)."""
+    (typed records, :class:`tryouts.records.ResultRecord`; docs/json.md)."""
 
     run_id: str
-    status: str
+    status: RunStatus
     n_cells: int
     n_failed: int
-    results: list[dict] = field(default_factory=list)
+    results: list[ResultRecord] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
 
 
@@ -202,10 +206,9 @@ def execute_suite(store: Any, plan: SuitePlan, *, on_event: Any = None, say: Any
 
 def outcome_of(store: Any, run_id: str) -> SuiteOutcome:
     """The stored run as a :class:`SuiteOutcome`."""
-    data = store.get_run(run_id)
-    results = data["results"]
-    return SuiteOutcome(run_id=run_id, status=data["run"]["status"], n_cells=data["run"]["meta"].get("n_cells", 0),
-                        n_failed=sum(not r["ok"] for r in results), results=results, meta=data["run"]["meta"])
+    run, results = store.run_record(run_id), store.records(run_id)
+    return SuiteOutcome(run_id=run_id, status=run.status, n_cells=run.meta.get("n_cells", 0),
+                        n_failed=sum(not r.ok for r in results), results=results, meta=run.meta)
 
 
 def run_suite(suite_file: str | Path | None = None, *, store: Any = None, resume: str | None = None,

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from ..errors import TryoutsError
+from ..records import ResultsPage, RunRecord
 from .policy import Refused, WebPolicy
 
 router = APIRouter(prefix="/api")
@@ -96,7 +97,7 @@ def csrf(request: Request) -> dict[str, str]:
 @router.get("/runs", summary="Run history, newest first, with filters")
 def runs(request: Request, limit: int = Query(100, ge=0, le=10000), kind: str | None = None,
          status: str | None = None, model: str | None = Query(None, description="A substring of a model reference."),
-         q: str | None = Query(None, description="A substring of the run id or a model.")) -> list[dict[str, Any]]:
+         q: str | None = Query(None, description="A substring of the run id or a model.")) -> list[RunRecord]:
     rows = _store(request).list_runs(None)
     if kind:
         rows = [r for r in rows if r["kind"] == kind]
@@ -160,7 +161,7 @@ def select_results(results: list[dict[str, Any]], view: str) -> list[dict[str, A
 
 
 @router.get("/runs/{run}/results", summary="A run's results (the store's flat objects), by view, paged",
-            response_class=FastJSON)
+            response_class=FastJSON, responses={200: {"model": ResultsPage}})
 def run_results(request: Request, run: str, view: View = "all", offset: int = Query(0, ge=0, le=MAX_OFFSET),
                 limit: int = Query(500, ge=1, le=20000)) -> Any:
     store = _store(request)
@@ -268,8 +269,10 @@ def memory(request: Request, model: str, dtype: str = "all", context: int = Quer
         raise _refuse(exc) from None
     if context > MAX_CONTEXT or batch > MAX_BATCH:  # the page passes its own numbers
         raise HTTPException(400, f"context is at most {MAX_CONTEXT:,} and batch at most {MAX_BATCH:,}.")
+    from ..catalog import lookup
+
     try:
-        arch = resolve(model)
+        arch = resolve(model, catalog=lookup)
         gpu_bytes, gpu_name = None, None
         if gpu:
             g = find_gpu(gpu)

@@ -5,7 +5,18 @@ for ``tryouts providers`` and ``--help`` and imports ``tryouts_echo.provider`` o
 is used.
 """
 
+from pydantic import Field
+
 from tryouts.providers import ProviderInfo
+from tryouts.providers.options import Options
+
+
+class EchoOptions(Options):
+    """The echo provider's options: names, types, bounds and meaning (unknown names and bad values are refused
+    before anything runs, and `tryouts providers` documents them)."""
+
+    delay_ms: float | None = Field(None, ge=0, le=10_000, description="A pause before each word, like a model's "
+                                   "decoding time (default 0)")
 
 
 def info() -> ProviderInfo:
@@ -22,4 +33,5 @@ def info() -> ProviderInfo:
         warm_imports=("tryouts_echo.runtime",),
         # options that never change the answer: left out of the response cache key
         neutral_options=("delay_ms",),
+        options=EchoOptions,
     )

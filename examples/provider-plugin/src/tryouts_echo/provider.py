@@ -26,13 +26,11 @@ class EchoProvider(Provider):
     Options: ``delay_ms`` (a pause before each word, like a model's decoding time; default 0).
     """
 
-    name = "echo"
-    local = True  # in process: requests run one at a time, the model is loaded once
+    # name, local and the options come from the registry entry (tryouts_echo.info): their one home
     free = True  # costs nothing (cost 0, source "local")
-    options = frozenset({"delay_ms"})
 
     def __init__(self, spec: Any) -> None:
-        super().__init__(spec)  # refuses unknown options with the list of known ones
+        super().__init__(spec)  # refuses unknown options (listing the known ones) and bad values
         if spec.model not in ("reverse", "plain"):
             raise BadRequestError(f"echo:{spec.model} is not a mode: use echo:reverse or echo:plain.")
         self.delay_s = float(spec.options.get("delay_ms", 0)) / 1000
