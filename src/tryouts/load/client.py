@@ -1,0 +1,199 @@
+"""The load client's hot path: one OpenAI-compatible streaming request over a raw asyncio connection.
+
+Nothing on this path parses more than it must. A request is a prebuilt byte string (request line,
+headers, JSON body), written to a kept-alive connection. The response body (chunked or not) is read in
+blocks, and every block is stamped with ``perf_counter_ns`` as soon as it is read. That stamp belongs to
+each server-sent event line completed in the block. A line counts as a content chunk when a regular
+expression finds a non-empty ``content``, ``reasoning_content``/``reasoning`` string or a ``tool_calls``
+entry (docs/metrics.md: role-only and empty chunks are not content). Only the line carrying ``usage`` is
+decoded as JSON, and only at the end of the request. Against the scripted server this client's TTFT
+error stays at the floor of a raw-socket client (benchmarks/load_fidelity.py).
+
+A connection's HTTP error answer gives the status class: 429 is ``rate_limited``, any other status an
+``error``. A dropped connection before ``[DONE]`` leaves the request ``incomplete``, with what arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+from .metrics import RequestRecord
+
+#: a streamed line that carries generated content (text, reasoning, or a tool call)
+CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning)":\s*"(?!")|"tool_calls":\s*\[\s*\{')
+#: the most a response's error body or headers may take (a hostile server cannot fill the memory)
+MAX_HEAD = 64 * 1024
+READ_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go: ``base_url`` such as ``http://127.0.0.1:8080/v1`` (its ``/chat/completions``)."""
+
+    host: str
+    port: int
+    path: str
+    tls: bool
+    headers: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, base_url: str, headers: dict[str, str] | None = None) -> Endpoint:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise UsageError(f"The endpoint {base_url!r} must be an http:// or https:// URL, e.g. "
+                             "http://127.0.0.1:8080/v1.")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return cls(parts.hostname, port, parts.path.rstrip("/") + "/chat/completions", parts.scheme == "https",
+                   tuple((headers or {}).items()))
+
+    def request_bytes(self, body: dict[str, Any]) -> bytes:
+        """The whole HTTP/1.1 request for ``body`` (built before the clock starts)."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        head = [f"POST {self.path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Type: application/json",
+                "Accept: text/event-stream", "Accept-Encoding: identity", f"Content-Length: {len(data)}",
+                *(f"{k}: {v}" for k, v in self.headers)]
+        return ("\r\n".join(head) + "\r\n\r\n").encode() + data
+
+
+class Connection:
+    """One kept-alive connection (reopened after the server closes it)."""
+
+    def __init__(self, endpoint: Endpoint, ssl_context: ssl.SSLContext | None = None) -> None:
+        self.endpoint, self.ssl = endpoint, ssl_context
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(
+                self.endpoint.host, self.endpoint.port, ssl=self.ssl if self.endpoint.tls else None,
+                limit=MAX_HEAD)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
+    raw = await reader.readuntil(b"\r\n\r\n")
+    lines = raw.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        k, sep, v = line.partition(":")
+        if sep:
+            headers[k.strip().lower()] = v.strip()
+    return status, headers
+
+
+async def send(conn: Connection, payload: bytes, rec: RequestRecord) -> None:
+    """Send one prebuilt request on ``conn`` and fill ``rec`` (t0, content chunks, usage, status)."""
+    try:
+        await conn.open()
+    except OSError as exc:
+        rec.status, rec.error = "error", f"cannot connect: {exc}"
+        return
+    reader, writer = conn.reader, conn.writer
+    assert reader is not None and writer is not None
+    rec.sent_ns = perf_counter_ns()
+    writer.write(payload)
+    try:
+        status, headers = await _read_head(reader)
+        rec.request_id = headers.get("x-request-id") or headers.get("request-id")
+        if status != 200:
+            rec.status = "rate_limited" if status == 429 else "error"
+            rec.error = f"HTTP {status}"
+            await _drain_error(reader, headers)
+            if headers.get("connection", "").lower() == "close":
+                conn.close()
+            return
+        await _read_stream(reader, headers, rec)
+    except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError, IndexError) as exc:
+        rec.error = rec.error or f"{type(exc).__name__}: {exc}"[:200]
+        conn.close()
+    finally:
+        rec.done_ns = perf_counter_ns()
+    if rec.status == "incomplete":
+        conn.close()  # the body did not end cleanly: the connection cannot be reused
+
+
+async def _drain_error(reader: asyncio.StreamReader, headers: dict[str, str]) -> None:
+    length = int(headers.get("content-length", "0") or 0)
+    if 0 < length <= MAX_HEAD:
+        await reader.readexactly(length)
+    elif headers.get("transfer-encoding", "").lower() == "chunked":
+        async for _ in _chunks(reader):
+            pass
+
+
+async def _chunks(reader: asyncio.StreamReader):
+    """The payload blocks of a chunked body, each with the time its bytes were read."""
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        size = int(size_line.split(b";", 1)[0], 16)
+        if size == 0:
+            await reader.readuntil(b"\r\n")
+            return
+        data = await reader.readexactly(size + 2)
+        yield perf_counter_ns(), data[:-2]
+
+
+async def _plain(reader: asyncio.StreamReader, length: int | None):
+    """The blocks of a body of known length (or up to the connection's end), each with its read time."""
+    left = length
+    while left is None or left > 0:
+        data = await reader.read(READ_BLOCK if left is None else min(READ_BLOCK, left))
+        if not data:
+            return
+        if left is not None:
+            left -= len(data)
+        yield perf_counter_ns(), data
+
+
+async def _read_stream(reader: asyncio.StreamReader, headers: dict[str, str], rec: RequestRecord) -> None:
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        blocks = _chunks(reader)
+    else:
+        length = headers.get("content-length")
+        blocks = _plain(reader, int(length) if length else None)
+    pending = b""
+    usage_line = None
+    async for t, data in blocks:
+        pending += data
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if not line.startswith(b"data:"):
+                continue
+            if CONTENT.search(line):
+                if rec.first_ns is None:
+                    rec.first_ns = t
+                rec.chunk_ns.append(t)
+            elif line.startswith(b"data: [DONE]") or line.startswith(b"data:[DONE]"):
+                rec.status = "ok" if rec.chunk_ns else "incomplete"
+            if b'"usage":{' in line or b'"usage": {' in line:
+                usage_line = line
+    if usage_line is not None:
+        _usage(usage_line, rec)
+    if rec.status == "incomplete" and rec.chunk_ns and headers.get("transfer-encoding", "").lower() == "chunked":
+        rec.error = rec.error or "the stream ended without [DONE]"
+
+
+def _usage(line: bytes, rec: RequestRecord) -> None:
+    try:
+        usage = json.loads(line[5:].strip()).get("usage") or {}
+    except ValueError:
+        return
+    n_in, n_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if isinstance(n_in, int) and 0 <= n_in < 10_000_000:
+        rec.input_tokens = n_in
+    if isinstance(n_out, int) and 0 <= n_out < 10_000_000:
+        rec.output_tokens = n_out

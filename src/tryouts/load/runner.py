@@ -1,0 +1,173 @@
+"""Run one load point: dispatch an absolute schedule from one or several worker processes.
+
+Each worker owns a slice of the schedule (request ``i`` goes to worker ``i % workers``) and its share of
+``max_concurrency``. It stamps on ``perf_counter_ns``: on Linux that is CLOCK_MONOTONIC, shared by every
+process of the machine, so the workers' stamps, the due times and the scripted server's own stamps are on
+one clock. Nothing else runs on a worker's event loop. The garbage collector is frozen and off while it
+measures.
+
+* Open loop (a finite rate): request ``i`` is due at ``start + offset_i`` (load/arrivals.py). A worker
+  that wakes late sends at once and records the lag. With ``max_concurrency``, a request held for a slot
+  obeys the no-catch-up rule (:func:`~tryouts.load.arrivals.paced_send`, at the worker's share of the rate).
+* Closed loop (rate ``inf`` with ``max_concurrency`` N: the ``synchronous`` and ``concurrent`` profiles):
+  N streams, each sending its next request when its previous one ends. A request is due when its stream
+  frees, so the due time is not a backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import multiprocessing
+from dataclasses import dataclass
+from time import perf_counter_ns
+from typing import Any
+
+from .arrivals import paced_send
+from .client import Connection, Endpoint, send
+from .metrics import RequestRecord
+
+
+@dataclass(frozen=True)
+class Item:
+    """One request to send: its index, its due offset (s) and its prebuilt bytes."""
+
+    index: int
+    due_s: float
+    payload: bytes
+
+
+#: a timer wakes the event loop up to about a millisecond late (epoll waits in whole milliseconds): sleep until
+#: this close to the due time, then yield to the loop until the clock reaches it
+SPIN_S = 0.0015
+
+
+async def wait_until(due_ns: int) -> None:
+    """Return at ``due_ns`` (perf_counter_ns), not a millisecond after: a coarse sleep, then yields to the loop
+    (so reading other streams goes on) for the last moment."""
+    wait = (due_ns - perf_counter_ns()) / 1e9
+    if wait > SPIN_S:
+        await asyncio.sleep(wait - SPIN_S)
+    while perf_counter_ns() < due_ns:
+        await asyncio.sleep(0)
+
+
+async def dispatch(
+    endpoint: Endpoint,
+    items: list[Item],
+    start_ns: int,
+    *,
+    max_concurrency: int | None = None,
+    rate: float = math.inf,
+    worker: int = 0,
+) -> list[RequestRecord]:
+    """Send ``items`` on their schedule from this event loop; every request's record, in index order."""
+    closed_loop = math.isinf(rate)
+    if closed_loop and not max_concurrency:
+        max_concurrency = len(items) or 1  # rate inf without a cap: everything at once
+    slots = asyncio.Semaphore(max_concurrency) if max_concurrency else None
+    idle: list[Connection] = []
+    records: list[RequestRecord] = []
+    tasks: set[asyncio.Task] = set()
+    last_send_s: float | None = None
+
+    async def one(rec: RequestRecord, payload: bytes) -> None:
+        conn = idle.pop() if idle else Connection(endpoint)
+        try:
+            await send(conn, payload, rec)
+        finally:
+            idle.append(conn)
+            if slots is not None:
+                slots.release()
+
+    for item in items:
+        due_ns = start_ns + round(item.due_s * 1e9)
+        await wait_until(due_ns)
+        if slots is not None:
+            await slots.acquire()
+            now_s = (perf_counter_ns() - start_ns) / 1e9
+            if closed_loop:
+                due_ns = perf_counter_ns()  # a stream just freed: that is when this request is due
+            else:
+                send_s = paced_send(item.due_s, now_s, last_send_s, rate)
+                if send_s > now_s:
+                    await wait_until(start_ns + round(send_s * 1e9))
+        last_send_s = (perf_counter_ns() - start_ns) / 1e9
+        rec = RequestRecord(index=item.index, due_ns=due_ns, worker=worker)
+        records.append(rec)
+        task = asyncio.create_task(one(rec, item.payload))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.wait(set(tasks))
+    for conn in idle:
+        conn.close()
+    return sorted(records, key=lambda r: r.index)
+
+
+def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurrency: int | None, rate: float,
+                 worker: int) -> None:
+    """A worker process: say it is ready, wait for the start time, run its slice, send the records back."""
+    gc.collect()
+    gc.freeze()  # what exists now is never scanned again; and no collection while measuring
+    gc.disable()
+    conn.send("ready")
+    start_ns = conn.recv()
+    try:
+        records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
+                                       worker=worker))
+        conn.send(("ok", records))
+    except BaseException as exc:  # reported to the parent, which says what failed
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        gc.enable()
+
+
+def run_point(
+    endpoint: Endpoint,
+    items: list[Item],
+    *,
+    max_concurrency: int | None = None,
+    rate: float = math.inf,
+    workers: int = 1,
+    lead_s: float = 0.2,
+) -> tuple[list[RequestRecord], int]:
+    """Run one load point over ``workers`` processes (1: in this process); its records and start time (ns).
+
+    ``max_concurrency`` and ``rate`` are shared among the workers (each gets its share); ``lead_s``: how
+    long after every worker is ready the schedule starts.
+    """
+    workers = max(1, min(workers, len(items) or 1, max_concurrency or workers))
+    if workers == 1:
+        start_ns = perf_counter_ns() + round(lead_s * 1e9)
+        return asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate)), start_ns
+    ctx = multiprocessing.get_context("spawn")
+    pipes, procs = [], []
+    for w in range(workers):
+        share = None if not max_concurrency else max_concurrency // workers + (w < max_concurrency % workers)
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_worker_main, daemon=True,
+                           args=(child, endpoint, items[w::workers], share or None, rate / workers, w))
+        proc.start()
+        pipes.append(parent)
+        procs.append(proc)
+    try:
+        for p in pipes:
+            if p.recv() != "ready":
+                raise RuntimeError("a load worker did not start")
+        start_ns = perf_counter_ns() + round(lead_s * 1e9)
+        for p in pipes:
+            p.send(start_ns)
+        records: list[RequestRecord] = []
+        for p in pipes:
+            status, payload = p.recv()
+            if status != "ok":
+                raise RuntimeError(f"a load worker failed: {payload}")
+            records += payload
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+    return sorted(records, key=lambda r: r.index), start_ns

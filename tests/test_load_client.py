@@ -1,0 +1,78 @@
+"""The load client (load/client.py) and one load point's dispatch (load/runner.py), against the scripted
+replay server on 127.0.0.1: content chunks found and stamped, usage read, statuses classed, schedules kept,
+worker processes on one clock with the server."""
+
+
+import httpx
+import pytest
+
+from tryouts.load.arrivals import arrival_offsets
+from tryouts.load.client import CONTENT, Endpoint
+from tryouts.load.metrics import summarize
+from tryouts.load.runner import Item, run_point
+
+
+def items(endpoint, script, n, offsets=None, include_usage=True):
+    offsets = offsets or [0.0] * n
+    body = {"model": script, "stream": True, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 64}
+    if include_usage:
+        body["stream_options"] = {"include_usage": True}
+    return [Item(i, offsets[i], endpoint.request_bytes({**body, "model": f"{script};id=r{i}"})) for i in range(n)]
+
+
+def test_content_is_found_without_parsing_json_and_role_or_empty_chunks_are_not_content():
+    content = [b'data: {"choices":[{"delta":{"content":" w1"}}]}', b'data: {"choices":[{"delta":{"content": "x"}}]}',
+               b'data: {"choices":[{"delta":{"reasoning_content":" r0"}}]}',
+               b'data: {"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}']
+    not_content = [b'data: {"choices":[{"delta":{"role":"assistant","content":""}}]}',
+                   b'data: {"choices":[{"delta":{},"finish_reason":"stop"}]}', b"data: [DONE]",
+                   b'data: {"choices":[],"usage":{"prompt_tokens":11}}']
+    assert all(CONTENT.search(x) for x in content) and not any(CONTENT.search(x) for x in not_content)
+
+
+def test_a_closed_loop_point_keeps_its_streams_and_measures_every_request(replay_server):
+    ep = Endpoint.parse(replay_server)
+    records, start = run_point(ep, items(ep, "tokens=5;ttft_ms=30;itl_ms=5", 12), max_concurrency=3)
+    assert [r.status for r in records] == ["ok"] * 12
+    assert all(len(r.chunk_ns) == 5 and r.output_tokens == 5 and r.input_tokens == 11 for r in records)
+    assert all(r.ttft_ms() >= 30 for r in records)  # the server waits 30 ms: a stamp cannot come earlier
+    s = summarize(records, start_ns=start, end_ns=max(r.done_ns for r in records))
+    assert s["completed"] == 12 and s["max_concurrent_requests"] == 3
+    assert s["mean_dispatch_lag_ms"] < 50  # closed loop: a request is due when its stream frees
+
+
+def test_an_open_loop_point_over_two_worker_processes_keeps_the_schedule_on_the_servers_clock(replay_server):
+    ep = Endpoint.parse(replay_server)
+    offsets = arrival_offsets(10, 40.0, arrival="constant")  # every 25 ms
+    records, start = run_point(ep, items(ep, "tokens=3;ttft_ms=10;itl_ms=2", 10, offsets), rate=40.0, workers=2)
+    assert {r.worker for r in records} == {0, 1} and all(r.ok for r in records)
+    assert [round((r.due_ns - start) / 1e6) for r in records] == [round(o * 1000) for o in offsets]
+    for r in records:  # one monotonic clock: the server sent each first chunk before this client read it
+        log = httpx.get(replay_server.removesuffix("/v1") + f"/_replay/log/r{r.index}").json()
+        assert log["recv_ns"] >= r.sent_ns and r.first_ns >= log["first_content_sent_ns"]
+        assert r.sent_ns >= r.due_ns
+
+
+@pytest.mark.parametrize(("script", "status"), [
+    ("status=429;retry_after=1", "rate_limited"), ("status=500", "error"), ("tokens=5;cut_after=2", "incomplete"),
+])
+def test_failures_are_classed_and_keep_what_arrived(replay_server, script, status):
+    ep = Endpoint.parse(replay_server)
+    records, _ = run_point(ep, items(ep, script, 3), max_concurrency=1)
+    assert [r.status for r in records] == [status] * 3
+    if status == "incomplete":
+        assert all(len(r.chunk_ns) == 2 for r in records)
+
+
+def test_a_server_that_sends_no_usage_leaves_the_counts_unknown(replay_server):
+    ep = Endpoint.parse(replay_server)
+    records, _ = run_point(ep, items(ep, "tokens=4", 2, include_usage=False))
+    assert all(r.ok and r.output_tokens is None and len(r.chunk_ns) == 4 for r in records)
+
+
+def test_an_endpoint_must_be_a_url():
+    from tryouts.errors import UsageError
+
+    with pytest.raises(UsageError, match="http"):
+        Endpoint.parse("127.0.0.1:8080")
+    assert Endpoint.parse("http://127.0.0.1:8080/v1").path == "/v1/chat/completions"
