@@ -76,3 +76,49 @@ def test_an_endpoint_must_be_a_url():
     with pytest.raises(UsageError, match="http"):
         Endpoint.parse("127.0.0.1:8080")
     assert Endpoint.parse("http://127.0.0.1:8080/v1").path == "/v1/chat/completions"
+
+
+# ---- the command ---------------------------------------------------------------------------------------------
+
+
+def tryouts(*args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "tryouts", "load", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_tryouts_load_prints_vllm_keyed_json_with_goodput_and_cost(replay_server):
+    import json
+
+    p = tryouts(f"openai-compat:{replay_server}#tokens=4;ttft_ms=20", "-p", "constant", "-r", "40", "-n", "12",
+                "--slo", "ttft:10", "--price-per-hour", "3.6", "-f", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["completed"] == 12 and out["total_output_tokens"] == 48 and out["request_rate"] == 40
+    assert out["slo_attainment"] == 0 and out["request_goodput"] == 0  # the server waits 20 ms: no TTFT <= 10
+    assert out["p99_ttft_ms"] >= 20 and out["cost_usd"] is not None and out["cost_per_good_request_usd"] is None
+    for key in ("request_throughput", "output_throughput", "mean_tpot_ms", "p99_itl_ms", "median_e2el_ms"):
+        assert key in out
+
+
+def test_tryouts_load_exits_2_when_requests_fail_and_shows_the_table(replay_server):
+    p = tryouts(f"openai-compat:{replay_server}#status=429", "-p", "concurrent", "--streams", "2", "-n", "4")
+    assert p.returncode == 2 and "4 rate limited" in p.stdout and "TTFT ms" in p.stdout
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["-p", "poisson"], "needs --rate"),
+    (["-p", "concurrent"], "needs --streams"),
+    (["-p", "sometimes"], "--profile is one of"),
+    (["--slo", "ttft"], "NAME:MILLISECONDS"),
+    (["--slo", "speed:3"], "SLOs are ttft, tpot and e2el"),
+])
+def test_tryouts_load_refuses_bad_input_saying_what_to_do(replay_server, args, words):
+    p = tryouts(f"openai-compat:{replay_server}#tokens=2", *args)
+    assert p.returncode == 1 and words in p.stderr + p.stdout and "Traceback" not in p.stderr
+
+
+def test_tryouts_load_says_which_providers_it_drives():
+    p = tryouts("anthropic:claude-3-5-haiku-latest")
+    assert p.returncode == 1 and "OpenAI-compatible endpoints for now" in p.stderr + p.stdout

@@ -1,0 +1,91 @@
+"""``tryouts load``: one load point against an OpenAI-compatible endpoint (first version; docs/load.md)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+
+import typer
+
+from . import app
+from .common import parse_options
+
+
+@app.command(rich_help_panel="Run")
+def load(
+    model: str = typer.Argument(..., help="An OpenAI-compatible model reference: openai-compat:URL#MODEL, "
+                                "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL..."),
+    profile: str = typer.Option("synchronous", "--profile", "-p",
+                                help="synchronous, concurrent (with --streams), constant or poisson (with --rate)."),
+    requests: int = typer.Option(20, "--requests", "-n", help="Requests in the load point."),
+    rate: float | None = typer.Option(None, "--rate", "-r", help="Requests per second (constant, poisson)."),
+    streams: int | None = typer.Option(None, "--streams", help="Concurrent streams (concurrent)."),
+    burstiness: float = typer.Option(1.0, "--burstiness", help="Poisson: gamma shape (1 = Poisson, < 1 burstier)."),
+    seed: int = typer.Option(0, "--seed", help="Poisson: the schedule's seed."),
+    max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Cap on requests in flight for "
+                                               "constant and poisson (held requests never burst: docs/load.md)."),
+    workers: int = typer.Option(1, "--workers", help="Client worker processes (a slice of the schedule each)."),
+    prompt_words: int = typer.Option(32, "--prompt-words", help="Words in each synthetic prompt."),
+    max_tokens: int = typer.Option(64, "--max-tokens", help="max_tokens of each request."),
+    slo: list[str] = typer.Option([], "--slo", help="A latency target, NAME:MS with NAME ttft, tpot or e2el; "
+                                  "repeat for several. Gives goodput and SLO attainment."),
+    hourly: str | None = typer.Option(None, "--price-per-hour", help="A self-hosted server's price in USD per "
+                                      "hour, for the cost per good request (API prices come from genai-prices)."),
+    option: list[str] = typer.Option([], "--option", "-o", help="A model option, KEY=VALUE (e.g. base_url=...)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (vllm bench serve's keys)."),
+) -> int:
+    """Put one load point on an endpoint: latency distributions, throughput, goodput, cost at that load.
+
+    Examples:
+
+      tryouts load llamacpp-server:default --profile concurrent --streams 4 -n 40
+
+      tryouts load openai-compat:http://127.0.0.1:8000/v1#my-model -p poisson -r 10 -n 200 --slo ttft:500
+
+    Exit code 0 when every request completed, 2 when some failed, 1 on bad input.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..errors import UsageError
+    from ..usecases.load import LoadSettings, parse_slo, run_load
+
+    if fmt not in ("table", "json"):
+        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    try:
+        hourly_usd = Decimal(hourly) if hourly is not None else None
+    except InvalidOperation:
+        raise UsageError(f"--price-per-hour {hourly!r} is not a number of USD.") from None
+    settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
+                            seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
+                            max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd)
+    out = run_load(model, settings, parse_options(option, 1)[0])
+    records = out.pop("records")
+    if fmt == "json":
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        console = Console()
+        table = Table(title=f"{model}: {profile}", title_justify="left", header_style="bold")
+        for name in ("", "mean", "p50", "p90", "p99"):
+            table.add_column(name, justify="right" if name else "left")
+        for label, key in (("TTFT ms", "ttft"), ("TPOT ms", "tpot"), ("ITL ms", "itl"), ("E2E ms", "e2el"),
+                           ("TTFT from due ms", "scheduled_ttft"), ("dispatch lag ms", "dispatch_lag")):
+            table.add_row(label, *(_num(out.get(f"{s}_{key}_ms")) for s in ("mean", "p50", "p90", "p99")))
+        console.print(table)
+        console.print(
+            f"{out['completed']}/{out['num_prompts']} completed ({out['failed']} failed, {out['rate_limited']} rate "
+            f"limited, {out['incomplete']} incomplete) in {out['duration']:.2f} s: {out['request_throughput']:.2f} "
+            f"req/s, {out['output_throughput']:.1f} output tok/s, peak {out['max_concurrent_requests']} in flight.",
+            highlight=False)
+        if out["request_goodput"] is not None:
+            console.print(f"Goodput {out['request_goodput']:.2f} req/s; SLO attainment "
+                          f"{100 * out['slo_attainment']:.1f} %.", highlight=False)
+        if out["cost_per_1m_output_tokens_usd"] is not None:
+            good = out["cost_per_good_request_usd"]
+            console.print(f"Cost ${out['cost_per_1m_output_tokens_usd']:.4f} per 1M output tokens"
+                          + (f", ${good:.6f} per good request." if good is not None else "."), highlight=False)
+    return 0 if all(r.ok for r in records) else 2
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"

@@ -1,0 +1,136 @@
+"""One load point against an OpenAI-compatible endpoint (``tryouts load``, first version; docs/load.md).
+
+Profiles:
+
+* ``synchronous``: one stream, each request sent when the previous ends;
+* ``concurrent``: ``streams`` streams, closed loop;
+* ``constant``, ``poisson``: an open-loop schedule at ``rate`` requests/s (``burstiness``, ``seed``), capped
+  by ``max_concurrency`` when given (the no-catch-up rule).
+
+The model is any Tryouts reference served by the OpenAI-compatible provider (``openai-compat:URL#MODEL``,
+``llamacpp-server:``, ``vllm-server:``, ``openai:``...). Its base URL, model name and key come from the
+provider, as for any other command. Prompts are synthetic for now: ``prompt_words`` words each.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from ..errors import UsageError
+
+Profile = Literal["synchronous", "concurrent", "constant", "poisson"]
+PROFILES: tuple[str, ...] = ("synchronous", "concurrent", "constant", "poisson")
+
+
+@dataclass
+class LoadSettings:
+    """What one load point sends, and how."""
+
+    profile: Profile = "synchronous"
+    requests: int = 20
+    rate: float | None = None
+    streams: int | None = None
+    burstiness: float = 1.0
+    seed: int = 0
+    max_concurrency: int | None = None
+    workers: int = 1
+    prompt_words: int = 32
+    max_tokens: int = 64
+    slo: dict[str, float] = field(default_factory=dict)
+    hourly_usd: Decimal | None = None
+
+    def check(self) -> None:
+        if self.profile not in PROFILES:
+            raise UsageError(f"--profile is one of {', '.join(PROFILES)}, not {self.profile!r}.")
+        if self.requests < 1 or self.requests > 1_000_000:
+            raise UsageError("--requests must be between 1 and 1,000,000.")
+        if self.profile in ("constant", "poisson") and not (self.rate and self.rate > 0 and math.isfinite(self.rate)):
+            raise UsageError(f"The {self.profile} profile needs --rate R (requests/s, > 0).")
+        if self.profile == "concurrent" and not (self.streams and self.streams >= 1):
+            raise UsageError("The concurrent profile needs --streams N (N >= 1).")
+        if self.workers < 1 or self.workers > 64:
+            raise UsageError("--workers must be between 1 and 64.")
+        if self.prompt_words < 1 or self.max_tokens < 1:
+            raise UsageError("--prompt-words and --max-tokens must be at least 1.")
+        unknown = set(self.slo) - {"ttft", "tpot", "e2el"}
+        if unknown:
+            raise UsageError(f"SLOs are ttft, tpot and e2el (milliseconds), not {', '.join(sorted(unknown))}.")
+
+
+def parse_slo(items: list[str]) -> dict[str, float]:
+    """``["ttft:200", "tpot:50"]`` -> ``{"ttft": 200.0, "tpot": 50.0}`` (milliseconds)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        try:
+            ms = float(value)
+        except ValueError:
+            ms = -1.0
+        if not sep or ms < 0:
+            raise UsageError(f"--slo {item!r} is not NAME:MILLISECONDS, e.g. --slo ttft:200 --slo tpot:50.")
+        out[name.strip()] = ms
+    return out
+
+
+def endpoint_for(ref: str, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The load client's endpoint for a model reference, and the provider (for its model name and prices)."""
+    from ..keys import get_key
+    from ..load.client import Endpoint
+    from ..providers import create_provider, get_info
+    from ..types import ModelSpec
+
+    spec = ModelSpec.parse(ref, options or {})
+    if get_info(spec.provider).module != "tryouts.providers.openai_compat":
+        raise UsageError(f"tryouts load drives OpenAI-compatible endpoints for now (openai-compat:URL#MODEL, "
+                         f"llamacpp-server:, vllm-server:, openai:, groq: ...), not {spec.provider}:.")
+    provider = create_provider(spec)
+    headers: dict[str, str] = dict(spec.options.get("headers") or {})
+    key = get_key(provider.key_env)
+    if key:
+        headers["api-key" if provider.preset.auth == "api-key" else "Authorization"] = (
+            key if provider.preset.auth == "api-key" else f"Bearer {key}")
+    return Endpoint.parse(provider.base_url, headers), provider
+
+
+def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one load point; its figures (load/metrics.py keys) with its settings, and the per-request rows."""
+    from ..load.arrivals import arrival_offsets
+    from ..load.metrics import SLO, summarize
+    from ..load.runner import Item, run_point
+    from ..pricing import price
+    from ..types import Usage
+
+    settings.check()
+    endpoint, provider = endpoint_for(ref, options)
+    body = {"model": provider.model_name, "stream": True, "stream_options": {"include_usage": True},
+            "max_tokens": settings.max_tokens}
+    n = settings.requests
+    closed = settings.profile in ("synchronous", "concurrent")
+    rate = math.inf if closed else float(settings.rate or 0)
+    cap = 1 if settings.profile == "synchronous" else settings.streams if closed else settings.max_concurrency
+    offsets = [0.0] * n if closed else arrival_offsets(n, rate, arrival=settings.profile, burstiness=settings.burstiness,
+                                                        seed=settings.seed)
+    words = " ".join(["hello"] * settings.prompt_words)
+    items = [Item(i, offsets[i], endpoint.request_bytes(
+        {**body, "messages": [{"role": "user", "content": f"{i} {words}"}]})) for i in range(n)]
+    records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers)
+    now = datetime.now(UTC)
+    for r in records:
+        if r.ok and r.input_tokens is not None and r.output_tokens is not None:
+            cost = price(provider.price_provider, provider.model_name,
+                         Usage(input_tokens=r.input_tokens, output_tokens=r.output_tokens), now,
+                         local=provider.free)
+            r.cost_usd = cost.total
+    ends = [r.done_ns for r in records if r.done_ns is not None]
+    slo = SLO(ttft_ms=settings.slo.get("ttft"), tpot_ms=settings.slo.get("tpot"), e2el_ms=settings.slo.get("e2el"))
+    figures = summarize(records, start_ns=start_ns, end_ns=max(ends) if ends else start_ns, slo=slo,
+                        hourly_usd=settings.hourly_usd)
+    return {
+        "model": ref, "profile": settings.profile, "request_rate": "inf" if closed else rate,
+        "burstiness": settings.burstiness, "max_concurrency": cap, "workers": settings.workers,
+        "seed": settings.seed, "slo_ms": settings.slo, **figures, "records": records,
+    }
