@@ -122,3 +122,17 @@ def test_tryouts_load_refuses_bad_input_saying_what_to_do(replay_server, args, w
 def test_tryouts_load_says_which_providers_it_drives():
     p = tryouts("anthropic:claude-3-5-haiku-latest")
     assert p.returncode == 1 and "OpenAI-compatible endpoints for now" in p.stderr + p.stdout
+
+
+@pytest.mark.slow
+def test_tryouts_load_on_the_real_model_behind_llamacpps_server(smollm2_server_url):
+    """SmolLM2 behind llama.cpp's real server: it sends no usage while streaming, and one token per chunk."""
+    import json
+
+    p = tryouts("llamacpp-server:smollm2", "-o", f"base_url={smollm2_server_url}", "-p", "synchronous", "-n", "3",
+                "--max-tokens", "8", "--prompt-words", "4", "-f", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["completed"] == 3 and out["max_concurrent_requests"] == 1
+    assert out["output_tokens_counted_as_chunks"] and 3 <= out["total_output_tokens"] <= 24
+    assert out["mean_ttft_ms"] > 0 and out["cost_usd"] == "0"  # a server on this machine: free unless priced by the hour

@@ -119,8 +119,13 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         {**body, "messages": [{"role": "user", "content": f"{i} {words}"}]})) for i in range(n)]
     records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers)
     now = datetime.now(UTC)
+    estimated = False
     for r in records:
-        if r.ok and r.input_tokens is not None and r.output_tokens is not None:
+        if r.ok and r.output_tokens is None and provider.one_token_per_chunk:
+            r.output_tokens, estimated = len(r.chunk_ns), True  # llama.cpp's server: one token per chunk, no usage
+        if r.ok and provider.free:
+            r.cost_usd = Decimal(0)  # a server on this machine: free, unless --price-per-hour prices it
+        elif r.ok and r.input_tokens is not None and r.output_tokens is not None:
             cost = price(provider.price_provider, provider.model_name,
                          Usage(input_tokens=r.input_tokens, output_tokens=r.output_tokens), now,
                          local=provider.free)
@@ -132,5 +137,6 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     return {
         "model": ref, "profile": settings.profile, "request_rate": "inf" if closed else rate,
         "burstiness": settings.burstiness, "max_concurrency": cap, "workers": settings.workers,
-        "seed": settings.seed, "slo_ms": settings.slo, **figures, "records": records,
+        "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
+        **figures, "records": records,
     }
