@@ -136,3 +136,19 @@ def test_tryouts_load_on_the_real_model_behind_llamacpps_server(smollm2_server_u
     assert out["completed"] == 3 and out["max_concurrent_requests"] == 1
     assert out["output_tokens_counted_as_chunks"] and 3 <= out["total_output_tokens"] <= 24
     assert out["mean_ttft_ms"] > 0 and out["cost_usd"] == "0"  # a server on this machine: free unless priced by the hour
+
+
+def test_a_sweep_runs_synchronous_saturated_and_evenly_spaced_rates_between(replay_server):
+    import json
+
+    p = tryouts(f"openai-compat:{replay_server}#tokens=3;ttft_ms=20", "-p", "sweep", "--sweep-size", "4", "-n", "8",
+                "--streams", "4", "-f", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    profiles = [pt["profile"] for pt in out["points"]]
+    assert profiles == ["synchronous", "concurrent", "constant", "constant"]
+    sync, sat = out["synchronous_rate"], out["saturated_rate"]
+    rates = [pt["request_rate"] for pt in out["points"][2:]]
+    assert rates == pytest.approx([sync + (sat - sync) / 2, sat]) and sat > sync
+    assert all(pt["completed"] == 8 for pt in out["points"])
+    assert "point=constant" in p.stderr  # each point is reported as it ends

@@ -16,7 +16,9 @@ def load(
     model: str = typer.Argument(..., help="An OpenAI-compatible model reference: openai-compat:URL#MODEL, "
                                 "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL..."),
     profile: str = typer.Option("synchronous", "--profile", "-p",
-                                help="synchronous, concurrent (with --streams), constant or poisson (with --rate)."),
+                                help="synchronous, concurrent (with --streams), constant or poisson (with --rate), "
+                                "or sweep (synchronous, saturated with --streams [32], and rates between)."),
+    sweep_size: int = typer.Option(10, "--sweep-size", help="sweep: load points in all (at least 3)."),
     requests: int = typer.Option(20, "--requests", "-n", help="Requests in the load point."),
     rate: float | None = typer.Option(None, "--rate", "-r", help="Requests per second (constant, poisson)."),
     streams: int | None = typer.Option(None, "--streams", help="Concurrent streams (concurrent)."),
@@ -48,7 +50,7 @@ def load(
     from rich.table import Table
 
     from ..errors import UsageError
-    from ..usecases.load import LoadSettings, parse_slo, run_load
+    from ..usecases.load import LoadSettings, parse_slo, run_load, run_sweep
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
@@ -56,6 +58,10 @@ def load(
         hourly_usd = Decimal(hourly) if hourly is not None else None
     except InvalidOperation:
         raise UsageError(f"--price-per-hour {hourly!r} is not a number of USD.") from None
+    if profile == "sweep":
+        return _sweep(model, sweep_size, fmt, parse_options(option, 1)[0], LoadSettings(
+            requests=requests, streams=streams, workers=workers, prompt_words=prompt_words, max_tokens=max_tokens,
+            slo=parse_slo(slo), hourly_usd=hourly_usd), run_sweep)
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd)
@@ -85,6 +91,38 @@ def load(
             console.print(f"Cost ${out['cost_per_1m_output_tokens_usd']:.4f} per 1M output tokens"
                           + (f", ${good:.6f} per good request." if good is not None else "."), highlight=False)
     return 0 if all(r.ok for r in records) else 2
+
+
+def _sweep(model: str, size: int, fmt: str, options: dict, settings: object, run_sweep: object) -> int:
+    """Run a sweep, one table row per load point as it ends (or the points as JSON)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=fmt == "json")
+    cols = ("point", "offered req/s", "done req/s", "TTFT p50", "TTFT p99", "TPOT p50", "E2E p99", "ok",
+            "goodput req/s")
+
+    def row(p: dict) -> list[str]:
+        offered = "inf" if p["request_rate"] == "inf" else f"{p['request_rate']:.2f}"
+        label = p["profile"] if p["profile"] != "constant" else "constant"
+        return [label, offered, f"{p['request_throughput']:.2f}", _num(p["p50_ttft_ms"]), _num(p["p99_ttft_ms"]),
+                _num(p["p50_tpot_ms"]), _num(p["p99_e2el_ms"]), f"{p['completed']}/{p['num_prompts']}",
+                _num(p["request_goodput"])]
+
+    def on_point(p: dict) -> None:
+        console.print("  " + "  ".join(f"{c}={v}" for c, v in zip(cols, row(p), strict=True)), highlight=False)
+
+    out = run_sweep(model, settings, options, size=size, on_point=on_point)  # type: ignore[operator]
+    if fmt == "json":
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        table = Table(title=f"{model}: sweep (ms)", title_justify="left", header_style="bold")
+        for c in cols:
+            table.add_column(c, justify="left" if c == "point" else "right")
+        for p in out["points"]:
+            table.add_row(*row(p))
+        console.print(table)
+    return 0 if all(p["completed"] == p["num_prompts"] for p in out["points"]) else 2
 
 
 def _num(value: float | None) -> str:

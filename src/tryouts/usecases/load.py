@@ -5,7 +5,8 @@ Profiles:
 * ``synchronous``: one stream, each request sent when the previous ends;
 * ``concurrent``: ``streams`` streams, closed loop;
 * ``constant``, ``poisson``: an open-loop schedule at ``rate`` requests/s (``burstiness``, ``seed``), capped
-  by ``max_concurrency`` when given (the no-catch-up rule).
+  by ``max_concurrency`` when given (the no-catch-up rule);
+* ``sweep`` (:func:`run_sweep`): synchronous, saturated, then evenly spaced rates between them.
 
 The model is any Tryouts reference served by the OpenAI-compatible provider (``openai-compat:URL#MODEL``,
 ``llamacpp-server:``, ``vllm-server:``, ``openai:``...). Its base URL, model name and key come from the
@@ -44,7 +45,7 @@ class LoadSettings:
     hourly_usd: Decimal | None = None
 
     def check(self) -> None:
-        if self.profile not in PROFILES:
+        if self.profile not in PROFILES:  # sweep runs these (run_sweep)
             raise UsageError(f"--profile is one of {', '.join(PROFILES)}, not {self.profile!r}.")
         if self.requests < 1 or self.requests > 1_000_000:
             raise UsageError("--requests must be between 1 and 1,000,000.")
@@ -140,3 +141,33 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
         **figures, "records": records,
     }
+
+
+def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, size: int = 10,
+              on_point: Any = None) -> dict[str, Any]:
+    """guidellm's sweep: the synchronous rate, the saturated rate (``streams`` closed-loop streams, 32 by
+    default), then ``size - 2`` evenly spaced constant rates between them, the last at the saturated rate.
+    Each point has ``settings.requests`` requests; ``on_point(point)`` sees each as it ends."""
+    from dataclasses import replace
+
+    if size < 3:
+        raise UsageError("--sweep-size must be at least 3 (synchronous, saturated, and one rate between).")
+    points = []
+
+    def point(**kw: Any) -> dict[str, Any]:
+        out = run_load(ref, replace(settings, **kw), options)
+        out.pop("records")
+        points.append(out)
+        if on_point is not None:
+            on_point(out)
+        return out
+
+    sync = point(profile="synchronous")["request_throughput"]
+    saturated = point(profile="concurrent", streams=settings.streams or 32)["request_throughput"]
+    if not (sync > 0 and saturated > 0):
+        raise UsageError("The sweep needs completed requests in its synchronous and saturated points; none "
+                         "completed: check the endpoint with --profile synchronous first.")
+    n_rates = size - 2
+    for k in range(1, n_rates + 1):
+        point(profile="constant", rate=sync + k * (saturated - sync) / n_rates)
+    return {"model": ref, "profile": "sweep", "synchronous_rate": sync, "saturated_rate": saturated, "points": points}
