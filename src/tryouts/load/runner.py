@@ -140,8 +140,18 @@ def run_point(
     """
     workers = max(1, min(workers, len(items) or 1, max_concurrency or workers))
     if workers == 1:
-        start_ns = perf_counter_ns() + round(lead_s * 1e9)
-        return asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate)), start_ns
+        enabled = gc.isenabled()
+        gc.collect()
+        gc.freeze()  # as in a worker: no collection pauses the loop that stamps
+        gc.disable()
+        try:
+            start_ns = perf_counter_ns() + round(lead_s * 1e9)
+            records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate))
+        finally:
+            gc.unfreeze()
+            if enabled:
+                gc.enable()
+        return records, start_ns
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []
     for w in range(workers):
