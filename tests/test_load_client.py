@@ -152,3 +152,19 @@ def test_a_sweep_runs_synchronous_saturated_and_evenly_spaced_rates_between(repl
     assert rates == pytest.approx([sync + (sat - sync) / 2, sat]) and sat > sync
     assert all(pt["completed"] == 8 for pt in out["points"])
     assert "point=constant" in p.stderr  # each point is reported as it ends
+
+
+def test_goodput_search_answers_the_highest_passing_rate_it_measured(replay_server):
+    import json
+
+    ref = f"openai-compat:{replay_server}#tokens=3;ttft_ms=20"
+    p = tryouts(ref, "-p", "goodput-search", "--slo", "ttft:1000", "--max-points", "3", "-n", "6", "-f", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    tried = [pt["request_rate"] for pt in out["points"][1:]]
+    assert out["points"][0]["profile"] == "synchronous" and len(tried) == 3
+    assert tried[1] == pytest.approx(2 * tried[0]) and out["goodput_rate"] == pytest.approx(max(tried))
+    never = tryouts(ref, "-p", "goodput-search", "--slo", "ttft:5", "--max-points", "2", "-n", "4")
+    assert never.returncode == 0 and "No rate tried met the SLOs" in never.stdout
+    no_slo = tryouts(ref, "-p", "goodput-search")
+    assert no_slo.returncode == 1 and "needs at least one SLO" in no_slo.stderr + no_slo.stdout

@@ -17,8 +17,12 @@ def load(
                                 "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL..."),
     profile: str = typer.Option("synchronous", "--profile", "-p",
                                 help="synchronous, concurrent (with --streams), constant or poisson (with --rate), "
-                                "or sweep (synchronous, saturated with --streams [32], and rates between)."),
+                                "sweep (synchronous, saturated with --streams [32], and rates between), or "
+                                "goodput-search (the highest rate meeting the --slo targets for --attainment)."),
     sweep_size: int = typer.Option(10, "--sweep-size", help="sweep: load points in all (at least 3)."),
+    attainment: float = typer.Option(0.95, "--attainment", help="goodput-search: the share of requests that must "
+                                     "meet every SLO."),
+    max_points: int = typer.Option(8, "--max-points", help="goodput-search: load points to spend at most."),
     requests: int = typer.Option(20, "--requests", "-n", help="Requests in the load point."),
     rate: float | None = typer.Option(None, "--rate", "-r", help="Requests per second (constant, poisson)."),
     streams: int | None = typer.Option(None, "--streams", help="Concurrent streams (concurrent)."),
@@ -50,7 +54,7 @@ def load(
     from rich.table import Table
 
     from ..errors import UsageError
-    from ..usecases.load import LoadSettings, parse_slo, run_load, run_sweep
+    from ..usecases.load import LoadSettings, parse_slo, run_goodput_search, run_load, run_sweep
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
@@ -58,10 +62,16 @@ def load(
         hourly_usd = Decimal(hourly) if hourly is not None else None
     except InvalidOperation:
         raise UsageError(f"--price-per-hour {hourly!r} is not a number of USD.") from None
-    if profile == "sweep":
-        return _sweep(model, sweep_size, fmt, parse_options(option, 1)[0], LoadSettings(
-            requests=requests, streams=streams, workers=workers, prompt_words=prompt_words, max_tokens=max_tokens,
-            slo=parse_slo(slo), hourly_usd=hourly_usd), run_sweep)
+    if profile in ("sweep", "goodput-search"):
+        base = LoadSettings(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
+                            max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed,
+                            burstiness=burstiness)
+        options = parse_options(option, 1)[0]
+        if profile == "sweep":
+            return _points(model, fmt, lambda on_point: run_sweep(model, base, options, size=sweep_size,
+                                                                  on_point=on_point))
+        return _points(model, fmt, lambda on_point: run_goodput_search(
+            model, base, options, attainment=attainment, max_points=max_points, on_point=on_point))
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd)
@@ -93,8 +103,8 @@ def load(
     return 0 if all(r.ok for r in records) else 2
 
 
-def _sweep(model: str, size: int, fmt: str, options: dict, settings: object, run_sweep: object) -> int:
-    """Run a sweep, one table row per load point as it ends (or the points as JSON)."""
+def _points(model: str, fmt: str, run: object) -> int:
+    """Run a sweep or a goodput search, one line per load point as it ends; then a table (or the JSON)."""
     from rich.console import Console
     from rich.table import Table
 
@@ -112,16 +122,22 @@ def _sweep(model: str, size: int, fmt: str, options: dict, settings: object, run
     def on_point(p: dict) -> None:
         console.print("  " + "  ".join(f"{c}={v}" for c, v in zip(cols, row(p), strict=True)), highlight=False)
 
-    out = run_sweep(model, settings, options, size=size, on_point=on_point)  # type: ignore[operator]
+    out = run(on_point)  # type: ignore[operator]
     if fmt == "json":
         print(json.dumps(out, indent=2, default=str))
     else:
-        table = Table(title=f"{model}: sweep (ms)", title_justify="left", header_style="bold")
+        table = Table(title=f"{model}: {out['profile']} (ms)", title_justify="left", header_style="bold")
         for c in cols:
             table.add_column(c, justify="left" if c == "point" else "right")
         for p in out["points"]:
             table.add_row(*row(p))
         console.print(table)
+        if out["profile"] == "goodput-search":
+            found = out["goodput_rate"]
+            console.print(f"Goodput: {found:.2f} req/s meet the SLOs for {100 * out['target_attainment']:g} % of "
+                          f"requests" + (f" ({out['failing_rate']:.2f} req/s do not)." if out["failing_rate"] else
+                                         " (no failing rate found within the points allowed).")
+                          if found is not None else "No rate tried met the SLOs.", highlight=False)
     return 0 if all(p["completed"] == p["num_prompts"] for p in out["points"]) else 2
 
 

@@ -6,7 +6,8 @@ Profiles:
 * ``concurrent``: ``streams`` streams, closed loop;
 * ``constant``, ``poisson``: an open-loop schedule at ``rate`` requests/s (``burstiness``, ``seed``), capped
   by ``max_concurrency`` when given (the no-catch-up rule);
-* ``sweep`` (:func:`run_sweep`): synchronous, saturated, then evenly spaced rates between them.
+* ``sweep`` (:func:`run_sweep`): synchronous, saturated, then evenly spaced rates between them;
+* ``goodput-search`` (:func:`run_goodput_search`): the highest rate meeting the SLOs for a share of requests.
 
 The model is any Tryouts reference served by the OpenAI-compatible provider (``openai-compat:URL#MODEL``,
 ``llamacpp-server:``, ``vllm-server:``, ``openai:``...). Its base URL, model name and key come from the
@@ -171,3 +172,33 @@ def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None =
     for k in range(1, n_rates + 1):
         point(profile="constant", rate=sync + k * (saturated - sync) / n_rates)
     return {"model": ref, "profile": "sweep", "synchronous_rate": sync, "saturated_rate": saturated, "points": points}
+
+
+def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, *,
+                       attainment: float = 0.95, max_points: int = 8, on_point: Any = None) -> dict[str, Any]:
+    """The highest Poisson rate whose SLO attainment is at least ``attainment`` (load/search.py): a synchronous
+    point gives the starting rate, then each try is a load point of ``settings.requests`` requests."""
+    from dataclasses import replace
+
+    from ..load.search import goodput_search
+
+    if not settings.slo:
+        raise UsageError("Goodput search needs at least one SLO, e.g. --slo ttft:500 --slo tpot:50.")
+    points: list[dict[str, Any]] = []
+
+    def point(**kw: Any) -> dict[str, Any]:
+        out = run_load(ref, replace(settings, **kw), options)
+        out.pop("records")
+        points.append(out)
+        if on_point is not None:
+            on_point(out)
+        return out
+
+    start = point(profile="synchronous")["request_throughput"]
+    if not start > 0:
+        raise UsageError("No request completed in the synchronous point: check the endpoint with --profile "
+                         "synchronous first.")
+    found = goodput_search(lambda rate: point(profile="poisson", rate=rate)["slo_attainment"] or 0.0,
+                           target=attainment, start_rate=start, max_points=max_points)
+    return {"model": ref, "profile": "goodput-search", "slo_ms": settings.slo, "target_attainment": attainment,
+            "goodput_rate": found.rate, "failing_rate": found.failing_rate, "points": points}

@@ -1,0 +1,42 @@
+"""Goodput search (load/search.py) against known attainment curves: it brackets, bisects, and answers the
+highest passing rate it measured."""
+
+import pytest
+
+from tryouts.errors import UsageError
+from tryouts.load.search import goodput_search
+
+
+def knee(at: float):
+    """All requests good below ``at`` requests/s, none above."""
+    return lambda rate: 1.0 if rate <= at else 0.0
+
+
+def test_it_doubles_then_bisects_to_the_knee():
+    r = goodput_search(knee(37.0), target=0.95, start_rate=4.0, rel_tol=0.05, max_points=20)
+    assert [p[0] for p in r.points[:5]] == [4, 8, 16, 32, 64]  # doubling until a point fails
+    assert 37.0 * 0.95 <= r.rate <= 37.0 < r.failing_rate and (r.failing_rate - r.rate) / r.rate <= 0.05
+
+
+def test_it_halves_when_the_start_already_fails():
+    r = goodput_search(knee(3.0), target=0.9, start_rate=20.0, rel_tol=0.1, max_points=20)
+    assert [p[0] for p in r.points[:4]] == [20, 10, 5, 2.5] and 2.5 <= r.rate <= 3.0 < r.failing_rate
+
+
+def test_a_gradual_curve_meets_the_attainment_target():
+    curve = lambda rate: max(0.0, 1.0 - rate / 200)  # noqa: E731  attainment falls 0.5 % per req/s
+    r = goodput_search(curve, target=0.9, start_rate=5.0, rel_tol=0.02, max_points=30)
+    assert curve(r.rate) >= 0.9 and curve(r.failing_rate) < 0.9 and 19.0 <= r.rate <= 20.0
+
+
+def test_the_budget_bounds_the_points_and_nothing_passing_is_said():
+    r = goodput_search(knee(1e9), target=0.9, start_rate=1.0, max_points=5)
+    assert len(r.points) == 5 and r.rate == 16.0 and r.failing_rate is None
+    none = goodput_search(lambda rate: 0.0, target=0.9, start_rate=1.0, max_points=10)
+    assert none.rate is None and len(none.points) == 7 and none.points[-1][0] == 1 / 64  # halved to >= 0.01
+
+
+@pytest.mark.parametrize(("target", "start"), [(0.0, 1.0), (1.5, 1.0), (0.9, 0.0)])
+def test_nonsense_is_refused(target, start):
+    with pytest.raises(UsageError):
+        goodput_search(knee(1), target=target, start_rate=start)
