@@ -168,3 +168,18 @@ def test_goodput_search_answers_the_highest_passing_rate_it_measured(replay_serv
     assert never.returncode == 0 and "No rate tried met the SLOs" in never.stdout
     no_slo = tryouts(ref, "-p", "goodput-search")
     assert no_slo.returncode == 1 and "needs at least one SLO" in no_slo.stderr + no_slo.stdout
+
+
+def test_warm_up_and_cool_down_requests_are_sent_but_not_counted(replay_server):
+    import json
+
+    from tryouts.usecases.load import LoadSettings, run_load
+
+    out = run_load(f"openai-compat:{replay_server}#tokens=2;ttft_ms=10",
+                   LoadSettings(profile="constant", rate=50, requests=5, warmup=3, cooldown=2))
+    assert [r.index for r in out["records"]] == [3, 4, 5, 6, 7] and out["num_prompts"] == out["completed"] == 5
+    assert (out["warmup_requests"], out["cooldown_requests"]) == (3, 2)
+    p = tryouts(f"openai-compat:{replay_server}#tokens=2", "-n", "2", "--warmup", "-1")
+    assert p.returncode == 1 and "--warmup and --cooldown" in p.stderr + p.stdout
+    assert json.loads(tryouts(f"openai-compat:{replay_server}#tokens=2", "-n", "2", "--warmup", "1", "-f",
+                              "json").stdout)["num_prompts"] == 2

@@ -30,6 +30,9 @@ def load(
     seed: int = typer.Option(0, "--seed", help="Poisson: the schedule's seed."),
     max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Cap on requests in flight for "
                                                "constant and poisson (held requests never burst: docs/load.md)."),
+    warmup: int = typer.Option(0, "--warmup", help="Requests sent first on the same schedule, not counted."),
+    cooldown: int = typer.Option(0, "--cooldown", help="Requests sent after the measured ones (the load holds "
+                                 "while they finish), not counted."),
     workers: int = typer.Option(1, "--workers", help="Client worker processes (a slice of the schedule each)."),
     prompt_words: int = typer.Option(32, "--prompt-words", help="Words in each synthetic prompt."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="max_tokens of each request."),
@@ -65,7 +68,7 @@ def load(
     if profile in ("sweep", "goodput-search"):
         base = LoadSettings(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed,
-                            burstiness=burstiness)
+                            burstiness=burstiness, warmup=warmup, cooldown=cooldown)
         options = parse_options(option, 1)[0]
         if profile == "sweep":
             return _points(model, fmt, lambda on_point: run_sweep(model, base, options, size=sweep_size,
@@ -74,7 +77,8 @@ def load(
             model, base, options, attainment=attainment, max_points=max_points, on_point=on_point))
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
-                            max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd)
+                            max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
+                            cooldown=cooldown)
     out = run_load(model, settings, parse_options(option, 1)[0])
     records = out.pop("records")
     if fmt == "json":

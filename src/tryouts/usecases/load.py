@@ -44,6 +44,9 @@ class LoadSettings:
     max_tokens: int = 64
     slo: dict[str, float] = field(default_factory=dict)
     hourly_usd: Decimal | None = None
+    #: requests sent before (warm-up) and after (cool-down) the measured ones, on the same schedule, not counted
+    warmup: int = 0
+    cooldown: int = 0
 
     def check(self) -> None:
         if self.profile not in PROFILES:  # sweep runs these (run_sweep)
@@ -56,6 +59,8 @@ class LoadSettings:
             raise UsageError("The concurrent profile needs --streams N (N >= 1).")
         if self.workers < 1 or self.workers > 64:
             raise UsageError("--workers must be between 1 and 64.")
+        if self.warmup < 0 or self.cooldown < 0 or self.warmup + self.cooldown > 1_000_000:
+            raise UsageError("--warmup and --cooldown are numbers of requests, 0 or more.")
         if self.prompt_words < 1 or self.max_tokens < 1:
             raise UsageError("--prompt-words and --max-tokens must be at least 1.")
         unknown = set(self.slo) - {"ttft", "tpot", "e2el"}
@@ -110,7 +115,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     endpoint, provider = endpoint_for(ref, options)
     body = {"model": provider.model_name, "stream": True, "stream_options": {"include_usage": True},
             "max_tokens": settings.max_tokens}
-    n = settings.requests
+    n = settings.warmup + settings.requests + settings.cooldown
     closed = settings.profile in ("synchronous", "concurrent")
     rate = math.inf if closed else float(settings.rate or 0)
     cap = 1 if settings.profile == "synchronous" else settings.streams if closed else settings.max_concurrency
@@ -120,6 +125,10 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     items = [Item(i, offsets[i], endpoint.request_bytes(
         {**body, "messages": [{"role": "user", "content": f"{i} {words}"}]})) for i in range(n)]
     records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers)
+    # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
+    # requests kept it up around them and are left out of every figure
+    records = records[settings.warmup:settings.warmup + settings.requests]
+    start_ns = min(r.due_ns for r in records)
     now = datetime.now(UTC)
     estimated = False
     for r in records:
@@ -140,6 +149,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         "model": ref, "profile": settings.profile, "request_rate": "inf" if closed else rate,
         "burstiness": settings.burstiness, "max_concurrency": cap, "workers": settings.workers,
         "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
+        "warmup_requests": settings.warmup, "cooldown_requests": settings.cooldown,
         **figures, "records": records,
     }
 
