@@ -183,3 +183,16 @@ def test_warm_up_and_cool_down_requests_are_sent_but_not_counted(replay_server):
     assert p.returncode == 1 and "--warmup and --cooldown" in p.stderr + p.stdout
     assert json.loads(tryouts(f"openai-compat:{replay_server}#tokens=2", "-n", "2", "--warmup", "1", "-f",
                               "json").stdout)["num_prompts"] == 2
+
+
+def test_limits_stop_sending_and_say_what_was_not_sent(replay_server):
+    from tryouts.usecases.load import LoadSettings, run_load
+
+    ref = f"openai-compat:{replay_server}#tokens=2"
+    timed = run_load(ref, LoadSettings(profile="constant", rate=20, requests=40, max_seconds=0.5))
+    assert 8 <= timed["num_prompts"] <= 12 and timed["not_sent"] == 40 - timed["num_prompts"]  # due by 0.5 s
+    errs = run_load(f"openai-compat:{replay_server}#status=500", LoadSettings(profile="synchronous", requests=30,
+                                                                            max_errors=3))
+    assert errs["failed"] == 3 and errs["not_sent"] == 27
+    p = tryouts(ref, "-n", "2", "--max-errors", "0")
+    assert p.returncode == 1 and "--max-errors must be at least 1" in p.stderr + p.stdout

@@ -33,6 +33,9 @@ def load(
     warmup: int = typer.Option(0, "--warmup", help="Requests sent first on the same schedule, not counted."),
     cooldown: int = typer.Option(0, "--cooldown", help="Requests sent after the measured ones (the load holds "
                                  "while they finish), not counted."),
+    max_seconds: float | None = typer.Option(None, "--max-seconds", help="Stop sending after this many seconds "
+                                             "(what was sent finishes; the rest is reported as not sent)."),
+    max_errors: int | None = typer.Option(None, "--max-errors", help="Stop sending after this many failed requests."),
     workers: int = typer.Option(1, "--workers", help="Client worker processes (a slice of the schedule each)."),
     prompt_words: int = typer.Option(32, "--prompt-words", help="Words in each synthetic prompt."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="max_tokens of each request."),
@@ -68,7 +71,8 @@ def load(
     if profile in ("sweep", "goodput-search"):
         base = LoadSettings(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed,
-                            burstiness=burstiness, warmup=warmup, cooldown=cooldown)
+                            burstiness=burstiness, warmup=warmup, cooldown=cooldown, max_seconds=max_seconds,
+                            max_errors=max_errors)
         options = parse_options(option, 1)[0]
         if profile == "sweep":
             return _points(model, fmt, lambda on_point: run_sweep(model, base, options, size=sweep_size,
@@ -78,7 +82,7 @@ def load(
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
-                            cooldown=cooldown)
+                            cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors)
     out = run_load(model, settings, parse_options(option, 1)[0])
     records = out.pop("records")
     if fmt == "json":
@@ -95,7 +99,8 @@ def load(
         console.print(
             f"{out['completed']}/{out['num_prompts']} completed ({out['failed']} failed, {out['rate_limited']} rate "
             f"limited, {out['incomplete']} incomplete) in {out['duration']:.2f} s: {out['request_throughput']:.2f} "
-            f"req/s, {out['output_throughput']:.1f} output tok/s, peak {out['max_concurrent_requests']} in flight.",
+            f"req/s, {out['output_throughput']:.1f} output tok/s, peak {out['max_concurrent_requests']} in flight."
+            + (f" Stopped early: {out['not_sent']} requests not sent." if out["not_sent"] else ""),
             highlight=False)
         if out["request_goodput"] is not None:
             console.print(f"Goodput {out['request_goodput']:.2f} req/s; SLO attainment "

@@ -30,6 +30,14 @@ from .metrics import RequestRecord
 
 
 @dataclass(frozen=True)
+class Limits:
+    """When a load point stops sending: after ``max_seconds`` from its start, or ``max_errors`` failures."""
+
+    max_seconds: float | None = None
+    max_errors: int | None = None
+
+
+@dataclass(frozen=True)
 class Item:
     """One request to send: its index, its due offset (s) and its prebuilt bytes."""
 
@@ -61,8 +69,14 @@ async def dispatch(
     max_concurrency: int | None = None,
     rate: float = math.inf,
     worker: int = 0,
+    limits: Limits | None = None,
 ) -> list[RequestRecord]:
-    """Send ``items`` on their schedule from this event loop; every request's record, in index order."""
+    """Send ``items`` on their schedule from this event loop; every sent request's record, in index order.
+
+    ``limits``: stop sending once the point has run ``max_seconds`` or seen ``max_errors`` failed requests
+    (this worker's share); what was sent runs to its end, what was not is not sent."""
+    limits = limits or Limits()
+    stop_ns = start_ns + round(limits.max_seconds * 1e9) if limits.max_seconds else None
     closed_loop = math.isinf(rate)
     if closed_loop and not max_concurrency:
         max_concurrency = len(items) or 1  # rate inf without a cap: everything at once
@@ -72,10 +86,13 @@ async def dispatch(
     tasks: set[asyncio.Task] = set()
     last_send_s: float | None = None
 
+    failures = [0]
+
     async def one(rec: RequestRecord, payload: bytes) -> None:
         conn = idle.pop() if idle else Connection(endpoint)
         try:
             await send(conn, payload, rec)
+            failures[0] += rec.status in ("error", "rate_limited")
         finally:
             idle.append(conn)
             if slots is not None:
@@ -83,6 +100,8 @@ async def dispatch(
 
     for item in items:
         due_ns = start_ns + round(item.due_s * 1e9)
+        if stop_ns is not None and due_ns > stop_ns:
+            break
         await wait_until(due_ns)
         if slots is not None:
             await slots.acquire()
@@ -93,6 +112,14 @@ async def dispatch(
                 send_s = paced_send(item.due_s, now_s, last_send_s, rate)
                 if send_s > now_s:
                     await wait_until(start_ns + round(send_s * 1e9))
+        if limits.max_errors is not None and failures[0] >= limits.max_errors:
+            if slots is not None:
+                slots.release()
+            break
+        if stop_ns is not None and perf_counter_ns() > stop_ns:  # held past the end by the concurrency cap
+            if slots is not None:
+                slots.release()
+            break
         last_send_s = (perf_counter_ns() - start_ns) / 1e9
         rec = RequestRecord(index=item.index, due_ns=due_ns, worker=worker)
         records.append(rec)
@@ -107,7 +134,7 @@ async def dispatch(
 
 
 def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurrency: int | None, rate: float,
-                 worker: int) -> None:
+                 worker: int, limits: Limits) -> None:
     """A worker process: say it is ready, wait for the start time, run its slice, send the records back."""
     gc.collect()
     gc.freeze()  # what exists now is never scanned again; and no collection while measuring
@@ -116,7 +143,7 @@ def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurren
     start_ns = conn.recv()
     try:
         records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
-                                       worker=worker))
+                                       worker=worker, limits=limits))
         conn.send(("ok", records))
     except BaseException as exc:  # reported to the parent, which says what failed
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -132,6 +159,7 @@ def run_point(
     rate: float = math.inf,
     workers: int = 1,
     lead_s: float = 0.2,
+    limits: Limits | None = None,
 ) -> tuple[list[RequestRecord], int]:
     """Run one load point over ``workers`` processes (1: in this process); its records and start time (ns).
 
@@ -146,19 +174,23 @@ def run_point(
         gc.disable()
         try:
             start_ns = perf_counter_ns() + round(lead_s * 1e9)
-            records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate))
+            records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
+                                           limits=limits))
         finally:
             gc.unfreeze()
             if enabled:
                 gc.enable()
         return records, start_ns
+    limits = limits or Limits()
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []
     for w in range(workers):
         share = None if not max_concurrency else max_concurrency // workers + (w < max_concurrency % workers)
         parent, child = ctx.Pipe()
         proc = ctx.Process(target=_worker_main, daemon=True,
-                           args=(child, endpoint, items[w::workers], share or None, rate / workers, w))
+                           args=(child, endpoint, items[w::workers], share or None, rate / workers, w,
+                                 Limits(limits.max_seconds, None if limits.max_errors is None else
+                                        -(-limits.max_errors // workers))))
         proc.start()
         pipes.append(parent)
         procs.append(proc)

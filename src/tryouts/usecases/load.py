@@ -47,6 +47,9 @@ class LoadSettings:
     #: requests sent before (warm-up) and after (cool-down) the measured ones, on the same schedule, not counted
     warmup: int = 0
     cooldown: int = 0
+    #: stop sending after this many seconds, or this many failed requests (None: no limit)
+    max_seconds: float | None = None
+    max_errors: int | None = None
 
     def check(self) -> None:
         if self.profile not in PROFILES:  # sweep runs these (run_sweep)
@@ -59,6 +62,10 @@ class LoadSettings:
             raise UsageError("The concurrent profile needs --streams N (N >= 1).")
         if self.workers < 1 or self.workers > 64:
             raise UsageError("--workers must be between 1 and 64.")
+        if self.max_seconds is not None and not self.max_seconds > 0:
+            raise UsageError("--max-seconds must be positive.")
+        if self.max_errors is not None and self.max_errors < 1:
+            raise UsageError("--max-errors must be at least 1.")
         if self.warmup < 0 or self.cooldown < 0 or self.warmup + self.cooldown > 1_000_000:
             raise UsageError("--warmup and --cooldown are numbers of requests, 0 or more.")
         if self.prompt_words < 1 or self.max_tokens < 1:
@@ -107,7 +114,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     """Run one load point; its figures (load/metrics.py keys) with its settings, and the per-request rows."""
     from ..load.arrivals import arrival_offsets
     from ..load.metrics import SLO, summarize
-    from ..load.runner import Item, run_point
+    from ..load.runner import Item, Limits, run_point
     from ..pricing import price
     from ..types import Usage
 
@@ -124,11 +131,13 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     words = " ".join(["hello"] * settings.prompt_words)
     items = [Item(i, offsets[i], endpoint.request_bytes(
         {**body, "messages": [{"role": "user", "content": f"{i} {words}"}]})) for i in range(n)]
-    records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers)
+    records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers,
+                                  limits=Limits(settings.max_seconds, settings.max_errors))
     # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
     # requests kept it up around them and are left out of every figure
-    records = records[settings.warmup:settings.warmup + settings.requests]
-    start_ns = min(r.due_ns for r in records)
+    sent = len(records)
+    records = [r for r in records if settings.warmup <= r.index < settings.warmup + settings.requests]
+    start_ns = min((r.due_ns for r in records), default=start_ns)
     now = datetime.now(UTC)
     estimated = False
     for r in records:
@@ -150,6 +159,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         "burstiness": settings.burstiness, "max_concurrency": cap, "workers": settings.workers,
         "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
         "warmup_requests": settings.warmup, "cooldown_requests": settings.cooldown,
+        "not_sent": n - sent,  # stopped by --max-seconds or --max-errors
         **figures, "records": records,
     }
 
