@@ -196,3 +196,18 @@ def test_limits_stop_sending_and_say_what_was_not_sent(replay_server):
     assert errs["failed"] == 3 and errs["not_sent"] == 27
     p = tryouts(ref, "-n", "2", "--max-errors", "0")
     assert p.returncode == 1 and "--max-errors must be at least 1" in p.stderr + p.stdout
+
+
+def test_a_ramp_schedules_each_request_at_its_own_rate(replay_server):
+    from tryouts.usecases.load import LoadSettings, run_load
+
+    out = run_load(f"openai-compat:{replay_server}#tokens=2", LoadSettings(profile="constant", ramp="linear:10:40",
+                                                                           requests=4))
+    start = out["records"][0].due_ns
+    assert [round((r.due_ns - start) / 1e6, 1) for r in out["records"]] == [0.0, 100.0, 150.0, 183.3]
+    ref = f"openai-compat:{replay_server}#tokens=2"
+    for args, words in ((["-p", "constant", "--ramp", "linear:10"], "STRATEGY:START:END"),
+                        (["-p", "poisson", "--ramp", "sideways:1:2"], "linear or exponential"),
+                        (["-p", "synchronous", "--ramp", "linear:1:2"], "applies to the constant and poisson")):
+        p = tryouts(ref, "-n", "2", *args)
+        assert p.returncode == 1 and words in p.stderr + p.stdout, (args, p.stderr + p.stdout)

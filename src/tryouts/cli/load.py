@@ -26,6 +26,8 @@ def load(
     requests: int = typer.Option(20, "--requests", "-n", help="Requests in the load point."),
     rate: float | None = typer.Option(None, "--rate", "-r", help="Requests per second (constant, poisson)."),
     streams: int | None = typer.Option(None, "--streams", help="Concurrent streams (concurrent)."),
+    ramp: str | None = typer.Option(None, "--ramp", help="constant/poisson: a rate changing with each request, "
+                                    "linear:START:END or exponential:START:END (requests/s), instead of --rate."),
     burstiness: float = typer.Option(1.0, "--burstiness", help="Poisson: gamma shape (1 = Poisson, < 1 burstier)."),
     seed: int = typer.Option(0, "--seed", help="Poisson: the schedule's seed."),
     max_concurrency: int | None = typer.Option(None, "--max-concurrency", help="Cap on requests in flight for "
@@ -82,7 +84,7 @@ def load(
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
-                            cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors)
+                            cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, ramp=ramp)
     out = run_load(model, settings, parse_options(option, 1)[0])
     records = out.pop("records")
     if fmt == "json":

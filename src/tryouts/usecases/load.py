@@ -50,14 +50,20 @@ class LoadSettings:
     #: stop sending after this many seconds, or this many failed requests (None: no limit)
     max_seconds: float | None = None
     max_errors: int | None = None
+    #: a rate that changes with each request's index, ``linear:START:END`` or ``exponential:START:END``
+    ramp: str | None = None
 
     def check(self) -> None:
         if self.profile not in PROFILES:  # sweep runs these (run_sweep)
             raise UsageError(f"--profile is one of {', '.join(PROFILES)}, not {self.profile!r}.")
         if self.requests < 1 or self.requests > 1_000_000:
             raise UsageError("--requests must be between 1 and 1,000,000.")
-        if self.profile in ("constant", "poisson") and not (self.rate and self.rate > 0 and math.isfinite(self.rate)):
-            raise UsageError(f"The {self.profile} profile needs --rate R (requests/s, > 0).")
+        if self.ramp is not None:
+            if self.profile not in ("constant", "poisson"):
+                raise UsageError("--ramp applies to the constant and poisson profiles.")
+            self.parsed_ramp().check()
+        elif self.profile in ("constant", "poisson") and not (self.rate and self.rate > 0 and math.isfinite(self.rate)):
+            raise UsageError(f"The {self.profile} profile needs --rate R (requests/s, > 0), or --ramp.")
         if self.profile == "concurrent" and not (self.streams and self.streams >= 1):
             raise UsageError("The concurrent profile needs --streams N (N >= 1).")
         if self.workers < 1 or self.workers > 64:
@@ -73,6 +79,19 @@ class LoadSettings:
         unknown = set(self.slo) - {"ttft", "tpot", "e2el"}
         if unknown:
             raise UsageError(f"SLOs are ttft, tpot and e2el (milliseconds), not {', '.join(sorted(unknown))}.")
+
+
+    def parsed_ramp(self) -> Any:
+        from ..load.arrivals import Ramp
+
+        parts = (self.ramp or "").split(":")
+        try:
+            if len(parts) != 3:
+                raise ValueError
+            return Ramp(parts[0], float(parts[1]), float(parts[2]))  # type: ignore[arg-type]
+        except ValueError:
+            raise UsageError(f"--ramp {self.ramp!r} is not STRATEGY:START:END, e.g. --ramp linear:1:20 (requests/s)."
+                             ) from None
 
 
 def parse_slo(items: list[str]) -> dict[str, float]:
@@ -124,10 +143,11 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
             "max_tokens": settings.max_tokens}
     n = settings.warmup + settings.requests + settings.cooldown
     closed = settings.profile in ("synchronous", "concurrent")
-    rate = math.inf if closed else float(settings.rate or 0)
+    ramp = settings.parsed_ramp() if settings.ramp else None
+    rate = math.inf if closed else (max(ramp.start_rps, ramp.end_rps) if ramp else float(settings.rate or 0))
     cap = 1 if settings.profile == "synchronous" else settings.streams if closed else settings.max_concurrency
     offsets = [0.0] * n if closed else arrival_offsets(n, rate, arrival=settings.profile, burstiness=settings.burstiness,
-                                                        seed=settings.seed)
+                                                        seed=settings.seed, ramp=ramp)
     words = " ".join(["hello"] * settings.prompt_words)
     items = [Item(i, offsets[i], endpoint.request_bytes(
         {**body, "messages": [{"role": "user", "content": f"{i} {words}"}]})) for i in range(n)]
@@ -155,7 +175,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     figures = summarize(records, start_ns=start_ns, end_ns=max(ends) if ends else start_ns, slo=slo,
                         hourly_usd=settings.hourly_usd)
     return {
-        "model": ref, "profile": settings.profile, "request_rate": "inf" if closed else rate,
+        "model": ref, "profile": settings.profile, "request_rate": "inf" if closed else rate, "ramp": settings.ramp,
         "burstiness": settings.burstiness, "max_concurrency": cap, "workers": settings.workers,
         "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
         "warmup_requests": settings.warmup, "cooldown_requests": settings.cooldown,
