@@ -122,3 +122,27 @@ def test_concurrency_counts_requests_in_flight_an_end_before_a_start_at_the_same
     b = RequestRecord(1, 0, sent_ns=10, done_ns=20)
     c = RequestRecord(2, 0, sent_ns=5, done_ns=15)
     assert max_concurrency_seen([a, b]) == 1 and max_concurrency_seen([a, b, c]) == 2
+
+
+# ---- over-saturation ---------------------------------------------------------------------------------------------
+
+
+def steady_or_queueing(queueing: bool, n: int = 40) -> list[RequestRecord]:
+    """One request every 10 ms. Steady: each takes 25 ms. Queueing: each waits 5 ms longer than the last."""
+    rows = []
+    for i in range(n):
+        sent = i * 10 * MS
+        ttft = (20 + (5 * i if queueing else (i % 3))) * MS
+        rows.append(RequestRecord(i, sent, sent_ns=sent, first_ns=sent + ttft, chunk_ns=[sent + ttft],
+                                  done_ns=sent + ttft + 5 * MS, output_tokens=1, status="ok"))
+    return rows
+
+
+def test_a_point_whose_queue_and_ttft_keep_rising_is_over_saturated():
+    from tryouts.load.saturation import over_saturated, significant_rise
+
+    assert over_saturated(steady_or_queueing(True))
+    assert not over_saturated(steady_or_queueing(False))
+    assert summarize(steady_or_queueing(True), start_ns=0, end_ns=600 * MS)["over_saturated"] is True
+    assert not significant_rise([0, 1, 2, 3, 4, 5, 6, 7], [5, 1, 6, 2, 7, 1, 5, 3])  # noise is not a rise
+    assert not over_saturated(steady_or_queueing(True, n=5))  # too few requests to tell

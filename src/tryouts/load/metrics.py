@@ -169,6 +169,9 @@ def summarize(
         "slo_attainment": len(good) / len(records) if not slo.empty and records else None,
         "max_concurrent_requests": max_concurrency_seen(records),
     }
+    from .saturation import over_saturated as _over  # imports this module's RequestRecord
+
+    out["over_saturated"] = _over(records)
     out |= distribution("ttft", [r.ttft_ms() for r in done])
     out |= distribution("tpot", [t for r in done if (t := r.tpot_ms()) is not None])
     out |= distribution("itl", [g for r in done for g in r.itl_ms()])

@@ -209,9 +209,14 @@ def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None =
         raise UsageError("The sweep needs completed requests in its synchronous and saturated points; none "
                          "completed: check the endpoint with --profile synchronous first.")
     n_rates = size - 2
+    stopped = None
     for k in range(1, n_rates + 1):
-        point(profile="constant", rate=sync + k * (saturated - sync) / n_rates)
-    return {"model": ref, "profile": "sweep", "synchronous_rate": sync, "saturated_rate": saturated, "points": points}
+        rate = sync + k * (saturated - sync) / n_rates
+        if point(profile="constant", rate=rate)["over_saturated"] and k < n_rates:
+            stopped = rate  # queue and TTFT kept rising: higher rates would only lengthen the queue
+            break
+    return {"model": ref, "profile": "sweep", "synchronous_rate": sync, "saturated_rate": saturated,
+            "stopped_over_saturated_at": stopped, "points": points}
 
 
 def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, *,
