@@ -184,16 +184,11 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     }
 
 
-def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, size: int = 10,
-              on_point: Any = None) -> dict[str, Any]:
-    """guidellm's sweep: the synchronous rate, the saturated rate (``streams`` closed-loop streams, 32 by
-    default), then ``size - 2`` evenly spaced constant rates between them, the last at the saturated rate.
-    Each point has ``settings.requests`` requests; ``on_point(point)`` sees each as it ends."""
+def _point_runner(ref: str, settings: LoadSettings, options: dict[str, Any] | None, points: list[dict[str, Any]],
+                  on_point: Any) -> Any:
+    """``point(**changes)``: run one load point of ``settings`` with ``changes``, keep its figures in ``points``
+    (without the rows), tell ``on_point``, and return them."""
     from dataclasses import replace
-
-    if size < 3:
-        raise UsageError("--sweep-size must be at least 3 (synchronous, saturated, and one rate between).")
-    points = []
 
     def point(**kw: Any) -> dict[str, Any]:
         out = run_load(ref, replace(settings, **kw), options)
@@ -202,6 +197,19 @@ def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None =
         if on_point is not None:
             on_point(out)
         return out
+
+    return point
+
+
+def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, size: int = 10,
+              on_point: Any = None) -> dict[str, Any]:
+    """guidellm's sweep: the synchronous rate, the saturated rate (``streams`` closed-loop streams, 32 by
+    default), then ``size - 2`` evenly spaced constant rates between them, the last at the saturated rate.
+    Each point has ``settings.requests`` requests; ``on_point(point)`` sees each as it ends."""
+    if size < 3:
+        raise UsageError("--sweep-size must be at least 3 (synchronous, saturated, and one rate between).")
+    points: list[dict[str, Any]] = []
+    point = _point_runner(ref, settings, options, points, on_point)
 
     sync = point(profile="synchronous")["request_throughput"]
     saturated = point(profile="concurrent", streams=settings.streams or 32)["request_throughput"]
@@ -223,21 +231,12 @@ def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any]
                        attainment: float = 0.95, max_points: int = 8, on_point: Any = None) -> dict[str, Any]:
     """The highest Poisson rate whose SLO attainment is at least ``attainment`` (load/search.py): a synchronous
     point gives the starting rate, then each try is a load point of ``settings.requests`` requests."""
-    from dataclasses import replace
-
     from ..load.search import goodput_search
 
     if not settings.slo:
         raise UsageError("Goodput search needs at least one SLO, e.g. --slo ttft:500 --slo tpot:50.")
     points: list[dict[str, Any]] = []
-
-    def point(**kw: Any) -> dict[str, Any]:
-        out = run_load(ref, replace(settings, **kw), options)
-        out.pop("records")
-        points.append(out)
-        if on_point is not None:
-            on_point(out)
-        return out
+    point = _point_runner(ref, settings, options, points, on_point)
 
     start = point(profile="synchronous")["request_throughput"]
     if not start > 0:
