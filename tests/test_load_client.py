@@ -211,3 +211,22 @@ def test_a_ramp_schedules_each_request_at_its_own_rate(replay_server):
                         (["-p", "synchronous", "--ramp", "linear:1:2"], "applies to the constant and poisson")):
         p = tryouts(ref, "-n", "2", *args)
         assert p.returncode == 1 and words in p.stderr + p.stdout, (args, p.stderr + p.stdout)
+
+
+def test_the_self_test_measures_the_clients_ceiling_against_its_own_scripted_server():
+    import json
+
+    p = tryouts("--self-test", "-n", "200", "--streams", "8", "-f", "json")
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    assert out["self_test"] and out["completed"] == 200 and out["request_throughput"] > 0
+    none = tryouts()
+    assert none.returncode == 1 and "--self-test" in none.stderr + none.stdout
+
+
+def test_a_report_warns_when_the_client_fell_behind_its_schedule():
+    from tryouts.usecases.load import client_warning
+
+    assert "fell behind" in client_warning({"request_rate": 50.0, "p99_dispatch_lag_ms": 25.0})
+    assert client_warning({"request_rate": 50.0, "p99_dispatch_lag_ms": 0.4}) is None
+    assert client_warning({"request_rate": "inf", "p99_dispatch_lag_ms": 99.0}) is None  # closed loop: no schedule

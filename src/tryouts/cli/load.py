@@ -13,8 +13,10 @@ from .common import parse_options
 
 @app.command(rich_help_panel="Run")
 def load(
-    model: str = typer.Argument(..., help="An OpenAI-compatible model reference: openai-compat:URL#MODEL, "
-                                "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL..."),
+    model: str | None = typer.Argument(None, help="An OpenAI-compatible model reference: openai-compat:URL#MODEL, "
+                                       "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL..."),
+    self_test_: bool = typer.Option(False, "--self-test", help="Measure the client's own ceiling on this machine "
+                                    "against a built-in scripted server (closed loop, --streams [64], -n [2000])."),
     profile: str = typer.Option("synchronous", "--profile", "-p",
                                 help="synchronous, concurrent (with --streams), constant or poisson (with --rate), "
                                 "sweep (synchronous, saturated with --streams [32], and rates between), or "
@@ -62,10 +64,22 @@ def load(
     from rich.table import Table
 
     from ..errors import UsageError
-    from ..usecases.load import LoadSettings, parse_slo, run_goodput_search, run_load, run_sweep
+    from ..usecases.load import (
+        LoadSettings,
+        client_warning,
+        parse_slo,
+        run_goodput_search,
+        run_load,
+        run_sweep,
+    )
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if self_test_:
+        return _self_test(streams or 64, requests if requests != 20 else 2000, workers, fmt)
+    if model is None:
+        raise UsageError("Name the model to load: tryouts load MODEL (an OpenAI-compatible reference), or measure "
+                         "the client itself with tryouts load --self-test.")
     try:
         hourly_usd = Decimal(hourly) if hourly is not None else None
     except InvalidOperation:
@@ -107,6 +121,9 @@ def load(
         if out["request_goodput"] is not None:
             console.print(f"Goodput {out['request_goodput']:.2f} req/s; SLO attainment "
                           f"{100 * out['slo_attainment']:.1f} %.", highlight=False)
+        warning = client_warning(out)
+        if warning:
+            console.print(f"[yellow]{warning}[/]", highlight=False)
         if out["cost_per_1m_output_tokens_usd"] is not None:
             good = out["cost_per_good_request_usd"]
             console.print(f"Cost ${out['cost_per_1m_output_tokens_usd']:.4f} per 1M output tokens"
@@ -150,6 +167,25 @@ def _points(model: str, fmt: str, run: object) -> int:
                                          " (no failing rate found within the points allowed).")
                           if found is not None else "No rate tried met the SLOs.", highlight=False)
     return 0 if all(p["completed"] == p["num_prompts"] for p in out["points"]) else 2
+
+
+def _self_test(streams: int, requests: int, workers: int, fmt: str) -> int:
+    from rich.console import Console
+
+    from ..usecases.load import self_test
+
+    console = Console(stderr=fmt == "json")
+    with console.status(f"Measuring the client: {requests} requests on {streams} streams against a built-in "
+                        "scripted server on 127.0.0.1…"):
+        out = self_test(streams=streams, requests=requests, workers=workers)
+    if fmt == "json":
+        print(json.dumps(out, indent=2, default=str))
+        return 0
+    console.print(f"Client ceiling on this machine: {out['request_throughput']:,.0f} requests/s on {streams} streams "
+                  f"({workers} worker{'s' * (workers > 1)}; {out['completed']}/{out['num_prompts']} completed). The "
+                  "scripted server shares this machine, so the client alone is at least this fast. Load an endpoint "
+                  "well below this rate, or add --workers.", highlight=False)
+    return 0 if out["completed"] == out["num_prompts"] else 2
 
 
 def _num(value: float | None) -> str:

@@ -246,3 +246,30 @@ def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any]
                            target=attainment, start_rate=start, max_points=max_points)
     return {"model": ref, "profile": "goodput-search", "slo_ms": settings.slo, "target_attainment": attainment,
             "goodput_rate": found.rate, "failing_rate": found.failing_rate, "points": points}
+
+
+#: a point's dispatch lag p99 above this says the client, not the server, set the pace
+LAG_WARN_MS = 10.0
+
+
+def client_warning(point: dict[str, Any]) -> str | None:
+    """A sentence when the client could not keep an open-loop schedule (it, not the server, was the limit)."""
+    lag = point.get("p99_dispatch_lag_ms")
+    if point.get("request_rate") == "inf" or lag is None or lag <= LAG_WARN_MS:
+        return None
+    return (f"The client fell behind its schedule (dispatch lag p99 {lag:.1f} ms): this machine, not the server, "
+            "may have been the limit. Compare with 'tryouts load --self-test', add --workers, or lower the rate.")
+
+
+def self_test(*, streams: int = 64, requests: int = 2000, workers: int = 1) -> dict[str, Any]:
+    """The client's ceiling on this machine: a closed loop of ``streams`` streams against the built-in scripted
+    server (one token, no delay) on 127.0.0.1. Client and server share the machine, so the ceiling is theirs
+    together: the client alone is at least this fast."""
+    from ..testing.replay import start_replay_server
+
+    with start_replay_server() as base:
+        out = run_load(f"openai-compat:{base}#tokens=1", LoadSettings(
+            profile="concurrent", streams=streams, requests=requests, workers=workers, max_tokens=1,
+            warmup=min(200, requests // 10)))
+    out.pop("records")
+    return {"self_test": True, **out}
