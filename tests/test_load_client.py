@@ -230,3 +230,16 @@ def test_a_report_warns_when_the_client_fell_behind_its_schedule():
     assert "fell behind" in client_warning({"request_rate": 50.0, "p99_dispatch_lag_ms": 25.0})
     assert client_warning({"request_rate": 50.0, "p99_dispatch_lag_ms": 0.4}) is None
     assert client_warning({"request_rate": "inf", "p99_dispatch_lag_ms": 99.0}) is None  # closed loop: no schedule
+
+
+def test_a_suites_prompts_can_be_the_load(replay_server):
+    from tryouts.usecases.load import LoadSettings, run_load, suite_prompts
+
+    prompts = suite_prompts("examples/support.yaml")
+    assert len(prompts) > 1 and all(m["role"] in ("system", "user") for p in prompts for m in p)
+    assert prompts[0][0] == {"role": "system", "content": "You are a concise, friendly support agent."}
+    n = len(prompts) + 1
+    out = run_load(f"openai-compat:{replay_server}#tokens=2", LoadSettings(requests=n, suite="examples/support.yaml"))
+    assert out["completed"] == n
+    bad = tryouts(f"openai-compat:{replay_server}#tokens=2", "--suite", "no-such.yaml")
+    assert bad.returncode == 1 and "no-such.yaml" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr

@@ -42,6 +42,8 @@ def load(
     max_errors: int | None = typer.Option(None, "--max-errors", help="Stop sending after this many failed requests."),
     workers: int = typer.Option(1, "--workers", help="Client worker processes (a slice of the schedule each)."),
     prompt_words: int = typer.Option(32, "--prompt-words", help="Words in each synthetic prompt."),
+    suite: str | None = typer.Option(None, "--suite", help="Send the prompts of this suite file (each case's "
+                                     "rendered messages, in turn) instead of synthetic ones."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="max_tokens of each request."),
     slo: list[str] = typer.Option([], "--slo", help="A latency target, NAME:MS with NAME ttft, tpot or e2el; "
                                   "repeat for several. Gives goodput and SLO attainment."),
@@ -88,7 +90,7 @@ def load(
         base = LoadSettings(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed,
                             burstiness=burstiness, warmup=warmup, cooldown=cooldown, max_seconds=max_seconds,
-                            max_errors=max_errors)
+                            max_errors=max_errors, suite=suite)
         options = parse_options(option, 1)[0]
         if profile == "sweep":
             return _points(model, fmt, lambda on_point: run_sweep(model, base, options, size=sweep_size,
@@ -98,7 +100,8 @@ def load(
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
-                            cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, ramp=ramp)
+                            cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, ramp=ramp,
+                            suite=suite)
     out = run_load(model, settings, parse_options(option, 1)[0])
     records = out.pop("records")
     if fmt == "json":

@@ -52,6 +52,8 @@ class LoadSettings:
     max_errors: int | None = None
     #: a rate that changes with each request's index, ``linear:START:END`` or ``exponential:START:END``
     ramp: str | None = None
+    #: a suite file whose prompts (each case's rendered messages) are sent in turn instead of synthetic ones
+    suite: str | None = None
 
     def check(self) -> None:
         if self.profile not in PROFILES:  # sweep runs these (run_sweep)
@@ -92,6 +94,20 @@ class LoadSettings:
         except ValueError:
             raise UsageError(f"--ramp {self.ramp!r} is not STRATEGY:START:END, e.g. --ramp linear:1:20 (requests/s)."
                              ) from None
+
+
+def suite_prompts(path: str) -> list[list[dict[str, str]]]:
+    """The distinct rendered messages of a suite's cases (its first model's cells), in the suite's order."""
+    from ..suite import load_suite
+
+    seen: dict[str, list[dict[str, str]]] = {}
+    for cell in load_suite(path).cells():
+        if cell.model_index == 0:
+            messages = [m.model_dump(mode="json", exclude_none=True) for m in cell.request.messages]
+            seen.setdefault(repr(messages), messages)
+    if not seen:
+        raise UsageError(f"The suite {path} renders no prompt to send.")
+    return list(seen.values())
 
 
 def parse_slo(items: list[str]) -> dict[str, float]:
@@ -148,9 +164,11 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     cap = 1 if settings.profile == "synchronous" else settings.streams if closed else settings.max_concurrency
     offsets = [0.0] * n if closed else arrival_offsets(n, rate, arrival=settings.profile, burstiness=settings.burstiness,
                                                         seed=settings.seed, ramp=ramp)
+    prompts = suite_prompts(settings.suite) if settings.suite else None
     words = " ".join(["hello"] * settings.prompt_words)
     items = [Item(i, offsets[i], endpoint.request_bytes(
-        {**body, "messages": [{"role": "user", "content": f"{i} {words}"}]})) for i in range(n)]
+        {**body, "messages": prompts[i % len(prompts)] if prompts else [{"role": "user", "content": f"{i} {words}"}]}))
+        for i in range(n)]
     records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers,
                                   limits=Limits(settings.max_seconds, settings.max_errors))
     # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
