@@ -243,3 +243,29 @@ def test_a_suites_prompts_can_be_the_load(replay_server):
     assert out["completed"] == n
     bad = tryouts(f"openai-compat:{replay_server}#tokens=2", "--suite", "no-such.yaml")
     assert bad.returncode == 1 and "no-such.yaml" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("value", ["-5", "1e10", "lots"])
+def test_a_usage_no_model_produces_fails_the_request_instead_of_entering_the_figures(replay_server, value):
+    ep = Endpoint.parse(replay_server)
+    records, _ = run_point(ep, items(ep, f"tokens=3;completion_tokens={value}", 2))
+    assert [r.status for r in records] == ["error", "error"] and "completion_tokens" in records[0].error
+    assert all(r.output_tokens is None for r in records)
+
+
+def test_the_key_is_sent_as_the_provider_sends_it_and_a_missing_one_is_named():
+    import os
+    import subprocess
+    import sys
+
+    from tryouts.testing.replay import start_replay_server
+
+    with start_replay_server(require_key="sk-load-test-0123456789") as base:
+        env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+        run = [sys.executable, "-m", "tryouts", "load", "openai:tokens=2", "-o", f"base_url={base}", "-n", "2"]
+        missing = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
+        assert missing.returncode == 1 and "OPENAI_API_KEY is not set" in missing.stderr + missing.stdout
+        ok = subprocess.run(run, capture_output=True, text=True, timeout=120,
+                            env={**env, "OPENAI_API_KEY": "sk-load-test-0123456789"})
+        assert ok.returncode == 0 and "2/2 completed" in ok.stdout
+        assert "sk-load-test" not in ok.stdout + ok.stderr + missing.stdout + missing.stderr

@@ -24,6 +24,7 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..engine.execute import MAX_TOKENS
 from ..errors import UsageError
 from .metrics import RequestRecord
 
@@ -188,12 +189,17 @@ async def _read_stream(reader: asyncio.StreamReader, headers: dict[str, str], re
 
 
 def _usage(line: bytes, rec: RequestRecord) -> None:
+    """Read the usage line; a count no model produces fails the request, as the engine does
+    (engine/execute.py ``check_usage``), instead of entering the figures."""
     try:
         usage = json.loads(line[5:].strip()).get("usage") or {}
     except ValueError:
-        return
-    n_in, n_out = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if isinstance(n_in, int) and 0 <= n_in < 10_000_000:
-        rec.input_tokens = n_in
-    if isinstance(n_out, int) and 0 <= n_out < 10_000_000:
-        rec.output_tokens = n_out
+        usage = {"prompt_tokens": "unreadable"}
+    for name, attr in (("prompt_tokens", "input_tokens"), ("completion_tokens", "output_tokens")):
+        value = usage.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+            rec.status, rec.error = "error", f"the server reported {name} = {str(value)[:40]!r}, which no model produces"
+            return
+        setattr(rec, attr, value)

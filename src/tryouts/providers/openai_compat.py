@@ -83,6 +83,19 @@ class OpenAICompatProvider(HTTPProvider):
     def model_name(self) -> str:
         return self._model
 
+    def auth_headers(self) -> dict[str, str]:
+        """The ``headers`` option and the key in the preset's scheme (Bearer, or Azure's api-key); raises
+        :class:`~tryouts.errors.MissingKeyError` when the service needs a key and none is set."""
+        key = get_key(self.key_env)
+        if self.preset.key_required and not key:
+            raise errors.MissingKeyError(self.key_env or "API key", self.preset.label)
+        headers = dict(self.spec.options.get("headers") or {})
+        if key and self.preset.auth == "api-key":
+            headers["api-key"] = key
+        elif key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
     async def load(self) -> None:
         ref = self.spec.options.get("tokenizer")
         if ref is not None and self.token_counter is None:  # before anything is sent: a bad one stops here
@@ -92,14 +105,7 @@ class OpenAICompatProvider(HTTPProvider):
                 raise errors.UsageError(f"{self.spec.ref}: {exc.message}") from exc
         warm_http_stack()
         _ssl_context()
-        key = get_key(self.key_env)
-        if self.preset.key_required and not key:
-            raise errors.MissingKeyError(self.key_env or "API key", self.preset.label)
-        headers = {"Accept": "text/event-stream", **(self.spec.options.get("headers") or {})}
-        if key and self.preset.auth == "api-key":
-            headers["api-key"] = key
-        elif key:
-            headers["Authorization"] = f"Bearer {key}"
+        headers = {"Accept": "text/event-stream", **self.auth_headers()}
         self._headers = headers
         self._slots = self.client_slots(headers)
         return None

@@ -127,7 +127,6 @@ def parse_slo(items: list[str]) -> dict[str, float]:
 
 def endpoint_for(ref: str, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """The load client's endpoint for a model reference, and the provider (for its model name and prices)."""
-    from ..keys import get_key
     from ..load.client import Endpoint
     from ..providers import create_provider, get_info
     from ..types import ModelSpec
@@ -137,12 +136,7 @@ def endpoint_for(ref: str, options: dict[str, Any] | None = None) -> tuple[Any, 
         raise UsageError(f"tryouts load drives OpenAI-compatible endpoints for now (openai-compat:URL#MODEL, "
                          f"llamacpp-server:, vllm-server:, openai:, groq: ...), not {spec.provider}:.")
     provider = create_provider(spec)
-    headers: dict[str, str] = dict(spec.options.get("headers") or {})
-    key = get_key(provider.key_env)
-    if key:
-        headers["api-key" if provider.preset.auth == "api-key" else "Authorization"] = (
-            key if provider.preset.auth == "api-key" else f"Bearer {key}")
-    return Endpoint.parse(provider.base_url, headers), provider
+    return Endpoint.parse(provider.base_url, provider.auth_headers()), provider
 
 
 def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None) -> dict[str, Any]:
