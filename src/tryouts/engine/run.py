@@ -13,18 +13,15 @@ from collections.abc import Callable, Sequence
 from ..pricing import PriceOverride
 from ..store import Store
 from ..types import Result
-from .cache import cache_key, cached_result
+from .cache import cache_key
 from .events import CellLike, OnEvent, ignore
 from .executor import Cancel, Executor, ResultSink, RunContext
-from .policy import LaneLimits, Policy, Progress
+from .policy import Policy, Progress
 from .schedule import schedule
-from .scores import case_scores, needs_scores, warm_scoring
 from .sinks import CallbackSink, StoreSink, write_safely
 
-__all__ = [
-    "CellLike", "LaneLimits", "Policy", "Progress", "cache_key", "cached_result", "case_scores", "needs_scores",
-    "run_cells", "warm_scoring", "write_safely",
-]
+#: run_cells, and the names callers of the old engine/run.py import from here (Policy, cache_key, write_safely)
+__all__ = ["Policy", "Progress", "cache_key", "run_cells", "write_safely"]
 
 
 async def run_cells(
