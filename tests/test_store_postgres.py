@@ -236,6 +236,28 @@ def test_store_operations_round_trip_realistic_values(pg_url):
     assert store.votes(run_id, "human")[0]["id"] == vote
 
 
+def test_a_load_benchmark_round_trips_on_postgresql(pg_url, replay_server):
+    from tryouts.usecases.load import LoadLedger, LoadSettings, run_load
+    from tryouts.usecases.load_results import load_benchmark, recompute
+
+    store = Store(pg_url)
+    ref = f"openai-compat:{replay_server}#tokens=3;ttft_ms=5"
+    settings = LoadSettings(profile="concurrent", streams=2, requests=6, warmup=1, slo={"ttft": 1000})
+    out = run_load(ref, settings)
+    ledger = LoadLedger(store, ref, "concurrent", settings)
+    ledger.point(out | {"p50_itl_ms": float("nan")})  # PostgreSQL's JSON refuses NaN: stored as null
+    ledger.finish(out)
+    store.add_load_point(ledger.run_id, 0, "synchronous", {}, {"completed": 99}, [])  # delivered twice
+    bench = load_benchmark(store, ledger.run_id)
+    assert len(bench["points"]) == 1 and bench["points"][0]["p50_itl_ms"] is None  # the first write stays
+    assert bench["points"][0]["completed"] == 6
+    assert len(store.load_requests(ledger.run_id, 0)) == 7
+    again = recompute(store, ledger.run_id, 0)
+    assert again["completed"] == 6 and again["p99_ttft_ms"] == pytest.approx(bench["points"][0]["p99_ttft_ms"])
+    (row,) = [r for r in store.list_runs() if r["id"] == ledger.run_id]
+    assert (row["kind"], row["n_results"], row["n_failed"]) == ("load", 6, 0)
+
+
 def test_ids_and_counts_beyond_32_bits(pg_url):
     store = Store(pg_url)
     run_id = store.create_run("suite", ["m:x"], {})

@@ -8,13 +8,16 @@ from decimal import Decimal, InvalidOperation
 import typer
 
 from . import app
-from .common import parse_options
+from .common import DB_HELP, open_store, parse_options
 
 
 @app.command(rich_help_panel="Run")
 def load(
     model: str | None = typer.Argument(None, help="An OpenAI-compatible model reference: openai-compat:URL#MODEL, "
-                                       "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL..."),
+                                       "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL...; or 'show RUN', "
+                                       "'compare RUN RUN ...' for stored benchmarks."),
+    runs: list[str] = typer.Argument(None, help="show, compare: stored load benchmarks (run ids, prefixes or "
+                                     "'latest')."),
     self_test_: bool = typer.Option(False, "--self-test", help="Measure the client's own ceiling on this machine "
                                     "against a built-in scripted server (closed loop, --streams [64], -n [2000])."),
     profile: str = typer.Option("synchronous", "--profile", "-p",
@@ -51,6 +54,7 @@ def load(
                                       "hour, for the cost per good request (API prices come from genai-prices)."),
     option: list[str] = typer.Option([], "--option", "-o", help="A model option, KEY=VALUE (e.g. base_url=...)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (vllm bench serve's keys)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
     """Put one load point on an endpoint: latency distributions, throughput, goodput, cost at that load.
 
@@ -60,15 +64,19 @@ def load(
 
       tryouts load openai-compat:http://127.0.0.1:8000/v1#my-model -p poisson -r 10 -n 200 --slo ttft:500
 
-    Exit code 0 when every request completed, 2 when some failed, 1 on bad input.
+      tryouts load compare RUN_A RUN_B      (stored benchmarks side by side; export one: tryouts export RUN -f html)
+
+    Every benchmark is stored (each point as it ends, with every request's times). Exit code 0 when every request completed, 2 when some failed, 1 on bad input.
     """
     from rich.console import Console
     from rich.table import Table
 
     from ..errors import UsageError
     from ..usecases.load import (
+        LoadLedger,
         LoadSettings,
         client_warning,
+        endpoint_for,
         parse_slo,
         run_goodput_search,
         run_load,
@@ -77,6 +85,11 @@ def load(
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if model in ("show", "compare"):
+        return _stored(model, runs or [], fmt, db)
+    if runs:
+        raise UsageError(f"tryouts load takes one model reference; {' '.join(runs)!r} is extra. To compare stored "
+                         "benchmarks: tryouts load compare RUN RUN ...")
     if self_test_:
         return _self_test(streams or 64, requests if requests != 20 else 2000, workers, fmt)
     if model is None:
@@ -92,20 +105,35 @@ def load(
                             burstiness=burstiness, warmup=warmup, cooldown=cooldown, max_seconds=max_seconds,
                             max_errors=max_errors, suite=suite)
         options = parse_options(option, 1)[0]
+        base.check()
+        endpoint_for(model, options)  # a reference the client cannot drive stops here, before anything is stored
+        ledger = LoadLedger(open_store(db), model, profile, base)
         if profile == "sweep":
-            return _points(model, fmt, lambda on_point: run_sweep(model, base, options, size=sweep_size,
-                                                                  on_point=on_point))
-        return _points(model, fmt, lambda on_point: run_goodput_search(
-            model, base, options, attainment=attainment, max_points=max_points, on_point=on_point))
+            return _points(model, fmt, ledger, lambda on_point: run_sweep(model, base, options, size=sweep_size,
+                                                                          on_point=on_point, ledger=ledger))
+        return _points(model, fmt, ledger, lambda on_point: run_goodput_search(
+            model, base, options, attainment=attainment, max_points=max_points, on_point=on_point, ledger=ledger))
     settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
                             cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, ramp=ramp,
                             suite=suite)
-    out = run_load(model, settings, parse_options(option, 1)[0])
+    options = parse_options(option, 1)[0]
+    settings.check()
+    endpoint_for(model, options)
+    ledger = LoadLedger(open_store(db), model, profile, settings)
+    try:
+        out = run_load(model, settings, options)
+    except Exception:  # Ctrl-C marks it interrupted (cli/__init__.py)
+        ledger.finish({}, "failed")
+        raise
+    ledger.point(out)
     records = out.pop("records")
+    for key in ("other_records", "start_ns"):
+        out.pop(key)
+    ledger.finish(out)
     if fmt == "json":
-        print(json.dumps(out, indent=2, default=str))
+        print(json.dumps({"run_id": ledger.run_id, **out}, indent=2, default=str))
     else:
         console = Console()
         table = Table(title=f"{model}: {profile}", title_justify="left", header_style="bold")
@@ -131,31 +159,39 @@ def load(
             good = out["cost_per_good_request_usd"]
             console.print(f"Cost ${out['cost_per_1m_output_tokens_usd']:.4f} per 1M output tokens"
                           + (f", ${good:.6f} per good request." if good is not None else "."), highlight=False)
+    _stored_as(ledger, fmt)
     return 0 if all(r.ok for r in records) else 2
 
 
-def _points(model: str, fmt: str, run: object) -> int:
+def _stored_as(ledger, fmt: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=fmt == "json").print(
+        f"Stored as run [bold]{ledger.run_id}[/]. Report: tryouts export {ledger.run_id} -f html; compare: tryouts "
+        f"load compare {ledger.run_id} OTHER_RUN.", highlight=False)
+
+
+def _points(model: str, fmt: str, ledger, run: object) -> int:
     """Run a sweep or a goodput search, one line per load point as it ends; then a table (or the JSON)."""
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(stderr=fmt == "json")
-    cols = ("point", "offered req/s", "done req/s", "TTFT p50", "TTFT p99", "TPOT p50", "E2E p99", "ok",
-            "goodput req/s")
+    from .views import POINT_COLUMNS as cols
+    from .views import point_row as row
 
-    def row(p: dict) -> list[str]:
-        offered = "inf" if p["request_rate"] == "inf" else f"{p['request_rate']:.2f}"
-        label = p["profile"] if p["profile"] != "constant" else "constant"
-        return [label, offered, f"{p['request_throughput']:.2f}", _num(p["p50_ttft_ms"]), _num(p["p99_ttft_ms"]),
-                _num(p["p50_tpot_ms"]), _num(p["p99_e2el_ms"]), f"{p['completed']}/{p['num_prompts']}",
-                _num(p["request_goodput"])]
+    console = Console(stderr=fmt == "json")
 
     def on_point(p: dict) -> None:
         console.print("  " + "  ".join(f"{c}={v}" for c, v in zip(cols, row(p), strict=True)), highlight=False)
 
-    out = run(on_point)  # type: ignore[operator]
+    try:
+        out = run(on_point)  # type: ignore[operator]
+    except Exception:  # Ctrl-C marks it interrupted (cli/__init__.py)
+        ledger.finish({}, "failed")  # the points measured so far stay stored
+        raise
+    ledger.finish(out)
     if fmt == "json":
-        print(json.dumps(out, indent=2, default=str))
+        print(json.dumps({"run_id": ledger.run_id, **out}, indent=2, default=str))
     else:
         table = Table(title=f"{model}: {out['profile']} (ms)", title_justify="left", header_style="bold")
         for c in cols:
@@ -169,7 +205,31 @@ def _points(model: str, fmt: str, run: object) -> int:
                           f"requests" + (f" ({out['failing_rate']:.2f} req/s do not)." if out["failing_rate"] else
                                          " (no failing rate found within the points allowed).")
                           if found is not None else "No rate tried met the SLOs.", highlight=False)
+    _stored_as(ledger, fmt)
     return 0 if all(p["completed"] == p["num_prompts"] for p in out["points"]) else 2
+
+
+def _stored(action: str, refs: list[str], fmt: str, db: str | None) -> int:
+    """``tryouts load show RUN`` and ``tryouts load compare RUN RUN ...``: stored benchmarks, nothing sent."""
+    from rich.console import Console
+
+    from ..errors import UsageError
+    from ..usecases.load_results import compare_benchmarks, headline, load_benchmark
+    from .views import print_load_benchmarks
+
+    store = open_store(db)
+    if action == "show":
+        if len(refs) != 1:
+            raise UsageError("Name one stored benchmark: tryouts load show RUN (tryouts runs lists them).")
+        benches = [load_benchmark(store, refs[0])]
+        benches[0]["headline"] = headline(benches[0])
+    else:
+        benches = compare_benchmarks(store, refs)
+    if fmt == "json":
+        print(json.dumps(benches if action == "compare" else benches[0], indent=2, default=str))
+        return 0
+    print_load_benchmarks(Console(), benches, side_by_side=action == "compare")
+    return 0
 
 
 def _self_test(streams: int, requests: int, workers: int, fmt: str) -> int:

@@ -21,6 +21,9 @@ def export(
 ) -> int:
     """Export a stored run: csv, json or jsonl for scripts, html to read and share.
 
+    A load benchmark (tryouts load) exports its points (json, csv: one row per point), its requests (jsonl) or
+    a report with its charts (html).
+
     Example: tryouts export latest --format html
     """
     import sys
@@ -32,8 +35,16 @@ def export(
     fmt = fmt.lower()
     if fmt not in FORMATS:
         raise UsageError(f"Unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
-    data = open_store(db).get_run(run)
-    text = export_run(data, fmt)
+    store = open_store(db)
+    row = store.get_run_row(run)
+    if row["kind"] == "load":  # a load benchmark: its points, requests and charts
+        from ..usecases.load_results import export_load
+
+        data = {"run": row}
+        text = export_load(store, row["id"], fmt)
+    else:
+        data = store.get_run(run)
+        text = export_run(data, fmt)
     if output is None and fmt == "html":
         output = f"tryouts-{data['run']['id']}.html"
     if output is None or output == "-":

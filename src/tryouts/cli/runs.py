@@ -62,7 +62,19 @@ def show(
     from .render import make_console, print_outputs, print_results
 
     _check_format(fmt)
-    data = open_store(db).get_run(run)
+    store = open_store(db)
+    if store.get_run_row(run)["kind"] == "load":  # a load benchmark: its points (as tryouts load show)
+        from ..usecases.load_results import headline, load_benchmark
+        from .views import print_load_benchmarks
+
+        bench = load_benchmark(store, run)
+        bench["headline"] = headline(bench)
+        if fmt == "json":
+            print(json.dumps(bench, indent=2, default=str))
+        else:
+            print_load_benchmarks(make_console(), [bench])
+        return 0
+    data = store.get_run(run)
     if fmt == "json":
         print(json.dumps(data, indent=2, default=str))
         return 0

@@ -322,3 +322,56 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
             "they score as wrong.",
             style="dim",
         )
+
+
+POINT_COLUMNS = ("point", "offered req/s", "done req/s", "TTFT p50", "TTFT p99", "TPOT p50", "E2E p99", "ok",
+                 "goodput req/s")
+
+
+def point_row(p: dict) -> list[str]:
+    """One load point as a table row (:data:`POINT_COLUMNS`)."""
+    rate = p.get("request_rate")
+    offered = "inf" if rate in ("inf", None) else f"{rate:.2f}"
+    return [p["profile"], offered, f"{p['request_throughput']:.2f}", _ms(p["p50_ttft_ms"]), _ms(p["p99_ttft_ms"]),
+            _ms(p["p50_tpot_ms"]), _ms(p["p99_e2el_ms"]), f"{p['completed']}/{p['num_prompts']}",
+            _ms(p["request_goodput"])]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.2f}"
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:.6f}" if value < 0.01 else f"${value:,.4f}"
+
+
+def print_load_benchmarks(console: Any, benches: list[dict[str, Any]], side_by_side: bool = False) -> None:
+    """Stored load benchmarks (usecases/load_results.py): each one's points, its warnings, and with
+    ``side_by_side`` one row per benchmark of its headline figures."""
+    from rich.table import Table
+
+    for b in benches:
+        table = Table(title=f"{b['run']['id']}  {escape(b['model'])}: {b['profile']} ({b['run']['status']}; ms)",
+                      title_justify="left", header_style="bold")
+        for c in POINT_COLUMNS:
+            table.add_column(c, justify="left" if c == "point" else "right")
+        for p in b["points"]:
+            table.add_row(*(escape(x) for x in point_row(p)))
+        console.print(table)
+        for w in b.get("warnings", []):
+            console.print(f"[yellow]{escape(w)}[/]", highlight=False)
+    if not side_by_side:
+        return
+    table = Table(title="Side by side", title_justify="left", header_style="bold")
+    table.add_column("run")
+    table.add_column("model", overflow="fold")
+    for h in ("max req/s", "max output tok/s", "best TTFT p50 ms", "max goodput req/s", "goodput rate",
+              "$/good request", "$/1M output tok"):
+        table.add_column(h, justify="right")
+    for b in benches:
+        h = b["headline"]
+        table.add_row(b["run"]["id"], escape(b["model"]), _ms(h["max_request_throughput"]),
+                      _ms(h["max_output_throughput"]), _ms(h["min_p50_ttft_ms"]), _ms(h["max_request_goodput"]),
+                      _ms(h["goodput_rate"]), _usd(h["min_cost_per_good_request_usd"]),
+                      _usd(h["min_cost_per_1m_output_tokens_usd"]))
+    console.print(table)

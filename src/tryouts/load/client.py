@@ -30,6 +30,8 @@ from .metrics import RequestRecord
 
 #: a streamed line that carries generated content (text, reasoning, or a tool call)
 CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning)":\s*"(?!")|"tool_calls":\s*\[\s*\{')
+#: the rate-limit headers a 429 keeps (OpenAI's and most compatible servers', Anthropic's)
+RATE_HEADER = re.compile(r"(?:x-ratelimit-|anthropic-ratelimit-|ratelimit-)")
 #: the most a response's error body or headers may take (a hostile server cannot fill the memory)
 MAX_HEAD = 64 * 1024
 READ_BLOCK = 64 * 1024
@@ -113,6 +115,9 @@ async def send(conn: Connection, payload: bytes, rec: RequestRecord) -> None:
         if status != 200:
             rec.status = "rate_limited" if status == 429 else "error"
             rec.error = f"HTTP {status}"
+            if status == 429:
+                rec.rate_limit = dict([(k, v[:100]) for k, v in headers.items()
+                                       if k == "retry-after" or RATE_HEADER.match(k)][:20])
             await _drain_error(reader, headers)
             if headers.get("connection", "").lower() == "close":
                 conn.close()

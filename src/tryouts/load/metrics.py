@@ -50,6 +50,10 @@ class RequestRecord:
     request_id: str | None = None
     worker: int = 0
     cost_usd: Decimal | None = None
+    #: warmup, measured or cooldown (only measured requests enter a point's figures)
+    phase: str = "measured"
+    #: a 429's Retry-After and rate-limit headers (``x-ratelimit-*``, ``anthropic-ratelimit-*``)
+    rate_limit: dict[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,6 +74,33 @@ class RequestRecord:
 
     def itl_ms(self) -> list[float]:
         return [(b - a) / 1e6 for a, b in zip(self.chunk_ns, self.chunk_ns[1:], strict=False)]
+
+    def to_row(self, base_ns: int) -> dict[str, Any]:
+        """This request as a store row (store/schema.py ``load_requests``): times in milliseconds from
+        ``base_ns``, the point's start, to the nanosecond."""
+        def rel(t: int | None) -> float | None:
+            return None if t is None else round((t - base_ns) / 1e6, 6)
+
+        return {"request_index": self.index, "phase": self.phase, "worker": self.worker, "status": self.status,
+                "error": self.error, "request_id": self.request_id, "due_ms": rel(self.due_ns),
+                "sent_ms": rel(self.sent_ns), "first_ms": rel(self.first_ns), "done_ms": rel(self.done_ns),
+                "chunk_ms": [rel(t) for t in self.chunk_ns], "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "cost_usd": str(self.cost_usd) if self.cost_usd is not None else None, "rate_limit": self.rate_limit}
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], base_ns: int = 0) -> RequestRecord:
+        """A stored row back as a record (times in nanoseconds from ``base_ns``): :func:`summarize` gives the
+        same figures from it as from the original."""
+        def ns(ms: float | None) -> int | None:
+            return None if ms is None else base_ns + round(ms * 1e6)
+
+        return cls(index=row["request_index"], due_ns=base_ns + round(row["due_ms"] * 1e6), sent_ns=ns(row["sent_ms"]),
+                   first_ns=ns(row["first_ms"]), chunk_ns=[base_ns + round(t * 1e6) for t in row["chunk_ms"]],
+                   done_ns=ns(row["done_ms"]), input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
+                   status=row["status"], error=row["error"], request_id=row["request_id"], worker=row["worker"],
+                   cost_usd=Decimal(row["cost_usd"]) if row["cost_usd"] is not None else None,
+                   phase=row["phase"], rate_limit=row.get("rate_limit"))
 
 
 def _ms(end: int | None, start: int | None) -> float | None:

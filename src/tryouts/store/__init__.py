@@ -20,6 +20,7 @@ from ..redact import redact as redact_text
 from ..types import Result
 from . import schema
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
+from .load import LoadStore
 from .migrations import migrate
 from .rows import _dec, _jsonable, flat_result, result_row, run_dict
 
@@ -117,7 +118,7 @@ def _dialect_insert(conn: Any) -> Any:
     return sqlite_insert
 
 
-class Store:
+class Store(LoadStore):
     """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
 
     def __init__(self, target: str | Path) -> None:
@@ -385,7 +386,8 @@ class Store:
     # ---- reading ------------------------------------------------------------------------------
 
     def list_runs(self, limit: int | None = 50) -> list[dict[str, Any]]:
-        """Runs, newest first, each with its counts of results and failures."""
+        """Runs, newest first, each with its counts of results and failures (a load benchmark's: its measured
+        requests, and those that did not complete)."""
         r, res = schema.runs, schema.results
         counts = (
             select(
@@ -396,9 +398,16 @@ class Store:
             .group_by(res.c.run_id)
             .subquery()
         )
+        lr = schema.load_requests  # a load benchmark's results are its measured requests
+        load = (
+            select(lr.c.run_id, func.count().label("n_requests"),
+                   func.sum(func.cast(lr.c.status != "ok", schema.Integer)).label("n_bad"))
+            .where(lr.c.phase == "measured").group_by(lr.c.run_id).subquery()
+        )
         q = (
-            select(r, counts.c.n_results, counts.c.n_failed)
+            select(r, counts.c.n_results, counts.c.n_failed, load.c.n_requests, load.c.n_bad)
             .outerjoin(counts, counts.c.run_id == r.c.id)
+            .outerjoin(load, load.c.run_id == r.c.id)
             .order_by(r.c.started_at.desc(), r.c.id.desc())
         )
         if limit:
@@ -406,7 +415,8 @@ class Store:
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [
-            {**run_dict(row), "n_results": int(row["n_results"] or 0), "n_failed": int(row["n_failed"] or 0)}
+            {**run_dict(row), "n_results": int(row["n_results"] or 0) + int(row["n_requests"] or 0),
+             "n_failed": int(row["n_failed"] or 0) + int(row["n_bad"] or 0)}
             for row in rows
         ]
 

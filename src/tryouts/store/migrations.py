@@ -257,3 +257,50 @@ def m007_run_owner(conn: Connection) -> None:
     and a run being run cannot be resumed a second time (store/liveness.py)."""
     _add_column(conn, "runs", Column("owner", Text))
     _add_column(conn, "runs", Column("heartbeat_at", String(40)))
+
+
+@migration
+def m008_load_benchmarks(conn: Connection) -> None:
+    """Load benchmarks (``tryouts load``): each load point's settings and figures, and every request's times,
+    tokens and status, so a benchmark can be shown, compared and charted again without rerunning it."""
+    from sqlalchemy import BigInteger
+
+    md = MetaData()
+    Table("runs", md, autoload_with=conn)  # the target of the foreign keys
+    points = Table(
+        "load_points",
+        md,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("run_id", String(40), ForeignKey("runs.id"), nullable=False),
+        Column("point_index", Integer, nullable=False),
+        Column("profile", Text, nullable=False),
+        Column("settings", JSON, nullable=False),
+        Column("figures", JSON, nullable=False),
+        Column("created_at", String(40), nullable=False),
+    )
+    Index("ix_load_points_run_id", points.c.run_id)
+    Index("ux_load_points", points.c.run_id, points.c.point_index, unique=True)
+    requests = Table(
+        "load_requests",
+        md,
+        Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        Column("run_id", String(40), ForeignKey("runs.id"), nullable=False),
+        Column("point_index", Integer, nullable=False),
+        Column("request_index", Integer, nullable=False),
+        Column("phase", String(10), nullable=False),
+        Column("worker", Integer, nullable=False),
+        Column("status", String(20), nullable=False),
+        Column("error", Text),
+        Column("request_id", Text),
+        Column("due_ms", Float, nullable=False),
+        Column("sent_ms", Float),
+        Column("first_ms", Float),
+        Column("done_ms", Float),
+        Column("chunk_ms", JSON, nullable=False),
+        Column("input_tokens", BigInteger),
+        Column("output_tokens", BigInteger),
+        Column("cost_usd", Text),
+        Column("rate_limit", JSON),
+    )
+    Index("ux_load_requests", requests.c.run_id, requests.c.point_index, requests.c.request_index, unique=True)
+    md.create_all(conn)

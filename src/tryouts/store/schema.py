@@ -143,3 +143,40 @@ votes = Table(
     Column("source", Text, nullable=False),  # "human" or "judge:<model reference>"
     Column("created_at", String(40), nullable=False),
 )
+
+#: one load point of a load benchmark (a run of kind ``load``): what it sent and its figures (load/metrics.py)
+load_points = Table(
+    "load_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False, index=True),
+    Column("point_index", Integer, nullable=False),
+    Column("profile", Text, nullable=False),
+    Column("settings", JSON, nullable=False),  # the profile's parameters (rate, streams, SLOs, ...)
+    Column("figures", JSON, nullable=False),  # summarize()'s keys (vllm bench serve's where they mean the same)
+    Column("created_at", String(40), nullable=False),
+)
+
+#: one request of a load point; times are milliseconds from the point's start (its first measured due time)
+load_requests = Table(
+    "load_requests",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("run_id", String(40), ForeignKey("runs.id"), nullable=False),
+    Column("point_index", Integer, nullable=False),
+    Column("request_index", Integer, nullable=False),
+    Column("phase", String(10), nullable=False),  # warmup | measured | cooldown
+    Column("worker", Integer, nullable=False),
+    Column("status", String(20), nullable=False),  # ok | error | rate_limited | incomplete
+    Column("error", Text),
+    Column("request_id", Text),  # the server's x-request-id
+    Column("due_ms", Float, nullable=False),
+    Column("sent_ms", Float),
+    Column("first_ms", Float),
+    Column("done_ms", Float),
+    Column("chunk_ms", JSON, nullable=False),  # every content chunk's read time
+    Column("input_tokens", BigInteger),
+    Column("output_tokens", BigInteger),
+    Column("cost_usd", Text),
+    Column("rate_limit", JSON),  # a 429's Retry-After and rate-limit headers
+)

@@ -140,7 +140,9 @@ def endpoint_for(ref: str, options: dict[str, Any] | None = None) -> tuple[Any, 
 
 
 def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Run one load point; its figures (load/metrics.py keys) with its settings, and the per-request rows."""
+    """Run one load point; its figures (load/metrics.py keys) with its settings, and the per-request records:
+    ``records`` (the measured ones, which the figures come from), ``other_records`` (warm-up and cool-down) and
+    ``start_ns``, the point's start (its first measured due time)."""
     from ..load.arrivals import arrival_offsets
     from ..load.metrics import SLO, summarize
     from ..load.runner import Item, Limits, run_point
@@ -168,7 +170,11 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
     # requests kept it up around them and are left out of every figure
     sent = len(records)
-    records = [r for r in records if settings.warmup <= r.index < settings.warmup + settings.requests]
+    for r in records:
+        r.phase = ("warmup" if r.index < settings.warmup else
+                   "measured" if r.index < settings.warmup + settings.requests else "cooldown")
+    others = [r for r in records if r.phase != "measured"]
+    records = [r for r in records if r.phase == "measured"]
     start_ns = min((r.due_ns for r in records), default=start_ns)
     now = datetime.now(UTC)
     estimated = False
@@ -192,19 +198,22 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
         "warmup_requests": settings.warmup, "cooldown_requests": settings.cooldown,
         "not_sent": n - sent,  # stopped by --max-seconds or --max-errors
-        **figures, "records": records,
+        **figures, "records": records, "other_records": others, "start_ns": start_ns,
     }
 
 
 def _point_runner(ref: str, settings: LoadSettings, options: dict[str, Any] | None, points: list[dict[str, Any]],
-                  on_point: Any) -> Any:
-    """``point(**changes)``: run one load point of ``settings`` with ``changes``, keep its figures in ``points``
-    (without the rows), tell ``on_point``, and return them."""
+                  on_point: Any, ledger: LoadLedger | None) -> Any:
+    """``point(**changes)``: run one load point of ``settings`` with ``changes``, store it in ``ledger``, keep
+    its figures in ``points`` (without the rows), tell ``on_point``, and return them."""
     from dataclasses import replace
 
     def point(**kw: Any) -> dict[str, Any]:
         out = run_load(ref, replace(settings, **kw), options)
-        out.pop("records")
+        if ledger is not None:
+            ledger.point(out)
+        for key in ("records", "other_records", "start_ns"):
+            out.pop(key)
         points.append(out)
         if on_point is not None:
             on_point(out)
@@ -214,14 +223,14 @@ def _point_runner(ref: str, settings: LoadSettings, options: dict[str, Any] | No
 
 
 def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, size: int = 10,
-              on_point: Any = None) -> dict[str, Any]:
+              on_point: Any = None, ledger: LoadLedger | None = None) -> dict[str, Any]:
     """guidellm's sweep: the synchronous rate, the saturated rate (``streams`` closed-loop streams, 32 by
     default), then ``size - 2`` evenly spaced constant rates between them, the last at the saturated rate.
     Each point has ``settings.requests`` requests; ``on_point(point)`` sees each as it ends."""
     if size < 3:
         raise UsageError("--sweep-size must be at least 3 (synchronous, saturated, and one rate between).")
     points: list[dict[str, Any]] = []
-    point = _point_runner(ref, settings, options, points, on_point)
+    point = _point_runner(ref, settings, options, points, on_point, ledger)
 
     sync = point(profile="synchronous")["request_throughput"]
     saturated = point(profile="concurrent", streams=settings.streams or 32)["request_throughput"]
@@ -240,7 +249,8 @@ def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None =
 
 
 def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None, *,
-                       attainment: float = 0.95, max_points: int = 8, on_point: Any = None) -> dict[str, Any]:
+                       attainment: float = 0.95, max_points: int = 8, on_point: Any = None,
+                       ledger: LoadLedger | None = None) -> dict[str, Any]:
     """The highest Poisson rate whose SLO attainment is at least ``attainment`` (load/search.py): a synchronous
     point gives the starting rate, then each try is a load point of ``settings.requests`` requests."""
     from ..load.search import goodput_search
@@ -248,7 +258,7 @@ def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any]
     if not settings.slo:
         raise UsageError("Goodput search needs at least one SLO, e.g. --slo ttft:500 --slo tpot:50.")
     points: list[dict[str, Any]] = []
-    point = _point_runner(ref, settings, options, points, on_point)
+    point = _point_runner(ref, settings, options, points, on_point, ledger)
 
     start = point(profile="synchronous")["request_throughput"]
     if not start > 0:
@@ -283,5 +293,42 @@ def self_test(*, streams: int = 64, requests: int = 2000, workers: int = 1) -> d
         out = run_load(f"openai-compat:{base}#tokens=1", LoadSettings(
             profile="concurrent", streams=streams, requests=requests, workers=workers, max_tokens=1,
             warmup=min(200, requests // 10)))
-    out.pop("records")
+    for key in ("records", "other_records", "start_ns"):
+        out.pop(key)
     return {"self_test": True, **out}
+
+
+class LoadLedger:
+    """A load benchmark in the store as it runs: a run of kind ``load`` whose points (settings, figures and
+    every request's row) are committed as each ends, so an interrupted sweep keeps the points it measured."""
+
+    def __init__(self, store: Any, ref: str, profile: str, settings: LoadSettings) -> None:
+        from dataclasses import asdict
+
+        from ..store.load import json_safe
+
+        self.store, self.n = store, 0
+        self.run_id = store.create_run("load", [ref], {"profile": profile, "settings": json_safe(asdict(settings))},
+                                       {"profile": profile})
+
+    def point(self, out: dict[str, Any]) -> None:
+        """Commit one load point (``run_load``'s answer, its records included)."""
+        base = out["start_ns"]
+        rows = [r.to_row(base) for r in sorted(out["records"] + out["other_records"], key=lambda r: r.index)]
+        figures = {k: v for k, v in out.items() if k not in ("records", "other_records", "start_ns")}
+        self.store.add_load_point(self.run_id, self.n, out["profile"], {k: figures.get(k) for k in POINT_SETTINGS},
+                                  figures, rows)
+        self.n += 1
+
+    def finish(self, summary: dict[str, Any], status: str = "done") -> None:
+        """Record what the benchmark found (a sweep's rates, a search's goodput rate) and close the run."""
+        from ..store.load import json_safe
+
+        self.store.update_run_meta(self.run_id, {"summary": json_safe(
+            {k: v for k, v in summary.items() if k not in ("points", "records", "other_records", "start_ns")})})
+        self.store.finish_run(self.run_id, status)
+
+
+#: the keys of a point's figures that describe what was sent (the rest is what was measured)
+POINT_SETTINGS = ("model", "profile", "request_rate", "ramp", "burstiness", "max_concurrency", "workers", "seed",
+                  "slo_ms", "warmup_requests", "cooldown_requests")

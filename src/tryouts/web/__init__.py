@@ -105,7 +105,10 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     except ImportError:  # pages not installed: the API alone
         pages = None
     if pages is not None:
+        from .load_pages import router as load_pages
+
         app.include_router(pages)
+        app.include_router(load_pages)
     from .docs import router as docs
 
     app.include_router(docs)

@@ -3,7 +3,8 @@ parts (streaming comparisons, charts, the arena).
 
 What comes from the store is rendered on the server, so a run page is usable at once; every figure a page shows
 is computed by the same functions that answer the JSON API (``api.py``), so the page and ``/api/`` agree.
-Templates autoescape everything: a model's output is always text, never markup (nothing is marked ``|safe``).
+Templates autoescape everything: a model's output is always text, never markup (nothing is marked ``|safe``;
+the load pages' SVG charts, escaped where they are drawn, are the one insert: web/load_pages.py).
 Each page carries the CSRF token in ``<meta name="csrf-token">`` for the script's POST requests.
 """
 
@@ -249,6 +250,16 @@ def output_grid(labels: list[str], rows: list[dict[str, Any]]) -> list[dict[str,
 @router.get("/runs/{run}", response_class=HTMLResponse)
 def run_page(request: Request, run: str) -> HTMLResponse:
     """One run: summary with intervals, paired comparisons, charts, and the outputs grid (by view, paged)."""
+    from ..errors import TryoutsError
+
+    try:
+        kind = request.app.state.store.get_run_row(run)["kind"]
+    except TryoutsError:
+        kind = None  # said below, as for any run
+    if kind == "load":
+        from .load_pages import load_run_page
+
+        return load_run_page(request, run)
     q = request.query_params
     view = q.get("view", "all")
     if view not in VIEWS:
