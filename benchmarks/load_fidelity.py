@@ -9,7 +9,10 @@ write time of that chunk. So it is what the client adds, whatever the server's o
 
 * **floor**: a minimal raw-socket client (one event loop, a prebuilt request, a bytes search for the
   first content), the least any client can add;
-* **tryouts load**: load/runner.py with one worker process, and with two.
+* **tryouts load**: load/runner.py with one worker process, and with two;
+* **tryouts run**: the suite engine (run_cells) on one model, its streams in this process's event loop
+  (client processes 0) or sent and read by one worker process (client processes 1, providers/offload.py).
+  Its TTFT error is the stamp of the first content Delta minus the server's write time, as above.
 
 Closed loops of N streams (each stream sends its next request when the previous ends) give TTFT p50,
 TTFT error p50/p99 and the achieved request rate. Open-loop Poisson schedules give the achieved rate
@@ -98,6 +101,49 @@ def closed_loop_rows(base: str, ep: Endpoint, streams: int, per_stream: int) -> 
     return rows
 
 
+def engine_rows(base: str, streams: int, per_stream: int) -> list[list[str]]:
+    """``tryouts run``'s engine (run_cells) on one model at ``streams`` concurrent requests: in this event loop
+    (client processes 0) and through one worker process (providers/offload.py), the same TTFT error measure."""
+    import tempfile
+
+    from tryouts.engine.events import CellDelta
+    from tryouts.engine.run import Policy, run_cells
+    from tryouts.store import Store
+    from tryouts.types import Cell, GenParams, Message, ModelSpec, Request
+
+    n = streams * per_stream
+    rows = []
+    spec = ModelSpec.parse(f"openai-compat:{base}#{SCRIPT};id=@prompt")
+    for procs in (0, 1):
+        tag = f"run{streams}p{procs}"
+        cells = [Cell(spec=spec, request=Request(messages=[Message(role="user", content=f"{tag}-{i}")],
+                                                 params=GenParams(max_tokens=16)), model_index=0, case_index=i,
+                      repeat_index=0) for i in range(n)]
+        firsts: dict[int, int] = {}
+
+        def on_event(ev, firsts=firsts) -> None:
+            if isinstance(ev, CellDelta) and ev.delta.text and ev.cell.case_index not in firsts:
+                firsts[ev.cell.case_index] = ev.delta.t_ns
+
+        with tempfile.TemporaryDirectory() as tmp:
+            store = Store(f"{tmp}/b.db")
+            run_id = store.create_run("suite", [spec.ref], {})
+            policy = Policy(concurrency={"openai-compat": streams}, use_cache=False, client_processes=procs)
+            t = perf_counter_ns()
+            asyncio.run(run_cells(cells, store=store, run_id=run_id, policy=policy, on_event=on_event,
+                                  stream_deltas=True))
+            wall = (perf_counter_ns() - t) / 1e9
+            results, _ = store.results(run_id, columns=["ok", "ttft_ms"])
+            store.close()
+        truth = server_first(base, tag, n)
+        errors = [(firsts[i] - truth[i]) / 1e6 for i in range(n) if i in firsts]
+        ttft = [r["ttft_ms"] for r in results if r["ok"]]
+        rows.append([f"tryouts run, client processes {procs}", streams, f"{percentile(ttft, 50):.1f}",
+                     f"{len(ttft)}/{n}", f"{percentile(errors, 50):.2f}", f"{percentile(errors, 99):.2f}",
+                     f"{n / wall:.0f}"])
+    return rows
+
+
 def open_loop_rows(ep: Endpoint, rates: list[float], seconds: float) -> list[list[str]]:
     rows = []
     for rate in rates:
@@ -131,7 +177,8 @@ def main() -> None:
     with start_replay_server() as base:
         ep = Endpoint.parse(base)
         asyncio.run(floor_client(ep, payloads(ep, "warm", 4), 2))  # the server's first requests are slower
-        closed = [row for s in args.streams for row in closed_loop_rows(base, ep, s, args.per_stream)]
+        closed = [row for s in args.streams for row in closed_loop_rows(base, ep, s, args.per_stream)
+                  + engine_rows(base, s, args.per_stream)]
         opened = open_loop_rows(ep, args.rates, args.seconds)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.machine()}, Python {platform.python_version()}; server script "
           f"{SCRIPT} (true TTFT 50 ms)\n")

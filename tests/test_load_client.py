@@ -119,9 +119,18 @@ def test_tryouts_load_refuses_bad_input_saying_what_to_do(replay_server, args, w
     assert p.returncode == 1 and words in p.stderr + p.stdout and "Traceback" not in p.stderr
 
 
-def test_tryouts_load_says_which_providers_it_drives():
-    p = tryouts("anthropic:claude-3-5-haiku-latest")
-    assert p.returncode == 1 and "OpenAI-compatible endpoints for now" in p.stderr + p.stdout
+def test_tryouts_load_stops_before_storing_anything_when_a_key_is_missing(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    db = tmp_path / "t.db"
+    p = subprocess.run([sys.executable, "-m", "tryouts", "load", "anthropic:claude-3-5-haiku-latest", "--db", str(db)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 1 and "ANTHROPIC_API_KEY" in p.stderr + p.stdout and "Traceback" not in p.stderr
+    from tryouts.store import Store
+
+    assert Store(db).list_runs() == []
 
 
 @pytest.mark.slow

@@ -40,3 +40,32 @@ def test_the_budget_bounds_the_points_and_nothing_passing_is_said():
 def test_nonsense_is_refused(target, start):
     with pytest.raises(UsageError):
         goodput_search(knee(1), target=target, start_rate=start)
+
+
+def test_the_running_least_squares_agree_with_the_batch_ones():
+    import random
+
+    from tryouts.load.saturation import Running, significant_rise
+
+    rng = random.Random(3)
+    for trial in range(200):
+        n = rng.randint(2, 60)
+        xs = [rng.uniform(0, 10) for _ in range(n)]
+        trend = rng.choice([-1.0, 0.0, 0.05, 1.0])
+        ys = [trend * x + rng.gauss(0, 1) for x in xs]
+        run = Running()
+        for x, y in zip(xs, ys, strict=True):
+            run.add(x, y)
+        assert run.rising(min_points=8) == significant_rise(xs, ys, min_points=8), trial
+
+
+def test_an_open_loop_point_against_an_overloaded_server_stops_when_its_queue_keeps_growing(replay_server):
+    from tryouts.usecases.load import LoadSettings, run_load
+
+    # the server serves 2 requests at once, 50 ms each (40 req/s at most); 120 req/s are offered for 10 s
+    ref = f"openai-compat:{replay_server}#tokens=2;ttft_ms=40;itl_ms=10;capacity=2"
+    out = run_load(ref, LoadSettings(profile="constant", rate=120, requests=1200, stop_over_saturated=True))
+    assert out["stopped"] == "over_saturation" and out["not_sent"] > 600 and out["over_saturated"]
+    assert out["completed"] == out["num_prompts"]  # what was sent ran to its end
+    calm = run_load(ref, LoadSettings(profile="constant", rate=10, requests=30, stop_over_saturated=True))
+    assert calm["stopped"] is None and calm["not_sent"] == 0 and not calm["over_saturated"]

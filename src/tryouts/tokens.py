@@ -42,6 +42,9 @@ _GIVE = (
     "already in the local cache; or leave the option out and Tryouts estimates (docs/metrics.md)."
 )
 
+#: no model writes or reads more tokens than this in one request (the longest context windows are 10M)
+MAX_TOKENS = 10_000_000
+
 
 def fallback_count(text: str) -> int:
     """``ceil(len(text) / 4)``: the documented last resort."""

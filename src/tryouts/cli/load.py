@@ -1,4 +1,4 @@
-"""``tryouts load``: one load point against an OpenAI-compatible endpoint (first version; docs/load.md)."""
+"""``tryouts load``: load benchmarks on any model reference, and the stored ones shown and compared (docs/load.md)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from .common import DB_HELP, open_store, parse_options
 
 @app.command(rich_help_panel="Run")
 def load(
-    model: str | None = typer.Argument(None, help="An OpenAI-compatible model reference: openai-compat:URL#MODEL, "
-                                       "llamacpp-server:MODEL, vllm-server:MODEL, openai:MODEL...; or 'show RUN', "
-                                       "'compare RUN RUN ...' for stored benchmarks."),
+    model: str | None = typer.Argument(None, help="Any model reference: an OpenAI-compatible one (openai-compat:"
+                                       "URL#MODEL, llamacpp-server:, vllm-server:, openai:...) gets the raw client, "
+                                       "any other its provider's stream; or 'show RUN', 'compare RUN RUN ...' for "
+                                       "stored benchmarks."),
     runs: list[str] = typer.Argument(None, help="show, compare: stored load benchmarks (run ids, prefixes or "
                                      "'latest')."),
     self_test_: bool = typer.Option(False, "--self-test", help="Measure the client's own ceiling on this machine "
@@ -43,8 +44,20 @@ def load(
     max_seconds: float | None = typer.Option(None, "--max-seconds", help="Stop sending after this many seconds "
                                              "(what was sent finishes; the rest is reported as not sent)."),
     max_errors: int | None = typer.Option(None, "--max-errors", help="Stop sending after this many failed requests."),
+    stop_over_saturated: bool = typer.Option(False, "--stop-over-saturated", help="constant, poisson: stop sending "
+                                             "once requests in flight and TTFT both keep rising (a sweep's "
+                                             "points always do)."),
     workers: int = typer.Option(1, "--workers", help="Client worker processes (a slice of the schedule each)."),
     prompt_words: int = typer.Option(32, "--prompt-words", help="Words in each synthetic prompt."),
+    prompt_tokens: str | None = typer.Option(None, "--prompt-tokens", help="Synthetic prompts of this many tokens "
+                                             "instead: MEAN, MEAN:STDEV or MEAN:STDEV:MIN:MAX, counted with "
+                                             "--tokenizer."),
+    output_tokens: str | None = typer.Option(None, "--output-tokens", help="Each request's max_tokens drawn from "
+                                             "MEAN[:STDEV[:MIN:MAX]] (instead of --max-tokens)."),
+    tokenizer: str | None = typer.Option(None, "--tokenizer", help="The model's tokenizer for --prompt-tokens: a "
+                                         ".gguf file, a tokenizer.json, a model folder or a cached Hub id."),
+    ignore_eos: bool = typer.Option(False, "--ignore-eos", help="Send ignore_eos (vLLM, llama.cpp's server) so "
+                                    "each answer runs to its max_tokens."),
     suite: str | None = typer.Option(None, "--suite", help="Send the prompts of this suite file (each case's "
                                      "rendered messages, in turn) instead of synthetic ones."),
     max_tokens: int = typer.Option(64, "--max-tokens", help="max_tokens of each request."),
@@ -76,8 +89,8 @@ def load(
         LoadLedger,
         LoadSettings,
         client_warning,
-        endpoint_for,
         parse_slo,
+        preflight,
         run_goodput_search,
         run_load,
         run_sweep,
@@ -103,10 +116,11 @@ def load(
         base = LoadSettings(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed,
                             burstiness=burstiness, warmup=warmup, cooldown=cooldown, max_seconds=max_seconds,
-                            max_errors=max_errors, suite=suite)
+                            max_errors=max_errors, suite=suite, prompt_tokens=prompt_tokens,
+                            output_tokens=output_tokens, tokenizer=tokenizer, ignore_eos=ignore_eos)
         options = parse_options(option, 1)[0]
         base.check()
-        endpoint_for(model, options)  # a reference the client cannot drive stops here, before anything is stored
+        preflight(model, options)  # a reference that cannot be driven stops here, before anything is stored
         ledger = LoadLedger(open_store(db), model, profile, base)
         if profile == "sweep":
             return _points(model, fmt, ledger, lambda on_point: run_sweep(model, base, options, size=sweep_size,
@@ -117,10 +131,11 @@ def load(
                             seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
                             max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
                             cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, ramp=ramp,
-                            suite=suite)
+                            suite=suite, stop_over_saturated=stop_over_saturated, prompt_tokens=prompt_tokens,
+                            output_tokens=output_tokens, tokenizer=tokenizer, ignore_eos=ignore_eos)
     options = parse_options(option, 1)[0]
     settings.check()
-    endpoint_for(model, options)
+    preflight(model, options)
     ledger = LoadLedger(open_store(db), model, profile, settings)
     try:
         out = run_load(model, settings, options)
@@ -147,7 +162,8 @@ def load(
             f"{out['completed']}/{out['num_prompts']} completed ({out['failed']} failed, {out['rate_limited']} rate "
             f"limited, {out['incomplete']} incomplete) in {out['duration']:.2f} s: {out['request_throughput']:.2f} "
             f"req/s, {out['output_throughput']:.1f} output tok/s, peak {out['max_concurrent_requests']} in flight."
-            + (f" Stopped early: {out['not_sent']} requests not sent." if out["not_sent"] else ""),
+            + (f" Stopped early ({STOPS.get(out['stopped'], out['stopped'])}): {out['not_sent']} requests not sent."
+               if out["not_sent"] else ""),
             highlight=False)
         if out["request_goodput"] is not None:
             console.print(f"Goodput {out['request_goodput']:.2f} req/s; SLO attainment "
@@ -161,6 +177,11 @@ def load(
                           + (f", ${good:.6f} per good request." if good is not None else "."), highlight=False)
     _stored_as(ledger, fmt)
     return 0 if all(r.ok for r in records) else 2
+
+
+#: why a point stopped sending, in words
+STOPS = {"max_seconds": "--max-seconds", "max_errors": "--max-errors",
+         "over_saturation": "over-saturated: requests in flight and TTFT kept rising"}
 
 
 def _stored_as(ledger, fmt: str) -> None:

@@ -22,6 +22,10 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 2 when any cell failed (for CI)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars (terminals only)."),
+    client_processes: int | None = typer.Option(
+        None, "--client-processes", help="Worker processes that send and read the API streams, so that many "
+        "concurrent requests do not queue on one event loop (default: 1 when a server gets 32 or more at once; "
+        "0: never)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (the run as 'show --format json')."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
@@ -45,7 +49,11 @@ def run(
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
     store = open_store(db)
     console = make_console(stderr=fmt == "json")
+    if client_processes is not None and not 0 <= client_processes <= 16:
+        raise UsageError("--client-processes must be between 0 and 16.")
     plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
+    if client_processes is not None:
+        plan.policy.client_processes = client_processes
     suite, cells, labels = plan.suite, plan.cells, plan.labels
 
     if dry_run:

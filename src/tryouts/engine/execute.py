@@ -12,7 +12,7 @@ from .. import errors
 from ..measure import compute_timing
 from ..pricing import PriceOverride, price
 from ..providers.base import WARMUP_PROMPT, Provider
-from ..tokens import complete_usage
+from ..tokens import MAX_TOKENS, complete_usage
 from ..types import (
     Collected,
     Delta,
@@ -74,8 +74,6 @@ def describe(exc: BaseException) -> tuple[str, str]:
     return redact(f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it."), "internal"
 
 
-#: no model writes or reads more tokens than this in one request (the longest context windows are 10M)
-MAX_TOKENS = 10_000_000
 #: one answer is cut, as a bad response, past this many streamed chunks or characters (text and reasoning):
 #: far above any real answer, and what keeps a server that streams without end from filling the memory
 MAX_ANSWER_CHUNKS = 1_000_000

@@ -27,6 +27,7 @@ from .. import errors
 from ..pricing import PriceOverride
 from ..providers import warm_local_stack
 from ..providers.base import Provider, warm_http_stack
+from ..providers.http import HTTPProvider
 from ..types import Result
 from .cache import cache_entry, cache_key, cached_result
 from .events import CellDelta, CellLike, CellQueued, CellRetry, CellStarted, ModelLoading
@@ -69,6 +70,7 @@ class _Execution:
         self.one_at_a_time = asyncio.Lock() if ctx.policy.sequential else None
         self.inflight: dict[int, set[asyncio.Task]] = defaultdict(set)
         self.bugs: list[BaseException] = []
+        self.offload: Any = None  # the worker processes of offloaded HTTP lanes (providers/offload.py)
 
     async def run(self) -> Progress:
         cells = self.schedule.cells()
@@ -85,6 +87,8 @@ class _Execution:
                                    for lane in self.schedule.lanes))
         finally:
             unsubscribe()
+            if self.offload is not None:
+                self.offload.close()
         if self.bugs:
             raise self.bugs[0]
         return self.progress
@@ -261,6 +265,7 @@ class _Execution:
                 provider, load[m] = await self.open_provider(lane, m, made)
                 if provider is not None:
                     opened[m] = provider
+            await self.attach_offload(limits.concurrency, opened.values())
             sem = asyncio.Semaphore(limits.concurrency)
             ready = perf_counter_ns()  # every cell of a batch is ready at once: queue time counts from here
             for cell in lane_order(lane):
@@ -286,6 +291,21 @@ class _Execution:
             for m, provider in lane.providers.items():
                 if m in opened or m not in load:  # one that failed to load is closed already
                     await _close(provider)
+
+    async def attach_offload(self, concurrency: int, providers: Any) -> None:
+        """Hand this lane's HTTP providers to worker processes when the policy asks (Policy.offload_workers):
+        one pool for the whole run, started by the first lane that needs it, stopped when the run ends."""
+        workers = self.policy.offload_workers(concurrency)
+        http = [p for p in providers if isinstance(p, HTTPProvider)]
+        if not workers or not http:
+            return
+        if self.offload is None:
+            from ..providers.offload import OffloadPool
+
+            self.offload = OffloadPool(workers)
+            await self.offload.start()
+        for p in http:
+            p.offload = self.offload
 
     async def in_process_lane(self, lane: Lane) -> None:
         """In-process models one at a time: each loaded, fed its cells (in batches when it batches), closed."""

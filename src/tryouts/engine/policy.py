@@ -21,6 +21,11 @@ class LaneLimits:
     tokens_per_minute: float | None = None
 
 
+#: a lane with this many concurrent requests is carried by a worker process by default: below it one event loop
+#: keeps the reported TTFT within a millisecond of the truth (benchmarks/RESULTS.md, "tryouts run at 128 streams")
+OFFLOAD_AT = 32
+
+
 @dataclass
 class Policy:
     """How cells are run. Defaults suit commercial APIs; suites override them."""
@@ -42,6 +47,16 @@ class Policy:
     use_cache: bool = True
     #: one cell at a time in the whole run (``tryouts compare --sequential``)
     sequential: bool = False
+    #: worker processes that send and read the HTTP providers' streams (providers/offload.py): None (auto)
+    #: gives one to a run with a lane of at least :data:`OFFLOAD_AT` concurrent requests, 0 never offloads,
+    #: N gives N to a run with any HTTP lane
+    client_processes: int | None = None
+
+    def offload_workers(self, lane_concurrency: int) -> int:
+        """How many worker processes should carry a lane with this concurrency (0: this event loop)."""
+        if self.client_processes is not None:
+            return max(0, int(self.client_processes))
+        return 1 if lane_concurrency >= OFFLOAD_AT else 0
 
     def concurrency_for(self, provider: str, on_this_machine: bool = False, declared: int | None = None) -> int:
         """Requests in flight at once on one server of ``provider``: the limit set for it (a suite's

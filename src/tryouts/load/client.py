@@ -24,17 +24,16 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..engine.execute import MAX_TOKENS
 from ..errors import UsageError
+from ..providers import rawhttp
+from ..providers.rawhttp import MAX_HEAD
+from ..tokens import MAX_TOKENS
 from .metrics import RequestRecord
 
 #: a streamed line that carries generated content (text, reasoning, or a tool call)
 CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning)":\s*"(?!")|"tool_calls":\s*\[\s*\{')
 #: the rate-limit headers a 429 keeps (OpenAI's and most compatible servers', Anthropic's)
 RATE_HEADER = re.compile(r"(?:x-ratelimit-|anthropic-ratelimit-|ratelimit-)")
-#: the most a response's error body or headers may take (a hostile server cannot fill the memory)
-MAX_HEAD = 64 * 1024
-READ_BLOCK = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -66,36 +65,12 @@ class Endpoint:
         return ("\r\n".join(head) + "\r\n\r\n").encode() + data
 
 
-class Connection:
-    """One kept-alive connection (reopened after the server closes it)."""
+class Connection(rawhttp.Connection):
+    """One kept-alive connection to an endpoint (reopened after the server closes it)."""
 
     def __init__(self, endpoint: Endpoint, ssl_context: ssl.SSLContext | None = None) -> None:
-        self.endpoint, self.ssl = endpoint, ssl_context
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def open(self) -> None:
-        if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(
-                self.endpoint.host, self.endpoint.port, ssl=self.ssl if self.endpoint.tls else None,
-                limit=MAX_HEAD)
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-async def _read_head(reader: asyncio.StreamReader) -> tuple[int, dict[str, str]]:
-    raw = await reader.readuntil(b"\r\n\r\n")
-    lines = raw.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        k, sep, v = line.partition(":")
-        if sep:
-            headers[k.strip().lower()] = v.strip()
-    return status, headers
+        super().__init__(endpoint.host, endpoint.port, endpoint.tls, ssl_context)
+        self.endpoint = endpoint
 
 
 async def send(conn: Connection, payload: bytes, rec: RequestRecord) -> None:
@@ -110,7 +85,8 @@ async def send(conn: Connection, payload: bytes, rec: RequestRecord) -> None:
     rec.sent_ns = perf_counter_ns()
     writer.write(payload)
     try:
-        status, headers = await _read_head(reader)
+        status, pairs = await rawhttp.read_head(reader)
+        headers = dict(pairs)
         rec.request_id = headers.get("x-request-id") or headers.get("request-id")
         if status != 200:
             rec.status = "rate_limited" if status == 429 else "error"
@@ -137,40 +113,12 @@ async def _drain_error(reader: asyncio.StreamReader, headers: dict[str, str]) ->
     if 0 < length <= MAX_HEAD:
         await reader.readexactly(length)
     elif headers.get("transfer-encoding", "").lower() == "chunked":
-        async for _ in _chunks(reader):
+        async for _ in rawhttp.chunked_blocks(reader):
             pass
 
 
-async def _chunks(reader: asyncio.StreamReader):
-    """The payload blocks of a chunked body, each with the time its bytes were read."""
-    while True:
-        size_line = await reader.readuntil(b"\r\n")
-        size = int(size_line.split(b";", 1)[0], 16)
-        if size == 0:
-            await reader.readuntil(b"\r\n")
-            return
-        data = await reader.readexactly(size + 2)
-        yield perf_counter_ns(), data[:-2]
-
-
-async def _plain(reader: asyncio.StreamReader, length: int | None):
-    """The blocks of a body of known length (or up to the connection's end), each with its read time."""
-    left = length
-    while left is None or left > 0:
-        data = await reader.read(READ_BLOCK if left is None else min(READ_BLOCK, left))
-        if not data:
-            return
-        if left is not None:
-            left -= len(data)
-        yield perf_counter_ns(), data
-
-
 async def _read_stream(reader: asyncio.StreamReader, headers: dict[str, str], rec: RequestRecord) -> None:
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        blocks = _chunks(reader)
-    else:
-        length = headers.get("content-length")
-        blocks = _plain(reader, int(length) if length else None)
+    blocks = rawhttp.body_blocks(reader, headers)
     pending = b""
     usage_line = None
     async for t, data in blocks:

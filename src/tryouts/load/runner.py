@@ -27,14 +27,18 @@ from typing import Any
 from .arrivals import paced_send
 from .client import Connection, Endpoint, send
 from .metrics import RequestRecord
+from .saturation import SaturationWatch
 
 
 @dataclass(frozen=True)
 class Limits:
-    """When a load point stops sending: after ``max_seconds`` from its start, or ``max_errors`` failures."""
+    """When a load point stops sending: after ``max_seconds`` from its start, ``max_errors`` failures, or (with
+    ``stop_over_saturated``, open loop only) once requests in flight and TTFT both keep rising
+    (load/saturation.py :class:`~tryouts.load.saturation.SaturationWatch`)."""
 
     max_seconds: float | None = None
     max_errors: int | None = None
+    stop_over_saturated: bool = False
 
 
 @dataclass(frozen=True)
@@ -70,8 +74,12 @@ async def dispatch(
     rate: float = math.inf,
     worker: int = 0,
     limits: Limits | None = None,
+    sender: Any = None,
 ) -> list[RequestRecord]:
     """Send ``items`` on their schedule from this event loop; every sent request's record, in index order.
+
+    ``sender``: sends each item another way than the raw client, ``await sender(payload, record)`` (a
+    provider's own stream: load/provider_client.py); ``endpoint`` is then unused.
 
     ``limits``: stop sending once the point has run ``max_seconds`` or seen ``max_errors`` failed requests
     (this worker's share); what was sent runs to its end, what was not is not sent."""
@@ -87,16 +95,24 @@ async def dispatch(
     last_send_s: float | None = None
 
     failures = [0]
+    in_flight = [0]
+    watch = SaturationWatch() if limits.stop_over_saturated and not closed_loop else None
+    saturated = [False]
 
-    async def one(rec: RequestRecord, payload: bytes) -> None:
-        conn = idle.pop() if idle else Connection(endpoint)
+    async def one(rec: RequestRecord, payload: Any) -> None:
+        conn = None if sender is not None else idle.pop() if idle else Connection(endpoint)
         try:
-            await send(conn, payload, rec)
+            await (sender(payload, rec) if conn is None else send(conn, payload, rec))
             failures[0] += rec.status in ("error", "rate_limited")
         finally:
-            idle.append(conn)
+            if conn is not None:
+                idle.append(conn)
+            in_flight[0] -= 1
             if slots is not None:
                 slots.release()
+        if watch is not None and rec.first_ns is not None and rec.sent_ns is not None:
+            watch.answered((rec.sent_ns - start_ns) / 1e9, (rec.first_ns - rec.sent_ns) / 1e6)
+            saturated[0] = saturated[0] or watch.saturated((perf_counter_ns() - start_ns) / 1e9)
 
     for item in items:
         due_ns = start_ns + round(item.due_s * 1e9)
@@ -116,11 +132,15 @@ async def dispatch(
             if slots is not None:
                 slots.release()
             break
-        if stop_ns is not None and perf_counter_ns() > stop_ns:  # held past the end by the concurrency cap
+        # held past the end by the concurrency cap, or the server's queue keeps growing
+        if (stop_ns is not None and perf_counter_ns() > stop_ns) or saturated[0]:
             if slots is not None:
                 slots.release()
             break
         last_send_s = (perf_counter_ns() - start_ns) / 1e9
+        in_flight[0] += 1
+        if watch is not None:
+            watch.sent(last_send_s, in_flight[0])
         rec = RequestRecord(index=item.index, due_ns=due_ns, worker=worker)
         records.append(rec)
         task = asyncio.create_task(one(rec, item.payload))
@@ -151,6 +171,29 @@ def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurren
         gc.enable()
 
 
+async def _in_process(endpoint: Endpoint, items: list[Item], max_concurrency: int | None, rate: float,
+                      lead_s: float, limits: Limits | None, sender: Any) -> tuple[list[RequestRecord], int]:
+    """One point in this process: the sender opened (a model loaded, a warm-up sent) before the clock starts,
+    and, as in a worker, no garbage collection while it measures."""
+    if sender is not None:
+        await sender.open()
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        start_ns = perf_counter_ns() + round(lead_s * 1e9)
+        records = await dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
+                                 limits=limits, sender=sender)
+        return records, start_ns
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+        if sender is not None:
+            await sender.close()
+
+
 def run_point(
     endpoint: Endpoint,
     items: list[Item],
@@ -160,6 +203,7 @@ def run_point(
     workers: int = 1,
     lead_s: float = 0.2,
     limits: Limits | None = None,
+    sender: Any = None,
 ) -> tuple[list[RequestRecord], int]:
     """Run one load point over ``workers`` processes (1: in this process); its records and start time (ns).
 
@@ -167,20 +211,10 @@ def run_point(
     long after every worker is ready the schedule starts.
     """
     workers = max(1, min(workers, len(items) or 1, max_concurrency or workers))
+    if sender is not None:
+        workers = 1  # a provider's stream runs in this process (its model may be loaded here)
     if workers == 1:
-        enabled = gc.isenabled()
-        gc.collect()
-        gc.freeze()  # as in a worker: no collection pauses the loop that stamps
-        gc.disable()
-        try:
-            start_ns = perf_counter_ns() + round(lead_s * 1e9)
-            records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
-                                           limits=limits))
-        finally:
-            gc.unfreeze()
-            if enabled:
-                gc.enable()
-        return records, start_ns
+        return asyncio.run(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender))
     limits = limits or Limits()
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []
@@ -190,7 +224,7 @@ def run_point(
         proc = ctx.Process(target=_worker_main, daemon=True,
                            args=(child, endpoint, items[w::workers], share or None, rate / workers, w,
                                  Limits(limits.max_seconds, None if limits.max_errors is None else
-                                        -(-limits.max_errors // workers))))
+                                        -(-limits.max_errors // workers), limits.stop_over_saturated)))
         proc.start()
         pipes.append(parent)
         procs.append(proc)

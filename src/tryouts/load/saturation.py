@@ -17,6 +17,61 @@ from collections.abc import Sequence
 from .metrics import RequestRecord
 
 
+class Running:
+    """Least-squares sums of (x, y) pairs kept as they come: :meth:`rising` asks what
+    :func:`significant_rise` asks of the same pairs, in constant time."""
+
+    __slots__ = ("n", "sx", "sxx", "sxy", "sy", "syy")
+
+    def __init__(self) -> None:
+        self.n, self.sx, self.sy, self.sxx, self.syy, self.sxy = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+
+    def add(self, x: float, y: float) -> None:
+        self.n += 1
+        self.sx += x
+        self.sy += y
+        self.sxx += x * x
+        self.syy += y * y
+        self.sxy += x * y
+
+    def rising(self, *, t_min: float = 2.0, min_points: int = 8) -> bool:
+        n = self.n
+        if n < min_points:
+            return False
+        sxx = self.sxx - self.sx * self.sx / n
+        if sxx <= 0:
+            return False
+        sxy = self.sxy - self.sx * self.sy / n
+        syy = self.syy - self.sy * self.sy / n
+        slope = sxy / sxx
+        resid = max(0.0, syy - slope * sxy)
+        se = math.sqrt(resid / (n - 2) / sxx) if n > 2 else math.inf
+        return slope > 0 and (se == 0 or slope / se >= t_min)
+
+
+class SaturationWatch:
+    """Over-saturation seen while a point runs (the same test as :func:`over_saturated`, kept up as requests
+    are sent and end): the dispatcher stops sending once both series keep rising, after ``min_seconds`` and
+    ``min_points`` answered requests. Constant time per request: nothing slows the loop that stamps."""
+
+    def __init__(self, *, t_min: float = 2.0, min_points: int = 20, min_seconds: float = 2.0) -> None:
+        self.inflight, self.ttft = Running(), Running()
+        self.t_min, self.min_points, self.min_seconds = t_min, min_points, min_seconds
+
+    def sent(self, t_s: float, in_flight: int) -> None:
+        """A request sent ``t_s`` seconds into the point, with ``in_flight`` requests then in flight (itself too)."""
+        self.inflight.add(t_s, float(in_flight))
+
+    def answered(self, t_sent_s: float, ttft_ms: float) -> None:
+        self.ttft.add(t_sent_s, ttft_ms)
+
+    def saturated(self, now_s: float) -> bool:
+        if now_s < self.min_seconds or self.ttft.n < self.min_points:
+            return False
+        return (self.inflight.rising(t_min=self.t_min, min_points=self.min_points)
+                and self.ttft.rising(t_min=self.t_min, min_points=self.min_points))
+
+
 def significant_rise(xs: Sequence[float], ys: Sequence[float], *, t_min: float = 2.0, min_points: int = 8) -> bool:
     """Whether ``ys`` rises with ``xs``: a positive least-squares slope at least ``t_min`` standard errors."""
     n = len(xs)

@@ -216,6 +216,9 @@ class HTTPProvider(Provider):
     base_url: str
     key_env: str | None
     _slots: ClientSlots | None = None
+    #: worker processes that send and read this provider's streams (providers/offload.py), set by the engine
+    #: for a lane with many concurrent requests; None: this event loop does it
+    offload: Any = None
 
     def configured_base_url(self, env: str, default: str) -> str:
         """The ``base_url`` option, else ``$env``, else ``default``, without a trailing slash; refused
@@ -298,11 +301,13 @@ class HTTPProvider(Provider):
         assert slots is not None
         body = self.body(request)
         finished = False
-        items = stream_http(
-            slots, lambda client: client.build_request("POST", url, json=body), where=self.base_url,
-            http_error=self._http_error, decoder=decoder() if decoder else None, partial=partial, raw=raw,
-            on_transport_error=on_transport_error,
-        )
+        items = self._offloaded(slots, url, body, decoder, raw, partial, on_transport_error)
+        if items is None:
+            items = stream_http(
+                slots, lambda client: client.build_request("POST", url, json=body), where=self.base_url,
+                http_error=self._http_error, decoder=decoder() if decoder else None, partial=partial, raw=raw,
+                on_transport_error=on_transport_error,
+            )
         async with contextlib.aclosing(items):
             async for item in items:
                 if isinstance(item, Sent):
@@ -315,3 +320,29 @@ class HTTPProvider(Provider):
                         yield ev
         if not finished:
             raise errors.StreamCutError(cut, partial_text=partial())
+
+    def _offloaded(self, slots: ClientSlots, url: str, body: dict[str, Any], decoder: Any, raw: bool,
+                   partial: Callable[[], str], on_transport_error: Any) -> AsyncIterator[Any] | None:
+        """The stream through :attr:`offload`'s worker processes, or None when it is not set or this request
+        cannot go that way (providers/offload.py)."""
+        if self.offload is None:
+            return None
+        from .offload import offload_http, offloadable
+
+        client = slots.checkout()  # only to build the request with the clients' headers: nothing is sent
+        try:
+            request = client.build_request("POST", url, json=body)
+        finally:
+            slots.checkin(client)
+        if not offloadable(request.url, decoder, raw):
+            return None
+
+        def mapped(exc: httpx.HTTPError) -> errors.ProviderError | None:
+            if on_transport_error is None:
+                return transport_error(exc, self.base_url, partial_text=partial())
+            return on_transport_error(exc, partial())
+
+        from .sse import SSEDecoder
+
+        return offload_http(self.offload, request, slots.timeout, where=self.base_url, http_error=self._http_error,
+                            check_type=_check_stream_type, transport_error=mapped, decoder=SSEDecoder())

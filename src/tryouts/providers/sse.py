@@ -43,8 +43,9 @@ class SSEDecoder:
         self._id: str | None = None
         self._pending_cr = False
 
-    def feed(self, chunk: bytes) -> list[SSEEvent]:
-        """Decode ``chunk`` and return every event it completes, each stamped now."""
+    def feed(self, chunk: bytes, t_ns: int | None = None) -> list[SSEEvent]:
+        """Decode ``chunk`` and return every event it completes, each stamped now (or ``t_ns``: when the
+        bytes were read, by a worker process: providers/offload.py)."""
         if self._pending_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]  # the \n of a \r\n split across two chunks
         self._pending_cr = False
@@ -60,7 +61,7 @@ class SSEDecoder:
         for raw in lines:
             ev = self._line(raw.decode("utf-8", errors="replace"))
             if ev is not None:
-                ev.t_ns = perf_counter_ns()
+                ev.t_ns = t_ns if t_ns is not None else perf_counter_ns()
                 out.append(ev)
         return out
 

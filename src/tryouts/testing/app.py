@@ -49,6 +49,7 @@ class ReplayApp:
         self.require_key = require_key
         self.log = ReplayLog(log_limit)
         self._fail_counts: dict[str, int] = {}
+        self._capacity: dict[int, asyncio.Semaphore] = {}
         self._slack_s: float | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -136,6 +137,12 @@ class ReplayApp:
         entry = self.log.new(s.id, recv_ns, s, stream)
         entry["script"] = model
         return entry
+
+    def capacity_gate(self, n: int) -> asyncio.Semaphore:
+        """``capacity=N``: the one queue of every request with that N (at most N in service at once)."""
+        if n not in self._capacity:
+            self._capacity[n] = asyncio.Semaphore(n)
+        return self._capacity[n]
 
     def slack(self) -> float:
         """Seconds added to each sleep: uvloop's timers may fire up to half a millisecond early (fixed on first use)."""

@@ -9,6 +9,7 @@ a scripted error status OpenAI's error body for it. What each script key does is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -164,6 +165,9 @@ async def chat(
     except ScriptError as exc:
         return await send_json(send, 400, error_object(str(exc), "invalid_request_error", "invalid_script", "model"))
     stream = bool(req.get("stream"))
+    if s.id == "@prompt":  # log under the last message's text: one model, many requests, each found by its prompt
+        messages = req.get("messages") or [{}]
+        s.id = str((messages[-1] or {}).get("content", ""))[:200] if isinstance(messages[-1], dict) else None
     entry = app.admit(s, model, recv_ns, stream)
     if s.status != 200:
         err = openai_error(s.status, s, key=key)
@@ -171,12 +175,15 @@ async def chat(
             err["error"]["message"] += auth_echo(scope, key)
         return await send_json(send, s.status, err, retry_after(s.retry_after))
     slack = app.slack()
-    if stream:
-        opts = req.get("stream_options")
-        include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
-        await _stream(s, include_usage, recv_ns, entry, receive, send, slack)
-    else:
-        await _complete(s, recv_ns, entry, send, slack)
+    async with app.capacity_gate(s.capacity) if s.capacity else contextlib.nullcontext():
+        if s.capacity:  # a server at capacity: the request waited in its queue, and its schedule starts now
+            recv_ns = time.perf_counter_ns()
+        if stream:
+            opts = req.get("stream_options")
+            include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
+            await _stream(s, include_usage, recv_ns, entry, receive, send, slack)
+        else:
+            await _complete(s, recv_ns, entry, send, slack)
 
 
 async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float) -> None:

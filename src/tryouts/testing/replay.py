@@ -37,10 +37,13 @@ status         200        answer with this HTTP status (400-599) and OpenAI's er
 retry_after    (none)     with an error status: a ``Retry-After`` header with this value
 quota          0          1: a 429 says ``insufficient_quota`` instead of ``rate_limit_exceeded``
 timings        0          1: a llama.cpp-style ``timings`` object in the last chunk
-id             (none)     record server-side times under this id: ``GET /_replay/log/{id}``
+id             (none)     record server-side times under this id: ``GET /_replay/log/{id}``; ``@prompt``: under
+                          the last message's text (the chat route), for many requests of one model
 fail_first     0          the first N requests with this exact script fail (``status``, or ``cut_after``);
                           later ones succeed: for testing retries
 model          (none)     the model name echoed back (same as a part without ``=``)
+capacity       0          N: at most N requests with this capacity are served at once (the chat route); the
+                          others wait in one queue, their schedule starting when served: an overloaded server
 echo_auth      0          1: an error's message repeats the request's credentials (``Authorization``,
                           ``x-api-key``, ``api-key``, ``x-goog-api-key``, a ``key=`` query parameter), as a
                           careless server or proxy does; every dialect (the OpenAI route: the Bearer key)

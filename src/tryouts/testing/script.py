@@ -52,6 +52,7 @@ class Script:
     text: str | None = None
     completion_tokens: str | None = None
     echo_auth: bool = False
+    capacity: int = 0
 
     @property
     def n_content_chunks(self) -> int:
@@ -187,6 +188,7 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "text": lambda key, value: urllib.parse.unquote(value),
     "completion_tokens": _text,
     "echo_auth": _flag,
+    "capacity": _int(0, 100_000),
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Script)}
 

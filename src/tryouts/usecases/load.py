@@ -1,4 +1,5 @@
-"""One load point against an OpenAI-compatible endpoint (``tryouts load``, first version; docs/load.md).
+"""Load benchmarks (``tryouts load``, docs/load.md): one load point, a sweep, a goodput search, and the ledger
+that stores them.
 
 Profiles:
 
@@ -9,9 +10,10 @@ Profiles:
 * ``sweep`` (:func:`run_sweep`): synchronous, saturated, then evenly spaced rates between them;
 * ``goodput-search`` (:func:`run_goodput_search`): the highest rate meeting the SLOs for a share of requests.
 
-The model is any Tryouts reference served by the OpenAI-compatible provider (``openai-compat:URL#MODEL``,
-``llamacpp-server:``, ``vllm-server:``, ``openai:``...). Its base URL, model name and key come from the
-provider, as for any other command. Prompts are synthetic for now: ``prompt_words`` words each.
+The model is any Tryouts reference. An OpenAI-compatible one (``openai-compat:URL#MODEL``, ``llamacpp-server:``,
+``vllm-server:``, ``openai:``...) is driven by the raw client (load/client.py), with its base URL, model name
+and key from the provider; any other by its provider's own stream (load/provider_client.py). Prompts are
+numbered words, synthetic ones of a token-length distribution, or a suite's.
 """
 
 from __future__ import annotations
@@ -54,6 +56,15 @@ class LoadSettings:
     ramp: str | None = None
     #: a suite file whose prompts (each case's rendered messages) are sent in turn instead of synthetic ones
     suite: str | None = None
+    #: open loop: stop sending once requests in flight and TTFT both keep rising (load/saturation.py)
+    stop_over_saturated: bool = False
+    #: synthetic prompts of this many tokens, ``MEAN[:STDEV[:MIN:MAX]]`` (load/prompts.py), counted with
+    #: ``tokenizer`` (else the model's ``tokenizer`` option); and each request's ``max_tokens`` so drawn
+    prompt_tokens: str | None = None
+    output_tokens: str | None = None
+    tokenizer: str | None = None
+    #: send ``ignore_eos: true`` (vLLM, llama.cpp's server) so each answer is as long as its max_tokens
+    ignore_eos: bool = False
 
     def check(self) -> None:
         if self.profile not in PROFILES:  # sweep runs these (run_sweep)
@@ -78,6 +89,16 @@ class LoadSettings:
             raise UsageError("--warmup and --cooldown are numbers of requests, 0 or more.")
         if self.prompt_words < 1 or self.max_tokens < 1:
             raise UsageError("--prompt-words and --max-tokens must be at least 1.")
+        if self.prompt_tokens is not None:
+            from ..load.prompts import Lengths
+
+            if self.suite:
+                raise UsageError("--prompt-tokens makes synthetic prompts; --suite sends a suite's: give one.")
+            Lengths.parse(self.prompt_tokens, "--prompt-tokens")
+        if self.output_tokens is not None:
+            from ..load.prompts import Lengths
+
+            Lengths.parse(self.output_tokens, "--output-tokens")
         unknown = set(self.slo) - {"ttft", "tpot", "e2el"}
         if unknown:
             raise UsageError(f"SLOs are ttft, tpot and e2el (milliseconds), not {', '.join(sorted(unknown))}.")
@@ -126,17 +147,35 @@ def parse_slo(items: list[str]) -> dict[str, float]:
 
 
 def endpoint_for(ref: str, options: dict[str, Any] | None = None) -> tuple[Any, Any]:
-    """The load client's endpoint for a model reference, and the provider (for its model name and prices)."""
+    """The raw client's endpoint for a model reference (None when it is not an OpenAI-compatible one: its
+    provider's own stream carries the load, load/provider_client.py), and the provider."""
     from ..load.client import Endpoint
     from ..providers import create_provider, get_info
     from ..types import ModelSpec
 
     spec = ModelSpec.parse(ref, options or {})
-    if get_info(spec.provider).module != "tryouts.providers.openai_compat":
-        raise UsageError(f"tryouts load drives OpenAI-compatible endpoints for now (openai-compat:URL#MODEL, "
-                         f"llamacpp-server:, vllm-server:, openai:, groq: ...), not {spec.provider}:.")
     provider = create_provider(spec)
+    if get_info(spec.provider).module != "tryouts.providers.openai_compat":
+        return None, provider
     return Endpoint.parse(provider.base_url, provider.auth_headers()), provider
+
+
+def preflight(ref: str, options: dict[str, Any] | None = None) -> None:
+    """Stop before anything is stored when ``ref`` cannot be driven: a bad reference, or an API without its
+    key (an API provider's load() reads it; an in-process model is not loaded twice for this)."""
+    import asyncio
+
+    from ..providers.http import HTTPProvider
+
+    endpoint, provider = endpoint_for(ref, options)
+    if endpoint is None and isinstance(provider, HTTPProvider):
+        async def check() -> None:
+            try:
+                await provider.load()
+            finally:
+                await provider.aclose()
+
+        asyncio.run(check())
 
 
 def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -160,16 +199,35 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     cap = 1 if settings.profile == "synchronous" else settings.streams if closed else settings.max_concurrency
     offsets = [0.0] * n if closed else arrival_offsets(n, rate, arrival=settings.profile, burstiness=settings.burstiness,
                                                         seed=settings.seed, ramp=ramp)
-    prompts = suite_prompts(settings.suite) if settings.suite else None
-    words = " ".join(["hello"] * settings.prompt_words)
-    items = [Item(i, offsets[i], endpoint.request_bytes(
-        {**body, "messages": prompts[i % len(prompts)] if prompts else [{"role": "user", "content": f"{i} {words}"}]}))
-        for i in range(n)]
+    messages, counted, data = _messages(settings, provider, n)
+    maxes = None
+    if settings.output_tokens is not None:
+        from ..load.prompts import Lengths, output_lengths
+
+        maxes = output_lengths(n, Lengths.parse(settings.output_tokens, "--output-tokens"), settings.seed)
+    if settings.ignore_eos:
+        if endpoint is None:
+            raise UsageError(f"--ignore-eos is a field of OpenAI-compatible servers' requests; {ref} is driven by "
+                             "its provider, which sends its own fields: leave --ignore-eos out.")
+        body["ignore_eos"] = True
+    sender = None
+    if endpoint is None:  # the provider's own stream (load/provider_client.py)
+        from ..load.provider_client import ProviderSender
+        from ..types import GenParams, Request
+
+        sender = ProviderSender(provider)
+        items = [Item(i, offsets[i], Request(messages=messages[i], params=GenParams(
+            max_tokens=maxes[i] if maxes else settings.max_tokens))) for i in range(n)]
+    else:
+        items = [Item(i, offsets[i], endpoint.request_bytes(
+            {**body, "messages": messages[i], **({"max_tokens": maxes[i]} if maxes else {})})) for i in range(n)]
     records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers,
-                                  limits=Limits(settings.max_seconds, settings.max_errors))
+                                  limits=Limits(settings.max_seconds, settings.max_errors, settings.stop_over_saturated),
+                                  sender=sender)
     # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
     # requests kept it up around them and are left out of every figure
     sent = len(records)
+    stopped = None if sent == n else _stop_reason(records, settings)
     for r in records:
         r.phase = ("warmup" if r.index < settings.warmup else
                    "measured" if r.index < settings.warmup + settings.requests else "cooldown")
@@ -177,29 +235,76 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     records = [r for r in records if r.phase == "measured"]
     start_ns = min((r.due_ns for r in records), default=start_ns)
     now = datetime.now(UTC)
-    estimated = False
+    estimated = counted_in = False
     for r in records:
-        if r.ok and r.output_tokens is None and provider.one_token_per_chunk:
+        if r.ok and r.input_tokens is None and counted is not None:
+            r.input_tokens, counted_in = counted[r.index], True  # no usage sent: the prompt, counted with its template
+        if r.ok and r.output_tokens is None and getattr(provider, "one_token_per_chunk", False):
             r.output_tokens, estimated = len(r.chunk_ns), True  # llama.cpp's server: one token per chunk, no usage
-        if r.ok and provider.free:
+        if r.ok and (getattr(provider, "free", False) or provider.local):
             r.cost_usd = Decimal(0)  # a server on this machine: free, unless --price-per-hour prices it
         elif r.ok and r.input_tokens is not None and r.output_tokens is not None:
             cost = price(provider.price_provider, provider.model_name,
                          Usage(input_tokens=r.input_tokens, output_tokens=r.output_tokens), now,
-                         local=provider.free)
+                         local=getattr(provider, "free", False) or provider.local)
             r.cost_usd = cost.total
     ends = [r.done_ns for r in records if r.done_ns is not None]
     slo = SLO(ttft_ms=settings.slo.get("ttft"), tpot_ms=settings.slo.get("tpot"), e2el_ms=settings.slo.get("e2el"))
     figures = summarize(records, start_ns=start_ns, end_ns=max(ends) if ends else start_ns, slo=slo,
                         hourly_usd=settings.hourly_usd)
     return {
-        "model": ref, "profile": settings.profile, "request_rate": "inf" if closed else rate, "ramp": settings.ramp,
+        "model": ref, "client": "raw" if endpoint is not None else "provider", "profile": settings.profile, "request_rate": "inf" if closed else rate, "ramp": settings.ramp,
         "burstiness": settings.burstiness, "max_concurrency": cap, "workers": settings.workers,
         "seed": settings.seed, "slo_ms": settings.slo, "output_tokens_counted_as_chunks": estimated,
+        "input_tokens_counted": counted_in,
+        "data": data,
         "warmup_requests": settings.warmup, "cooldown_requests": settings.cooldown,
-        "not_sent": n - sent,  # stopped by --max-seconds or --max-errors
+        "not_sent": n - sent, "stopped": stopped,  # --max-seconds, --max-errors or --stop-over-saturated
         **figures, "records": records, "other_records": others, "start_ns": start_ns,
     }
+
+
+def _messages(settings: LoadSettings, provider: Any, n: int) -> tuple[list[Any], list[int] | None, dict[str, Any]]:
+    """Each request's messages; with a tokenizer, each one's prompt tokens as the server counts them (template
+    included); and what the data was (``data`` in a point's figures)."""
+    if settings.suite:
+        prompts = suite_prompts(settings.suite)
+        return [prompts[i % len(prompts)] for i in range(n)], None, {"source": "suite", "suite": settings.suite,
+                                                                    "distinct_prompts": len(prompts)}
+    if settings.prompt_tokens is None:
+        words = " ".join(["hello"] * settings.prompt_words)
+        return [[{"role": "user", "content": f"{i} {words}"}] for i in range(n)], None, {
+            "source": "words", "prompt_words": settings.prompt_words}
+    from ..load.prompts import Lengths, synthetic_prompts
+    from ..tokens import load_counter
+
+    ref = settings.tokenizer or provider.spec.options.get("tokenizer")
+    if not ref:
+        raise UsageError("--prompt-tokens counts tokens with the model's tokenizer: give --tokenizer (a .gguf "
+                         "file, a tokenizer.json, a model folder or a cached Hub id), or -o tokenizer=...")
+    counter = load_counter(str(ref))
+    made = synthetic_prompts(n, Lengths.parse(settings.prompt_tokens, "--prompt-tokens"), counter, settings.seed)
+    messages = [[{"role": "user", "content": text}] for text, _ in made]
+    counted = [counter.count_prompt(m) for m in messages] if counter.count_prompt else None
+    sizes = [k for _, k in made]
+    mean = sum(sizes) / len(sizes)
+    return messages, counted, {
+        "source": "synthetic", "tokenizer": counter.method, "prompt_tokens": settings.prompt_tokens,
+        "prompt_tokens_mean": mean, "prompt_tokens_min": min(sizes), "prompt_tokens_max": max(sizes),
+        "prompt_tokens_stdev": (sum((k - mean) ** 2 for k in sizes) / len(sizes)) ** 0.5,
+        "output_tokens": settings.output_tokens, "ignore_eos": settings.ignore_eos}
+
+
+def _stop_reason(records: list[Any], settings: LoadSettings) -> str:
+    """Why a point stopped before sending everything: ``max_errors``, ``over_saturation`` or ``max_seconds``."""
+    from ..load.saturation import over_saturated
+
+    failed = sum(r.status in ("error", "rate_limited") for r in records)
+    if settings.max_errors is not None and failed >= settings.max_errors:
+        return "max_errors"
+    if settings.stop_over_saturated and over_saturated(records):
+        return "over_saturation"
+    return "max_seconds"
 
 
 def _point_runner(ref: str, settings: LoadSettings, options: dict[str, Any] | None, points: list[dict[str, Any]],
@@ -241,7 +346,7 @@ def run_sweep(ref: str, settings: LoadSettings, options: dict[str, Any] | None =
     stopped = None
     for k in range(1, n_rates + 1):
         rate = sync + k * (saturated - sync) / n_rates
-        if point(profile="constant", rate=rate)["over_saturated"] and k < n_rates:
+        if point(profile="constant", rate=rate, stop_over_saturated=True)["over_saturated"] and k < n_rates:
             stopped = rate  # queue and TTFT kept rising: higher rates would only lengthen the queue
             break
     return {"model": ref, "profile": "sweep", "synchronous_rate": sync, "saturated_rate": saturated,
