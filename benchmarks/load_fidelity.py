@@ -144,11 +144,47 @@ def engine_rows(base: str, streams: int, per_stream: int) -> list[list[str]]:
     return rows
 
 
+async def floor_open_loop(ep: Endpoint, reqs: list[bytes], offsets: list[float]) -> list[float]:
+    """The open-loop floor: a bare loop that sleeps to each due time and writes the request on an idle
+    kept-alive connection (reading answers in their own tasks); its dispatch lags in ms."""
+    idle: list[tuple] = []
+    lags: list[float] = []
+    tasks = set()
+
+    async def answer(conn: tuple) -> None:
+        reader, _ = conn
+        await reader.readuntil(b"\r\n\r\n")
+        while int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readuntil(b"\r\n")
+        await reader.readuntil(b"\r\n")
+        idle.append(conn)
+
+    for _ in range(64):
+        idle.append(await asyncio.open_connection(ep.host, ep.port))
+    start = perf_counter_ns() + 50_000_000
+    for payload, offset in zip(reqs, offsets, strict=True):
+        due = start + round(offset * 1e9)
+        await asyncio.sleep(max(0.0, (due - perf_counter_ns()) / 1e9))
+        conn = idle.pop() if idle else await asyncio.open_connection(ep.host, ep.port)
+        lags.append((perf_counter_ns() - due) / 1e6)
+        conn[1].write(payload)
+        task = asyncio.create_task(answer(conn))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    await asyncio.gather(*tasks)
+    for _, writer in idle:
+        writer.close()
+    return lags
+
+
 def open_loop_rows(ep: Endpoint, rates: list[float], seconds: float) -> list[list[str]]:
     rows = []
     for rate in rates:
         n = max(20, int(rate * seconds))
         offsets = arrival_offsets(n, rate, seed=1)
+        lags = asyncio.run(floor_open_loop(ep, payloads(ep, f"floorpoisson{rate:g}", n), offsets))
+        rows.append([f"{rate:g}", "floor", "-", f"{n}/{n}", f"{percentile(lags, 50):.2f}", f"{percentile(lags, 99):.2f}",
+                     "-"])
         items = [Item(i, offsets[i], p) for i, p in enumerate(payloads(ep, f"poisson{rate:g}", n))]
         for workers in (1, 2):
             records, start = run_point(ep, items, rate=rate, workers=workers)
@@ -169,9 +205,9 @@ def table(head: list[str], rows: list[list]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--streams", type=int, nargs="+", default=[1, 32, 128])
+    ap.add_argument("--streams", type=int, nargs="+", default=[1, 32, 128, 512])
     ap.add_argument("--per-stream", type=int, default=6)
-    ap.add_argument("--rates", type=float, nargs="+", default=[50, 100, 200])
+    ap.add_argument("--rates", type=float, nargs="+", default=[50, 200, 500, 1000])
     ap.add_argument("--seconds", type=float, default=3.0, help="length of each open-loop point")
     args = ap.parse_args()
     with start_replay_server() as base:

@@ -278,3 +278,33 @@ def test_the_key_is_sent_as_the_provider_sends_it_and_a_missing_one_is_named():
                             env={**env, "OPENAI_API_KEY": "sk-load-test-0123456789"})
         assert ok.returncode == 0 and "2/2 completed" in ok.stdout
         assert "sk-load-test" not in ok.stdout + ok.stderr + missing.stdout + missing.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["-p", "synchronous", "-n", "4"],
+    ["-p", "concurrent", "--streams", "2", "-n", "4"],
+    ["-p", "constant", "-r", "4", "-n", "4", "--max-concurrency", "1"],
+    ["-p", "poisson", "-r", "4", "-n", "4", "--seed", "3"],
+    ["-p", "poisson", "--ramp", "linear:2:8", "-n", "4"],
+    ["-p", "sweep", "--sweep-size", "3", "--streams", "2", "-n", "3"],
+    ["-p", "goodput-search", "--slo", "ttft:5000", "--max-points", "2", "-n", "3"],
+])
+def test_every_profile_runs_against_llamacpps_real_server(llamacpp_server_url, tmp_path, args):
+    """The tiny model behind llama-cpp-python's server. That server aborts a running request when another
+    arrives: such a request is counted as incomplete, never as a completed answer."""
+    import json
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "tryouts", "load", "llamacpp-server:tiny", "-o",
+                        f"base_url={llamacpp_server_url}", "--max-tokens", "6", "--db", str(tmp_path / "t.db"),
+                        "-f", "json", *args], capture_output=True, text=True, timeout=300)
+    assert p.returncode in (0, 2), p.stderr
+    out = json.loads(p.stdout)
+    points = out.get("points", [out])
+    assert points and all(pt["client"] == "raw" and pt["num_prompts"] >= 3 for pt in points)
+    for pt in points:
+        assert pt["completed"] + pt["failed"] + pt["incomplete"] == pt["num_prompts"]
+        assert pt["completed"] >= 1 and pt["mean_ttft_ms"] > 0 and pt["total_output_tokens"] <= 6 * pt["completed"]
+    assert (p.returncode == 0) == all(pt["completed"] == pt["num_prompts"] for pt in points)

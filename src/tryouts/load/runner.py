@@ -50,6 +50,22 @@ class Item:
     payload: bytes
 
 
+def run_loop(coro: Any) -> Any:
+    """Run ``coro`` on a fresh event loop: uvloop's when it is installed (less work per callback on the loop
+    that stamps), unless ``TRYOUTS_LOAD_LOOP=asyncio``."""
+    import os
+
+    if os.environ.get("TRYOUTS_LOAD_LOOP", "auto") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                return runner.run(coro)
+    return asyncio.run(coro)
+
+
 #: a timer wakes the event loop up to about a millisecond late (epoll waits in whole milliseconds): sleep until
 #: this close to the due time, then yield to the loop until the clock reaches it
 SPIN_S = 0.0015
@@ -162,8 +178,8 @@ def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurren
     conn.send("ready")
     start_ns = conn.recv()
     try:
-        records = asyncio.run(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
-                                       worker=worker, limits=limits))
+        records = run_loop(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
+                                    worker=worker, limits=limits))
         conn.send(("ok", records))
     except BaseException as exc:  # reported to the parent, which says what failed
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -214,7 +230,9 @@ def run_point(
     if sender is not None:
         workers = 1  # a provider's stream runs in this process (its model may be loaded here)
     if workers == 1:
-        return asyncio.run(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender))
+        if sender is not None:  # a provider's clients belong to the default loop (httpx, threads of models)
+            return asyncio.run(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender))
+        return run_loop(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender))
     limits = limits or Limits()
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []

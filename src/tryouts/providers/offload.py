@@ -24,6 +24,7 @@ import contextlib
 import gc
 import itertools
 import multiprocessing
+import queue
 import threading
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -253,11 +254,19 @@ async def _serve(pipe: Any) -> None:
     tasks: dict[int, asyncio.Task] = {}
     stop = asyncio.Event()
 
+    outbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def post() -> None:  # a thread writes to the pipe: a parent slow to read never blocks the loop that stamps
+        while (batch := outbox.get()) is not None:
+            with contextlib.suppress(OSError):
+                pipe.send(batch)
+
+    poster = threading.Thread(target=post, daemon=True, name="tryouts-offload-post")
+    poster.start()
+
     def flush() -> None:
-        batch = out[:]
+        outbox.put(out[:])
         out.clear()
-        with contextlib.suppress(OSError):
-            pipe.send(batch)
 
     def emit(msg: tuple) -> None:
         if not out:
@@ -286,6 +295,8 @@ async def _serve(pipe: Any) -> None:
     loop.remove_reader(pipe.fileno())
     for task in list(tasks.values()):
         task.cancel()
+    outbox.put(None)
+    poster.join(timeout=5)
     for conns in idle.values():
         for conn in conns:
             conn.close()
