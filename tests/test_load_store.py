@@ -192,3 +192,16 @@ def test_a_429_is_its_own_class_and_keeps_its_retry_after(replay_server, tmp_pat
     ledger.point(out)
     assert [(r["status"], r["rate_limit"]) for r in store.load_requests(ledger.run_id)] == [
         ("rate_limited", {"retry-after": "7"})] * 2
+
+
+def test_a_busy_client_is_reported_and_warned_about(replay_server):
+    from tryouts.usecases.load import client_warning
+
+    calm = run_load(f"openai-compat:{replay_server}#tokens=2;ttft_ms=40", LoadSettings(requests=4))
+    busy = run_load(f"openai-compat:{replay_server}#tokens=1", LoadSettings(profile="concurrent", streams=32,
+                                                                           requests=1500))
+    assert 0 <= calm["client_cpu"] < 0.5 and busy["client_cpu"] > calm["client_cpu"]
+    assert client_warning(calm) is None
+    assert "busy 95 %" in client_warning({"request_rate": "inf", "client_cpu": 0.95})
+    assert client_warning({"request_rate": 50.0, "client_cpu": 0.99, "p99_dispatch_lag_ms": 0.5}) is None
+    assert "fell behind" in client_warning({"request_rate": 50.0, "p99_dispatch_lag_ms": 25.0})

@@ -362,6 +362,7 @@ def test_models_and_unknown_routes(replay_server, client):
     resp = client.get(f"{replay_server.removesuffix('/v1')}/_replay/log/never-seen")
     assert resp.status_code == 404 and "never-seen" in resp.json()["error"]["message"]
     assert client.get(f"{replay_server}/chat/completions").status_code == 405
+    assert client.get(f"{replay_server.removesuffix('/v1')}/health").json() == {"status": "ok"}  # load tools probe it
 
 
 # -------------------------------------------------------------------------------------------- timing
@@ -468,3 +469,21 @@ def test_text_script_streams_the_given_answer_word_by_word(replay_server):
     assert "".join(pieces) == answer
     assert len(pieces) == len(answer.split())
     assert chunks[-1]["usage"]["completion_tokens"] == len(answer.split())
+
+
+def test_capacity_queues_requests_and_prompt_ids_log_them(replay_server, client):
+    import concurrent.futures
+    import itertools
+
+    def ask(i):
+        body = {"model": "tokens=1;ttft_ms=100;capacity=1;id=@prompt", "stream": True,
+                "messages": [{"role": "user", "content": f"cap-{i}"}]}
+        return client.post(f"{replay_server}/chat/completions", json=body).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(ask, range(3))) == [200] * 3
+    logs = sorted((client.get(f"{replay_server.removesuffix('/v1')}/_replay/log/cap-{i}").json() for i in range(3)),
+                  key=lambda e: e["first_content_sent_ns"])
+    firsts = [e["first_content_sent_ns"] for e in logs]
+    # one in service at a time: each first chunk at least 100 ms after the one before
+    assert all(b - a >= 95_000_000 for a, b in itertools.pairwise(firsts))

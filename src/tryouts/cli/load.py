@@ -161,7 +161,8 @@ def load(
         console.print(
             f"{out['completed']}/{out['num_prompts']} completed ({out['failed']} failed, {out['rate_limited']} rate "
             f"limited, {out['incomplete']} incomplete) in {out['duration']:.2f} s: {out['request_throughput']:.2f} "
-            f"req/s, {out['output_throughput']:.1f} output tok/s, peak {out['max_concurrent_requests']} in flight."
+            f"req/s, {out['output_throughput']:.1f} output tok/s, peak {out['max_concurrent_requests']} in flight"
+            + (f"; client CPU {100 * out['client_cpu']:.0f} %." if out.get("client_cpu") is not None else ".")
             + (f" Stopped early ({STOPS.get(out['stopped'], out['stopped'])}): {out['not_sent']} requests not sent."
                if out["not_sent"] else ""),
             highlight=False)

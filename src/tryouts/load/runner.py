@@ -20,6 +20,7 @@ import asyncio
 import gc
 import math
 import multiprocessing
+import time
 from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
@@ -91,15 +92,18 @@ async def dispatch(
     worker: int = 0,
     limits: Limits | None = None,
     sender: Any = None,
+    stats: dict[str, Any] | None = None,
 ) -> list[RequestRecord]:
     """Send ``items`` on their schedule from this event loop; every sent request's record, in index order.
 
     ``sender``: sends each item another way than the raw client, ``await sender(payload, record)`` (a
-    provider's own stream: load/provider_client.py); ``endpoint`` is then unused.
+    provider's own stream: load/provider_client.py); ``endpoint`` is then unused. ``stats["client_cpu"]``
+    gets the share of one core this process used while it sent and read (near 1: the client was busy).
 
     ``limits``: stop sending once the point has run ``max_seconds`` or seen ``max_errors`` failed requests
     (this worker's share); what was sent runs to its end, what was not is not sent."""
     limits = limits or Limits()
+    cpu0, wall0 = time.process_time(), perf_counter_ns()
     stop_ns = start_ns + round(limits.max_seconds * 1e9) if limits.max_seconds else None
     closed_loop = math.isinf(rate)
     if closed_loop and not max_concurrency:
@@ -166,6 +170,10 @@ async def dispatch(
         await asyncio.wait(set(tasks))
     for conn in idle:
         conn.close()
+    if stats is not None:  # from the start time on: the wait before it is not the client's work
+        busy_from = max(wall0, start_ns)
+        wall = (perf_counter_ns() - busy_from) / 1e9
+        stats["client_cpu"] = (time.process_time() - cpu0) / wall if wall > 0 else None
     return sorted(records, key=lambda r: r.index)
 
 
@@ -178,9 +186,10 @@ def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurren
     conn.send("ready")
     start_ns = conn.recv()
     try:
+        stats: dict[str, Any] = {}
         records = run_loop(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
-                                    worker=worker, limits=limits))
-        conn.send(("ok", records))
+                                    worker=worker, limits=limits, stats=stats))
+        conn.send(("ok", records, stats.get("client_cpu")))
     except BaseException as exc:  # reported to the parent, which says what failed
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -188,7 +197,8 @@ def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurren
 
 
 async def _in_process(endpoint: Endpoint, items: list[Item], max_concurrency: int | None, rate: float,
-                      lead_s: float, limits: Limits | None, sender: Any) -> tuple[list[RequestRecord], int]:
+                      lead_s: float, limits: Limits | None, sender: Any, stats: dict[str, Any] | None,
+                      ) -> tuple[list[RequestRecord], int]:
     """One point in this process: the sender opened (a model loaded, a warm-up sent) before the clock starts,
     and, as in a worker, no garbage collection while it measures."""
     if sender is not None:
@@ -200,7 +210,7 @@ async def _in_process(endpoint: Endpoint, items: list[Item], max_concurrency: in
     try:
         start_ns = perf_counter_ns() + round(lead_s * 1e9)
         records = await dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
-                                 limits=limits, sender=sender)
+                                 limits=limits, sender=sender, stats=stats)
         return records, start_ns
     finally:
         gc.unfreeze()
@@ -220,19 +230,21 @@ def run_point(
     lead_s: float = 0.2,
     limits: Limits | None = None,
     sender: Any = None,
+    stats: dict[str, Any] | None = None,
 ) -> tuple[list[RequestRecord], int]:
     """Run one load point over ``workers`` processes (1: in this process); its records and start time (ns).
 
     ``max_concurrency`` and ``rate`` are shared among the workers (each gets its share); ``lead_s``: how
-    long after every worker is ready the schedule starts.
+    long after every worker is ready the schedule starts. ``stats["client_cpu"]``: the busiest client
+    process's share of one core while the point ran.
     """
     workers = max(1, min(workers, len(items) or 1, max_concurrency or workers))
     if sender is not None:
         workers = 1  # a provider's stream runs in this process (its model may be loaded here)
     if workers == 1:
         if sender is not None:  # a provider's clients belong to the default loop (httpx, threads of models)
-            return asyncio.run(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender))
-        return run_loop(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender))
+            return asyncio.run(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender, stats))
+        return run_loop(_in_process(endpoint, items, max_concurrency, rate, lead_s, limits, sender, stats))
     limits = limits or Limits()
     ctx = multiprocessing.get_context("spawn")
     pipes, procs = [], []
@@ -254,11 +266,15 @@ def run_point(
         for p in pipes:
             p.send(start_ns)
         records: list[RequestRecord] = []
+        busy = []
         for p in pipes:
-            status, payload = p.recv()
+            status, payload, *cpu = p.recv()
             if status != "ok":
                 raise RuntimeError(f"a load worker failed: {payload}")
             records += payload
+            busy += [c for c in cpu if c is not None]
+        if stats is not None and busy:
+            stats["client_cpu"] = max(busy)
     finally:
         for proc in procs:
             proc.join(timeout=10)

@@ -95,6 +95,8 @@ class ReplayApp:
             if not await self._authorized(scope, send):
                 return
             return await chat(self, body, recv_ns, self.bearer(scope) or "", receive, send, scope=scope)
+        if path == "/health" and method == "GET":  # as vLLM's and llama.cpp's servers: load tools probe it first
+            return await send_json(send, 200, {"status": "ok"})
         if path in ("/v1/models", "/models"):
             if method != "GET":
                 return await self._method_not_allowed(send, method, path, "GET")

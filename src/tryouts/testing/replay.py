@@ -68,6 +68,7 @@ its own stamps with the server's. A request with an ``id`` is logged (the last 1
 A non-streaming request waits until the last content chunk would have been sent, then answers with a
 ``chat.completion`` (its log has one ``sent_ns``; ``cut_after`` sends half the body, then drops). With the environment variable
 ``REPLAY_REQUIRE_KEY=<key>``, ``/v1/*`` answers 401 unless the request has ``Authorization: Bearer <key>``.
+``GET /health`` answers ``{"status": "ok"}``, as vLLM's and llama.cpp's servers do (load tools probe it).
 Only loopback addresses can be served.
 
 The server is split into modules under :mod:`tryouts.testing`; this one runs it (:func:`serve`, in this

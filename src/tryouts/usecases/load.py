@@ -221,7 +221,8 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     else:
         items = [Item(i, offsets[i], endpoint.request_bytes(
             {**body, "messages": messages[i], **({"max_tokens": maxes[i]} if maxes else {})})) for i in range(n)]
-    records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers,
+    stats: dict[str, Any] = {}
+    records, start_ns = run_point(endpoint, items, max_concurrency=cap, rate=rate, workers=settings.workers, stats=stats,
                                   limits=Limits(settings.max_seconds, settings.max_errors, settings.stop_over_saturated),
                                   sender=sender)
     # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
@@ -259,7 +260,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         "input_tokens_counted": counted_in,
         "data": data,
         "warmup_requests": settings.warmup, "cooldown_requests": settings.cooldown,
-        "not_sent": n - sent, "stopped": stopped,  # --max-seconds, --max-errors or --stop-over-saturated
+        "not_sent": n - sent, "stopped": stopped, "client_cpu": stats.get("client_cpu"),  # --max-seconds, --max-errors or --stop-over-saturated
         **figures, "records": records, "other_records": others, "start_ns": start_ns,
     }
 
@@ -377,15 +378,23 @@ def run_goodput_search(ref: str, settings: LoadSettings, options: dict[str, Any]
 
 #: a point's dispatch lag p99 above this says the client, not the server, set the pace
 LAG_WARN_MS = 10.0
+#: a client process busy this share of the time (of one core) may have set the pace
+CPU_WARN = 0.9
 
 
 def client_warning(point: dict[str, Any]) -> str | None:
-    """A sentence when the client could not keep an open-loop schedule (it, not the server, was the limit)."""
+    """A sentence when the client may have set the pace: it could not keep an open-loop schedule, or one of
+    its processes was busy nearly all the time."""
     lag = point.get("p99_dispatch_lag_ms")
-    if point.get("request_rate") == "inf" or lag is None or lag <= LAG_WARN_MS:
-        return None
-    return (f"The client fell behind its schedule (dispatch lag p99 {lag:.1f} ms): this machine, not the server, "
-            "may have been the limit. Compare with 'tryouts load --self-test', add --workers, or lower the rate.")
+    cpu = point.get("client_cpu")
+    if point.get("request_rate") != "inf" and lag is not None and lag > LAG_WARN_MS:
+        return (f"The client fell behind its schedule (dispatch lag p99 {lag:.1f} ms): this machine, not the server, "
+                "may have been the limit. Compare with 'tryouts load --self-test', add --workers, or lower the rate.")
+    # (an open loop spins near its due times on purpose: there the dispatch lag tells, not the CPU)
+    if point.get("request_rate") == "inf" and cpu is not None and cpu >= CPU_WARN:
+        return (f"A client process was busy {100 * cpu:.0f} % of the time: the client, not the server, may have set "
+                "the pace and added to the latencies. Add --workers, or run the client on another machine.")
+    return None
 
 
 def self_test(*, streams: int = 64, requests: int = 2000, workers: int = 1) -> dict[str, Any]:
