@@ -69,13 +69,16 @@ def load(
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (vllm bench serve's keys)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
-    """Put one load point on an endpoint: latency distributions, throughput, goodput, cost at that load.
+    """Load-test a model: one load point, a sweep or a goodput search, with latency distributions, throughput,
+    goodput and cost at each load.
 
     Examples:
 
       tryouts load llamacpp-server:default --profile concurrent --streams 4 -n 40
 
       tryouts load openai-compat:http://127.0.0.1:8000/v1#my-model -p poisson -r 10 -n 200 --slo ttft:500
+
+      tryouts load vllm-server:my-model -p sweep --prompt-tokens 512:128 --tokenizer ./model --price-per-hour 2.5
 
       tryouts load compare RUN_A RUN_B      (stored benchmarks side by side; export one: tryouts export RUN -f html)
 
