@@ -145,4 +145,5 @@ def test_a_point_whose_queue_and_ttft_keep_rising_is_over_saturated():
     assert not over_saturated(steady_or_queueing(False))
     assert summarize(steady_or_queueing(True), start_ns=0, end_ns=600 * MS)["over_saturated"] is True
     assert not significant_rise([0, 1, 2, 3, 4, 5, 6, 7], [5, 1, 6, 2, 7, 1, 5, 3])  # noise is not a rise
-    assert not over_saturated(steady_or_queueing(True, n=5))  # too few requests to tell
+    assert not over_saturated(steady_or_queueing(True, n=15))  # too few requests to tell (20 at least)
+    assert over_saturated(steady_or_queueing(True, n=20))

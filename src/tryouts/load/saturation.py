@@ -3,7 +3,7 @@
 A load point is over-saturated when, over its requests in send order, both the number of requests in flight
 at each send and the TTFT rise with time, each by a least-squares slope that is positive and significant
 (slope over its standard error above ``t_min``, 2 by default, as guidellm's detector asks of its margin of
-error). Either alone is not enough: a point can ramp up its concurrency and settle, or see TTFT drift from
+error), over at least 20 requests. Either alone is not enough: a point can ramp up its concurrency and settle, or see TTFT drift from
 the server's own warm-up. A sweep stops raising the rate after an over-saturated point: higher rates only
 lengthen the queue.
 """
@@ -15,6 +15,9 @@ import math
 from collections.abc import Sequence
 
 from .metrics import RequestRecord
+
+#: the fewest answered requests a point is judged on: two noisy slopes over fewer pass 2 standard errors too often
+MIN_REQUESTS = 20
 
 
 class Running:
@@ -54,7 +57,7 @@ class SaturationWatch:
     are sent and end): the dispatcher stops sending once both series keep rising, after ``min_seconds`` and
     ``min_points`` answered requests. Constant time per request: nothing slows the loop that stamps."""
 
-    def __init__(self, *, t_min: float = 2.0, min_points: int = 20, min_seconds: float = 2.0) -> None:
+    def __init__(self, *, t_min: float = 2.0, min_points: int = MIN_REQUESTS, min_seconds: float = 2.0) -> None:
         self.inflight, self.ttft = Running(), Running()
         self.t_min, self.min_points, self.min_seconds = t_min, min_points, min_seconds
 
@@ -90,12 +93,13 @@ def significant_rise(xs: Sequence[float], ys: Sequence[float], *, t_min: float =
 def over_saturated(records: Sequence[RequestRecord], *, t_min: float = 2.0) -> bool:
     """Whether both the in-flight count at each send and the TTFT keep rising over the point (module doc)."""
     sent = sorted((r for r in records if r.sent_ns is not None), key=lambda r: r.sent_ns)  # type: ignore[arg-type]
-    if len(sent) < 8:
+    if len(sent) < MIN_REQUESTS:
         return False
     starts = [r.sent_ns for r in sent]
     ends = sorted(r.done_ns if r.done_ns is not None else r.sent_ns for r in sent)
     t = [(s - starts[0]) / 1e9 for s in starts]  # type: ignore[operator]
     inflight = [bisect.bisect_right(starts, s) - bisect.bisect_right(ends, s) for s in starts]
     with_ttft = [(ti, r.ttft_ms()) for ti, r in zip(t, sent, strict=True) if r.ttft_ms() is not None]
-    return (significant_rise(t, inflight, t_min=t_min)
-            and significant_rise([a for a, _ in with_ttft], [b for _, b in with_ttft], t_min=t_min))  # type: ignore[misc]
+    return (significant_rise(t, inflight, t_min=t_min, min_points=MIN_REQUESTS)
+            and significant_rise([a for a, _ in with_ttft], [b for _, b in with_ttft], t_min=t_min,  # type: ignore[misc]
+                                 min_points=MIN_REQUESTS))
