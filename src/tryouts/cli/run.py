@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
-from ..usecases.suites import execute_suite, plan_suite, start_suite
+from ..usecases.suites import cost_budget, execute_suite, plan_suite, start_suite
 from . import app
 from .common import DB_HELP, open_store
 from .views import print_plan, print_summary
@@ -22,6 +22,9 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 2 when any cell failed (for CI)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars (terminals only)."),
+    budget: str | None = typer.Option(None, "--budget", help="USD this invocation may spend: cells start only while "
+                                      "the spend so far, the cells in flight and the next cell's estimated cost fit "
+                                      "(the rest wait for --resume)."),
     client_processes: int | None = typer.Option(
         None, "--client-processes", help="Worker processes that send and read the API streams, so that many "
         "concurrent requests do not queue on one event loop (default: 1 when a server gets 32 or more at once; "
@@ -35,8 +38,9 @@ def run(
 
     Results are committed as they complete; after a crash or Ctrl-C, 'tryouts run --resume RUN' runs only
     the missing cells. Exit code 0 when the run completed (failed cells are recorded and shown), 2 with
-    --fail-on-error when any cell failed, 1 on bad input (a suite error names file, line and field), 130
-    when interrupted with Ctrl-C (143 with SIGTERM); the run is then marked interrupted. A run whose process
+    --fail-on-error when any cell failed, 1 on bad input (a suite error names file, line and field), 3 when
+    --budget stopped it, 130 when interrupted with Ctrl-C (143 with SIGTERM); the run is then marked
+    interrupted. A run whose process
     died (kill -9) shows as stale in 'tryouts runs' and resumes the same way; a run that another process is
     running cannot be resumed.
     """
@@ -54,6 +58,16 @@ def run(
     plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
     if client_processes is not None:
         plan.policy.client_processes = client_processes
+    if budget is not None:
+        from decimal import Decimal, InvalidOperation
+
+        try:
+            plan.budget_usd = Decimal(budget)
+        except InvalidOperation:
+            plan.budget_usd = None
+        if plan.budget_usd is None or not plan.budget_usd.is_finite() or plan.budget_usd <= 0:
+            raise UsageError(f"--budget {budget!r} is not an amount of USD above 0, e.g. --budget 5.")
+        plan.budget = cost_budget(store, plan)  # before the run is recorded: an unpriced model stops here
     suite, cells, labels = plan.suite, plan.cells, plan.labels
 
     if dry_run:
@@ -111,4 +125,13 @@ def run(
         print_summary(console, [r.model_dump() for r in outcome.results], labels, outcome.meta.get("quality"))
         console.print(f"Stored as run [bold]{run_id}[/] ({outcome.n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
+    stop = outcome.meta.get("stopped") or {}
+    if stop.get("reason") == "budget":
+        left = len(cells) - len(store.done_cells(run_id))
+        from rich.console import Console
+
+        Console(stderr=True).print(
+            f"[yellow]Stopped at the budget:[/] ${stop['spent_usd']} spent of ${stop['budget_usd']}; {left} cells "
+            f"not run. Resume with: tryouts run --resume {run_id} --budget USD", highlight=False)
+        return 3
     return 2 if fail_on_error and outcome.n_failed else 0

@@ -137,6 +137,8 @@ class RunContext:
     cancel: Cancel = field(default_factory=Cancel)
     #: report each streamed chunk as a CellDelta (live views); off for big runs
     stream_deltas: bool = False
+    #: a cost budget (engine/budget.py): cells start only while they fit in it
+    budget: Any = None
 
 
 class Executor(Protocol):

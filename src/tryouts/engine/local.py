@@ -172,6 +172,10 @@ class _Execution:
         key = self.key_for(cell)
         if events is None and await self.served_from_cache(cell):
             return
+        spend = ctx.budget if events is None else None  # the run's cost budget; a local batch costs nothing
+        if spend is not None and not spend.try_start(cell):  # no row: a resume runs it, with more budget
+            self.progress.cancelled += 1
+            return
         override = ctx.prices.get(cell.spec.ref)
         if override is None and "price" in cell.spec.options:
             override = PriceOverride.parse(cell.spec.options["price"], cell.spec.ref)
@@ -222,6 +226,8 @@ class _Execution:
             if ctx.cancel.stopped(cell.model_index):  # stopped while waiting: no row, a resume runs it
                 self.progress.cancelled += 1
                 return
+        if spend is not None:
+            spend.finish(cell, result.cost.total if result.cost else None)
         result.attempts, result.case = tries, case
         result.scores = case_scores(case, result)
         self.record(cell, result, cache_entry(key, cell, result) if result.ok and key is not None else None)

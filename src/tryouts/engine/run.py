@@ -9,6 +9,7 @@ Everything reports through the one event stream (engine/events.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..pricing import PriceOverride
 from ..store import Store
@@ -39,6 +40,7 @@ async def run_cells(
     stream_deltas: bool = False,
     cancel: Cancel | None = None,
     executor: Executor | None = None,
+    budget: Any = None,
 ) -> Progress:
     """Run every cell not in ``skip``, storing each result as it completes.
 
@@ -56,6 +58,7 @@ async def run_cells(
         stream_deltas: report each streamed chunk (CellDelta), for live views.
         cancel: stops the remaining cells (all, or one model's) from outside; they get no row.
         executor: runs the schedule; the in-process asyncio executor by default.
+        budget: a :class:`~tryouts.engine.budget.CostBudget`: cells start only while they fit in it.
     """
     from .local import LocalExecutor
 
@@ -65,7 +68,7 @@ async def run_cells(
     ctx = RunContext(
         policy=policy, cases=cases or {}, prices=prices or {}, on_event=emit, cancel=cancel or Cancel(),
         cache_get=store.cache_get if sink is None and allow_cache and policy.use_cache else None,
-        stream_deltas=stream_deltas,
+        stream_deltas=stream_deltas, budget=budget,
     )
     try:
         return await (executor or LocalExecutor()).execute(schedule(cells, policy, skip), result_sink, ctx)

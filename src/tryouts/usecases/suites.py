@@ -4,6 +4,7 @@ its record in the store, and what happens after the cells (scoring, quality, fin
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -106,14 +107,14 @@ def load_for_resume(store: Any, run_ref: str, suite_file: Path | None = None) ->
 
 
 def run_suite_cells(store: Any, run_id: str, suite: Any, cells: list, policy: Any, *,
-                    skip: set | None = None, on_event: Any = None):
+                    skip: set | None = None, on_event: Any = None, budget: Any = None):
     """The coroutine that runs a suite's cells (those not in ``skip``) into run ``run_id``. Repeats are
     independent samples, so a suite with more than one repeat neither reads nor fills the response cache."""
     from ..config import price_overrides
     from ..engine.run import run_cells
 
     return run_cells(cells, store=store, run_id=run_id, policy=policy, skip=skip, cases=suite_cases(suite),
-                     prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1)
+                     prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1, budget=budget)
 
 
 @dataclass
@@ -127,6 +128,9 @@ class SuitePlan:
     path: Path | None
     run_id: str | None = None
     skip: set = field(default_factory=set)
+    #: what this invocation may spend, in USD (None: no limit), and its budget (:func:`cost_budget`)
+    budget_usd: Decimal | None = None
+    budget: Any = None
 
     @property
     def labels(self) -> list[str]:
@@ -194,14 +198,48 @@ def execute_suite(store: Any, plan: SuitePlan, *, on_event: Any = None, say: Any
     from ..engine.interrupt import run_interruptible
 
     assert plan.run_id is not None, "start_suite first"
+    budget = plan.budget if plan.budget is not None else cost_budget(store, plan)
     try:
         run_interruptible(run_suite_cells(store, plan.run_id, plan.suite, plan.cells, plan.policy, skip=plan.skip,
-                                          on_event=on_event), say=say)
+                                          on_event=on_event, budget=budget), say=say)
         finish_suite_run(store, plan.run_id, plan.suite, plan.policy, say=say)
+        if budget is not None and budget.stopped:  # cells left for a resume with more budget
+            store.update_run_meta(plan.run_id, {"stopped": {"reason": "budget", "budget_usd": str(budget.limit),
+                                                            "spent_usd": str(budget.spent)}})
+            store.finish_run(plan.run_id, "interrupted")
+        elif (store.get_run_row(plan.run_id).get("meta") or {}).get("stopped"):  # a resume that ran to its end
+            store.update_run_meta(plan.run_id, {"stopped": None})
     except KeyboardInterrupt:
         store.finish_run(plan.run_id, "interrupted")
         raise
     return outcome_of(store, plan.run_id)
+
+
+def cost_budget(store: Any, plan: SuitePlan) -> Any:
+    """The :class:`~tryouts.engine.budget.CostBudget` of ``plan.budget_usd`` over the cells still to run, from the
+    dry-run estimate (None without a budget). Refused when a model that costs money has no known price."""
+    if plan.budget_usd is None:
+        return None
+    from ..config import price_overrides
+    from ..engine.budget import CostBudget
+    from ..engine.plan import estimate
+    from ..errors import UsageError
+
+    todo = [c for c in plan.cells if (c.model_index, c.case_index, c.repeat_index) not in plan.skip]
+    plans = estimate(todo, store=store, policy=plan.policy, prices=price_overrides())
+    unpriced = [p.model for p in plans if p.cost_usd is None]
+    if unpriced:
+        raise UsageError(f"--budget needs every model's price, and {', '.join(unpriced)} has none: give it one "
+                         "(the model's price option, e.g. price: \"0.15,0.60\" in USD per 1M input,output tokens), "
+                         "or run without --budget.")
+    budget = CostBudget.from_plans(plan.budget_usd, plans)
+    dear = [(cost, p) for p in plans if (cost := budget.per_cell.get(p.model_index)) and cost > plan.budget_usd]
+    if dear:
+        cost, p = max(dear, key=lambda x: x[0])
+        raise UsageError(f"--budget {plan.budget_usd} USD does not cover one cell of {p.model}, expected to cost "
+                         f"{cost:.6f} USD ({p.output_basis} output tokens at its price): raise the budget, or lower "
+                         "max_tokens in the suite's defaults.")
+    return budget
 
 
 def outcome_of(store: Any, run_id: str) -> SuiteOutcome:
@@ -212,16 +250,21 @@ def outcome_of(store: Any, run_id: str) -> SuiteOutcome:
 
 
 def run_suite(suite_file: str | Path | None = None, *, store: Any = None, resume: str | None = None,
-              no_cache: bool = False, on_event: Any = None, say: Any = print) -> SuiteOutcome:
+              no_cache: bool = False, on_event: Any = None, say: Any = print,
+              budget_usd: Decimal | str | None = None) -> SuiteOutcome:
     """Run a suite file from start to finish, as ``tryouts run`` does (``resume``: a run's missing cells).
 
     ``store`` defaults to the user's results database; ``on_event(event)`` sees the engine's typed events
-    (engine/events.py: each cell queued, started, retried, its result stored); ``say`` gets the scoring's messages. Blocking: it runs its own event loop.
+    (engine/events.py: each cell queued, started, retried, its result stored); ``say`` gets the scoring's messages;
+    ``budget_usd``: what it may spend (a stopped run has ``meta["stopped"]``). Blocking: it runs its own event loop.
     """
     if store is None:
         from ..paths import default_db
         from ..store import Store
 
         store = Store(default_db())
-    plan = start_suite(store, plan_suite(store, suite_file, resume=resume, no_cache=no_cache))
-    return execute_suite(store, plan, on_event=on_event, say=say)
+    plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
+    if budget_usd is not None:
+        plan.budget_usd = Decimal(str(budget_usd))
+        plan.budget = cost_budget(store, plan)  # an unpriced model is refused before the run is recorded
+    return execute_suite(store, start_suite(store, plan), on_event=on_event, say=say)
