@@ -76,7 +76,8 @@ def test_a_native_api_is_loaded_through_its_provider_stamped_by_a_worker(replay_
     out = run_load("anthropic:tokens=4;ttft_ms=30;itl_ms=5", LoadSettings(profile="concurrent", streams=2, requests=6))
     assert out["client"] == "provider" and out["completed"] == 6
     assert all(len(r.chunk_ns) == 4 and r.output_tokens == 4 for r in out["records"])
-    assert all(30 <= r.ttft_ms() < 60 and 4 <= statistics.mean(r.itl_ms()) < 8 for r in out["records"])
+    # the server waits 30 ms, then 5 ms between chunks: a stamp never comes early, and a busy machine adds little
+    assert all(30 <= r.ttft_ms() < 130 and 3 <= statistics.mean(r.itl_ms()) < 15 for r in out["records"])
     limited = run_load("anthropic:status=429;retry_after=4", LoadSettings(requests=2))
     assert limited["rate_limited"] == 2 and limited["records"][0].rate_limit == {"retry-after": "4"}
     with pytest.raises(UsageError, match="leave --ignore-eos out"):

@@ -95,7 +95,7 @@ def test_the_worker_stamps_on_the_servers_clock(replay_server):
     log = server_log(replay_server, "off-stamp")
     # TTFT runs from t0 (before the server read the request) to the read of the first chunk (after its write)
     true_ttft = (log["first_content_sent_ns"] - log["recv_ns"]) / 1e6
-    assert true_ttft <= r.timing.ttft_ms < true_ttft + 20
+    assert true_ttft <= r.timing.ttft_ms < true_ttft + 50
     assert r.timing.itl_ms and min(r.timing.itl_ms) >= 9
 
 
