@@ -5,7 +5,9 @@
 Generates a suite (a CSV dataset of prompts, four OpenAI-compatible models served by the scripted replay
 server on 127.0.0.1 with no artificial delays) and runs it through the real CLI in a subprocess:
 
-1. a full run: cells/s (cells / wall time of the `tryouts run` process) and its peak RSS;
+1. a full run: cells/s (cells / wall time of the `tryouts run` process) and its peak RSS, with the streams
+   read in the run's own event loop (``--client-processes 0``) and by a worker process (the default at
+   this concurrency, providers/offload.py);
 2. the same suite again, killed with SIGKILL once half of its cells are stored, then
    `tryouts run --resume RUN`: the rows must be exactly one per cell.
 
@@ -81,12 +83,14 @@ def main() -> None:
         folder = Path(tmp)
         suite = write_suite(folder, base, args.prompts, args.repeats, args.concurrency)
 
-        db = folder / "full.db"
-        t = time.perf_counter()
-        subprocess.run(tryouts(str(suite), db=db), check=True, env=env, stdout=subprocess.DEVNULL)
-        wall = time.perf_counter() - t
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        full_rows = rows(db)
+        full = []
+        for procs in ("0", "auto"):  # streams read in the run's own event loop, then by a worker process (default)
+            db = folder / f"full-{procs}.db"
+            extra = ["--client-processes", procs] if procs != "auto" else []
+            t = time.perf_counter()
+            subprocess.run(tryouts(str(suite), *extra, db=db), check=True, env=env, stdout=subprocess.DEVNULL)
+            wall = time.perf_counter() - t
+            full.append((procs, wall, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, rows(db)))
 
         db2 = folder / "killed.db"
         t = time.perf_counter()
@@ -105,7 +109,9 @@ def main() -> None:
           f"{args.concurrency}; Python {platform.python_version()}, {os.cpu_count()} cores\n")
     print("| run | wall (s) | cells/s | peak RSS of `tryouts run` (MB) | rows (total / distinct cells) |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| full run | {wall:.1f} | {n_cells / wall:.0f} | {peak_mb:.0f} | {full_rows[0]} / {full_rows[1]} |")
+    for procs, wall, peak_mb, full_rows in full:
+        print(f"| full run, client processes {procs} | {wall:.1f} | {n_cells / wall:.0f} | {peak_mb:.0f} | "
+              f"{full_rows[0]} / {full_rows[1]} |")
     print(f"| SIGKILL at {at_kill} rows, then --resume | {wall2:.1f} | {n_cells / wall2:.0f} | "
           f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} | {resumed_rows[0]} / {resumed_rows[1]} |")
 

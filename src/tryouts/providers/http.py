@@ -219,6 +219,8 @@ class HTTPProvider(Provider):
     #: worker processes that send and read this provider's streams (providers/offload.py), set by the engine
     #: for a lane with many concurrent requests; None: this event loop does it
     offload: Any = None
+    #: per URL: a request built once and its HTTP/1.1 head, for the offloaded path
+    _offload_heads: dict[str, tuple[httpx.Request, bytes]] | None = None
 
     def configured_base_url(self, env: str, default: str) -> str:
         """The ``base_url`` option, else ``$env``, else ``default``, without a trailing slash; refused
@@ -327,13 +329,18 @@ class HTTPProvider(Provider):
         cannot go that way (providers/offload.py)."""
         if self.offload is None:
             return None
-        from .offload import offload_http, offloadable
+        from .offload import offload_http, offloadable, request_bytes, request_head
 
-        client = slots.checkout()  # only to build the request with the clients' headers: nothing is sent
-        try:
-            request = client.build_request("POST", url, json=body)
-        finally:
-            slots.checkin(client)
+        template = self._offload_heads.get(url) if self._offload_heads is not None else None
+        if template is None:  # built once per URL with the clients' headers (nothing is sent)
+            client = slots.checkout()
+            try:
+                request = client.build_request("POST", url, json=body)
+            finally:
+                slots.checkin(client)
+            template = (request, request_head(request))
+            self._offload_heads = {**(self._offload_heads or {}), url: template}
+        request, head = template
         if not offloadable(request.url, decoder, raw):
             return None
 
@@ -344,5 +351,6 @@ class HTTPProvider(Provider):
 
         from .sse import SSEDecoder
 
-        return offload_http(self.offload, request, slots.timeout, where=self.base_url, http_error=self._http_error,
+        return offload_http(self.offload, request, request_bytes(head, body), slots.timeout, where=self.base_url,
+                            http_error=self._http_error,
                             check_type=_check_stream_type, transport_error=mapped, decoder=SSEDecoder())

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import itertools
+import json
 import multiprocessing
+import os
 import queue
 import threading
 import zlib
@@ -156,20 +159,34 @@ def offloadable(url: httpx.URL, decoder: Any, raw: bool) -> bool:
     through an HTTP(S) proxy named in the environment."""
     if decoder is not None or raw or url.scheme not in ("http", "https"):
         return False
+    names = (f"{url.scheme}_proxy", "all_proxy", "no_proxy")
+    key = tuple(os.environ.get(n) or os.environ.get(n.upper()) for n in names)  # a few lookups, not all of them
+    return not _proxied(url.scheme, url.host, key)
+
+
+@functools.lru_cache(maxsize=256)
+def _proxied(scheme: str, host: str, _env: tuple) -> bool:
+    """Whether the environment (``_env``: its proxy variables, the cache key) sends ``host`` through a proxy."""
     proxies = getproxies_environment()
-    return not ((proxies.get(url.scheme) or proxies.get("all")) and not proxy_bypass_environment(url.host))
+    return bool((proxies.get(scheme) or proxies.get("all")) and not proxy_bypass_environment(host))
 
 
-def request_bytes(request: httpx.Request) -> bytes:
-    """``request`` as HTTP/1.1 bytes (its body read), asking for an unencoded answer."""
-    body = request.read()
+def request_head(request: httpx.Request) -> bytes:
+    """``request``'s HTTP/1.1 request line and headers, without its length, asking for an unencoded answer: the
+    same for every request a provider sends to one URL, so it is built once (:func:`request_bytes`)."""
     lines = [f"{request.method} {request.url.raw_path.decode('ascii')} HTTP/1.1"]
     for name, value in request.headers.multi_items():
         if name.lower() in ("accept-encoding", "connection", "content-length", "transfer-encoding"):
             continue
         lines.append(f"{name}: {value}")
-    lines += ["Accept-Encoding: identity", f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    lines.append("Accept-Encoding: identity")
+    return ("\r\n".join(lines) + "\r\n").encode("latin-1")
+
+
+def request_bytes(head: bytes, body: Any) -> bytes:
+    """A whole request: ``head`` (:func:`request_head`) and ``body`` as JSON, encoded as httpx encodes it."""
+    data = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode("utf-8")
+    return head + f"Content-Length: {len(data)}\r\n\r\n".encode("latin-1") + data
 
 
 def _httpx_error(kind: str, message: str, request: httpx.Request) -> httpx.HTTPError:
@@ -182,6 +199,7 @@ def _httpx_error(kind: str, message: str, request: httpx.Request) -> httpx.HTTPE
 async def offload_http(
     pool: OffloadPool,
     request: httpx.Request,
+    payload: bytes,
     timeout: httpx.Timeout,
     *,
     where: str,
@@ -190,13 +208,14 @@ async def offload_http(
     transport_error: Callable[[httpx.HTTPError], errors.ProviderError | None],
     decoder: Any,
 ) -> AsyncIterator[Any]:
-    """:func:`~tryouts.providers.http.stream_http`'s contract over the pool: yield ``Sent`` at t0 (the
+    """:func:`~tryouts.providers.http.stream_http`'s contract over the pool for ``payload`` (the whole request;
+    ``request``: one to the same URL, for the responses and errors built here): yield ``Sent`` at t0 (the
     worker's stamp), then each event the decoder completes, stamped when its bytes were read."""
     from ..types import Sent
 
     url = request.url
     exchange = pool.exchange(url.host, url.port or (443 if url.scheme == "https" else 80), url.scheme == "https",
-                             request_bytes(request), connect_timeout=timeout.connect, read_timeout=timeout.read)
+                             payload, connect_timeout=timeout.connect, read_timeout=timeout.read)
     unzip = None
     async with contextlib.aclosing(exchange):
         async for msg in exchange:
