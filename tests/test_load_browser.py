@@ -135,3 +135,5 @@ def test_hostile_stored_strings_show_as_text(site, page):
     assert "<b>bold</b>" in page.locator("table.points").inner_text()
     page.goto(f"{site.url}/runs?kind=load")
     assert page.locator("table.runs tbody tr").count() == 3
+    assert page.locator("table.runs a[href^='/arena/']").count() == 0  # no answers to vote on in a load run
+    assert page.locator("table.runs a", has_text="Charts").count() == 3
