@@ -69,3 +69,29 @@ def test_an_open_loop_point_against_an_overloaded_server_stops_when_its_queue_ke
     assert out["completed"] == out["num_prompts"]  # what was sent ran to its end
     calm = run_load(ref, LoadSettings(profile="constant", rate=10, requests=30, stop_over_saturated=True))
     assert calm["stopped"] is None and calm["not_sent"] == 0 and not calm["over_saturated"]
+
+
+def test_a_calm_point_is_never_judged_over_saturated_by_a_noisy_tail():
+    """In flight goes from 1 to 2 for the last 5 sends, and TTFT drifts by 1 %: both slopes are significant
+    (2 standard errors), but neither growth is material: not a queue that keeps growing."""
+    from tryouts.load.metrics import RequestRecord
+    from tryouts.load.saturation import SaturationWatch, over_saturated
+
+    ms = 1_000_000
+    rows = [RequestRecord(i, i * 100 * ms, sent_ns=i * 100 * ms, first_ns=i * 100 * ms + (50 + i * 0.02) * ms,
+                          chunk_ns=[i * 100 * ms + 60 * ms], done_ns=i * 100 * ms + (60 if i < 25 else 150) * ms,
+                          output_tokens=1, status="ok") for i in range(30)]
+    rows = [RequestRecord(r.index, r.due_ns, sent_ns=r.sent_ns, first_ns=int(r.first_ns), chunk_ns=r.chunk_ns,
+                          done_ns=r.done_ns, output_tokens=1, status="ok") for r in rows]
+    from tryouts.load.saturation import significant_rise
+
+    xs = [r.sent_ns / 1e9 for r in rows]
+    inflight = [2 if i > 25 else 1 for i in range(30)]
+    assert significant_rise(xs, inflight, min_points=20) and significant_rise(xs, [r.ttft_ms() for r in rows],
+                                                                             min_points=20)
+    assert not over_saturated(rows)
+    watch = SaturationWatch()
+    for i, r in enumerate(rows):
+        watch.sent(r.sent_ns / 1e9, inflight[i])
+        watch.answered(r.sent_ns / 1e9, r.ttft_ms())
+        assert not watch.saturated(r.sent_ns / 1e9)

@@ -98,7 +98,8 @@ async def dispatch(
 
     ``sender``: sends each item another way than the raw client, ``await sender(payload, record)`` (a
     provider's own stream: load/provider_client.py); ``endpoint`` is then unused. ``stats["client_cpu"]``
-    gets the share of one core this process used while it sent and read (near 1: the client was busy).
+    gets the share of one core this process used while it sent and read (near 1: the client was busy), and
+    ``stats["stopped"]`` why it stopped sending early (``max_seconds``, ``max_errors``, ``over_saturation``).
 
     ``limits``: stop sending once the point has run ``max_seconds`` or seen ``max_errors`` failed requests
     (this worker's share); what was sent runs to its end, what was not is not sent."""
@@ -137,6 +138,8 @@ async def dispatch(
     for item in items:
         due_ns = start_ns + round(item.due_s * 1e9)
         if stop_ns is not None and due_ns > stop_ns:
+            if stats is not None:
+                stats["stopped"] = "max_seconds"
             break
         await wait_until(due_ns)
         if slots is not None:
@@ -148,14 +151,14 @@ async def dispatch(
                 send_s = paced_send(item.due_s, now_s, last_send_s, rate)
                 if send_s > now_s:
                     await wait_until(start_ns + round(send_s * 1e9))
-        if limits.max_errors is not None and failures[0] >= limits.max_errors:
+        stop = ("max_errors" if limits.max_errors is not None and failures[0] >= limits.max_errors else
+                "over_saturation" if saturated[0] else  # the server's queue keeps growing
+                "max_seconds" if stop_ns is not None and perf_counter_ns() > stop_ns else None)  # held past the end
+        if stop is not None:
             if slots is not None:
                 slots.release()
-            break
-        # held past the end by the concurrency cap, or the server's queue keeps growing
-        if (stop_ns is not None and perf_counter_ns() > stop_ns) or saturated[0]:
-            if slots is not None:
-                slots.release()
+            if stats is not None:
+                stats["stopped"] = stop
             break
         last_send_s = (perf_counter_ns() - start_ns) / 1e9
         in_flight[0] += 1
@@ -189,7 +192,7 @@ def _worker_main(conn: Any, endpoint: Endpoint, items: list[Item], max_concurren
         stats: dict[str, Any] = {}
         records = run_loop(dispatch(endpoint, items, start_ns, max_concurrency=max_concurrency, rate=rate,
                                     worker=worker, limits=limits, stats=stats))
-        conn.send(("ok", records, stats.get("client_cpu")))
+        conn.send(("ok", records, stats.get("client_cpu"), stats.get("stopped")))
     except BaseException as exc:  # reported to the parent, which says what failed
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -266,15 +269,19 @@ def run_point(
         for p in pipes:
             p.send(start_ns)
         records: list[RequestRecord] = []
-        busy = []
+        busy, stops = [], []
         for p in pipes:
-            status, payload, *cpu = p.recv()
+            status, payload, *more = p.recv()
             if status != "ok":
                 raise RuntimeError(f"a load worker failed: {payload}")
             records += payload
-            busy += [c for c in cpu if c is not None]
+            cpu, stopped = [*more, None, None][:2]
+            busy += [cpu] if cpu is not None else []
+            stops += [stopped] if stopped else []
         if stats is not None and busy:
             stats["client_cpu"] = max(busy)
+        if stats is not None and stops:
+            stats["stopped"] = stops[0]
     finally:
         for proc in procs:
             proc.join(timeout=10)

@@ -3,7 +3,8 @@
 A load point is over-saturated when, over its requests in send order, both the number of requests in flight
 at each send and the TTFT rise with time, each by a least-squares slope that is positive and significant
 (slope over its standard error above ``t_min``, 2 by default, as guidellm's detector asks of its margin of
-error), over at least 20 requests. Either alone is not enough: a point can ramp up its concurrency and settle, or see TTFT drift from
+error), over at least 20 requests, and each grows by a material amount over the point (the queue by 2 requests,
+the TTFT by a tenth of its mean). Either alone is not enough: a point can ramp up its concurrency and settle, or see TTFT drift from
 the server's own warm-up. A sweep stops raising the rate after an over-saturated point: higher rates only
 lengthen the queue.
 """
@@ -24,20 +25,23 @@ class Running:
     """Least-squares sums of (x, y) pairs kept as they come: :meth:`rising` asks what
     :func:`significant_rise` asks of the same pairs, in constant time."""
 
-    __slots__ = ("n", "sx", "sxx", "sxy", "sy", "syy")
+    __slots__ = ("n", "sx", "sxx", "sxy", "sy", "syy", "x0", "x1")
 
     def __init__(self) -> None:
         self.n, self.sx, self.sy, self.sxx, self.syy, self.sxy = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+        self.x0, self.x1 = math.inf, -math.inf
 
     def add(self, x: float, y: float) -> None:
         self.n += 1
+        self.x0, self.x1 = min(self.x0, x), max(self.x1, x)
         self.sx += x
         self.sy += y
         self.sxx += x * x
         self.syy += y * y
         self.sxy += x * y
 
-    def rising(self, *, t_min: float = 2.0, min_points: int = 8) -> bool:
+    def rising(self, *, t_min: float = 2.0, min_points: int = 8, min_growth: float = 0.0) -> bool:
+        """:func:`significant_rise` of the pairs so far."""
         n = self.n
         if n < min_points:
             return False
@@ -49,7 +53,13 @@ class Running:
         slope = sxy / sxx
         resid = max(0.0, syy - slope * sxy)
         se = math.sqrt(resid / (n - 2) / sxx) if n > 2 else math.inf
-        return slope > 0 and (se == 0 or slope / se >= t_min)
+        return slope > 0 and (se == 0 or slope / se >= t_min) and slope * (self.x1 - self.x0) >= min_growth
+
+
+#: a queue that grew by fewer requests than this over a point, or a TTFT that grew by less than this share of
+#: its mean, is noise, however significant its slope: a calm point judged often would otherwise trip the test
+MIN_QUEUE_GROWTH = 2.0
+MIN_TTFT_GROWTH = 0.1
 
 
 class SaturationWatch:
@@ -71,12 +81,16 @@ class SaturationWatch:
     def saturated(self, now_s: float) -> bool:
         if now_s < self.min_seconds or self.ttft.n < self.min_points:
             return False
-        return (self.inflight.rising(t_min=self.t_min, min_points=self.min_points)
-                and self.ttft.rising(t_min=self.t_min, min_points=self.min_points))
+        mean_ttft = self.ttft.sy / self.ttft.n
+        return (self.inflight.rising(t_min=self.t_min, min_points=self.min_points, min_growth=MIN_QUEUE_GROWTH)
+                and self.ttft.rising(t_min=self.t_min, min_points=self.min_points,
+                                     min_growth=MIN_TTFT_GROWTH * mean_ttft))
 
 
-def significant_rise(xs: Sequence[float], ys: Sequence[float], *, t_min: float = 2.0, min_points: int = 8) -> bool:
-    """Whether ``ys`` rises with ``xs``: a positive least-squares slope at least ``t_min`` standard errors."""
+def significant_rise(xs: Sequence[float], ys: Sequence[float], *, t_min: float = 2.0, min_points: int = 8,
+                     min_growth: float = 0.0) -> bool:
+    """Whether ``ys`` rises with ``xs``: a positive least-squares slope at least ``t_min`` standard errors, that
+    adds at least ``min_growth`` over the span of ``xs``."""
     n = len(xs)
     if n < min_points:
         return False
@@ -87,7 +101,7 @@ def significant_rise(xs: Sequence[float], ys: Sequence[float], *, t_min: float =
     slope = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
     resid = math.fsum((y - my - slope * (x - mx)) ** 2 for x, y in zip(xs, ys, strict=True))
     se = math.sqrt(resid / (n - 2) / sxx) if n > 2 else math.inf
-    return slope > 0 and (se == 0 or slope / se >= t_min)
+    return slope > 0 and (se == 0 or slope / se >= t_min) and slope * (max(xs) - min(xs)) >= min_growth
 
 
 def over_saturated(records: Sequence[RequestRecord], *, t_min: float = 2.0) -> bool:
@@ -100,6 +114,8 @@ def over_saturated(records: Sequence[RequestRecord], *, t_min: float = 2.0) -> b
     t = [(s - starts[0]) / 1e9 for s in starts]  # type: ignore[operator]
     inflight = [bisect.bisect_right(starts, s) - bisect.bisect_right(ends, s) for s in starts]
     with_ttft = [(ti, r.ttft_ms()) for ti, r in zip(t, sent, strict=True) if r.ttft_ms() is not None]
-    return (significant_rise(t, inflight, t_min=t_min, min_points=MIN_REQUESTS)
-            and significant_rise([a for a, _ in with_ttft], [b for _, b in with_ttft], t_min=t_min,  # type: ignore[misc]
-                                 min_points=MIN_REQUESTS))
+    ttfts = [b for _, b in with_ttft]
+    return (significant_rise(t, inflight, t_min=t_min, min_points=MIN_REQUESTS, min_growth=MIN_QUEUE_GROWTH)
+            and bool(ttfts) and significant_rise([a for a, _ in with_ttft], ttfts, t_min=t_min,  # type: ignore[misc]
+                                                 min_points=MIN_REQUESTS,
+                                                 min_growth=MIN_TTFT_GROWTH * sum(ttfts) / len(ttfts)))

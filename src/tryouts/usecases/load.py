@@ -228,7 +228,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     # the measured requests ran under the point's load from their first to their last: warm-up and cool-down
     # requests kept it up around them and are left out of every figure
     sent = len(records)
-    stopped = None if sent == n else _stop_reason(records, settings)
+    stopped = None if sent == n else stats.get("stopped", "max_seconds")
     for r in records:
         r.phase = ("warmup" if r.index < settings.warmup else
                    "measured" if r.index < settings.warmup + settings.requests else "cooldown")
@@ -294,18 +294,6 @@ def _messages(settings: LoadSettings, provider: Any, n: int) -> tuple[list[Any],
         "prompt_tokens_mean": mean, "prompt_tokens_min": min(sizes), "prompt_tokens_max": max(sizes),
         "prompt_tokens_stdev": (sum((k - mean) ** 2 for k in sizes) / len(sizes)) ** 0.5,
         "output_tokens": settings.output_tokens, "ignore_eos": settings.ignore_eos}
-
-
-def _stop_reason(records: list[Any], settings: LoadSettings) -> str:
-    """Why a point stopped before sending everything: ``max_errors``, ``over_saturation`` or ``max_seconds``."""
-    from ..load.saturation import over_saturated
-
-    failed = sum(r.status in ("error", "rate_limited") for r in records)
-    if settings.max_errors is not None and failed >= settings.max_errors:
-        return "max_errors"
-    if settings.stop_over_saturated and over_saturated(records):
-        return "over_saturation"
-    return "max_seconds"
 
 
 def _point_runner(ref: str, settings: LoadSettings, options: dict[str, Any] | None, points: list[dict[str, Any]],
