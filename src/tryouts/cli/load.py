@@ -109,37 +109,31 @@ def load(
     if self_test_:
         return _self_test(streams or 64, requests if requests != 20 else 2000, workers, fmt)
     if model is None:
-        raise UsageError("Name the model to load: tryouts load MODEL (an OpenAI-compatible reference), or measure "
-                         "the client itself with tryouts load --self-test.")
+        raise UsageError("Name the model to load: tryouts load MODEL (any model reference), or measure the client "
+                         "itself with tryouts load --self-test.")
     try:
         hourly_usd = Decimal(hourly) if hourly is not None else None
     except InvalidOperation:
         raise UsageError(f"--price-per-hour {hourly!r} is not a number of USD.") from None
-    if profile in ("sweep", "goodput-search"):
-        base = LoadSettings(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
-                            max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed,
-                            burstiness=burstiness, warmup=warmup, cooldown=cooldown, max_seconds=max_seconds,
-                            max_errors=max_errors, suite=suite, prompt_tokens=prompt_tokens,
-                            output_tokens=output_tokens, tokenizer=tokenizer, ignore_eos=ignore_eos)
-        options = parse_options(option, 1)[0]
-        base.check()
-        preflight(model, options)  # a reference that cannot be driven stops here, before anything is stored
-        ledger = LoadLedger(open_store(db), model, profile, base)
-        if profile == "sweep":
-            return _points(model, fmt, ledger, lambda on_point: run_sweep(model, base, options, size=sweep_size,
-                                                                          on_point=on_point, ledger=ledger))
-        return _points(model, fmt, ledger, lambda on_point: run_goodput_search(
-            model, base, options, attainment=attainment, max_points=max_points, on_point=on_point, ledger=ledger))
-    settings = LoadSettings(profile=profile, requests=requests, rate=rate, streams=streams, burstiness=burstiness,
-                            seed=seed, max_concurrency=max_concurrency, workers=workers, prompt_words=prompt_words,
-                            max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, warmup=warmup,
-                            cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, ramp=ramp,
-                            suite=suite, stop_over_saturated=stop_over_saturated, prompt_tokens=prompt_tokens,
-                            output_tokens=output_tokens, tokenizer=tokenizer, ignore_eos=ignore_eos)
+    common = dict(requests=requests, streams=streams, workers=workers, prompt_words=prompt_words,
+                  max_tokens=max_tokens, slo=parse_slo(slo), hourly_usd=hourly_usd, seed=seed, burstiness=burstiness,
+                  warmup=warmup, cooldown=cooldown, max_seconds=max_seconds, max_errors=max_errors, suite=suite,
+                  prompt_tokens=prompt_tokens, output_tokens=output_tokens, tokenizer=tokenizer,
+                  ignore_eos=ignore_eos)
+    searching = profile in ("sweep", "goodput-search")  # these choose each point's profile and rate themselves
+    settings = LoadSettings(**common) if searching else LoadSettings(
+        profile=profile, rate=rate, max_concurrency=max_concurrency, ramp=ramp,  # type: ignore[arg-type]
+        stop_over_saturated=stop_over_saturated, **common)
     options = parse_options(option, 1)[0]
     settings.check()
-    preflight(model, options)
+    preflight(model, options)  # a reference that cannot be driven stops here, before anything is stored
     ledger = LoadLedger(open_store(db), model, profile, settings)
+    if profile == "sweep":
+        return _points(model, fmt, ledger, lambda on_point: run_sweep(model, settings, options, size=sweep_size,
+                                                                      on_point=on_point, ledger=ledger))
+    if profile == "goodput-search":
+        return _points(model, fmt, ledger, lambda on_point: run_goodput_search(
+            model, settings, options, attainment=attainment, max_points=max_points, on_point=on_point, ledger=ledger))
     try:
         out = run_load(model, settings, options)
     except Exception:  # Ctrl-C marks it interrupted (cli/__init__.py)
