@@ -120,3 +120,20 @@ def smollm2_server_url(smollm2):
 
     with llamacpp_server(smollm2, alias="smollm2", n_ctx=2048) as base_url:
         yield base_url
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server on 127.0.0.1 for this session (tests/pg.py); yields ``postgresql://USER:PW@HOST:PORT``."""
+    from pg import pg_server_running
+
+    with pg_server_running() as base:
+        yield base
+
+
+@pytest.fixture
+def pg_url(pg_server):
+    """A fresh, empty database on the session's server: its ``postgresql://`` URL (with the password)."""
+    from pg import new_database
+
+    return new_database(pg_server)

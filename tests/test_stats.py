@@ -107,3 +107,13 @@ def test_summarize_unknown_costs_stay_unknown():
 
 def test_summarize_empty():
     assert summarize([]) == []
+
+
+def test_speed_figures_leave_out_cells_whose_timing_is_not_valid():
+    rs = [_r(0, "m", ttft=10.0, e2e=20.0, cost="0.001"), _r(0, "m", ttft=12.0, e2e=22.0, cost="0.001"),
+          {**_r(0, "m", ttft=900.0, e2e=990.0, cost="0.001"), "timing_valid": False},
+          {**_r(0, "m", ttft=14.0, e2e=24.0, cost="0.001"), "timing_valid": True}]
+    (s,) = summarize(rs)
+    assert s["timing_excluded"] == 1
+    assert s["ttft_ms"]["n"] == 3 and s["ttft_ms"]["mean"] == 12.0  # the shared-node sample is left out
+    assert s["n"] == 4 and s["cost_total_usd"] == "0.004"  # its answer and cost still count

@@ -138,3 +138,16 @@ def test_migrating_a_v1_database_keeps_its_rows(tmp_path):
     assert store.get_run("r1")["run"]["status"] == "done"
     store.add_result("r1", make_result())
     assert store.get_run("r1")["results"][0]["case"] is None
+
+
+def test_cell_keys_and_timing_validity_are_stored_and_a_key_is_stored_once(tmp_path):
+    store = Store(tmp_path / "k.db")
+    run_id = store.create_run("suite", ["openai:gpt-4o-mini"], {})
+    store.add_results(run_id, [make_result(cell_key="a" * 64, timing_valid=False),
+                               make_result(case_index=1, cell_key="b" * 64, timing_valid=True)])
+    # a second delivery of cell "a", even under other indices, is left out; the first row stays
+    store.add_results(run_id, [make_result(case_index=7, cell_key="a" * 64, timing_valid=True)])
+    rows = store.get_run(run_id)["results"]
+    assert [(r["case_index"], r["cell_key"][0], r["timing_valid"]) for r in rows] == [(0, "a", False), (1, "b", True)]
+    records = store.records(run_id)
+    assert records[0].timing_valid is False and records[1].cell_key == "b" * 64

@@ -333,7 +333,7 @@ def test_unknown_key_lists_allowed_keys(tmp_path):
     """))
     assert line == 3
     assert "unknown key 'repeat' (did you mean 'repeats'?)" in text
-    assert "models, defaults, prompts, cases, dataset, repeats, concurrency, retries, timeouts" in text
+    assert "models, defaults, prompts, cases, dataset, repeats, concurrency, rate_limits, retries, timeouts" in text
 
 
 def test_unknown_key_in_nested_mapping(tmp_path):

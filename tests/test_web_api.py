@@ -333,3 +333,25 @@ def test_an_eval_task_run_page_shows_the_task_report(replay_server, tmp_path, db
     # 10 cases: the exact test, no interval, and its verdict
     assert c["test"] == "exact permutation" and c["low"] is None and c["diff"] == pytest.approx(-0.2)
     assert f"{c['diff']:+.3f}</td>" in html and f"{c['p_value']:.3f} (exact)" in html and c["verdict"] in html
+
+
+def test_the_run_page_shows_speed_only_from_valid_timings_and_says_so(db):
+    from datetime import UTC, datetime
+
+    from tryouts.store import Store
+    from tryouts.types import Message, Request, Result, Timing
+
+    store = Store(str(db))
+    run_id = store.create_run("suite", ["openai-compat:m"], {}, {"labels": ["m"], "n_cells": 3})
+    store.add_results(run_id, [
+        Result(model="openai-compat:m", provider="openai-compat", model_name="m", ok=True, text="x",
+               started_at=datetime.now(UTC), timing=Timing(ttft_ms=ttft, e2e_ms=ttft + 5), case_index=i,
+               request=Request(messages=[Message(role="user", content="q")]), timing_valid=valid)
+        for i, (ttft, valid) in enumerate([(10.0, True), (20.0, True), (5000.0, False)])])
+    store.finish_run(run_id)
+    with serve(db) as (url, _):
+        summary = web.get(f"{url}/api/runs/{run_id}").json()["summary"][0]
+        assert summary["timing_excluded"] == 1 and summary["ttft_ms"]["n"] == 2 and summary["ttft_ms"]["mean"] == 15.0
+        page = web.get(f"{url}/runs/{run_id}").text
+        assert 'id="timing-note"' in page and "leave out 1 cell whose timing" in page
+        assert 'data-k="ttft_p50">15' in page  # the median of the two valid cells, not of all three

@@ -100,6 +100,11 @@ class ResultRecord(_Record):
                                           "results), `reference` (exact_match, token_f1, edit_similarity, bleu, chrf, "
                                           "rouge1/2/L, embedding), `custom` (per scorer: score, passed, reason or "
                                           "error), `judge` (judge, score, scale, normalized, rationale)")
+    cell_key: str | None = Field(None, description="Suite runs: the cell's stable key, a hash of its model (label, "
+                                 "reference, options), case, request and repeat; one row per key in a run")
+    timing_valid: bool | None = Field(None, description="Whether the timings may be compared for speed: `false` when "
+                                      "the cell ran beside other work (a shared Ray node at high concurrency; "
+                                      "docs/scale.md), null without timings or before it was recorded")
 
 
 class RunRecord(_Record):

@@ -8,12 +8,17 @@ speed or token statistics.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from array import array
+from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 #: the figures :func:`summarize` describes per model, each a field of the flat result
 TIMING_FIELDS = ("ttft_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "output_tokens")
+#: the stored fields a run's summary and quality report read (Store.results(columns=...)): a summary of a
+#: 100,000-cell run reads these, not every output and request
+SUMMARY_FIELDS = ["model_index", "case_index", "repeat_index", "model", "ok", "cached", "error_kind", *TIMING_FIELDS,
+                  "cost_total", "scores", "timing_valid"]
 
 _PER_1K_PLACES = Decimal("1e-12")
 
@@ -100,51 +105,90 @@ def result_cost(r: dict[str, Any]) -> Decimal | None:
     return to_decimal(exact if exact is not None else r.get("cost_usd"))
 
 
-def summarize(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarize(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """One summary per model, in ``model_index`` order.
 
     Each: ``model_index``, ``model`` and ``label`` (the model reference), ``n`` results, ``failures``,
     ``cached``; :func:`describe` of ``ttft_ms``, ``tpot_ms``, ``e2e_ms``, ``output_tokens_per_s`` and
-    ``output_tokens`` over successful, non-cached results; ``cost_total_usd`` (exact sum of the known
-    costs, a decimal string; None when no cost is known, never a made-up 0), ``cost_unknown`` (successful results whose cost is unknown) and
-    ``cost_per_1k_requests_usd`` (mean known cost of successful, non-cached results × 1000, a decimal
-    string, or None when none is known).
+    ``output_tokens`` over successful, non-cached results whose timing is valid (``timing_excluded``: how many
+    others were left out, run beside other work on a shared node); ``cost_total_usd`` (exact sum of the known
+    costs, a decimal string; None when no cost is known, never a made-up 0), ``cost_unknown`` (successful
+    results whose cost is unknown) and ``cost_per_1k_requests_usd`` (mean known cost of successful, non-cached
+    results × 1000, a decimal string, or None when none is known). ``results`` is read once: a generator of a
+    big run's rows (Store.iter_results) keeps memory to a few numbers per row.
     """
-    groups: dict[tuple[int, str], list[dict[str, Any]]] = {}
+    acc = Summarizer()
     for r in results:
+        acc.add(r)
+    return acc.summaries()
+
+
+class _Model:
+    __slots__ = ("cached", "cost_n", "costs", "excluded", "failures", "known", "n", "passes", "per_request", "timed",
+                 "unknown")
+
+    def __init__(self) -> None:
+        self.n = self.failures = self.cached = self.excluded = self.unknown = self.cost_n = 0
+        self.known = False
+        self.costs = self.per_request = Decimal(0)
+        self.timed = {name: array("d") for name in TIMING_FIELDS}  # 8 bytes a value
+        self.passes: list[float] = []
+
+
+class Summarizer:
+    """:func:`summarize` one row at a time (``add``), keeping numbers rather than rows."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[int, str], _Model] = {}
+
+    def add(self, r: dict[str, Any]) -> None:
         key = (int(r.get("model_index") or 0), str(r.get("model")))
-        groups.setdefault(key, []).append(r)
+        m = self._models.get(key)
+        if m is None:
+            m = self._models[key] = _Model()
+        ok, cached = bool(r.get("ok")), bool(r.get("cached"))
+        m.n += 1
+        m.failures += not ok
+        m.cached += cached
+        cost = result_cost(r)
+        if cost is not None:
+            m.known, m.costs = True, m.costs + cost
+            if ok and not cached:
+                m.per_request += cost
+                m.cost_n += 1
+        elif ok:
+            m.unknown += 1
+        if ok and not cached:
+            if r.get("timing_valid") is False:  # run beside other work on a shared node: no speed sample
+                m.excluded += 1
+            else:
+                for name in TIMING_FIELDS:
+                    v = r.get(name)
+                    if v is not None and not math.isnan(float(v)):
+                        m.timed[name].append(float(v))
+        a = (r.get("scores") or {}).get("assert")
+        if a:
+            m.passes.append(1.0 if a["passed"] else 0.0)
 
-    out = []
-    for (index, ref), rs in sorted(groups.items(), key=lambda kv: kv[0]):
-        fresh_ok = [r for r in rs if r.get("ok") and not r.get("cached")]
-        costs = [(r, result_cost(r)) for r in rs]
-        known = [c for _, c in costs if c is not None]
-        per_request = [c for r, c in costs if c is not None and r.get("ok") and not r.get("cached")]
-        per_1k = None
-        if per_request:
-            mean = sum(per_request, Decimal(0)) / len(per_request) * 1000
-            per_1k = decimal_str(mean.quantize(_PER_1K_PLACES))
-        summary: dict[str, Any] = {
-            "model_index": index,
-            "model": ref,
-            "label": ref,
-            "n": len(rs),
-            "failures": sum(1 for r in rs if not r.get("ok")),
-            "cached": sum(1 for r in rs if r.get("cached")),
-        }
-        for name in TIMING_FIELDS:
-            summary[name] = describe(r.get(name) for r in fresh_ok)
-        summary["cost_total_usd"] = decimal_str(sum(known, Decimal(0))) if known else None
-        summary["cost_unknown"] = sum(1 for r, c in costs if c is None and r.get("ok"))
-        summary["cost_per_1k_requests_usd"] = per_1k
-        passes = [1.0 if r["scores"]["assert"]["passed"] else 0.0 for r in rs if (r.get("scores") or {}).get("assert")]
-        if passes:  # the share of cases whose assertions all passed, with a bootstrap 95% interval
-            from .scoring.statistics import bootstrap_mean
+    def summaries(self) -> list[dict[str, Any]]:
+        out = []
+        for (index, ref), m in sorted(self._models.items(), key=lambda kv: kv[0]):
+            per_1k = None
+            if m.cost_n:
+                per_1k = decimal_str((m.per_request / m.cost_n * 1000).quantize(_PER_1K_PLACES))
+            summary: dict[str, Any] = {"model_index": index, "model": ref, "label": ref, "n": m.n,
+                                       "failures": m.failures, "cached": m.cached, "timing_excluded": m.excluded}
+            for name in TIMING_FIELDS:
+                summary[name] = describe(m.timed[name])
+            summary["cost_total_usd"] = decimal_str(m.costs) if m.known else None
+            summary["cost_unknown"] = m.unknown
+            summary["cost_per_1k_requests_usd"] = per_1k
+            if m.passes:  # the share of cases whose assertions all passed, with a bootstrap 95% interval
+                from .scoring.statistics import bootstrap_mean
 
-            summary["assert_pass_rate"] = bootstrap_mean(passes)
-        out.append(summary)
-    return out
+                summary["assert_pass_rate"] = bootstrap_mean(m.passes)
+            out.append(summary)
+        return out
 
 
 def sampling_text(sampling: dict[str, Any] | None) -> str:

@@ -29,6 +29,14 @@ def run(
         None, "--client-processes", help="Worker processes that send and read the API streams, so that many "
         "concurrent requests do not queue on one event loop (default: 1 when a server gets 32 or more at once; "
         "0: never)."),
+    executor: str = typer.Option("local", "--executor", help="Where the cells run: local (this process) or ray (a "
+                                 "Ray cluster; docs/scale.md)."),
+    ray_address: str | None = typer.Option(None, "--ray-address", help="The Ray cluster to attach to (HOST:PORT, or "
+                                           "'auto'); default RAY_ADDRESS, else a Ray started for this run."),
+    shard: str | None = typer.Option(None, "--shard", help="Run slice I of N of the cells (0 <= I < N), into a run "
+                                     "shared with the other slices' drivers (--run-id, or one made from the suite)."),
+    run_name: str | None = typer.Option(None, "--run-id", help="Run into this run id, shared by every driver given "
+                                        "it: created by the first, joined by the others; its missing cells run."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (the run as 'show --format json')."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
@@ -43,10 +51,16 @@ def run(
     interrupted. A run whose process
     died (kill -9) shows as stale in 'tryouts runs' and resumes the same way; a run that another process is
     running cannot be resumed.
+
+    A sweep too big for one machine: --executor ray runs the cells on a Ray cluster, and --shard I/N runs one
+    slice of them per driver (a Slurm array, several machines) into one run; give every driver the same
+    --db postgresql+psycopg://... (docs/scale.md).
     """
     import json
+    import re
 
     from ..errors import UsageError
+    from ..store.drivers import parse_shard
     from .render import make_console
 
     if fmt not in ("table", "json"):
@@ -55,7 +69,24 @@ def run(
     console = make_console(stderr=fmt == "json")
     if client_processes is not None and not 0 <= client_processes <= 16:
         raise UsageError("--client-processes must be between 0 and 16.")
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor must be local or ray, not {executor!r}.")
+    if (shard or run_name) and resume:
+        raise UsageError("--resume runs a whole run's missing cells: give either --resume RUN, or --run-id RUN "
+                         "(with --shard I/N for one slice).")
+    if run_name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}", run_name):
+        raise UsageError(f"--run-id {run_name!r}: use 1 to 40 letters, digits, '.', '_' or '-', starting with a "
+                         "letter or digit.")
+    try:
+        sliced = parse_shard(shard) if shard is not None else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
+    plan.shard, plan.shared_id = sliced, run_name
+    if executor == "ray":
+        from ..engine.ray_executor import RayExecutor
+
+        plan.executor = RayExecutor(address=ray_address)
     if client_processes is not None:
         plan.policy.client_processes = client_processes
     if budget is not None:
@@ -119,10 +150,14 @@ def run(
         console.print(f"\nInterrupted: {done} of {len(cells)} cells are recorded. "
                       f"Resume with: tryouts run --resume {run_id}", highlight=False)
         return getattr(exc, "exit_code", 130)
+    if outcome.status == "running":  # a slice of a shared run whose other drivers are still at work
+        return 0
     if fmt == "json":
         print(json.dumps(store.get_run(run_id), indent=2, default=str))
     else:
-        print_summary(console, [r.model_dump() for r in outcome.results], labels, outcome.meta.get("quality"))
+        from ..stats import SUMMARY_FIELDS
+
+        print_summary(console, store.iter_results(run_id, SUMMARY_FIELDS), labels, outcome.meta.get("quality"))
         console.print(f"Stored as run [bold]{run_id}[/] ({outcome.n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
     stop = outcome.meta.get("stopped") or {}

@@ -3,6 +3,7 @@ an eval-task report."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rich.markup import escape
@@ -58,25 +59,41 @@ def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric.replace("custom:", "Scorer "))
 
 
-def print_summary(console, results: list[dict], labels: list[str] | None = None,
+def print_summary(console, results: Iterable[dict], labels: list[str] | None = None,
                   quality: dict | None = None) -> None:
-    """The summary table (timings, cost, the primary quality metric with its interval), then the quality tables."""
+    """The summary table (timings, cost, the primary quality metric with its interval), then the quality tables.
+
+    ``results`` is read once (a big run's rows may come as a generator: Store.iter_results)."""
+    from collections import Counter
+
     from rich.table import Table
 
     from ..labels import short_label
-    from ..scoring.summary import quality_report
-    from ..stats import summarize
+    from ..scoring.summary import quality_report, quality_rows
+    from ..stats import Summarizer
+
+    acc, failures, refs = Summarizer(), Counter(), {}
+
+    def read(rows: Iterable[dict]) -> Iterable[dict]:
+        for r in rows:
+            acc.add(r)
+            if not r["ok"]:
+                failures[(r["model_index"], r.get("error_kind"))] += 1
+            refs.setdefault(r["model_index"], r["model"])
+            yield r
+
+    scored = quality_rows(read(results))  # one pass: the rows are counted as they stream by
 
     def ms(d, key="p50"):
         v = d.get(key) if d else None
         return "-" if v is None else f"{v:,.1f}"
 
-    quality = quality if quality is not None else quality_report(results, labels)
+    quality = quality if quality is not None else quality_report(scored, labels)
     primary = quality.get("primary")
     by_model = {q["model_index"]: q for q in quality.get("per_model", [])}
     repeats = max((q["pass_at_k"] or {}).get("n", 1) for q in by_model.values()) if by_model else 1
     table = Table(title="Summary", title_justify="left", header_style="bold")
-    summaries = summarize(results)
+    summaries = acc.summaries()
     names = ["Model", "n", "Failed", "Cached", "TTFT p50", "TTFT p90", "tok/s p50", "E2E p50", "Cost USD",
              "per 1k req"] + ([f"{metric_name(primary)} (95% CI)"] if primary else []) + (
              [f"pass@{repeats}", f"pass^{repeats}"] if repeats > 1 else [])
@@ -106,7 +123,12 @@ def print_summary(console, results: list[dict], labels: list[str] | None = None,
     console.print(table)
     console.print("Timings in ms over fresh, successful results (cached results are never timing samples). "
                   "Quality: mean over cases (repeats averaged first) with a bootstrap 95% interval.", style="dim")
-    print_failure_kinds(console, results, labels)
+    if excluded := sum(s.get("timing_excluded", 0) for s in summaries):
+        console.print(f"Speed figures leave out {excluded} cell(s) whose timing is not valid for comparison: they ran "
+                      "beside other work on a shared node (docs/scale.md). Their answers, costs and scores count.",
+                      style="dim")
+    print_failure_kinds(console, failures, {m: labels[m] if labels and m < len(labels) else ref
+                                            for m, ref in refs.items()})
     print_quality(console, quality)
 
 
@@ -119,17 +141,15 @@ _FAILURE_ADVICE = {
 }
 
 
-def print_failure_kinds(console, results: list[dict], labels: list[str] | None = None) -> None:
-    """A line per model and failure kind the summary should not hide (aborted streams, impossible values)."""
-    from collections import Counter
-
+def print_failure_kinds(console, counts: dict, labels: dict[int, str]) -> None:
+    """A line per model and failure kind the summary should not hide (aborted streams, impossible values):
+    ``counts`` by (model index, error kind), ``labels`` by model index."""
     from ..labels import short_label
 
-    counts = Counter((r["model_index"], r.get("error_kind")) for r in results if not r["ok"])
     for (m, kind), n in sorted(counts.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
         if kind not in _FAILURE_ADVICE:
             continue
-        label = labels[m] if labels and m < len(labels) else next(r["model"] for r in results if r["model_index"] == m)
+        label = labels.get(m, str(m))
         cells = "cell" if n == 1 else "cells"
         console.print(f"[yellow]{escape(short_label(label))}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.[/]")
 

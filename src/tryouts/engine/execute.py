@@ -14,6 +14,7 @@ from ..pricing import PriceOverride, price
 from ..providers.base import WARMUP_PROMPT, Provider
 from ..tokens import MAX_TOKENS, complete_usage
 from ..types import (
+    Cell,
     Collected,
     Delta,
     Event,
@@ -63,6 +64,12 @@ def failed_result(spec: ModelSpec, request: Request, exc: BaseException, **kw) -
         options=spec.options,
         **kw,
     )
+
+
+def cell_failed(cell: Cell, exc: BaseException, cases: dict[int, dict]) -> Result:
+    """The failed result of a cell that could not run (its model could not be set up, its worker was lost)."""
+    return failed_result(cell.spec, cell.request, exc, model_index=cell.model_index, case_index=cell.case_index,
+                         repeat_index=cell.repeat_index, case=cases.get(cell.case_index))
 
 
 def describe(exc: BaseException) -> tuple[str, str]:

@@ -67,3 +67,13 @@ class RateBudget:
         if tokens:
             self._spent.append((self._clock(), int(tokens)))
             self._spent_total += int(tokens)
+
+    def fill(self) -> None:
+        """Count the whole budget as used now: a lane's worker made again after a loss does not know what the
+        lost one sent, so it waits one window before its first request rather than risk going over."""
+        now = self._clock()
+        if self.requests is not None:
+            self._starts.extend([now] * max(0, int(self.requests) - len(self._starts)))
+        if self.tokens is not None:
+            self._spent.append((now, int(self.tokens)))
+            self._spent_total += int(self.tokens)

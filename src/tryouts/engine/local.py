@@ -31,7 +31,7 @@ from ..providers.http import HTTPProvider
 from ..types import Result
 from .cache import cache_entry, cache_key, cached_result
 from .events import CellDelta, CellLike, CellQueued, CellRetry, CellStarted, ModelLoading
-from .execute import attempt, failed_result, warm_up
+from .execute import attempt, cell_failed, warm_up
 from .executor import Lane, ResultSink, RunContext, Schedule
 from .gate import MachineGate
 from .limits import RateBudget
@@ -97,6 +97,9 @@ class _Execution:
 
     def record(self, cell: CellLike, result: Result, cache: Any = None) -> None:
         m = cell.model_index
+        result.cell_key = getattr(cell, "key", None)
+        if result.timing_valid is None and result.ok and not result.cached:
+            result.timing_valid = True  # the machine gate kept other timed work apart (an executor may say otherwise)
         self.progress.done[m] += 1
         self.progress.failed[m] += not result.ok
         self.progress.cached[m] += result.cached
@@ -104,9 +107,7 @@ class _Execution:
 
     def fail_all(self, cell_list: list[CellLike], exc: BaseException) -> None:
         for cell in cell_list:
-            self.record(cell, failed_result(cell.spec, cell.request, exc, model_index=cell.model_index,
-                                            case_index=cell.case_index, repeat_index=cell.repeat_index,
-                                            case=self.ctx.cases.get(cell.case_index)))
+            self.record(cell, cell_failed(cell, exc, self.ctx.cases))
 
     def key_for(self, cell: CellLike) -> str | None:
         return cache_key(cell.spec, cell.request) if self.policy.use_cache and self.ctx.cache_get else None
@@ -261,8 +262,7 @@ class _Execution:
         opened: dict[int, Provider] = {}
         load: dict[int, float | None] = {}
         limits = lane.limits
-        budget = (RateBudget(limits.requests_per_minute, limits.tokens_per_minute)
-                  if limits.requests_per_minute or limits.tokens_per_minute else None)
+        budget = limits.rate_budget()
         try:
             for m, made in lane.providers.items():
                 if self.ctx.cancel.stopped(m):

@@ -6,6 +6,8 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from .limits import RateBudget
+
 
 @dataclass(frozen=True)
 class LaneLimits:
@@ -19,6 +21,17 @@ class LaneLimits:
     concurrency: int
     requests_per_minute: float | None = None
     tokens_per_minute: float | None = None
+    #: the sliding window the budgets are held over, in seconds: a minute by default; a shorter one holds the same
+    #: rate more evenly (12,000 a minute over 1 s is at most 200 in any second)
+    window_s: float = 60.0
+
+    def rate_budget(self) -> RateBudget | None:
+        """This lane's :class:`~tryouts.engine.limits.RateBudget` (None without budgets)."""
+        if not (self.requests_per_minute or self.tokens_per_minute):
+            return None
+        share = self.window_s / 60.0
+        return RateBudget(self.requests_per_minute and self.requests_per_minute * share,
+                          self.tokens_per_minute and self.tokens_per_minute * share, window_s=self.window_s)
 
 
 #: a lane with this many concurrent requests is carried by a worker process by default: below it one event loop
@@ -38,6 +51,8 @@ class Policy:
     #: budgets per provider name (see :class:`LaneLimits`); none by default
     requests_per_minute: dict[str, float] = field(default_factory=dict)
     tokens_per_minute: dict[str, float] = field(default_factory=dict)
+    #: the window each provider's budgets hold over, in seconds (default: a minute, as providers count)
+    rate_windows: dict[str, float] = field(default_factory=dict)
     max_retries: int = 3
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
@@ -74,6 +89,7 @@ class Policy:
             concurrency=1 if self.sequential else self.concurrency_for(provider, on_this_machine, declared),
             requests_per_minute=self.requests_per_minute.get(provider),
             tokens_per_minute=self.tokens_per_minute.get(provider),
+            window_s=self.rate_windows.get(provider, 60.0),
         )
 
     def backoff(self, attempt_no: int, retry_after: float | None) -> float | None:

@@ -62,6 +62,11 @@ class StoreSink:
             raise errors.StoreError(f"Writing results failed: {self._error}")
         self._q.put((cell, result, cache))
 
+    def backlog(self) -> int:
+        """Results put and not yet written: an executor that produces faster than the store writes waits while
+        this is high, so pending work stays bounded."""
+        return self._q.qsize()
+
     def _stored(self, batch: list[tuple[CellLike, Result, CacheEntry | None]]) -> None:
         for cell, result, _ in batch:
             self._on_event(ResultStored(cell, result))

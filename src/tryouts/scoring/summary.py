@@ -22,6 +22,7 @@ shown in the summary table, is the first present in the order above. With repeat
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 METRIC_ORDER = ("pass", "judge", "embedding", "custom", "token_f1")
@@ -44,6 +45,17 @@ def metric_values(r: dict[str, Any]) -> dict[str, float]:
     if ref.get("token_f1") is not None:
         out["token_f1"] = float(ref["token_f1"])
     return out
+
+
+def quality_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows :func:`quality_report` needs from a stream of a run's rows: those with scores, and one per model
+    (so every model is listed). A big unscored run keeps a handful of rows, not all of them."""
+    kept, seen = [], set()
+    for r in rows:
+        if r.get("scores") or r["model_index"] not in seen:
+            kept.append(r)
+            seen.add(r["model_index"])
+    return kept
 
 
 def _rank(metric: str) -> int:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import weakref
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from ..errors import StoreError
 from ..redact import redact as redact_text
 from ..types import Result
 from . import schema
+from .drivers import SHARED, DriverStore
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .load import LoadStore
 from .migrations import migrate
@@ -118,7 +120,7 @@ def _dialect_insert(conn: Any) -> Any:
     return sqlite_insert
 
 
-class Store(LoadStore):
+class Store(LoadStore, DriverStore):
     """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
 
     def __init__(self, target: str | Path) -> None:
@@ -192,7 +194,8 @@ class Store(LoadStore):
         with self.engine.begin() as conn:
             row = conn.execute(select(r).where(r.c.id == run_id)).mappings().one()
             if row["status"] == "running" and staleness(row) is None:
-                who = f"process {row['owner'].replace('@', ' on ')}" if row["owner"] else "another process"
+                who = (f"process {row['owner'].replace('@', ' on ')}" if row["owner"] and row["owner"] != SHARED
+                       else "its --shard drivers" if row["owner"] else "another process")
                 raise StoreError(
                     f"Run {run_id} is being run by {who}: wait for it to end, or stop it (Ctrl-C) and resume "
                     f"again. If that process is gone, the run shows as stale within {STALE_AFTER_S:.0f} s.")
@@ -208,8 +211,9 @@ class Store(LoadStore):
     def _beat(self, run_ids: list[str]) -> None:
         r = schema.runs
         with self.engine.begin() as conn:
-            conn.execute(update(r).where(r.c.id.in_(run_ids), r.c.owner == this_owner(), r.c.status == "running")
-                         .values(heartbeat_at=_now()))
+            conn.execute(update(r).where(r.c.id.in_(run_ids), r.c.owner.in_([this_owner(), SHARED]),
+                                         r.c.status == "running").values(heartbeat_at=_now()))
+            self._beat_drivers(conn, run_ids)
 
     def held_runs(self) -> list[str]:
         """The runs this store created or claimed and has not finished (to mark them when interrupted)."""
@@ -226,16 +230,16 @@ class Store(LoadStore):
     ) -> None:
         """Commit several results, and the cache entries (key, model, response) they make, in one transaction.
 
-        Idempotent per cell: a result whose cell (model, case, repeat) already has a row in the run is left
-        out, and the row already there stays (an executor may deliver a result twice, or rerun a lost cell).
+        Idempotent per cell: a result whose cell (model, case, repeat), or its stable cell key, already has a
+        row in the run is left out, and the row already there stays (an executor may deliver a result twice, or rerun a lost cell).
         """
         c = schema.cache
         with self.engine.begin() as conn:
             if results:
                 res = schema.results
-                conn.execute(_dialect_insert(conn)(res).on_conflict_do_nothing(index_elements=[
-                    res.c.run_id, res.c.model_index, res.c.case_index, res.c.repeat_index,
-                ]), [self._text_safe(result_row(run_id, r)) for r in results])
+                # no conflict target: a row is left out whether its indices or its cell key are already there
+                conn.execute(_dialect_insert(conn)(res).on_conflict_do_nothing(),
+                             [self._text_safe(result_row(run_id, r)) for r in results])
             for key, model, response in cache_entries:
                 # one statement, so two writers putting the same key at once (a team's shared PostgreSQL
                 # store) both succeed instead of one failing on the primary key and losing its results
@@ -467,6 +471,23 @@ class Store(LoadStore):
             rows = conn.execute(q).mappings().all()
             total = conn.execute(select(func.count()).select_from(res).where(*where)).scalar_one()
         return [flat_result(r) for r in rows], int(total)
+
+    def count_results(self, run_id: str) -> tuple[int, int]:
+        """(results, failed results) of a run, counted by the database."""
+        res = schema.results
+        with self.engine.connect() as conn:
+            n, failed = conn.execute(select(func.count(), func.count().filter(res.c.ok.is_(False)))
+                                     .where(res.c.run_id == run_id)).one()
+        return int(n), int(failed or 0)
+
+    def iter_results(self, run_id: str, columns: list[str]) -> Iterator[dict[str, Any]]:
+        """Every result of a run, ``columns`` only, streamed from the database in pages (a summary of a
+        1,000,000-cell run holds one page of rows at a time, not the run)."""
+        res = schema.results
+        q = select(res.c.id, *(res.c[c] for c in columns if c != "id")).where(res.c.run_id == run_id).order_by(res.c.id)
+        with self.engine.connect() as conn:
+            for row in conn.execution_options(yield_per=2000).execute(q).mappings():
+                yield flat_result(row)
 
     def records(self, ref: str, *, offset: int = 0, limit: int | None = None, ids: list[int] | None = None,
                 cell: tuple[int, int, int] | None = None) -> list[ResultRecord]:

@@ -68,8 +68,9 @@ def staleness(row: Any, now: datetime | None = None) -> str | None:
     if age is None:
         age = _age_s(row["started_at"], now)
     if age is not None and age > STALE_AFTER_S:
-        who = f"its process ({owner})" if owner else "its process"
-        return f"{who} has given no sign of life for {age:.0f} s"
+        who = ("its --shard drivers have" if owner == "drivers" else f"its process ({owner}) has" if owner
+               else "its process has")
+        return f"{who} given no sign of life for {age:.0f} s"
     return None
 
 

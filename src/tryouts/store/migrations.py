@@ -117,10 +117,13 @@ def migrate(conn: Connection) -> list[str]:
     """Apply every migration not yet applied, in order; return their names.
 
     On PostgreSQL a transaction-scoped advisory lock makes processes that open the same database at once
-    (a team's first runs) migrate one after the other instead of racing to create the same tables.
+    (a team's first runs) migrate one after the other instead of racing to create the same tables; on SQLite
+    (the drivers of a sharded run starting together) ``BEGIN IMMEDIATE`` takes the write lock first.
     """
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+    elif conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
     _bookkeeping.create_all(conn)
     done = applied(conn)
     ran = []
@@ -304,3 +307,26 @@ def m008_load_benchmarks(conn: Connection) -> None:
     )
     Index("ux_load_requests", requests.c.run_id, requests.c.point_index, requests.c.request_index, unique=True)
     md.create_all(conn)
+
+
+@migration
+def m009_ledger(conn: Connection) -> None:
+    """The ledger of sweeps run by several drivers (engine/ray_executor.py, ``--shard``): each result's stable
+    cell key (one row per key in a run), whether its timing is valid for speed comparisons, and the drivers
+    running a run, one row per slice of its cells, each with its heartbeat."""
+    _add_column(conn, "results", Column("cell_key", String(64)))
+    _add_column(conn, "results", Column("timing_valid", Boolean))
+    md = MetaData()
+    results = Table("results", md, autoload_with=conn)
+    Index("ux_results_cell_key", results.c.run_id, results.c.cell_key, unique=True).create(conn)
+    Table("runs", md, autoload_with=conn)
+    Table(
+        "run_drivers",
+        md,
+        Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+        Column("shard", String(40), primary_key=True),  # "i/n", or "all"
+        Column("owner", Text, nullable=False),  # PID@HOST
+        Column("started_at", String(40), nullable=False),
+        Column("heartbeat_at", String(40), nullable=False),
+        Column("finished_at", String(40)),
+    ).create(conn)

@@ -65,6 +65,8 @@ def result_row(run_id: str, r: Result) -> dict[str, Any]:
         "attempts": r.attempts,
         "scores": _jsonable(r.scores),
         "sampling": _jsonable(r.sampling),
+        "cell_key": r.cell_key,
+        "timing_valid": r.timing_valid,
     }
 
 
@@ -95,6 +97,8 @@ def flat_result(row: Any) -> dict[str, Any]:
     for name in ("ok", "tokens_estimated", "cached"):
         if name in d:
             d[name] = bool(d[name])
+    if d.get("timing_valid") is not None:
+        d["timing_valid"] = bool(d["timing_valid"])
     if "cost_total" in d:
         total = d.pop("cost_total")
         d["cost_usd"] = float(total) if total is not None else None

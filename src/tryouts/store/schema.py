@@ -89,6 +89,20 @@ results = Table(
     Column("attempts", Integer),
     Column("scores", JSON),
     Column("sampling", JSON),
+    Column("cell_key", String(64)),  # the cell's stable key (m009): one row per key in a run
+    Column("timing_valid", Boolean),  # valid for speed comparisons (m009); null without timings
+)
+
+#: who runs which slice of a run's cells (m009): a sweep's drivers (``--shard i/n``; ``all`` for the whole)
+run_drivers = Table(
+    "run_drivers",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+    Column("shard", String(40), primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("heartbeat_at", String(40), nullable=False),
+    Column("finished_at", String(40)),
 )
 
 cache = Table(

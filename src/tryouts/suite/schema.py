@@ -7,6 +7,7 @@ the :class:`Cell` objects the engine runs. See docs/suites.md for the format, wi
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from ..errors import UsageError
 from ..providers import all_providers, get_info
-from ..types import Cell, GenParams, Message, ModelSpec, Request
+from ..types import Cell, GenParams, LazyCell, Message, ModelSpec
 from . import template
 from .cases import collect_cases, rendered_size_problems, template_problems
 from .issues import TAG_MAP, TAG_STR, Loc, Problem, SuiteError, locate
@@ -263,6 +264,17 @@ class Retries(_Strict):
     max_backoff_s: float = Field(default=30.0, ge=0, description="The longest wait between two tries, in seconds.")
 
 
+class RateLimit(_Strict):
+    """One provider's budget over a sliding minute, for the whole run (every worker of a cluster together)."""
+
+    requests_per_minute: float | None = Field(default=None, gt=0, description="Requests started per minute.")
+    tokens_per_minute: float | None = Field(
+        default=None, gt=0, description="Input plus output tokens per minute, counted from each answer's usage.")
+    window_s: float = Field(
+        default=60.0, gt=0, le=3600, description="The sliding window the budgets hold over, in seconds: a shorter "
+        "one spreads the same rate evenly (12000 a minute over 1 s is at most 200 in any second).")
+
+
 class Timeouts(_Strict):
     """Time limits of one request, in seconds; null means no limit."""
 
@@ -383,6 +395,11 @@ class Suite(_Strict):
         description="Most requests in flight at once, per provider name (e.g. openai: 8); 'default' for the "
         "others (default 4).",
     )
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict,
+        description="Budgets per provider name, e.g. openai: {requests_per_minute: 500, tokens_per_minute: 200000}: "
+        "one lane never exceeds them, however many workers run it.",
+    )
     retries: Retries = Field(default_factory=Retries, description="Retrying failures that may pass on a second try.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Time limits of one request, in seconds.")
     scoring: ScoringSpec | None = Field(
@@ -449,19 +466,25 @@ class Suite(_Strict):
         return list(self._items)
 
     def cells(self) -> Iterator[Cell]:
-        """Every cell, in the order: for each repeat, for each case item, for each model.
+        """Every cell (a :class:`~tryouts.types.LazyCell`), in the order: for each repeat, for each case item, for
+        each model.
 
         Repeats are the outer loop so that a run cut short has every case at least once per model, and
-        samples of one case are spread over time. Each cell has its own Request.
+        samples of one case are spread over time. Each read of a cell's request builds a new Request.
         """
         items = self.case_items()
         specs = self.model_specs()
         params = [self.params_for(i) for i in range(len(specs))]
+        models = [f"{label}\0{spec.model_dump_json()}" for label, spec in zip(self.model_labels(), specs, strict=True)]
+        param_json = [p.model_dump_json() for p in params]
         for r in range(self.repeats):
             for item in items:
+                sent = Message.model_dump_json  # the request's identity: its messages and parameters
+                what = "\0".join(sent(msg) for msg in item.messages)
                 for m, spec in enumerate(specs):
-                    request = Request(messages=list(item.messages), params=params[m].model_copy(deep=True))
-                    yield Cell(m, item.index, r, spec, request)
+                    key = hashlib.sha256(f"{models[m]}\0{item.prompt_id}\0{item.case_id}\0{r}\0{what}\0"
+                                         f"{param_json[m]}".encode()).hexdigest()
+                    yield LazyCell(m, item.index, r, spec, item.messages, params[m], key)
 
     def n_cells(self) -> int:
         """How many cells :meth:`cells` yields: repeats x case items x models."""
@@ -519,13 +542,14 @@ class Suite(_Strict):
                     parse_assertion(spec.model_dump(), where)
                 except UsageError as exc:  # the location is added by Problem: keep the field and the message
                     problems.append(Problem(("cases", i, "assert", j), str(exc).removeprefix(where).lstrip(".: ")))
-        for key in self.concurrency:
-            if key != "default" and key not in {p.name for p in all_providers()}:
-                known = ", ".join(sorted(p.name for p in all_providers()))
-                problems.append(Problem(
-                    ("concurrency", key),
-                    f"{key!r} is not a provider: concurrency keys are provider names ({known}) or 'default'.",
-                ))
+        names = {p.name for p in all_providers()}
+        for field_name, keys in (("concurrency", self.concurrency), ("rate_limits", self.rate_limits)):
+            for key in keys:
+                if (key != "default" or field_name != "concurrency") and key not in names:
+                    known = ", ".join(sorted(names)) + (" or 'default'" if field_name == "concurrency" else "")
+                    problems.append(Problem(
+                        (field_name, key), f"{key!r} is not a provider: {field_name} keys are provider names ({known}).",
+                    ))
         return problems
 
     def _build(self) -> tuple[list[CaseItem], list[Problem]]:

@@ -19,7 +19,11 @@ def suite_policy(suite: Any, no_cache: bool):
 
     conc = dict(suite.concurrency or {})
     retries, timeouts = suite.retries, suite.timeouts
+    rates = getattr(suite, "rate_limits", None) or {}
     return Policy(
+        requests_per_minute={k: v.requests_per_minute for k, v in rates.items() if v.requests_per_minute},
+        tokens_per_minute={k: v.tokens_per_minute for k, v in rates.items() if v.tokens_per_minute},
+        rate_windows={k: v.window_s for k, v in rates.items()},
         concurrency=conc,
         default_concurrency=int(conc.get("default", 4)),
         max_retries=retries.max,
@@ -58,21 +62,20 @@ def finish_suite_run(store, run_id: str, suite: Any, policy: Any, say) -> None:
     """After the cells: the suite's scoring (a failure is reported, the answers stay), the quality summary
     stored in the run's meta, and the final status."""
     from ..errors import TryoutsError
-    from ..scoring.summary import quality_report
+    from ..scoring.summary import quality_report, quality_rows
 
-    data = store.get_run(run_id)
-    n_failed = sum(not r["ok"] for r in data["results"])
+    n, n_failed = store.count_results(run_id)
     if suite.scoring is not None:
         from .scoring import score_run
 
         try:
             score_run(store, run_id, suite.scoring, base_dir=suite.base_dir, policy=policy, say=say)
         except TryoutsError as exc:  # the answers are stored: say so, and how to score them later
-            say(f"Scoring failed: {exc.message}\nThe {len(data['results'])} results are stored; add the scores "
+            say(f"Scoring failed: {exc.message}\nThe {n} results are stored; add the scores "
                 f"later with: tryouts score {run_id}")
-        data = store.get_run(run_id)
-    store.update_run_meta(run_id, {"quality": quality_report(data["results"], suite.model_labels())})
-    store.finish_run(run_id, finished_status(len(data["results"]), n_failed))
+    scored = quality_rows(store.iter_results(run_id, ["model_index", "case_index", "scores"]))
+    store.update_run_meta(run_id, {"quality": quality_report(scored, suite.model_labels())})
+    store.finish_run(run_id, finished_status(n, n_failed))
 
 
 def check_scorers(suite: Any) -> None:
@@ -107,14 +110,15 @@ def load_for_resume(store: Any, run_ref: str, suite_file: Path | None = None) ->
 
 
 def run_suite_cells(store: Any, run_id: str, suite: Any, cells: list, policy: Any, *,
-                    skip: set | None = None, on_event: Any = None, budget: Any = None):
+                    skip: set | None = None, on_event: Any = None, budget: Any = None, executor: Any = None):
     """The coroutine that runs a suite's cells (those not in ``skip``) into run ``run_id``. Repeats are
     independent samples, so a suite with more than one repeat neither reads nor fills the response cache."""
     from ..config import price_overrides
     from ..engine.run import run_cells
 
     return run_cells(cells, store=store, run_id=run_id, policy=policy, skip=skip, cases=suite_cases(suite),
-                     prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1, budget=budget)
+                     prices=price_overrides(), on_event=on_event, allow_cache=suite.repeats == 1, budget=budget,
+                     executor=executor)
 
 
 @dataclass
@@ -131,6 +135,28 @@ class SuitePlan:
     #: what this invocation may spend, in USD (None: no limit), and its budget (:func:`cost_budget`)
     budget_usd: Decimal | None = None
     budget: Any = None
+    #: ``(i, n)``: run only slice i of n of the cells (``--shard``), into a run shared by several drivers
+    shard: tuple[int, int] | None = None
+    #: the shared run's id (``--run-id``); with a shard and none given, one is made from the suite's fingerprint
+    shared_id: str | None = None
+    #: runs the cells (engine/executor.py); None for the in-process one. ``--executor ray``: engine/ray_executor.py
+    executor: Any = None
+
+    @property
+    def shared(self) -> bool:
+        """Whether this plan runs (a slice of) a run that several drivers share."""
+        return self.shard is not None or self.shared_id is not None
+
+    @property
+    def shard_label(self) -> str:
+        return "all" if self.shard is None else f"{self.shard[0]}/{self.shard[1]}"
+
+    def mine(self, cell: Any) -> bool:
+        """Whether ``cell`` is in this plan's slice: a hash of its stable key, so every driver agrees."""
+        if self.shard is None:
+            return True
+        i, n = self.shard
+        return int(cell.key[:15], 16) % n == i
 
     @property
     def labels(self) -> list[str]:
@@ -146,14 +172,22 @@ class SuitePlan:
 @dataclass
 class SuiteOutcome:
     """A finished (or interrupted) suite run: its id, status, cells, failures, and its results as stored
-    (typed records, :class:`tryouts.records.ResultRecord`; docs/json.md)."""
+    (typed records, :class:`tryouts.records.ResultRecord`; docs/json.md), read from the store when first used."""
 
     run_id: str
     status: RunStatus
     n_cells: int
     n_failed: int
-    results: list[ResultRecord] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    store: Any = field(default=None, repr=False)
+    _results: list | None = field(default=None, repr=False)
+
+    @property
+    def results(self) -> list[ResultRecord]:
+        """Every result of the run (read on first use: a 100,000-cell run's outputs are not read unless asked)."""
+        if self._results is None:
+            self._results = self.store.records(self.run_id) if self.store is not None else []
+        return self._results
 
 
 def plan_suite(store: Any, suite_file: str | Path | None = None, *, resume: str | None = None,
@@ -180,7 +214,9 @@ def plan_suite(store: Any, suite_file: str | Path | None = None, *, resume: str 
 def start_suite(store: Any, plan: SuitePlan) -> SuitePlan:
     """Record the run (a new one), or claim the resumed one (refused while another process runs it) and skip
     its recorded cells."""
-    if plan.run_id is None:
+    if plan.shared:
+        join_shared_run(store, plan)
+    elif plan.run_id is None:
         plan.run_id = create_suite_run(store, plan.suite, plan.path, plan.cells)
         plan.skip = set()
     else:
@@ -201,7 +237,9 @@ def execute_suite(store: Any, plan: SuitePlan, *, on_event: Any = None, say: Any
     budget = plan.budget if plan.budget is not None else cost_budget(store, plan)
     try:
         run_interruptible(run_suite_cells(store, plan.run_id, plan.suite, plan.cells, plan.policy, skip=plan.skip,
-                                          on_event=on_event, budget=budget), say=say)
+                                          on_event=on_event, budget=budget, executor=plan.executor), say=say)
+        if plan.shared and not finish_slice(store, plan, say):
+            return outcome_of(store, plan.run_id)
         finish_suite_run(store, plan.run_id, plan.suite, plan.policy, say=say)
         if budget is not None and budget.stopped:  # cells left for a resume with more budget
             store.update_run_meta(plan.run_id, {"stopped": {"reason": "budget", "budget_usd": str(budget.limit),
@@ -210,9 +248,59 @@ def execute_suite(store: Any, plan: SuitePlan, *, on_event: Any = None, say: Any
         elif (store.get_run_row(plan.run_id).get("meta") or {}).get("stopped"):  # a resume that ran to its end
             store.update_run_meta(plan.run_id, {"stopped": None})
     except KeyboardInterrupt:
-        store.finish_run(plan.run_id, "interrupted")
+        if not plan.shared or store.leave_run(plan.run_id, plan.shard_label):  # other drivers go on with theirs
+            store.finish_run(plan.run_id, "interrupted")
         raise
     return outcome_of(store, plan.run_id)
+
+
+def shared_run_id(plan: SuitePlan) -> str:
+    """The id of a shared run: ``--run-id``, else ``sweep-`` and the suite's fingerprint (the same for every
+    driver of the same cells)."""
+    from ..engine.plan import fingerprint
+
+    return plan.shared_id or f"sweep-{fingerprint(plan.cells)[:16]}"
+
+
+def join_shared_run(store: Any, plan: SuitePlan) -> None:
+    """Create the shared run (unless a driver did), check it holds the same cells, and register this driver's
+    slice; skip the cells outside the slice and those already recorded."""
+    from ..engine.plan import fingerprint
+    from ..errors import UsageError
+
+    run_id = shared_run_id(plan)
+    fp = fingerprint(plan.cells)
+    meta = {"suite_path": str(plan.path.resolve()) if plan.path else None, "fingerprint": fp,
+            "n_cells": len(plan.cells), "labels": plan.suite.model_labels(), "repeats": plan.suite.repeats,
+            "description": getattr(plan.suite, "description", None)}
+    store.create_shared_run(run_id, "suite", [s.ref for s in plan.suite.model_specs()],
+                            {"suite": meta["suite_path"], "cases": len(plan.suite.case_items())}, meta)
+    row = store.get_run_row(run_id)
+    if row["kind"] != "suite" or row["meta"].get("fingerprint") != fp:
+        raise UsageError(f"Run {run_id} holds other cells than this suite's (its prompts, cases, models or dataset "
+                         "differ): give every driver the same suite, or another --run-id.")
+    store.join_run(run_id, plan.shard_label)
+    plan.run_id = run_id
+    plan.skip = store.done_cells(run_id) | {(c.model_index, c.case_index, c.repeat_index)
+                                            for c in plan.cells if not plan.mine(c)}
+
+
+def finish_slice(store: Any, plan: SuitePlan, say: Any) -> bool:
+    """After this driver's slice: True when it is the last driver and every cell has a row (finish the run as a
+    whole); otherwise say what remains and return False."""
+    last = store.leave_run(plan.run_id, plan.shard_label)
+    if not last:
+        say(f"Slice {plan.shard_label} of run {plan.run_id} is done; other drivers are still at work, and the "
+            "last to end finishes the run.")
+        return False
+    missing = len(plan.cells) - len(store.done_cells(plan.run_id))
+    if missing > 0:
+        store.update_run_meta(plan.run_id, {"stopped": {"reason": "slices", "missing_cells": missing}})
+        store.finish_run(plan.run_id, "interrupted")
+        say(f"Slice {plan.shard_label} of run {plan.run_id} is done, and no other driver is at work, but {missing} "
+            f"cell(s) have no result: run their slices, or tryouts run --resume {plan.run_id}.")
+        return False
+    return True
 
 
 def cost_budget(store: Any, plan: SuitePlan) -> Any:
@@ -244,19 +332,23 @@ def cost_budget(store: Any, plan: SuitePlan) -> Any:
 
 def outcome_of(store: Any, run_id: str) -> SuiteOutcome:
     """The stored run as a :class:`SuiteOutcome`."""
-    run, results = store.run_record(run_id), store.records(run_id)
+    run = store.run_record(run_id)
     return SuiteOutcome(run_id=run_id, status=run.status, n_cells=run.meta.get("n_cells", 0),
-                        n_failed=sum(not r.ok for r in results), results=results, meta=run.meta)
+                        n_failed=store.count_results(run_id)[1], meta=run.meta, store=store)
 
 
 def run_suite(suite_file: str | Path | None = None, *, store: Any = None, resume: str | None = None,
               no_cache: bool = False, on_event: Any = None, say: Any = print,
-              budget_usd: Decimal | str | None = None) -> SuiteOutcome:
+              budget_usd: Decimal | str | None = None, executor: Any = None, shard: tuple[int, int] | None = None,
+              run_id: str | None = None) -> SuiteOutcome:
     """Run a suite file from start to finish, as ``tryouts run`` does (``resume``: a run's missing cells).
 
     ``store`` defaults to the user's results database; ``on_event(event)`` sees the engine's typed events
     (engine/events.py: each cell queued, started, retried, its result stored); ``say`` gets the scoring's messages;
-    ``budget_usd``: what it may spend (a stopped run has ``meta["stopped"]``). Blocking: it runs its own event loop.
+    ``budget_usd``: what it may spend (a stopped run has ``meta["stopped"]``); ``executor``: where the cells run
+    (None: this process; :class:`~tryouts.engine.ray_executor.RayExecutor`: a Ray cluster); ``shard`` ``(i, n)``
+    and ``run_id``: one slice of a run shared by several drivers (docs/scale.md). Blocking: it runs its own event
+    loop.
     """
     if store is None:
         from ..paths import default_db
@@ -264,6 +356,7 @@ def run_suite(suite_file: str | Path | None = None, *, store: Any = None, resume
 
         store = Store(default_db())
     plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
+    plan.executor, plan.shard, plan.shared_id = executor, shard, run_id
     if budget_usd is not None:
         plan.budget_usd = Decimal(str(budget_usd))
         plan.budget = cost_budget(store, plan)  # an unpriced model is refused before the run is recorded

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import TryoutsError
 from ..records import ResultsPage, RunRecord
+from ..stats import SUMMARY_FIELDS
 from .policy import Refused, WebPolicy
 
 router = APIRouter(prefix="/api")
@@ -111,8 +112,7 @@ def runs(request: Request, limit: int = Query(100, ge=0, le=10000), kind: str | 
 
 
 #: what a run's summary needs of each result (a fraction of the row: no texts, requests or gaps)
-SUMMARY_COLUMNS = ["model_index", "case_index", "repeat_index", "model", "ok", "cached", "ttft_ms", "tpot_ms",
-                   "e2e_ms", "output_tokens_per_s", "output_tokens", "cost_total", "scores"]
+SUMMARY_COLUMNS = SUMMARY_FIELDS
 
 
 def _summary_data(request: Request, ref: str) -> dict[str, Any]:
