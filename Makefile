@@ -14,7 +14,7 @@ $(BIN)/python:
 # llama-cpp-python compiles from source the first time (~5 min on 2 cores); pip caches the wheel.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install torch==2.13.0
-	$(BIN)/python -m pip install -e '.[local,llamacpp,bedrock,quality,web,postgres,dev]'
+	$(BIN)/python -m pip install -e '.[local,llamacpp,bedrock,quality,web,postgres,ray,dev]'
 	touch $@
 
 install: $(STAMP)  ## install Tryouts with every extra into .venv

@@ -2,7 +2,8 @@
 
 ``/v1/chat/completions`` (also without ``/v1``, and Azure's ``/openai/deployments/{name}/chat/completions``)
 goes to :mod:`tryouts.testing.openai_route`, ``/v1/models`` lists one model, ``/_replay/log/{id}`` returns a
-logged request, and a path under one of :data:`DIALECTS`' prefixes goes to that dialect's ``handle``.
+logged request, ``/_replay/arrivals`` every request's arrival (``[recv_ns, script]``, the last
+:data:`ARRIVALS_LIMIT`, in order: a test checks a client's request rate with it), and a path under one of :data:`DIALECTS`' prefixes goes to that dialect's ``handle``.
 The app also holds what requests share: the log, the ``fail_first`` counts and the timer slack.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+from collections import deque
 from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
 from typing import Any
@@ -28,6 +30,8 @@ DIALECTS: dict[str, str] = {
     "/anthropic": "anthropic", "/gemini": "gemini", "/ollama": "ollama", "/cohere": "cohere",
     "/replicate": "replicate", "/bedrock": "bedrock",
 }
+#: arrivals kept for ``/_replay/arrivals``
+ARRIVALS_LIMIT = 200_000
 #: request bodies larger than this get a 413
 MAX_BODY = 16 * 1024 * 1024
 
@@ -48,6 +52,7 @@ class ReplayApp:
     def __init__(self, require_key: str | None = None, *, log_limit: int = LOG_LIMIT) -> None:
         self.require_key = require_key
         self.log = ReplayLog(log_limit)
+        self.arrivals: deque[tuple[int, str]] = deque(maxlen=ARRIVALS_LIMIT)
         self._fail_counts: dict[str, int] = {}
         self._capacity: dict[int, asyncio.Semaphore] = {}
         self._slack_s: float | None = None
@@ -108,6 +113,8 @@ class ReplayApp:
         if prefix in DIALECTS:  # another provider's wire format, e.g. /anthropic/v1/messages
             module = importlib.import_module(f"tryouts.testing.dialects.{DIALECTS[prefix]}")
             return await module.handle(self, method, path[len(prefix):] or "/", scope, body, recv_ns, send)
+        if path == "/_replay/arrivals" and method == "GET":
+            return await send_json(send, 200, {"arrivals": list(self.arrivals)})
         if path.startswith("/_replay/log/") and method == "GET":
             rid = path[len("/_replay/log/") :]
             entry = self.log.get(rid)
@@ -136,6 +143,7 @@ class ReplayApp:
         """Apply ``fail_first`` (counted per ``model``, the script as sent) and open the request's log
         entry, whose ``script`` is ``model``; returns the entry."""
         self.apply_fail_first(s, model)
+        self.arrivals.append((recv_ns, model))
         entry = self.log.new(s.id, recv_ns, s, stream)
         entry["script"] = model
         return entry
