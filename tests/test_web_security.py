@@ -295,6 +295,10 @@ def test_ui_on_all_addresses_prints_real_addresses_and_the_known_token(db):
         first = proc.stdout.readline()
         assert first.startswith("Tryouts dashboard: http://"), first
         assert "0.0.0.0" not in first and "?token=token-from-the-env-var" in first
-    finally:
+    finally:  # a loaded CI machine once needed more than 10 s to stop it: this test is about what it prints
         proc.terminate()
-        proc.wait(10)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
