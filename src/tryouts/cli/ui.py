@@ -59,6 +59,7 @@ def ui(
     --allow-local-paths allow them (docs/security.md). Stop with Ctrl-C.
     """
     import os
+    import signal
     import socket
     import webbrowser
 
@@ -87,6 +88,12 @@ def ui(
     if host in ("0.0.0.0", "::", ""):
         hosts = _lan_addresses() or ["127.0.0.1"]
     urls = [f"http://{f'[{h}]' if ':' in h else h}:{port}{path}?token={token}" for h in hosts]
+    config = uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    # from the first line printed, a SIGTERM asks the server to stop (uvicorn's own handler takes over once it
+    # runs): the CLI's handler would raise KeyboardInterrupt, which an event loop starting up may swallow, and
+    # the dashboard would then serve on after being told to stop
+    signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))
     print(f"Tryouts dashboard: {urls[0]}", flush=True)
     for extra in urls[1:]:
         print(f"                   {extra}", flush=True)
@@ -98,8 +105,6 @@ def ui(
             webbrowser.open(f"http://127.0.0.1:{port}{path}?token={token}" if wildcard else urls[0])
         except Exception:
             pass
-    config = uvicorn.Config(application, host=host, port=port, log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
     try:
         server.run()
     except KeyboardInterrupt:
