@@ -1,7 +1,8 @@
 """The replay server's ASGI application: reads each request's body, stamps ``recv_ns`` and routes it.
 
 ``/v1/chat/completions`` (also without ``/v1``, and Azure's ``/openai/deployments/{name}/chat/completions``)
-goes to :mod:`tryouts.testing.openai_route`, ``/v1/models`` lists one model, ``/_replay/log/{id}`` returns a
+goes to :mod:`tryouts.testing.openai_route`, ``/v1/files...`` and ``/v1/batches...`` (OpenAI's Batch API, also
+without ``/v1``) to :mod:`tryouts.testing.dialects.openai_batch`, ``/v1/models`` lists one model, ``/_replay/log/{id}`` returns a
 logged request, ``/_replay/arrivals`` every request's arrival (``[recv_ns, script]``, the last
 :data:`ARRIVALS_LIMIT`, in order: a test checks a client's request rate with it), and a path under one of :data:`DIALECTS`' prefixes goes to that dialect's ``handle``.
 The app also holds what requests share: the log, the ``fail_first`` counts and the timer slack.
@@ -18,7 +19,7 @@ from typing import Any
 
 from .openai_route import chat, error_object, openai_error
 from .script import Script
-from .wire import LOG_LIMIT, ReplayLog, header, send_json
+from .wire import LOG_LIMIT, ReplayLog, header, read_json, send_json
 
 __all__ = ["DIALECTS", "MAX_BODY", "ReplayApp"]
 
@@ -38,6 +39,20 @@ MAX_BODY = 16 * 1024 * 1024
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def _with_rate_headers(send: Send) -> Send:
+    """``send``, adding the request's rate-limit headers (testing/ratelimit.py) to its response start."""
+    from .ratelimit import RATE_HEADERS
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            extra = RATE_HEADERS.get()
+            if extra:
+                message = {**message, "headers": [*message.get("headers", ()), *extra]}
+        await send(message)
+
+    return sending
 
 
 class ReplayApp:
@@ -92,6 +107,7 @@ class ReplayApp:
                 break
         recv_ns = perf_counter_ns()
         body = b"".join(chunks)
+        send = _with_rate_headers(send)
 
         azure = path.startswith("/openai/deployments/") and path.endswith("/chat/completions")
         if path in ("/v1/chat/completions", "/chat/completions") or azure:  # Azure: the deployment is the path
@@ -109,10 +125,25 @@ class ReplayApp:
                 return
             data = {"object": "list", "data": [{"id": "replay", "object": "model", "created": 0, "owned_by": "tryouts"}]}
             return await send_json(send, 200, data)
+        sub = path[3:] if path.startswith("/v1/") else path  # OpenAI's Files and Batch APIs: dialects/openai_batch.py
+        if sub.split("/")[1] in ("files", "batches"):
+            if not await self._authorized(scope, send):
+                return
+            from .dialects import openai_batch
+
+            return await openai_batch.handle(self, method, sub, scope, body, recv_ns, send)
         prefix = "/" + path.lstrip("/").split("/", 1)[0]
         if prefix in DIALECTS:  # another provider's wire format, e.g. /anthropic/v1/messages
             module = importlib.import_module(f"tryouts.testing.dialects.{DIALECTS[prefix]}")
             return await module.handle(self, method, path[len(prefix):] or "/", scope, body, recv_ns, send)
+        if path == "/_replay/limits":  # the rate-limit buckets (testing/ratelimit.py): read, or change while running
+            from .ratelimit import bucket_report, set_limits
+
+            if method == "GET":
+                return await send_json(send, 200, bucket_report(self))
+            got = set_limits(self, read_json(body))
+            code = 400 if isinstance(got, str) else 200
+            return await send_json(send, code, error_object(got, "invalid_request_error", None) if code == 400 else got)
         if path == "/_replay/arrivals" and method == "GET":
             return await send_json(send, 200, {"arrivals": list(self.arrivals)})
         if path.startswith("/_replay/log/") and method == "GET":

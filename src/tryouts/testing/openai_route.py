@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from time import perf_counter_ns
 from typing import TYPE_CHECKING, Any
 
+from .ratelimit import admit_rate
 from .script import Script, ScriptError, auth_echo, parse_script
 from .wire import (
     JSON_HEADERS,
@@ -36,7 +37,7 @@ from .wire import (
 if TYPE_CHECKING:
     from .app import ReplayApp
 
-__all__ = ["chat", "error_object", "openai_error"]
+__all__ = ["chat", "completion_object", "error_object", "openai_error"]
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -174,6 +175,8 @@ async def chat(
         if s.echo_auth:
             err["error"]["message"] += auth_echo(scope, key)
         return await send_json(send, s.status, err, retry_after(s.retry_after))
+    if admit_rate(app, s, "openai")[0] is not None:  # over the script's rpm/tpm (testing/ratelimit.py)
+        return await send_json(send, 429, openai_error(429, s, key=key))
     slack = app.slack()
     async with app.capacity_gate(s.capacity) if s.capacity else contextlib.nullcontext():
         if s.capacity:  # a server at capacity: the request waited in its queue, and its schedule starts now
@@ -187,6 +190,18 @@ async def chat(
 
 
 async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float) -> None:
+    data = completion_object(s)
+    await sleep_until(s.answer_due(recv_ns), slack)
+    t = perf_counter_ns()
+    if s.timings:
+        data["timings"] = _timings(s, t, t, recv_ns)
+    data["x_sent_ns"] = t
+    await send_answer(send, dumps(data).encode(), [*JSON_HEADERS, (b"x-request-id", request_id())], s, entry, t)
+
+
+def completion_object(s: Script) -> dict[str, Any]:
+    """The non-streamed ``chat.completion`` for ``s``, without the send-time ``timings`` and ``x_sent_ns``
+    (the Batch API replay, :mod:`tryouts.testing.dialects.openai_batch`, writes the same object)."""
     message: dict[str, Any] = {"role": "assistant", "content": s.full_text()}
     if s.reasoning:
         message["reasoning_content"] = s.reasoning_text()
@@ -203,12 +218,7 @@ async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, 
         data["usage"] = _usage(s)
     data["service_tier"] = "default"
     data["system_fingerprint"] = "fp_replay"
-    await sleep_until(s.answer_due(recv_ns), slack)
-    t = perf_counter_ns()
-    if s.timings:
-        data["timings"] = _timings(s, t, t, recv_ns)
-    data["x_sent_ns"] = t
-    await send_answer(send, dumps(data).encode(), [*JSON_HEADERS, (b"x-request-id", request_id())], s, entry, t)
+    return data
 
 
 async def _stream(

@@ -41,12 +41,26 @@ id             (none)     record server-side times under this id: ``GET /_replay
                           the last message's text (the chat route), for many requests of one model
 fail_first     0          the first N requests with this exact script fail (``status``, or ``cut_after``);
                           later ones succeed: for testing retries
+batch_polls    1          a batch (both batch APIs, below) stays in progress for that many GETs of it (the
+                          largest over its requests), a share of its requests settled at each
+expire         0          the first N batch submissions of a request with this exact script expire (the
+                          batch ends ``expired``/the result is ``expired``); later ones succeed: for resends
+batch_junk     0          1: the results of a batch holding this request are hostile: a line with an unknown
+                          ``custom_id`` first, a line that is not JSON, a duplicate, 100 KB of plain text last
 model          (none)     the model name echoed back (same as a part without ``=``)
 capacity       0          N: at most N requests with this capacity are served at once (the chat route); the
                           others wait in one queue, their schedule starting when served: an overloaded server
 echo_auth      0          1: an error's message repeats the request's credentials (``Authorization``,
                           ``x-api-key``, ``api-key``, ``x-goog-api-key``, a ``key=`` query parameter), as a
                           careless server or proxy does; every dialect (the OpenAI route: the Bearer key)
+rpm            0          N: the request is served from a token bucket of N requests per minute (the chat
+                          route and Anthropic's); over it, a 429 with ``Retry-After`` (:mod:`.ratelimit`)
+tpm            0          N: the same bucket also holds N tokens per minute (a request costs its script's
+                          ``prompt_tokens + tokens``, counted on arrival)
+burst_s        1          the bucket holds this many seconds of its rates (its burst)
+bucket         default    the bucket's name: every request naming it shares it (``POST /_replay/limits``
+                          changes its rates while requests run)
+rl_headers     1          0: send no rate-limit headers (only the 429s): a server that does not advertise
 =============  =========  ===============================================================================
 
 The schedule is absolute, from the moment the request body was read (``recv``): reasoning chunk ``j``
@@ -71,6 +85,16 @@ A non-streaming request waits until the last content chunk would have been sent,
 ``GET /health`` answers ``{"status": "ok"}``, as vLLM's and llama.cpp's servers do (load tools probe it).
 Only loopback addresses can be served.
 
+Two batch APIs are replayed, with the same scripts (in each request's ``model``), answered at once when the
+batch moves (no timings, no cuts; ``status``, ``fail_first``, ``usage`` and the rest as for a non-streamed
+request): OpenAI's Files and Batch APIs (``POST /v1/files`` multipart upload, ``GET /v1/files/{id}[/content]``,
+``DELETE /v1/files/{id}``, ``POST /v1/batches``, ``GET /v1/batches[/{id}]``, ``POST /v1/batches/{id}/cancel``;
+output and error files as OpenAI writes them; see :mod:`tryouts.testing.dialects.openai_batch`) and
+Anthropic's Message Batches (``/anthropic/v1/messages/batches...``, JSONL results; see
+:mod:`tryouts.testing.dialects.anthropic_batch`). A batch moves one step per GET of it: OpenAI's
+``validating`` -> ``in_progress`` (``batch_polls`` GETs) -> ``finalizing`` -> ``completed`` (or ``failed``,
+``expired``, ``cancelling`` -> ``cancelled``), Anthropic's ``in_progress`` (``batch_polls`` GETs) -> ``ended``.
+
 The server is split into modules under :mod:`tryouts.testing`; this one runs it (:func:`serve`, in this
 process; :func:`start_replay_server`, in a subprocess; ``python -m tryouts.testing.replay``) and re-exports
 the names below from the others:
@@ -79,7 +103,8 @@ the names below from the others:
 * :mod:`~tryouts.testing.wire`: the request log (:class:`ReplayLog`) and what every route sends with;
 * :mod:`~tryouts.testing.app`: the ASGI application (:class:`ReplayApp`), its routing and ``DIALECTS``;
 * :mod:`~tryouts.testing.openai_route`: the chat completions route, the one described above;
-* :mod:`tryouts.testing.dialects`: the other providers' wire formats, one module each.
+* :mod:`tryouts.testing.dialects`: the other providers' wire formats, one module each, and both batch APIs;
+* :mod:`~tryouts.testing.batchjob`: what the batch APIs share (a job's progress, ``expire``, ``batch_junk``).
 """
 
 from __future__ import annotations

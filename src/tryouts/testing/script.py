@@ -48,11 +48,19 @@ class Script:
     timings: bool = False
     id: str | None = None
     fail_first: int = 0
+    batch_polls: int = 1
+    expire: int = 0
+    batch_junk: bool = False
     model: str = "replay"
     text: str | None = None
     completion_tokens: str | None = None
     echo_auth: bool = False
     capacity: int = 0
+    rpm: int = 0
+    tpm: int = 0
+    burst_s: float = 1.0
+    bucket: str = "default"
+    rl_headers: bool = True
 
     @property
     def n_content_chunks(self) -> int:
@@ -138,6 +146,16 @@ def _ms(key: str, value: str) -> float:
     return f
 
 
+def _seconds(key: str, value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise ScriptError(key, f"script key {key!r} wants seconds, not {value!r}") from None
+    if not 0 < f <= 3600:  # also refuses nan and inf
+        raise ScriptError(key, f"script key {key!r} must be above 0 s and at most 3600 s, not {value!r}")
+    return f
+
+
 def _flag(key: str, value: str) -> bool:
     if value in ("0", "1"):
         return value == "1"
@@ -184,11 +202,19 @@ _CONVERTERS: dict[str, Callable[[str, str], Any]] = {
     "timings": _flag,
     "id": _text,
     "fail_first": _int(0),
+    "batch_polls": _int(1, 100_000),
+    "expire": _int(0),
+    "batch_junk": _flag,
     "model": _text,
     "text": lambda key, value: urllib.parse.unquote(value),
     "completion_tokens": _text,
     "echo_auth": _flag,
     "capacity": _int(0, 100_000),
+    "rpm": _int(0, 10**9),
+    "tpm": _int(0, 10**12),
+    "burst_s": _seconds,
+    "bucket": _text,
+    "rl_headers": _flag,
 }
 assert set(_CONVERTERS) == {f.name for f in fields(Script)}
 

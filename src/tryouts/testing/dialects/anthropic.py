@@ -38,6 +38,7 @@ from time import perf_counter_ns
 from typing import Any
 
 from ..app import ReplayApp
+from ..ratelimit import admit_rate
 from ..script import Script, ScriptError, auth_echo, parse_script
 from ..wire import (
     JSON_HEADERS,
@@ -146,6 +147,10 @@ async def handle(
     app: ReplayApp, method: str, path: str, scope: dict[str, Any], body: bytes, recv_ns: int, send: Send
 ) -> None:
     """Serve one request under ``/anthropic`` (``path`` without the prefix)."""
+    if path == "/v1/messages/batches" or path.startswith("/v1/messages/batches/"):  # Message Batches
+        from . import anthropic_batch
+
+        return await anthropic_batch.handle(app, method, path, scope, body, recv_ns, send)
     if path != "/v1/messages":
         return await _error(send, 404, f"Not found: {method} /anthropic{path} (the replay serves POST /v1/messages)")
     if method != "POST":
@@ -160,10 +165,7 @@ async def handle(
         return await _error(send, 400, problem)
     model: str = req["model"]
     try:
-        script, cache_write = _split_cache_write(model)
-        s = parse_script(script)
-        if cache_write > s.prompt_tokens - s.cached:
-            raise ScriptError("cache_write", f"script key 'cache_write' ({cache_write}) exceeds prompt_tokens - cached")
+        s, cache_write = script_of(model)
     except ScriptError as exc:
         return await _error(send, 400, f"model: {exc}")
     stream = req.get("stream") is True
@@ -171,15 +173,43 @@ async def handle(
     if s.refused(stream):
         echo = auth_echo(scope) if s.echo_auth else ""
         return await _error(send, s.status, scripted_message(s.status, s) + echo, s.retry_after)
-    usage = {
-        "input_tokens": s.prompt_tokens - s.cached - cache_write,
-        "cache_creation_input_tokens": cache_write,
-        "cache_read_input_tokens": s.cached,
-    }
+    if admit_rate(app, s, "anthropic")[0] is not None:  # over the script's rpm/tpm (testing/ratelimit.py)
+        return await _error(send, 429, "This request would exceed your organization's rate limit. Please reduce "
+                            "the prompt length or the maximum tokens requested, or try again later.")
+    usage = usage_of(s, cache_write)
     if stream:
         await _stream(s, usage, recv_ns, entry, send, app.slack())
     else:
         await _complete(s, usage, recv_ns, entry, send, app.slack())
+
+
+def script_of(model: str) -> tuple[Script, int]:
+    """The script in a request's ``model`` and its ``cache_write``; :class:`ScriptError` when it is bad."""
+    script, cache_write = _split_cache_write(model)
+    s = parse_script(script)
+    if cache_write > s.prompt_tokens - s.cached:
+        raise ScriptError("cache_write", f"script key 'cache_write' ({cache_write}) exceeds prompt_tokens - cached")
+    return s, cache_write
+
+
+def usage_of(s: Script, cache_write: int) -> dict[str, Any]:
+    """The input side of the usage (Anthropic's ``input_tokens`` excludes cache reads and writes)."""
+    return {
+        "input_tokens": s.prompt_tokens - s.cached - cache_write,
+        "cache_creation_input_tokens": cache_write,
+        "cache_read_input_tokens": s.cached,
+    }
+
+
+def message_object(s: Script, usage: dict[str, Any]) -> dict[str, Any]:
+    """The whole non-streamed Message for ``s`` (``usage`` from :func:`usage_of`), without ``x_sent_ns``;
+    the Message Batches replay (:mod:`.anthropic_batch`) puts the same object in its results."""
+    content: list[dict[str, Any]] = []
+    if s.reasoning:
+        content.append({"type": "thinking", "thinking": s.reasoning_text(), "signature": "sig-" + secrets.token_hex(8)})
+    content.append({"type": "text", "text": s.full_text()})
+    stop = STOP_REASONS.get(s.finish, s.finish)
+    return _message(s, content, stop, {**usage, "output_tokens": s.tokens + s.reasoning})
 
 
 def _message(s: Script, content: list[dict[str, Any]], stop: str | None, usage: dict[str, Any]) -> dict[str, Any]:
@@ -199,12 +229,7 @@ async def _complete(
     s: Script, usage: dict[str, Any], recv_ns: int, entry: dict[str, Any], send: Send, slack: float
 ) -> None:
     await sleep_until(s.answer_due(recv_ns), slack)
-    content: list[dict[str, Any]] = []
-    if s.reasoning:
-        content.append({"type": "thinking", "thinking": s.reasoning_text(), "signature": "sig-" + secrets.token_hex(8)})
-    content.append({"type": "text", "text": s.full_text()})
-    stop = STOP_REASONS.get(s.finish, s.finish)
-    data = _message(s, content, stop, {**usage, "output_tokens": s.tokens + s.reasoning})
+    data = message_object(s, usage)
     t = perf_counter_ns()
     data["x_sent_ns"] = t
     headers = [*JSON_HEADERS, (b"x-request-id", request_id()), (b"request-id", request_id())]
