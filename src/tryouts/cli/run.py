@@ -118,7 +118,7 @@ def run(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..engine.events import CellRetry, ResultStored
+    from ..engine.events import CellRetry, LaneThrottled, ResultStored
 
     bars = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -138,6 +138,9 @@ def run(
         elif isinstance(event, CellRetry):
             bars.console.print(f"[yellow]retry[/] {escape(labels[event.model_index])} case {event.cell.case_index}: "
                                f"{escape(event.message)}", highlight=False)
+        elif isinstance(event, LaneThrottled):
+            bars.console.print(f"[yellow]throttled[/] {escape(event.lane)}: {escape(event.reason)}" if event.reason
+                               else f"[green]no longer throttled[/] {escape(event.lane)}", highlight=False)
 
     def say(msg: str) -> None:
         console.print(msg, highlight=False)

@@ -10,7 +10,7 @@ In order, for one cell: :class:`CellQueued` (when the run is planned), :class:`M
 model, on its first cell), then per try :class:`CellStarted`, :class:`CellDelta` per streamed chunk (only
 when the caller asks for deltas), :class:`CellRetry` when the try failed and another follows, and at last
 :class:`ResultStored`. A run's own events are :class:`RunRecorded` (its id, as soon as it exists) and
-:class:`RunFinished` (its final status).
+:class:`RunFinished` (its final status); an API lane held back by its limits reports :class:`LaneThrottled`.
 """
 
 from __future__ import annotations
@@ -95,7 +95,16 @@ class ResultStored(CellEvent):
     result: Result
 
 
-Event = RunRecorded | RunFinished | CellQueued | ModelLoading | CellStarted | CellDelta | CellRetry | ResultStored
+@dataclass(frozen=True, slots=True)
+class LaneThrottled:
+    """An API lane (``lane``: its provider and server) is held back, and ``reason`` says why (a 429 and its
+    Retry-After, the server's advertised limits, the suite's rate_limits); None: it no longer is."""
+
+    lane: str
+    reason: str | None
+
+
+Event = LaneThrottled | RunRecorded | RunFinished | CellQueued | ModelLoading | CellStarted | CellDelta | CellRetry | ResultStored
 
 #: the one callback every run reports through
 OnEvent = Callable[[Event], None]

@@ -30,14 +30,22 @@ from ..providers.base import Provider, warm_http_stack
 from ..providers.http import HTTPProvider
 from ..types import Result
 from .cache import cache_entry, cache_key, cached_result
-from .events import CellDelta, CellLike, CellQueued, CellRetry, CellStarted, ModelLoading
+from .events import CellDelta, CellLike, CellQueued, CellRetry, CellStarted, LaneThrottled, ModelLoading
 from .execute import attempt, cell_failed, warm_up
 from .executor import Lane, ResultSink, RunContext, Schedule
 from .gate import MachineGate
 from .limits import RateBudget
-from .policy import Progress
+from .policy import LaneLimits, Progress
 from .schedule import lane_order, make_provider
 from .scores import case_scores, warm_scoring
+from .throttle import LaneThrottle
+
+
+def lane_throttle(limits: LaneLimits, lane: Lane, emit: Any) -> LaneThrottle:
+    """The :class:`~tryouts.engine.throttle.LaneThrottle` of an API lane, reporting through ``emit``."""
+    name = f"{lane.key.provider} ({lane.key.server})"
+    return LaneThrottle(limits.concurrency, ceiling=limits.max_concurrency, adaptive=limits.adaptive,
+                        budget=limits.rate_budget(), on_change=lambda reason: emit(LaneThrottled(name, reason)))
 
 
 async def _aiter(items: list) -> Any:
@@ -161,12 +169,14 @@ class _Execution:
     async def run_one(
         self, provider: Provider, cell: CellLike, queue_ms: float, load_ms: float | None, *,
         events: list | None = None, slot: asyncio.Semaphore | None = None, owner: Hashable = "in-process",
-        budget: RateBudget | None = None,
+        budget: RateBudget | None = None, throttle: LaneThrottle | None = None,
     ) -> None:
         """Run one cell with retries; with ``events`` (a batched generation's), measure those instead.
 
-        ``slot``: the lane's semaphore, held by the caller; it is given back while the cell waits to retry (so
-        other cells go on) and taken again before the next try, whose queue time then counts that wait.
+        ``slot``: the lane's semaphore (or its :class:`~tryouts.engine.throttle.LaneThrottle`), held by the
+        caller; it is given back while the cell waits to retry (so other cells go on) and taken again before
+        the next try, whose queue time then counts that wait. ``throttle`` learns from each try's outcome and
+        usage (its rate budget included; ``budget`` is for a lane without one).
         """
         ctx, policy = self.ctx, self.policy
         case = ctx.cases.get(cell.case_index)
@@ -187,6 +197,7 @@ class _Execution:
             t_gate = perf_counter_ns()
             if budget is not None:
                 await budget.acquire()  # the lane's rate budget: waiting for it is queue time
+            started = throttle.started() if throttle is not None else 0.0
             async with self._held():
                 await self.gate.acquire(owner)  # never timed while other work runs on this machine
                 try:
@@ -201,8 +212,12 @@ class _Execution:
                     )
                 finally:
                     self.gate.release()
+            used = (result.usage.input_tokens or 0) + (result.usage.output_tokens or 0)
             if budget is not None:
-                budget.spend((result.usage.input_tokens or 0) + (result.usage.output_tokens or 0))
+                budget.spend(used)
+            if throttle is not None:
+                throttle.spend(used)
+                throttle.outcome(exc, started)
             retryable = isinstance(exc, errors.ProviderError) and exc.retryable and events is None
             if result.ok or not retryable or tries > policy.max_retries:
                 break
@@ -262,7 +277,7 @@ class _Execution:
         opened: dict[int, Provider] = {}
         load: dict[int, float | None] = {}
         limits = lane.limits
-        budget = limits.rate_budget()
+        throttle = lane_throttle(limits, lane, self.emit)
         try:
             for m, made in lane.providers.items():
                 if self.ctx.cancel.stopped(m):
@@ -271,23 +286,25 @@ class _Execution:
                 provider, load[m] = await self.open_provider(lane, m, made)
                 if provider is not None:
                     opened[m] = provider
-            await self.attach_offload(limits.concurrency, opened.values())
-            sem = asyncio.Semaphore(limits.concurrency)
+            await self.attach_offload(throttle.ceiling, opened.values())
+            for p in opened.values():
+                if isinstance(p, HTTPProvider):
+                    p.on_response = throttle.observe  # every answer's rate-limit headers reach the lane
             ready = perf_counter_ns()  # every cell of a batch is ready at once: queue time counts from here
             for cell in lane_order(lane):
                 if cell.model_index not in opened:
                     continue
-                await sem.acquire()
+                await throttle.acquire()
                 if self.ctx.cancel.stopped(cell.model_index):
-                    sem.release()
+                    throttle.release()
                     self.progress.cancelled += 1
                     continue
                 first_load = load.pop(cell.model_index, None)  # a warm-up's time goes with the model's first cell
                 task = asyncio.create_task(self.run_one(
                     opened[cell.model_index], cell, (perf_counter_ns() - ready) / 1e6, first_load,
-                    slot=sem, owner=lane.owner, budget=budget))
+                    slot=throttle, owner=lane.owner, throttle=throttle))
                 self._track(cell, task)
-                task.add_done_callback(lambda _: sem.release())
+                task.add_done_callback(lambda _: throttle.release())
             while pending := {t for m in opened for t in self.inflight[m] if not t.done()}:
                 await asyncio.wait(pending)
         finally:

@@ -24,6 +24,10 @@ class LaneLimits:
     #: the sliding window the budgets are held over, in seconds: a minute by default; a shorter one holds the same
     #: rate more evenly (12,000 a minute over 1 s is at most 200 in any second)
     window_s: float = 60.0
+    #: the most requests in flight the lane may grow to while nothing is refused (None: ``concurrency``)
+    max_concurrency: int | None = None
+    #: read rate-limit headers, pace to them, and lower concurrency on 429s (engine/throttle.py)
+    adaptive: bool = True
 
     def rate_budget(self) -> RateBudget | None:
         """This lane's :class:`~tryouts.engine.limits.RateBudget` (None without budgets)."""
@@ -37,6 +41,9 @@ class LaneLimits:
 #: a lane with this many concurrent requests is carried by a worker process by default: below it one event loop
 #: keeps the reported TTFT within a millisecond of the truth (benchmarks/RESULTS.md, "tryouts run at 128 streams")
 OFFLOAD_AT = 32
+#: an adaptive remote API lane whose concurrency the suite leaves alone may grow to this many requests in flight
+#: while the server refuses none (below :data:`OFFLOAD_AT`: it never needs a worker process)
+GROW_TO = 16
 
 
 @dataclass
@@ -53,6 +60,11 @@ class Policy:
     tokens_per_minute: dict[str, float] = field(default_factory=dict)
     #: the window each provider's budgets hold over, in seconds (default: a minute, as providers count)
     rate_windows: dict[str, float] = field(default_factory=dict)
+    #: per provider: whether its lanes adapt to the server (engine/throttle.py); on by default
+    adaptive: dict[str, bool] = field(default_factory=dict)
+    #: per provider: the concurrency an adaptive lane may grow to; by default :data:`GROW_TO` for a remote API
+    #: whose concurrency the suite does not fix, else its concurrency
+    max_concurrency: dict[str, int] = field(default_factory=dict)
     max_retries: int = 3
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
@@ -85,11 +97,18 @@ class Policy:
 
     def limits_for(self, provider: str, on_this_machine: bool = False, declared: int | None = None) -> LaneLimits:
         """The limits of one lane of ``provider`` (``declared``: its registry entry's concurrency)."""
+        concurrency = 1 if self.sequential else self.concurrency_for(provider, on_this_machine, declared)
+        ceiling = self.max_concurrency.get(provider)
+        if ceiling is None and not (self.sequential or on_this_machine or provider in self.concurrency
+                                    or declared is not None):
+            ceiling = max(concurrency, GROW_TO)
         return LaneLimits(
-            concurrency=1 if self.sequential else self.concurrency_for(provider, on_this_machine, declared),
+            concurrency=concurrency,
             requests_per_minute=self.requests_per_minute.get(provider),
             tokens_per_minute=self.tokens_per_minute.get(provider),
             window_s=self.rate_windows.get(provider, 60.0),
+            max_concurrency=None if self.sequential else ceiling,
+            adaptive=self.adaptive.get(provider, True),
         )
 
     def backoff(self, attempt_no: int, retry_after: float | None) -> float | None:

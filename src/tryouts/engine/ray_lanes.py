@@ -24,6 +24,7 @@ from collections import deque
 from time import perf_counter_ns
 from typing import Any
 
+from ..providers.http import HTTPProvider
 from ..types import Cell, Result
 from .execute import warm_up
 from .executor import CacheEntry, RunContext, Schedule
@@ -31,6 +32,7 @@ from .limits import RateBudget
 from .local import _close, _Execution
 from .policy import OFFLOAD_AT, LaneLimits, Policy
 from .schedule import make_provider
+from .throttle import LaneThrottle
 
 #: a cell's timings are invalid when this actor's event loop was this late (ms) while the cell ran
 LAG_LIMIT_MS = 5.0
@@ -102,7 +104,10 @@ class LaneWorker:
             self.rate.fill()
         self.providers: dict[str, tuple[Any, float | None, BaseException | None]] = {}
         self.opening: dict[str, asyncio.Lock] = {}
-        self.sem: asyncio.Semaphore | None = None
+        # the lane's slots, pace and 429 handling, shared by every chunk this actor runs (engine/throttle.py)
+        self.throttle = LaneThrottle(limits.concurrency, ceiling=limits.max_concurrency, adaptive=limits.adaptive,
+                                     budget=self.rate)
+        self.started = False
         self.turns = asyncio.Lock()
         self.lag = LoopLag()
         self.has_gpu = False
@@ -126,6 +131,8 @@ class LaneWorker:
                 provider = None
                 try:
                     provider = make_provider(cell, self.policy)
+                    if isinstance(provider, HTTPProvider):
+                        provider.on_response = self.throttle.observe
                     load_ms = await provider.load()
                     warm_ms = await warm_up(provider, self.policy.total_timeout_s or 120.0)
                     if warm_ms is not None:
@@ -141,8 +148,8 @@ class LaneWorker:
 
     async def run(self, cells: list[Cell], cases: dict[int, dict]) -> list[Returned]:
         """Run a chunk of this lane's cells; return each one's result (a cell cancelled here returns none)."""
-        if self.sem is None:
-            self.sem = asyncio.Semaphore(self.limits.concurrency)
+        if not self.started:
+            self.started = True
             self.lag.start()
             if self.in_process:
                 import ray
@@ -166,19 +173,18 @@ class LaneWorker:
         if provider is None:
             self.exe.fail_all([cell], exc or RuntimeError("the model could not be set up"))
             return
-        assert self.sem is not None
         t_wait = perf_counter_ns()
-        await self.sem.acquire()
+        await self.throttle.acquire()
         try:
             start = perf_counter_ns()
-            await self.exe.run_one(provider, cell, (start - t_wait) / 1e6, load_ms, slot=self.sem,
-                                   owner="remote", budget=self.rate)
+            await self.exe.run_one(provider, cell, (start - t_wait) / 1e6, load_ms, slot=self.throttle,
+                                   owner="remote", throttle=self.throttle)
         finally:
-            self.sem.release()
+            self.throttle.release()
         got = self.sink.got.get(ident(cell))
         if got is not None and got[0].timing_valid:
             late = self.lag.late_between(start, perf_counter_ns())
-            got[0].timing_valid = not late and self.limits.concurrency < OFFLOAD_AT
+            got[0].timing_valid = not late and self.throttle.ceiling < OFFLOAD_AT
 
     async def _run_local(self, cells: list[Cell]) -> None:
         provider, load_ms, exc = await self._provider(cells[0])

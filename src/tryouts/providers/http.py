@@ -141,6 +141,7 @@ async def stream_http(
     partial: Callable[[], str] = lambda: "",
     raw: bool = False,
     on_transport_error: Callable[[httpx.HTTPError, str], errors.ProviderError | None] | None = None,
+    on_response: Callable[[int, httpx.Headers], None] | None = None,
 ) -> AsyncIterator[Any]:
     """Send one streaming request; yield :class:`~tryouts.types.Sent` at t0, then each decoded event.
 
@@ -163,6 +164,8 @@ async def stream_http(
         response = await client.send(request, stream=True)
         yield Sent(t0)
         try:
+            if on_response is not None:
+                on_response(response.status_code, response.headers)
             if response.status_code >= 400:
                 raise http_error(await read_capped(response))
             _check_stream_type(response, where)
@@ -219,6 +222,9 @@ class HTTPProvider(Provider):
     #: worker processes that send and read this provider's streams (providers/offload.py), set by the engine
     #: for a lane with many concurrent requests; None: this event loop does it
     offload: Any = None
+    #: called with each answer's status and headers as they arrive, set by the engine: the lane's throttle reads
+    #: the rate-limit headers (engine/throttle.py)
+    on_response: Callable[[int, httpx.Headers], None] | None = None
     #: per URL: a request built once and its HTTP/1.1 head, for the offloaded path
     _offload_heads: dict[str, tuple[httpx.Request, bytes]] | None = None
 
@@ -308,7 +314,7 @@ class HTTPProvider(Provider):
             items = stream_http(
                 slots, lambda client: client.build_request("POST", url, json=body), where=self.base_url,
                 http_error=self._http_error, decoder=decoder() if decoder else None, partial=partial, raw=raw,
-                on_transport_error=on_transport_error,
+                on_transport_error=on_transport_error, on_response=self.on_response,
             )
         async with contextlib.aclosing(items):
             async for item in items:
@@ -352,5 +358,5 @@ class HTTPProvider(Provider):
         from .sse import SSEDecoder
 
         return offload_http(self.offload, request, request_bytes(head, body), slots.timeout, where=self.base_url,
-                            http_error=self._http_error,
+                            http_error=self._http_error, on_response=self.on_response,
                             check_type=_check_stream_type, transport_error=mapped, decoder=SSEDecoder())

@@ -207,6 +207,7 @@ async def offload_http(
     check_type: Callable[[httpx.Response, str], None],
     transport_error: Callable[[httpx.HTTPError], errors.ProviderError | None],
     decoder: Any,
+    on_response: Callable[[int, httpx.Headers], None] | None = None,
 ) -> AsyncIterator[Any]:
     """:func:`~tryouts.providers.http.stream_http`'s contract over the pool for ``payload`` (the whole request;
     ``request``: one to the same URL, for the responses and errors built here): yield ``Sent`` at t0 (the
@@ -224,6 +225,8 @@ async def offload_http(
                 yield Sent(msg[2])
             elif kind == "head":
                 response = httpx.Response(msg[2], headers=msg[3], request=request)
+                if on_response is not None:
+                    on_response(msg[2], response.headers)
                 if msg[2] >= 400:
                     body = b""
                     async for more in exchange:

@@ -265,7 +265,8 @@ class Retries(_Strict):
 
 
 class RateLimit(_Strict):
-    """One provider's budget over a sliding minute, for the whole run (every worker of a cluster together)."""
+    """One provider's budget over a sliding minute, for the whole run (every worker of a cluster together), and
+    how its lanes adapt to the server (docs/batch.md, "Adaptive concurrency")."""
 
     requests_per_minute: float | None = Field(default=None, gt=0, description="Requests started per minute.")
     tokens_per_minute: float | None = Field(
@@ -273,6 +274,13 @@ class RateLimit(_Strict):
     window_s: float = Field(
         default=60.0, gt=0, le=3600, description="The sliding window the budgets hold over, in seconds: a shorter "
         "one spreads the same rate evenly (12000 a minute over 1 s is at most 200 in any second).")
+    adaptive: bool = Field(
+        default=True, description="Read the server's rate-limit headers and pace to them, lower concurrency on "
+        "429s and raise it again slowly. false: fixed concurrency, and only the cell that got a 429 waits.")
+    max_concurrency: int | None = Field(
+        default=None, ge=1, le=1024, description="The most requests in flight an adaptive lane grows to while the "
+        "server refuses none. Default: 16 for a remote API whose concurrency the suite leaves alone, else its "
+        "concurrency.")
 
 
 class Timeouts(_Strict):

@@ -24,6 +24,8 @@ def suite_policy(suite: Any, no_cache: bool):
         requests_per_minute={k: v.requests_per_minute for k, v in rates.items() if v.requests_per_minute},
         tokens_per_minute={k: v.tokens_per_minute for k, v in rates.items() if v.tokens_per_minute},
         rate_windows={k: v.window_s for k, v in rates.items()},
+        adaptive={k: v.adaptive for k, v in rates.items()},
+        max_concurrency={k: v.max_concurrency for k, v in rates.items() if v.max_concurrency},
         concurrency=conc,
         default_concurrency=int(conc.get("default", 4)),
         max_retries=retries.max,
