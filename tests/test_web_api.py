@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -355,3 +357,38 @@ def test_the_run_page_shows_speed_only_from_valid_timings_and_says_so(db):
         page = web.get(f"{url}/runs/{run_id}").text
         assert 'id="timing-note"' in page and "leave out 1 cell whose timing" in page
         assert 'data-k="ttft_p50">15' in page  # the median of the two valid cells, not of all three
+
+
+def test_batch_answers_show_no_timings_on_the_page_in_exports_and_in_show(db, tmp_path):
+    from datetime import UTC, datetime
+
+    from tryouts.store import Store
+    from tryouts.types import Message, Request, Result, Timing
+
+    store = Store(str(db))
+    run_id = store.create_run("suite", ["openai:gpt-4o-mini", "openai-compat:m"], {},
+                              {"labels": ["gpt", "m"], "n_cells": 2})
+    base = {"provider": "openai", "model_name": "m", "ok": True, "text": "x", "started_at": datetime.now(UTC),
+            "request": Request(messages=[Message(role="user", content="q")])}
+    store.add_results(run_id, [
+        Result(model="openai:gpt-4o-mini", batch=True, **base),
+        Result(model="openai-compat:m", model_index=1, timing=Timing(ttft_ms=12.0, e2e_ms=20.0), timing_valid=True,
+               **base)])
+    store.finish_run(run_id)
+    with serve(db) as (url, _):
+        api = web.get(f"{url}/api/runs/{run_id}").json()
+        assert api["summary"][0]["batch"] == 1 and api["summary"][0]["ttft_ms"]["n"] == 0
+        rows = web.get(f"{url}/api/runs/{run_id}/results").json()
+        rows = rows["results"] if isinstance(rows, dict) else rows
+        assert [r["batch"] for r in rows] == [True, False]
+        page = web.get(f"{url}/runs/{run_id}").text
+        assert 'data-k="ttft_p50">n/a (batch)' in page and 'data-k="ttft_p50">12' in page
+        assert '<b data-k="ttft_ms">n/a (batch)</b>' in page
+    html = tmp_path / "r.html"
+    p = subprocess.run([sys.executable, "-m", "tryouts", "export", run_id, "-f", "html", "-o", str(html), "--db",
+                        str(db)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "TTFT n/a (batch)" in html.read_text() and "TTFT 12" in html.read_text()
+    p = subprocess.run([sys.executable, "-m", "tryouts", "show", run_id, "--db", str(db)], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 0 and "n/a (batch)" in p.stdout

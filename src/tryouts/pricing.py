@@ -28,6 +28,16 @@ from .types import Cost, Usage
 MTOK = Decimal(1_000_000)
 
 
+#: what a provider's batch API charges against its standard prices, with the page that says so (checked on the
+#: date given): used where genai-prices has no batch price for the model (docs/batch.md)
+BATCH_RATES: dict[str, tuple[Decimal, str, str]] = {
+    "openai": (Decimal("0.5"), "https://platform.openai.com/docs/guides/batch (\"a 50% cost discount\")",
+               "2026-12-03"),
+    "anthropic": (Decimal("0.5"), "https://docs.anthropic.com/en/docs/build-with-claude/batch-processing "
+                  "(\"50% of standard API prices\")", "2026-12-03"),
+}
+
+
 class PriceOverride(BaseModel):
     """USD per million tokens."""
 
@@ -70,6 +80,7 @@ def price(
     *,
     override: PriceOverride | None = None,
     local: bool = False,
+    batch: bool = False,
 ) -> Cost:
     """The cost of one request.
 
@@ -80,9 +91,15 @@ def price(
         at: the request's time (prices change over time).
         override: the user's price, which wins over everything.
         local: an in-process model: cost 0, source ``local``.
+        batch: answered through the provider's batch API: genai-prices' batch price where it has one (source
+            ``genai-prices (batch)``), else the standard price times the provider's :data:`BATCH_RATES` (source
+            ``genai-prices x catalog batch rate``; an override is a standard price and gets the same rate, or is
+            taken as the price paid where no rate is known).
     """
+    rate = BATCH_RATES.get(provider_id or "") if batch else None
     if override is not None:
-        return override.cost(usage)
+        cost = override.cost(usage)
+        return _scaled(cost, rate[0], "override x catalog batch rate") if rate else cost
     if local:
         return Cost(total=Decimal(0), input=Decimal(0), output=Decimal(0), source="local")
     if provider_id is None or usage.input_tokens is None or usage.output_tokens is None:
@@ -95,10 +112,36 @@ def price(
         fields["cache_read_tokens"] = usage.cached_input_tokens
     if usage.cache_write_tokens:
         fields["cache_write_tokens"] = usage.cache_write_tokens
+    context = {"processing": "batch"} if batch else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            calc = calc_price(GPUsage(**fields), model, provider_id=provider_id, genai_request_timestamp=at)
+            calc = calc_price(GPUsage(**fields), model, provider_id=provider_id, genai_request_timestamp=at,
+                              price_context=context)
     except LookupError:
         return Cost()
-    return Cost(total=calc.total_price, input=calc.input_price, output=calc.output_price, source="genai-prices")
+    cost = Cost(total=calc.total_price, input=calc.input_price, output=calc.output_price, source="genai-prices")
+    if not batch:
+        return cost
+    if _has_batch_price(calc, at):
+        return cost.model_copy(update={"source": "genai-prices (batch)"})
+    if rate is None:  # a batch answer whose batch price nobody knows: unknown, never the standard price
+        return Cost()
+    return _scaled(cost, rate[0], "genai-prices x catalog batch rate")
+
+
+def _has_batch_price(calc: Any, at: datetime) -> bool:
+    """Whether genai-prices priced ``calc`` with a batch price of its own (a price variant for batch
+    processing, in force at ``at``); it silently uses the standard price where it has none."""
+    for variant in getattr(calc.model, "price_variants", None) or ():
+        if dict(variant.when or {}).get("processing") == "batch" and (
+                variant.constraint is None or variant.constraint.active(at)):
+            return True
+    return False
+
+
+def _scaled(cost: Cost, rate: Decimal, source: str) -> Cost:
+    def x(v: Decimal | None) -> Decimal | None:
+        return v * rate if v is not None else None
+
+    return Cost(total=x(cost.total), input=x(cost.input), output=x(cost.output), currency=cost.currency, source=source)

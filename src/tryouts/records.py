@@ -105,6 +105,8 @@ class ResultRecord(_Record):
     timing_valid: bool | None = Field(None, description="Whether the timings may be compared for speed: `false` when "
                                       "the cell ran beside other work (a shared Ray node at high concurrency; "
                                       "docs/scale.md), null without timings or before it was recorded")
+    batch: bool | None = Field(None, description="Answered through the provider's batch API (docs/batch.md): "
+                               "priced at the batch rate, with no timings; null before it was recorded")
 
 
 class RunRecord(_Record):

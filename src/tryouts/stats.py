@@ -18,7 +18,7 @@ TIMING_FIELDS = ("ttft_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "output_
 #: the stored fields a run's summary and quality report read (Store.results(columns=...)): a summary of a
 #: 100,000-cell run reads these, not every output and request
 SUMMARY_FIELDS = ["model_index", "case_index", "repeat_index", "model", "ok", "cached", "error_kind", *TIMING_FIELDS,
-                  "cost_total", "scores", "timing_valid"]
+                  "cost_total", "scores", "timing_valid", "batch"]
 
 _PER_1K_PLACES = Decimal("1e-12")
 
@@ -111,7 +111,8 @@ def summarize(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     Each: ``model_index``, ``model`` and ``label`` (the model reference), ``n`` results, ``failures``,
     ``cached``; :func:`describe` of ``ttft_ms``, ``tpot_ms``, ``e2e_ms``, ``output_tokens_per_s`` and
     ``output_tokens`` over successful, non-cached results whose timing is valid (``timing_excluded``: how many
-    others were left out, run beside other work on a shared node); ``cost_total_usd`` (exact sum of the known
+    others were left out, run beside other work on a shared node; ``batch``: how many were answered by a batch
+    API, which has no timings); ``cost_total_usd`` (exact sum of the known
     costs, a decimal string; None when no cost is known, never a made-up 0), ``cost_unknown`` (successful
     results whose cost is unknown) and ``cost_per_1k_requests_usd`` (mean known cost of successful, non-cached
     results × 1000, a decimal string, or None when none is known). ``results`` is read once: a generator of a
@@ -124,11 +125,11 @@ def summarize(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class _Model:
-    __slots__ = ("cached", "cost_n", "costs", "excluded", "failures", "known", "n", "passes", "per_request", "timed",
-                 "unknown")
+    __slots__ = ("batch", "cached", "cost_n", "costs", "excluded", "failures", "known", "n", "passes", "per_request",
+                 "timed", "unknown")
 
     def __init__(self) -> None:
-        self.n = self.failures = self.cached = self.excluded = self.unknown = self.cost_n = 0
+        self.n = self.failures = self.cached = self.excluded = self.unknown = self.cost_n = self.batch = 0
         self.known = False
         self.costs = self.per_request = Decimal(0)
         self.timed = {name: array("d") for name in TIMING_FIELDS}  # 8 bytes a value
@@ -159,7 +160,9 @@ class Summarizer:
         elif ok:
             m.unknown += 1
         if ok and not cached:
-            if r.get("timing_valid") is False:  # run beside other work on a shared node: no speed sample
+            if r.get("batch"):  # answered by a batch API: no timings at all
+                m.batch += 1
+            elif r.get("timing_valid") is False:  # run beside other work on a shared node: no speed sample
                 m.excluded += 1
             else:
                 for name in TIMING_FIELDS:
@@ -177,7 +180,8 @@ class Summarizer:
             if m.cost_n:
                 per_1k = decimal_str((m.per_request / m.cost_n * 1000).quantize(_PER_1K_PLACES))
             summary: dict[str, Any] = {"model_index": index, "model": ref, "label": ref, "n": m.n,
-                                       "failures": m.failures, "cached": m.cached, "timing_excluded": m.excluded}
+                                       "failures": m.failures, "cached": m.cached, "timing_excluded": m.excluded,
+                                       "batch": m.batch}
             for name in TIMING_FIELDS:
                 summary[name] = describe(m.timed[name])
             summary["cost_total_usd"] = decimal_str(m.costs) if m.known else None

@@ -191,7 +191,8 @@ class Cost(_Strict):
     input: Decimal | None = None
     output: Decimal | None = None
     currency: str = "USD"
-    source: str = Field(default="unknown", description="genai-prices | override | local | unknown")
+    source: str = Field(default="unknown", description="genai-prices | override | local | unknown; a batch answer's "
+                        "'genai-prices (batch)', or 'genai-prices x catalog batch rate' (pricing.BATCH_RATES)")
 
 
 class Result(_Strict):
@@ -229,6 +230,8 @@ class Result(_Strict):
     timing_valid: bool | None = Field(
         default=None, description="Whether the timings may be compared for speed: False when the cell ran beside "
         "other work (a shared node at high concurrency); None when there are no timings.")
+    batch: bool = Field(default=False, description="Answered through the provider's batch API (docs/batch.md): "
+                        "priced at its batch rate, with no timings.")
 
 
 @dataclass

@@ -104,10 +104,9 @@ def results_table(results: Sequence[dict[str, Any]], title: str | None = None) -
             Text("✓ ", style="green") + Text(short_label(r["model"]))
             if r["ok"]
             else Text("✗ " + short_label(r["model"]), style="bold red"),
-            _fmt(r.get("ttft_ms")),
-            _fmt(r.get("tpot_ms"), 2),
-            _fmt(r.get("output_tokens_per_s")),
-            _fmt(r.get("e2e_ms")),
+            *(("n/a (batch)",) * 4 if r.get("batch") else (
+                _fmt(r.get("ttft_ms")), _fmt(r.get("tpot_ms"), 2), _fmt(r.get("output_tokens_per_s")),
+                _fmt(r.get("e2e_ms")))),
             fmt_tokens(r.get("input_tokens"), est),
             fmt_tokens(r.get("output_tokens"), est),
             fmt_cost(r.get("cost_usd_exact"), r.get("cost_source")),

@@ -37,6 +37,9 @@ def run(
                                      "shared with the other slices' drivers (--run-id, or one made from the suite)."),
     run_name: str | None = typer.Option(None, "--run-id", help="Run into this run id, shared by every driver given "
                                         "it: created by the first, joined by the others; its missing cells run."),
+    batch: bool = typer.Option(False, "--batch", help="Send the cells of providers with a batch API (OpenAI, "
+                               "Anthropic, OpenRouter) as batch jobs: half price, answers within 24 h, no timings; the others "
+                               "stream as usual (docs/batch.md)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json (the run as 'show --format json')."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
@@ -81,8 +84,11 @@ def run(
         sliced = parse_shard(shard) if shard is not None else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache)
+    plan = plan_suite(store, suite_file, resume=resume, no_cache=no_cache, batch=batch)
     plan.shard, plan.shared_id = sliced, run_name
+    if executor == "ray" and plan.policy.batch:
+        raise UsageError("Batch jobs are sent and polled from this machine, not a Ray cluster: drop --executor ray "
+                         "(or --batch / the suite's batch: true).")
     if executor == "ray":
         from ..engine.ray_executor import RayExecutor
 
@@ -118,7 +124,7 @@ def run(
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..engine.events import CellRetry, LaneThrottled, ResultStored
+    from ..engine.events import BatchUpdate, CellRetry, LaneThrottled, ResultStored
 
     bars = Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -138,6 +144,9 @@ def run(
         elif isinstance(event, CellRetry):
             bars.console.print(f"[yellow]retry[/] {escape(labels[event.model_index])} case {event.cell.case_index}: "
                                f"{escape(event.message)}", highlight=False)
+        elif isinstance(event, BatchUpdate):
+            bars.console.print(f"[cyan]batch[/] {escape(labels[event.model_index])}: {escape(event.message)}",
+                               highlight=False)
         elif isinstance(event, LaneThrottled):
             bars.console.print(f"[yellow]throttled[/] {escape(event.lane)}: {escape(event.reason)}" if event.reason
                                else f"[green]no longer throttled[/] {escape(event.lane)}", highlight=False)

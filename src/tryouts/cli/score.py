@@ -27,6 +27,9 @@ def score(
                                      "(repeatable)."),
     option: list[str] = typer.Option([], "--judge-option", "-o", help="A judge provider option KEY=VALUE "
                                      "(repeatable), e.g. -o base_url=http://127.0.0.1:8080/v1."),
+    batch: bool = typer.Option(False, "--batch", help="Send the judge's calls through its provider's batch API "
+                               "(OpenAI, Anthropic, OpenRouter): half price, within 24 h; stopped, run the same command again "
+                               "to collect them (docs/batch.md)."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
     """Score a stored run: only what is missing is computed, so it can be re-run (failed judge calls are retried).
@@ -66,6 +69,11 @@ def score(
         raise UsageError(f"Run {run_id} has no scoring section in its suite: give scoring options, e.g. --judge "
                          "openai:gpt-4o --rubric 'Is it correct?', or --embedding MODEL, or --scorer file.py:fn.")
     policy = suite_policy(suite, no_cache=True) if suite is not None else None
+    if batch:
+        from ..engine.policy import Policy
+
+        policy = policy or Policy()
+        policy.batch = True
     check_judge_ready(scoring)
     report = score_run(store, run_id, scoring, base_dir=base_dir, policy=policy,
                        say=lambda msg: console.print(msg, highlight=False))

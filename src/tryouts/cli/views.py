@@ -4,6 +4,7 @@ an eval-task report."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 from rich.markup import escape
@@ -11,35 +12,47 @@ from rich.text import Text
 
 
 def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | None = None) -> None:
+    """The dry-run table: per model its cells, tokens, cost and time; with a batch column where the provider has
+    a batch API (the cost streamed and batched)."""
     from rich.table import Table
 
     from ..labels import short_label
     from .render import fmt_cost
 
+    batchable = any(p.cost_batch_usd is not None for p in plans)
     table = Table(title=f"Plan: {n_cells} cells (repeats: {repeats})", title_justify="left", header_style="bold")
-    for name in ("Model", "Cells", "In tok (est.)", "Out tok (est.)", "Cost USD (est.)", "Time (est.)"):
+    names = ["Model", "Cells", "In tok (est.)", "Out tok (est.)", "Cost USD (est.)", "Time (est.)"]
+    if batchable:
+        names[5:5] = ["Streamed USD", "Batched USD"]
+    for name in names:
         table.add_column(name, justify="left" if name == "Model" else "right")
-    total = 0
+    total = streamed = batched = Decimal(0)
     known = True
     for p in plans:
-        bound = p.output_basis.startswith("max_tokens") and p.cost_usd is not None and p.cost_usd > 0
+        bound = "≤" if p.output_basis.startswith("max_tokens") and p.cost_usd is not None and p.cost_usd > 0 else ""
         label = labels[p.model_index] if labels else p.model
-        table.add_row(
-            Text(short_label(label)), str(p.cells), f"~{p.input_tokens:,}",
-            ("≤" if p.output_basis.startswith("max_tokens") else "~") + f"{p.output_tokens:,}",
-            ("≤" if bound else "") + fmt_cost(p.cost_usd, p.cost_basis),
-            "unknown" if p.seconds is None else f"~{p.seconds:,.0f} s",
-        )
+        row = [Text(short_label(label) + (" (batch)" if p.batch else "")), str(p.cells), f"~{p.input_tokens:,}",
+               ("≤" if p.output_basis.startswith("max_tokens") else "~") + f"{p.output_tokens:,}",
+               bound + fmt_cost(p.cost_usd, p.cost_basis)]
+        if batchable:
+            row += [bound + fmt_cost(p.cost_streamed_usd, p.cost_basis) if p.cost_streamed_usd is not None else "unknown",
+                    (bound + fmt_cost(p.cost_batch_usd, "")) if p.cost_batch_usd is not None else "no batch API"]
+        row.append("≤ 24 h (batch)" if p.batch else "unknown" if p.seconds is None else f"~{p.seconds:,.0f} s")
+        table.add_row(*row)
         if p.cost_usd is None:
             known = False
         else:
             total += p.cost_usd
+            streamed += p.cost_streamed_usd if p.cost_streamed_usd is not None else p.cost_usd
+            batched += p.cost_batch_usd if p.cost_batch_usd is not None else (p.cost_streamed_usd or p.cost_usd)
     console.print(table)
+    both = (f" (all streamed: ${streamed:.4f}; batched where a provider can: ${batched:.4f})"
+            if batchable else "")
     console.print(
-        f"Estimated cost: {'≥ ' if not known else ''}${total:.4f}"
+        f"Estimated cost: {'≥ ' if not known else ''}${total:.4f}" + both
         + (" (some prices unknown)" if not known else "")
         + ". Input tokens ~ characters / 4; output tokens from this model's past runs, else max_tokens "
-        "(an upper bound); time from past runs' median latency, else unknown.",
+        "(an upper bound); time from past runs' median latency, else unknown. Batches: docs/batch.md.",
         style="dim",
     )
 
@@ -84,10 +97,6 @@ def print_summary(console, results: Iterable[dict], labels: list[str] | None = N
 
     scored = quality_rows(read(results))  # one pass: the rows are counted as they stream by
 
-    def ms(d, key="p50"):
-        v = d.get(key) if d else None
-        return "-" if v is None else f"{v:,.1f}"
-
     quality = quality if quality is not None else quality_report(scored, labels)
     primary = quality.get("primary")
     by_model = {q["model_index"]: q for q in quality.get("per_model", [])}
@@ -115,6 +124,10 @@ def print_summary(console, results: Iterable[dict], labels: list[str] | None = N
                 extra += [f"{at.get(n, at.get(str(n))):.2f}", f"{hat.get(n, hat.get(str(n))):.2f}"]
             else:
                 extra += ["-", "-"]
+        def ms(d, key="p50", s=s):
+            v = d.get(key) if d else None
+            return ("n/a (batch)" if s.get("batch") else "-") if v is None else f"{v:,.1f}"
+
         table.add_row(
             Text(short_label(label)), str(s["n"]), str(s["failures"]), str(s["cached"]),
             ms(s["ttft_ms"]), ms(s["ttft_ms"], "p90"), ms(s["output_tokens_per_s"]), ms(s["e2e_ms"]), cost,

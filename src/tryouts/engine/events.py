@@ -104,7 +104,19 @@ class LaneThrottled:
     reason: str | None
 
 
-Event = LaneThrottled | RunRecorded | RunFinished | CellQueued | ModelLoading | CellStarted | CellDelta | CellRetry | ResultStored
+@dataclass(frozen=True, slots=True)
+class BatchUpdate:
+    """A batch job of model ``model_index`` changed: sent, polled to a new status, or collected. ``counts``:
+    the provider's request counts; ``message`` says it in words."""
+
+    model_index: int
+    job_id: str
+    status: str
+    counts: dict[str, int]
+    message: str
+
+
+Event = BatchUpdate | LaneThrottled | RunRecorded | RunFinished | CellQueued | ModelLoading | CellStarted | CellDelta | CellRetry | ResultStored
 
 #: the one callback every run reports through
 OnEvent = Callable[[Event], None]

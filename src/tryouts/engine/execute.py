@@ -24,6 +24,7 @@ from ..types import (
     Result,
     Sent,
     ServerTimings,
+    Timing,
     Usage,
     UsageReport,
 )
@@ -138,12 +139,14 @@ async def attempt(
     model_index: int = 0,
     case_index: int = 0,
     repeat_index: int = 0,
+    batch: bool = False,
 ) -> tuple[Result, BaseException | None]:
     """One try: the measured :class:`Result`, and the exception when it failed (for retry decisions).
 
     ``first_token_timeout`` bounds t0 to the first content chunk; ``total_timeout`` the whole request.
     Either expiring fails the request with a ``timeout`` error, keeping what streamed so far.
     ``events`` replaces ``provider.stream(request)``: the already stamped events of a batched request.
+    ``batch``: the events are a provider batch API's answer (engine/batch.py): no timings, batch prices.
     """
     spec = provider.spec
     got = Collected()
@@ -219,7 +222,7 @@ async def attempt(
             counter=getattr(provider, "token_counter", None), tokenizer_ref=tokenizer_ref,
             n_chunks=sum(1 for d in got.deltas if d.text) if chunked else None,
         )
-    timing = compute_timing(
+    timing = Timing() if batch else compute_timing(
         got.t0_ns, got.deltas, usage.output_tokens if usage else None, queue_ms=queue_ms, load_ms=load_ms
     )
     result = Result(
@@ -239,6 +242,7 @@ async def attempt(
         model_index=model_index,
         case_index=case_index,
         repeat_index=repeat_index,
+        batch=batch,
     )
     if usage is not None:
         result.usage = usage
@@ -249,6 +253,7 @@ async def attempt(
             started_at,
             override=price_override,
             local=provider.local or provider.free,
+            batch=batch,
         )
     if error is not None:
         result.error, result.error_kind = describe(error)

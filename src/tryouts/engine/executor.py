@@ -139,6 +139,11 @@ class RunContext:
     stream_deltas: bool = False
     #: a cost budget (engine/budget.py): cells start only while they fit in it
     budget: Any = None
+    #: where batch jobs are recorded (a :class:`~tryouts.store.Store`), under ``run_id`` and ``batch_purpose``
+    #: (``cells``, or ``judge`` for a judge pass over the run); None: batch jobs are not resumable
+    jobs: Any = None
+    run_id: str = ""
+    batch_purpose: str = "cells"
 
 
 class Executor(Protocol):

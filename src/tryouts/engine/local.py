@@ -27,6 +27,7 @@ from .. import errors
 from ..pricing import PriceOverride
 from ..providers import warm_local_stack
 from ..providers.base import Provider, warm_http_stack
+from ..providers.batch import supports_batch
 from ..providers.http import HTTPProvider
 from ..types import Result
 from .cache import cache_entry, cache_key, cached_result
@@ -106,7 +107,7 @@ class _Execution:
     def record(self, cell: CellLike, result: Result, cache: Any = None) -> None:
         m = cell.model_index
         result.cell_key = getattr(cell, "key", None)
-        if result.timing_valid is None and result.ok and not result.cached:
+        if result.timing_valid is None and result.ok and not result.cached and not result.batch:
             result.timing_valid = True  # the machine gate kept other timed work apart (an executor may say otherwise)
         self.progress.done[m] += 1
         self.progress.failed[m] += not result.ok
@@ -251,16 +252,17 @@ class _Execution:
     # ---- models -------------------------------------------------------------------------------------------
 
     async def open_provider(
-        self, lane: Lane, m: int, provider: Provider | None = None,
+        self, lane: Lane, m: int, provider: Provider | None = None, *, warm: bool = True,
     ) -> tuple[Provider | None, float | None]:
-        """Create (unless given), load and warm up model ``m``'s provider; the milliseconds are its load time."""
+        """Create (unless given), load and warm up model ``m``'s provider; the milliseconds are its load time.
+        ``warm=False``: no warm-up request (a model sent as batches: nothing of it is timed)."""
         cells = lane.cells[m]
         try:
             provider = provider or make_provider(cells[0], self.policy)
             self.emit(ModelLoading(cells[0]))
             async with self._held(), self.gate.held(lane.owner):  # a load is never beside a timed request
                 load_ms = await provider.load()
-                warm_ms = await warm_up(provider, self.policy.total_timeout_s or 120.0)
+                warm_ms = await warm_up(provider, self.policy.total_timeout_s or 120.0) if warm else None
             if warm_ms is not None:
                 load_ms = (load_ms or 0.0) + warm_ms
             return provider, load_ms
@@ -278,21 +280,25 @@ class _Execution:
         load: dict[int, float | None] = {}
         limits = lane.limits
         throttle = lane_throttle(limits, lane, self.emit)
+        batches: list[asyncio.Task] = []
         try:
             for m, made in lane.providers.items():
                 if self.ctx.cancel.stopped(m):
                     self.progress.cancelled += len(lane.cells[m])
                     continue
-                provider, load[m] = await self.open_provider(lane, m, made)
+                provider, load[m] = await self.open_provider(lane, m, made, warm=not self.as_batch(m, made))
                 if provider is not None:
                     opened[m] = provider
             await self.attach_offload(throttle.ceiling, opened.values())
             for p in opened.values():
                 if isinstance(p, HTTPProvider):
                     p.on_response = throttle.observe  # every answer's rate-limit headers reach the lane
+            # models sent as batch jobs (engine/batch.py) run beside the lane's streamed cells
+            batched = {m for m in opened if self.as_batch(m, opened[m])}
+            batches += [asyncio.create_task(self.batch_model(opened[m], m, lane.cells[m])) for m in sorted(batched)]
             ready = perf_counter_ns()  # every cell of a batch is ready at once: queue time counts from here
             for cell in lane_order(lane):
-                if cell.model_index not in opened:
+                if cell.model_index not in opened or cell.model_index in batched:
                     continue
                 await throttle.acquire()
                 if self.ctx.cancel.stopped(cell.model_index):
@@ -307,13 +313,34 @@ class _Execution:
                 task.add_done_callback(lambda _: throttle.release())
             while pending := {t for m in opened for t in self.inflight[m] if not t.done()}:
                 await asyncio.wait(pending)
+            if batches:
+                await asyncio.gather(*batches)
         finally:
+            for task in batches:
+                task.cancel()
             for m in opened:
                 for task in list(self.inflight[m]):
                     task.cancel()
             for m, provider in lane.providers.items():
                 if m in opened or m not in load:  # one that failed to load is closed already
                     await _close(provider)
+
+    def as_batch(self, m: int, provider: Provider) -> bool:
+        """Whether model ``m`` goes through its provider's batch API: the policy asks, and the provider has one."""
+        return self.policy.wants_batch(m) and supports_batch(provider.spec.provider)
+
+    async def batch_model(self, provider: Provider, m: int, cells: list[CellLike]) -> None:
+        """Model ``m``'s cells through its provider's batch API (engine/batch.py); a failure of the batch
+        machinery itself fails the cells with the reason, never the run."""
+        from .batch import BatchModel
+
+        job = BatchModel(self, provider, m, cells)
+        try:
+            await job.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.fail_all(job.unrecorded(), exc)
 
     async def attach_offload(self, concurrency: int, providers: Any) -> None:
         """Hand this lane's HTTP providers to worker processes when the policy asks (Policy.offload_workers):

@@ -4,7 +4,8 @@ Per model: the cells, estimated input tokens (the model's tokenizer is not loade
 ``ceil(chars / 4)`` of the rendered messages), estimated output tokens (the mean of this model's past
 fresh results in the store, else ``max_tokens`` as an upper bound), the cost of those tokens at the
 model's price (genai-prices or an override), and a time estimate from the past runs' median end-to-end
-latency and the concurrency, else "unknown".
+latency and the concurrency, else "unknown". A model whose provider has a batch API is priced both ways
+(streamed and at the batch rate); the run's estimate is the batch one when it sends the model as batches.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from decimal import Decimal
 
 from ..pricing import PriceOverride, price
 from ..providers import create_provider, get_info
+from ..providers.batch import supports_batch
 from ..store import Store
 from ..tokens import fallback_count
 from ..types import Usage
@@ -41,10 +43,16 @@ class ModelPlan:
     cost_basis: str
     seconds: float | None
     time_basis: str
+    #: this run sends the model's cells as batch jobs (``cost_usd`` is then at the batch rate)
+    batch: bool = False
+    #: the cost streamed, and through the provider's batch API (None: it has none, or the price is unknown)
+    cost_streamed_usd: Decimal | None = None
+    cost_batch_usd: Decimal | None = None
 
     def as_dict(self) -> dict:
         d = self.__dict__.copy()
-        d["cost_usd"] = None if self.cost_usd is None else str(self.cost_usd)
+        for name in ("cost_usd", "cost_streamed_usd", "cost_batch_usd"):
+            d[name] = None if d[name] is None else str(d[name])
         return d
 
 
@@ -91,8 +99,11 @@ def estimate(
         override = prices.get(spec.ref)
         if override is None and "price" in spec.options:
             override = PriceOverride.parse(spec.options["price"], spec.ref)
-        cost = price(price_id, model_name, Usage(input_tokens=n_in, output_tokens=n_out), now,
-                     override=override, local=local)
+        usage = Usage(input_tokens=n_in, output_tokens=n_out)
+        cost = price(price_id, model_name, usage, now, override=override, local=local)
+        batchable = supports_batch(spec.provider) and not local
+        batch_cost = price(price_id, model_name, usage, now, override=override, batch=True) if batchable else None
+        batched = batchable and policy.wants_batch(m)
         e2es = [h["e2e_ms"] for h in history if h["e2e_ms"] is not None]
         if e2es:
             try:
@@ -104,9 +115,13 @@ def estimate(
             time_basis = f"median E2E of {len(e2es)} past results, concurrency {parallel}"
         else:
             seconds, time_basis = None, "unknown: no past results of this model"
+        if batched:
+            seconds, time_basis = None, "batch: answers within the provider's 24 h window"
         plans.append(ModelPlan(
             model_index=m, model=spec.ref, cells=len(group), input_tokens=n_in, output_tokens=n_out,
-            output_basis=out_basis, cost_usd=cost.total, cost_basis=cost.source, seconds=seconds,
-            time_basis=time_basis,
+            output_basis=out_basis, cost_usd=batch_cost.total if batched and batch_cost else cost.total,
+            cost_basis=batch_cost.source if batched and batch_cost else cost.source, seconds=seconds,
+            time_basis=time_basis, batch=batched, cost_streamed_usd=cost.total,
+            cost_batch_usd=batch_cost.total if batch_cost is not None else None,
         ))
     return plans

@@ -78,6 +78,15 @@ class Policy:
     #: gives one to a run with a lane of at least :data:`OFFLOAD_AT` concurrent requests, 0 never offloads,
     #: N gives N to a run with any HTTP lane
     client_processes: int | None = None
+    #: send cells through the provider's batch API where it has one (docs/batch.md): True for every model, or
+    #: the indices of the models that asked for it
+    batch: bool | frozenset[int] = False
+    #: seconds between two polls of a batch job
+    batch_poll_s: float = 30.0
+
+    def wants_batch(self, model_index: int) -> bool:
+        """Whether model ``model_index``'s cells go through its provider's batch API (when it has one)."""
+        return self.batch is True or (isinstance(self.batch, frozenset) and model_index in self.batch)
 
     def offload_workers(self, lane_concurrency: int) -> int:
         """How many worker processes should carry a lane with this concurrency (0: this event loop)."""

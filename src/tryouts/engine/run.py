@@ -41,6 +41,7 @@ async def run_cells(
     cancel: Cancel | None = None,
     executor: Executor | None = None,
     budget: Any = None,
+    batch_purpose: str = "cells",
 ) -> Progress:
     """Run every cell not in ``skip``, storing each result as it completes.
 
@@ -59,6 +60,8 @@ async def run_cells(
         cancel: stops the remaining cells (all, or one model's) from outside; they get no row.
         executor: runs the schedule; the in-process asyncio executor by default.
         budget: a :class:`~tryouts.engine.budget.CostBudget`: cells start only while they fit in it.
+        batch_purpose: what batch jobs sent for these cells are recorded as, under ``run_id`` (``cells``; a judge
+            pass: ``judge``), so that a resume collects them (engine/batch.py).
     """
     from .local import LocalExecutor
 
@@ -69,6 +72,7 @@ async def run_cells(
         policy=policy, cases=cases or {}, prices=prices or {}, on_event=emit, cancel=cancel or Cancel(),
         cache_get=store.cache_get if sink is None and allow_cache and policy.use_cache else None,
         stream_deltas=stream_deltas, budget=budget,
+        jobs=store if run_id else None, run_id=run_id or "", batch_purpose=batch_purpose,
     )
     try:
         return await (executor or LocalExecutor()).execute(schedule(cells, policy, skip), result_sink, ctx)

@@ -154,10 +154,8 @@ def _summary(results: list[dict[str, Any]]) -> str:
             str(s["n"]),
             str(s["failures"]),
             str(s["cached"]),
-            _num(s["ttft_ms"]["p50"]),
-            _num(s["ttft_ms"]["p90"]),
-            _num(s["output_tokens_per_s"]["p50"]),
-            _num(s["e2e_ms"]["p50"]),
+            *(_num(v) if v is not None or not s.get("batch") else "n/a (batch)" for v in (
+                s["ttft_ms"]["p50"], s["ttft_ms"]["p90"], s["output_tokens_per_s"]["p50"], s["e2e_ms"]["p50"])),
             _num(s["output_tokens"]["p50"], 0),
             e(total),
             e(_cost(s["cost_per_1k_requests_usd"])),
@@ -201,7 +199,7 @@ def _case_cell(case_index: int, rs: list[dict[str, Any]]) -> str:
 def _result_block(r: dict[str, Any], many_repeats: bool) -> str:
     status = "✓" if r.get("ok") else "✗ failed"
     stats = [
-        e(f"TTFT {_num(r.get('ttft_ms'))} ms"),
+        e("TTFT n/a (batch)" if r.get("batch") else f"TTFT {_num(r.get('ttft_ms'))} ms"),
         e(_tokens(r)),
         e(_cost(r.get("cost_usd_exact"), r.get("cost_source"))),
     ]

@@ -125,6 +125,12 @@ class JudgeJob(Cell):
     order: str | None = None  # pairwise: ab | ba
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def batch_id(self) -> str:
+        """The call's stable name (its batch ``custom_id``, engine/batch.py): the same judgment asked again, in a
+        resumed judge pass, has the same key."""
+        return f"{self.kind[:1]}-{self.result_id}-{self.other_result_id or 0}-{self.order or 'x'}"
+
 
 def judge_params(params: GenParams) -> GenParams:
     """The judge's generation parameters: deterministic and short unless the suite says otherwise."""

@@ -20,6 +20,7 @@ from ..errors import StoreError
 from ..redact import redact as redact_text
 from ..types import Result
 from . import schema
+from .batches import BatchStore
 from .drivers import SHARED, DriverStore
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .load import LoadStore
@@ -120,7 +121,7 @@ def _dialect_insert(conn: Any) -> Any:
     return sqlite_insert
 
 
-class Store(LoadStore, DriverStore):
+class Store(LoadStore, DriverStore, BatchStore):
     """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
 
     def __init__(self, target: str | Path) -> None:

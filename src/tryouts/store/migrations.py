@@ -330,3 +330,30 @@ def m009_ledger(conn: Connection) -> None:
         Column("heartbeat_at", String(40), nullable=False),
         Column("finished_at", String(40)),
     ).create(conn)
+
+
+@migration
+def m010_batches(conn: Connection) -> None:
+    """Provider batch jobs (docs/batch.md): each job a run (or a judge pass over it) sent, the cells in it by
+    custom id, and whether its results are collected, so a stopped run resumes by collecting them; and each
+    result's ``batch`` flag (answered through a batch API: no timings, batch prices)."""
+    _add_column(conn, "results", Column("batch", Boolean))
+    md = MetaData()
+    Table(
+        "batch_jobs",
+        md,
+        Column("run_id", String(40), primary_key=True),
+        Column("job_id", String(256), primary_key=True),  # the provider's id
+        Column("purpose", String(20), nullable=False),  # cells | judge
+        Column("model", Text, nullable=False),  # the model reference (redacted)
+        Column("model_index", Integer, nullable=False),
+        Column("provider", Text, nullable=False),
+        Column("server", Text),
+        Column("custom_ids", JSON, nullable=False),
+        Column("round", Integer, nullable=False),  # 1 for a first send, 2 for a resend of what expired...
+        Column("status", Text, nullable=False),  # the provider's word for it
+        Column("collected", Boolean, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("updated_at", String(40), nullable=False),
+        Column("info", JSON),  # file ids, results URL, counts
+    ).create(conn)

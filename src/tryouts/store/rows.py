@@ -67,6 +67,7 @@ def result_row(run_id: str, r: Result) -> dict[str, Any]:
         "sampling": _jsonable(r.sampling),
         "cell_key": r.cell_key,
         "timing_valid": r.timing_valid,
+        "batch": r.batch,
     }
 
 
@@ -94,6 +95,8 @@ def flat_result(row: Any) -> dict[str, Any]:
     d.pop("run_id", None)
     if "id" in d:
         d["id"] = int(d["id"])
+    if "batch" in d:
+        d["batch"] = bool(d["batch"])
     for name in ("ok", "tokens_estimated", "cached"):
         if name in d:
             d[name] = bool(d[name])

@@ -91,6 +91,27 @@ results = Table(
     Column("sampling", JSON),
     Column("cell_key", String(64)),  # the cell's stable key (m009): one row per key in a run
     Column("timing_valid", Boolean),  # valid for speed comparisons (m009); null without timings
+    Column("batch", Boolean),  # answered through a provider's batch API (m010): no timings
+)
+
+#: provider batch jobs (m010): what a run, or a judge pass over it, sent as batches, to collect on resume
+batch_jobs = Table(
+    "batch_jobs",
+    metadata,
+    Column("run_id", String(40), primary_key=True),
+    Column("job_id", String(256), primary_key=True),
+    Column("purpose", String(20), nullable=False),
+    Column("model", Text, nullable=False),
+    Column("model_index", Integer, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("server", Text),
+    Column("custom_ids", JSON, nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("collected", Boolean, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("info", JSON),
 )
 
 #: who runs which slice of a run's cells (m009): a sweep's drivers (``--shard i/n``; ``all`` for the whole)

@@ -92,6 +92,12 @@ class ModelEntry(_Strict):
         default_factory=GenParams,
         description="Generation parameters for this model only; each one given here overrides defaults.params.",
     )
+    batch: bool | None = Field(
+        default=None,
+        description="Send this model's cells through its provider's batch API (OpenAI, Anthropic, OpenRouter): "
+        "half price, "
+        "answers within 24 h, no timings (docs/batch.md). Default: the suite's batch.",
+    )
 
     @field_validator("model")
     @classmethod
@@ -414,6 +420,13 @@ class Suite(_Strict):
         default=None,
         description="Scores computed once the answers are in: {embedding, scorers, judge} (see docs/scoring.md).",
     )
+    batch: bool = Field(
+        default=False,
+        description="Send every model's cells through its provider's batch API where it has one (OpenAI, "
+        "Anthropic, OpenRouter); the others stream as usual. Half price, answers within 24 h, no timings (docs/batch.md).",
+    )
+    batch_poll_s: float = Field(
+        default=30.0, gt=0, le=3600, description="Seconds between two polls of a batch job.")
 
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)

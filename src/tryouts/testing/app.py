@@ -2,7 +2,8 @@
 
 ``/v1/chat/completions`` (also without ``/v1``, and Azure's ``/openai/deployments/{name}/chat/completions``)
 goes to :mod:`tryouts.testing.openai_route`, ``/v1/files...`` and ``/v1/batches...`` (OpenAI's Batch API, also
-without ``/v1``) to :mod:`tryouts.testing.dialects.openai_batch`, ``/v1/models`` lists one model, ``/_replay/log/{id}`` returns a
+without ``/v1``) to :mod:`tryouts.testing.dialects.openai_batch`, except OpenRouter's batch requests there and
+``/beta/batches...``, which go to :mod:`tryouts.testing.dialects.openrouter_batch`, ``/v1/models`` lists one model, ``/_replay/log/{id}`` returns a
 logged request, ``/_replay/arrivals`` every request's arrival (``[recv_ns, script]``, the last
 :data:`ARRIVALS_LIMIT`, in order: a test checks a client's request rate with it), and a path under one of :data:`DIALECTS`' prefixes goes to that dialect's ``handle``.
 The app also holds what requests share: the log, the ``fail_first`` counts and the timer slack.
@@ -126,11 +127,14 @@ class ReplayApp:
             data = {"object": "list", "data": [{"id": "replay", "object": "model", "created": 0, "owned_by": "tryouts"}]}
             return await send_json(send, 200, data)
         sub = path[3:] if path.startswith("/v1/") else path  # OpenAI's Files and Batch APIs: dialects/openai_batch.py
-        if sub.split("/")[1] in ("files", "batches"):
+        beta = path == "/beta/batches" or path.startswith("/beta/batches/")  # OpenRouter's quickstart path
+        if sub.split("/")[1] in ("files", "batches") or beta:
             if not await self._authorized(scope, send):
                 return
-            from .dialects import openai_batch
+            from .dialects import openai_batch, openrouter_batch
 
+            if beta or (sub.startswith("/batches") and openrouter_batch.owns(method, sub, body)):
+                return await openrouter_batch.handle(self, method, sub.removeprefix("/beta"), scope, body, recv_ns, send)
             return await openai_batch.handle(self, method, sub, scope, body, recv_ns, send)
         prefix = "/" + path.lstrip("/").split("/", 1)[0]
         if prefix in DIALECTS:  # another provider's wire format, e.g. /anthropic/v1/messages

@@ -41,7 +41,7 @@ id             (none)     record server-side times under this id: ``GET /_replay
                           the last message's text (the chat route), for many requests of one model
 fail_first     0          the first N requests with this exact script fail (``status``, or ``cut_after``);
                           later ones succeed: for testing retries
-batch_polls    1          a batch (both batch APIs, below) stays in progress for that many GETs of it (the
+batch_polls    1          a batch (each batch API, below) stays in progress for that many GETs of it (the
                           largest over its requests), a share of its requests settled at each
 expire         0          the first N batch submissions of a request with this exact script expire (the
                           batch ends ``expired``/the result is ``expired``); later ones succeed: for resends
@@ -94,6 +94,11 @@ Anthropic's Message Batches (``/anthropic/v1/messages/batches...``, JSONL result
 :mod:`tryouts.testing.dialects.anthropic_batch`). A batch moves one step per GET of it: OpenAI's
 ``validating`` -> ``in_progress`` (``batch_polls`` GETs) -> ``finalizing`` -> ``completed`` (or ``failed``,
 ``expired``, ``cancelling`` -> ``cancelled``), Anthropic's ``in_progress`` (``batch_polls`` GETs) -> ``ended``.
+OpenRouter's Batch API is replayed too (``POST /v1/batches`` with the requests inline, ``endpoint`` and ``model``
+first; ``GET /v1/batches/{id}[/results]``, ``POST .../cancel``, ``DELETE``; also under ``/beta/batches``), so that
+``OPENROUTER_BASE_URL=http://127.0.0.1:PORT/v1`` serves chat and batches: ``validating`` -> ``in_progress`` ->
+``finalizing`` -> ``completed`` with the results inline (or ``failed``, ``expired``, ``cancelled``, without
+results); see :mod:`tryouts.testing.dialects.openrouter_batch`.
 
 The server is split into modules under :mod:`tryouts.testing`; this one runs it (:func:`serve`, in this
 process; :func:`start_replay_server`, in a subprocess; ``python -m tryouts.testing.replay``) and re-exports
@@ -103,7 +108,7 @@ the names below from the others:
 * :mod:`~tryouts.testing.wire`: the request log (:class:`ReplayLog`) and what every route sends with;
 * :mod:`~tryouts.testing.app`: the ASGI application (:class:`ReplayApp`), its routing and ``DIALECTS``;
 * :mod:`~tryouts.testing.openai_route`: the chat completions route, the one described above;
-* :mod:`tryouts.testing.dialects`: the other providers' wire formats, one module each, and both batch APIs;
+* :mod:`tryouts.testing.dialects`: the other providers' wire formats, one module each, and the batch APIs;
 * :mod:`~tryouts.testing.batchjob`: what the batch APIs share (a job's progress, ``expire``, ``batch_junk``).
 """
 

@@ -151,7 +151,7 @@ def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: lis
         got: dict[int, Result] = {}
         from ..engine.run import run_cells
 
-        asyncio.run(run_cells(jobs, store=store, run_id=run_id, policy=policy,
+        asyncio.run(run_cells(jobs, store=store, run_id=run_id, policy=policy, batch_purpose="judge",
                               sink=lambda cell, result: got.__setitem__(cell.case_index, result)))
         rows = [judgment_row(job, got[job.case_index], scale) for job in jobs]
         store.add_judgments(run_id, rows)

@@ -13,8 +13,9 @@ if TYPE_CHECKING:
     from ..types import RunStatus
 
 
-def suite_policy(suite: Any, no_cache: bool):
-    """The engine's Policy from a suite's concurrency, retries and timeouts (``no_cache``: --no-cache)."""
+def suite_policy(suite: Any, no_cache: bool, batch: bool = False):
+    """The engine's Policy from a suite's concurrency, retries, timeouts and batch settings (``no_cache``:
+    --no-cache; ``batch``: --batch, every model)."""
     from ..engine.policy import Policy
 
     conc = dict(suite.concurrency or {})
@@ -35,7 +36,17 @@ def suite_policy(suite: Any, no_cache: bool):
         first_token_timeout_s=timeouts.first_token_s,
         total_timeout_s=timeouts.total_s,
         use_cache=not no_cache,
+        batch=batch_models(suite, batch),
+        batch_poll_s=float(getattr(suite, "batch_poll_s", 30.0)),
     )
+
+
+def batch_models(suite: Any, everything: bool = False) -> bool | frozenset[int]:
+    """Which models go through batch APIs: all with --batch or the suite's ``batch: true`` (a model's
+    ``batch: false`` keeps it streamed), else the models that say ``batch: true``."""
+    default = everything or bool(getattr(suite, "batch", False))
+    chosen = frozenset(i for i, m in enumerate(suite.models) if (m.batch if m.batch is not None else default))
+    return True if len(chosen) == len(suite.models) and chosen else chosen
 
 
 def suite_cases(suite: Any) -> dict[int, dict]:
@@ -193,9 +204,11 @@ class SuiteOutcome:
 
 
 def plan_suite(store: Any, suite_file: str | Path | None = None, *, resume: str | None = None,
-               no_cache: bool = False) -> SuitePlan:
+               no_cache: bool = False, batch: bool = False) -> SuitePlan:
     """Load a suite file (or the suite of run ``resume``), check it, and plan its cells; nothing is sent or
-    recorded. Errors are :class:`~tryouts.suite.issues.SuiteError` (file, line, field) or UsageError."""
+    recorded. ``batch``: every model through its provider's batch API (--batch); a resumed run also keeps the
+    models it sent as batches (their jobs are collected). Errors are
+    :class:`~tryouts.suite.issues.SuiteError` (file, line, field) or UsageError."""
     from ..errors import UsageError
     from ..suite import load_suite
 
@@ -210,7 +223,12 @@ def plan_suite(store: Any, suite_file: str | Path | None = None, *, resume: str 
         suite = load_suite(path)
         cells = list(suite.cells())
     check_scorers(suite)  # a bad scorer is refused before anything is sent
-    return SuitePlan(suite=suite, cells=cells, policy=suite_policy(suite, no_cache), path=path, run_id=run_id)
+    policy = suite_policy(suite, no_cache, batch)
+    if run_id is not None:  # the models sent as batches before go on as batches: their jobs are collected
+        before = (store.get_run_row(run_id).get("meta") or {}).get("batch") or []
+        if before and policy.batch is not True:
+            policy.batch = frozenset(policy.batch or ()) | frozenset(before)
+    return SuitePlan(suite=suite, cells=cells, policy=policy, path=path, run_id=run_id)
 
 
 def start_suite(store: Any, plan: SuitePlan) -> SuitePlan:
@@ -224,6 +242,9 @@ def start_suite(store: Any, plan: SuitePlan) -> SuitePlan:
     else:
         store.claim_run(plan.run_id)
         plan.skip = store.done_cells(plan.run_id)
+    if plan.policy.batch:
+        models = range(len(plan.suite.models))
+        store.update_run_meta(plan.run_id, {"batch": [m for m in models if plan.policy.wants_batch(m)]})
     return plan
 
 

@@ -330,11 +330,11 @@
       panel.node.dataset.resultId = String(r.id);
       panel.text.data = r.text || "";
       panel.text.parentNode.hidden = !r.ok && !r.text;
-      setStat(panel, "ttft", num(r.ttft_ms), r.ttft_ms);
-      setStat(panel, "tps", num(r.output_tokens_per_s), r.output_tokens_per_s);
+      setStat(panel, "ttft", r.batch ? "n/a (batch)" : num(r.ttft_ms), r.ttft_ms);
+      setStat(panel, "tps", r.batch ? "n/a (batch)" : num(r.output_tokens_per_s), r.output_tokens_per_s);
       setStat(panel, "tokens", tokens(r.output_tokens, r.tokens_estimated), r.output_tokens);
       setStat(panel, "cost", cost(r.cost_usd, r.cost_source), r.cost_usd);
-      setStat(panel, "e2e", num(r.e2e_ms), r.e2e_ms);
+      setStat(panel, "e2e", r.batch ? "n/a (batch)" : num(r.e2e_ms), r.e2e_ms);
       var scores = r.scores || {};
       if (scores.assert) {
         var checks = scores.assert.results || [];
