@@ -196,9 +196,10 @@ def test_max_retries_zero_never_resends(replay_server, tmp_path):
                    extra="batch: true\nretries: {max: 0}\n")
     db = tmp_path / "r.db"
     p = _run(suite, db, env)
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 2, p.stderr  # its one cell failed: every cell failed
     [row] = _rows(db)
     assert not row["ok"] and "expired" in row["error"] and row["attempts"] == 1
+    assert "Not sent again: it was sent 1 time(s), and retries.max is 0." in row["error"]
 
 
 def test_judge_pass_in_batches(replay_server, tmp_path):

@@ -677,6 +677,25 @@ def test_environment_variables_are_expanded(tmp_path, monkeypatch):
     assert "s.yaml:3:" in str(info.value) and "TRYOUTS_TEST_UNSET is not set" in str(info.value)
 
 
+def test_variables_in_yaml_comments_are_never_required(monkeypatch):
+    from tryouts.suite import SuiteError, loads_suite
+
+    monkeypatch.delenv("TRYOUTS_TEST_UNSET", raising=False)
+    monkeypatch.setenv("TRYOUTS_TEST_URL", "http://127.0.0.1:9/v1")
+    suite = loads_suite(
+        "# the old server: ${TRYOUTS_TEST_UNSET}\n"
+        "models:\n"
+        "  # - openai-compat:${TRYOUTS_TEST_UNSET}#old\n"
+        "  - openai-compat:${TRYOUTS_TEST_URL}#m   # was ${TRYOUTS_TEST_UNSET}\n"
+        "prompts:\n"
+        "  - |\n"
+        "    # a heading inside a block is text: ${TRYOUTS_TEST_UNSET:-kept}\n")
+    assert [s.model for s in suite.model_specs()] == ["http://127.0.0.1:9/v1#m"]
+    assert suite.case_items()[0].messages[-1].content == "# a heading inside a block is text: kept\n"
+    with pytest.raises(SuiteError, match="TRYOUTS_TEST_UNSET is not set"):  # outside a comment it still counts
+        loads_suite("models: [openai:gpt-4o-mini]  # fine\nprompts:\n  - hi ${TRYOUTS_TEST_UNSET}\n")
+
+
 def test_invalid_assertions_are_refused_at_load_with_line_and_field(tmp_path):
     line, text = first(fails(tmp_path, """
         models: [openai:gpt-4o-mini]

@@ -18,7 +18,7 @@ TIMING_FIELDS = ("ttft_ms", "tpot_ms", "e2e_ms", "output_tokens_per_s", "output_
 #: the stored fields a run's summary and quality report read (Store.results(columns=...)): a summary of a
 #: 100,000-cell run reads these, not every output and request
 SUMMARY_FIELDS = ["model_index", "case_index", "repeat_index", "model", "ok", "cached", "error_kind", *TIMING_FIELDS,
-                  "cost_total", "scores", "timing_valid", "batch"]
+                  "cost_total", "scores", "timing_valid", "batch", "error", "case"]
 
 _PER_1K_PLACES = Decimal("1e-12")
 

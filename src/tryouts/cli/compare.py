@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from ..redact import redact
 from . import app
@@ -51,6 +52,11 @@ def compare(
                                      "(repeatable).", rich_help_panel="Scoring"),
     judge_option: list[str] = typer.Option([], "--judge-option", help="A judge provider option KEY=VALUE "
                                            "(repeatable).", rich_help_panel="Scoring"),
+    fail_on_assert: bool = typer.Option(False, "--fail-on-assert", help="Exit 4 when any output failed its --assert "
+                                        "checks (for CI).", rich_help_panel="Scoring"),
+    min_pass_rate: str | None = typer.Option(None, "--min-pass-rate", help="Exit 4 when the share of models whose "
+                                             "output passed every --assert check is under this, e.g. 0.5 or 50%.",
+                                             rich_help_panel="Scoring"),
 ) -> int:
     """Run one prompt through several models and compare outputs, timing and cost, optionally scored.
 
@@ -76,6 +82,12 @@ def compare(
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    from ..usecases.gates import parse_rate
+
+    try:
+        rate = parse_rate(min_pass_rate)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if prompt == "-":
         prompt = sys.stdin.read()
     if not prompt.strip():
@@ -154,4 +166,17 @@ def compare(
         console.print(note, highlight=False)
     if fmt != "json":
         console.print(f"Stored as run [bold]{outcome.run_id}[/] in {store.url}. Show it again: tryouts show {outcome.run_id}")
-    return 0 if outcome.all_ok and not judge_failed else 2
+    if not outcome.all_ok or judge_failed:
+        return 2
+    from ..usecases.gates import ModelFailures, failures, gate
+
+    per_model = failures(run["results"])
+    code, reasons = gate(per_model, fail_on_assert=fail_on_assert)
+    if rate is not None:  # one cell per model: the pass rate is over the models together
+        together = ModelFailures(label="all models", cells=sum(f.cells for f in per_model),
+                                 checked=sum(f.checked for f in per_model), passed=sum(f.passed for f in per_model))
+        more_code, more = gate([together], min_pass_rate=rate)
+        code, reasons = code or more_code, reasons + more
+    for reason in reasons:
+        console.print(f"[red]Exit {code}:[/] {escape(reason)}", highlight=False)
+    return code

@@ -21,6 +21,10 @@ def run(
     resume: str | None = typer.Option(None, "--resume", help="Run only the cells still missing from run RUN."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the response cache."),
     fail_on_error: bool = typer.Option(False, "--fail-on-error", help="Exit 2 when any cell failed (for CI)."),
+    fail_on_assert: bool = typer.Option(False, "--fail-on-assert", help="Exit 4 when any cell failed its assertions "
+                                        "(for CI; docs/json.md lists the exit codes)."),
+    min_pass_rate: str | None = typer.Option(None, "--min-pass-rate", help="Exit 4 when a model's assertion pass rate "
+                                             "is under this share, e.g. 0.9 or 90%."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars (terminals only)."),
     budget: str | None = typer.Option(None, "--budget", help="USD this invocation may spend: cells start only while "
                                       "the spend so far, the cells in flight and the next cell's estimated cost fit "
@@ -48,8 +52,9 @@ def run(
     Example: tryouts run examples/support.yaml --dry-run, then tryouts run examples/support.yaml
 
     Results are committed as they complete; after a crash or Ctrl-C, 'tryouts run --resume RUN' runs only
-    the missing cells. Exit code 0 when the run completed (failed cells are recorded and shown), 2 with
-    --fail-on-error when any cell failed, 1 on bad input (a suite error names file, line and field), 3 when
+    the missing cells. Exit code 0 when the run completed (failed cells are recorded and shown, each model's
+    first reason printed), 2 when every cell failed or, with --fail-on-error, any did, 4 with --fail-on-assert
+    or --min-pass-rate when assertions failed, 1 on bad input (a suite error names file, line and field), 3 when
     --budget stopped it, 130 when interrupted with Ctrl-C (143 with SIGTERM); the run is then marked
     interrupted. A run whose process
     died (kill -9) shows as stale in 'tryouts runs' and resumes the same way; a run that another process is
@@ -68,6 +73,12 @@ def run(
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    from ..usecases.gates import parse_rate
+
+    try:
+        pass_rate = parse_rate(min_pass_rate)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     store = open_store(db)
     console = make_console(stderr=fmt == "json")
     if client_processes is not None and not 0 <= client_processes <= 16:
@@ -164,12 +175,15 @@ def run(
         return getattr(exc, "exit_code", 130)
     if outcome.status == "running":  # a slice of a shared run whose other drivers are still at work
         return 0
+    from ..stats import SUMMARY_FIELDS
+    from ..usecases.gates import failures, gate
+
     if fmt == "json":
         print(json.dumps(store.get_run(run_id), indent=2, default=str))
+        per_model = failures(store.iter_results(run_id, SUMMARY_FIELDS), dict(enumerate(labels)))
     else:
-        from ..stats import SUMMARY_FIELDS
-
-        print_summary(console, store.iter_results(run_id, SUMMARY_FIELDS), labels, outcome.meta.get("quality"))
+        per_model = print_summary(console, store.iter_results(run_id, SUMMARY_FIELDS), labels,
+                                  outcome.meta.get("quality"))
         console.print(f"Stored as run [bold]{run_id}[/] ({outcome.n_failed} failed cells). "
                       f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
     stop = outcome.meta.get("stopped") or {}
@@ -181,4 +195,12 @@ def run(
             f"[yellow]Stopped at the budget:[/] ${stop['spent_usd']} spent of ${stop['budget_usd']}; {left} cells "
             f"not run. Resume with: tryouts run --resume {run_id} --budget USD", highlight=False)
         return 3
-    return 2 if fail_on_error and outcome.n_failed else 0
+    code, reasons = gate(per_model, fail_on_error=fail_on_error, fail_on_assert=fail_on_assert,
+                         min_pass_rate=pass_rate)
+    if reasons:
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        for reason in reasons:
+            err.print(f"[red]Exit {code}:[/] {escape(reason)}", highlight=False)
+    return code

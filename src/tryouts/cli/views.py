@@ -73,8 +73,9 @@ def metric_name(metric: str) -> str:
 
 
 def print_summary(console, results: Iterable[dict], labels: list[str] | None = None,
-                  quality: dict | None = None) -> None:
-    """The summary table (timings, cost, the primary quality metric with its interval), then the quality tables.
+                  quality: dict | None = None) -> list:
+    """The summary table (timings, cost, the primary quality metric with its interval), then the quality tables
+    and each model's failures with their first reasons; returns those failures per model (for the CI gates).
 
     ``results`` is read once (a big run's rows may come as a generator: Store.iter_results)."""
     from collections import Counter
@@ -84,12 +85,15 @@ def print_summary(console, results: Iterable[dict], labels: list[str] | None = N
     from ..labels import short_label
     from ..scoring.summary import quality_report, quality_rows
     from ..stats import Summarizer
+    from ..usecases.gates import FailureTally
 
     acc, failures, refs = Summarizer(), Counter(), {}
+    tally = FailureTally({i: x for i, x in enumerate(labels or [])})
 
     def read(rows: Iterable[dict]) -> Iterable[dict]:
         for r in rows:
             acc.add(r)
+            tally.add(r)
             if not r["ok"]:
                 failures[(r["model_index"], r.get("error_kind"))] += 1
             refs.setdefault(r["model_index"], r["model"])
@@ -143,6 +147,34 @@ def print_summary(console, results: Iterable[dict], labels: list[str] | None = N
     print_failure_kinds(console, failures, {m: labels[m] if labels and m < len(labels) else ref
                                             for m, ref in refs.items()})
     print_quality(console, quality)
+    per_model = tally.models()
+    print_failures(console, per_model)
+    return per_model
+
+
+def print_failures(console, per_model: list) -> None:
+    """Each model's failed cells (by kind, with the first reason) and failed assertions (with the first failing
+    check), so a log says why without ``tryouts show`` (:class:`~tryouts.usecases.gates.ModelFailures`)."""
+    from ..labels import short_label
+    from ..usecases.gates import kinds_text
+
+    lines = []
+    for f in per_model:
+        if f.failed:
+            lines.append(f"[red]{escape(short_label(f.label))}[/]: {f.failed} of {f.cells} cells failed "
+                         f"({escape(kinds_text(f.kinds))}). First: {escape(_clip(f.first_error))}")
+        if f.checked and f.passed < f.checked:
+            lines.append(f"[yellow]{escape(short_label(f.label))}[/]: {f.checked - f.passed} of {f.checked} cells "
+                         f"failed their assertions. First: {escape(_clip(f.first_check))}")
+    if lines:
+        console.print("Failures", style="bold")
+        for line in lines:
+            console.print(line, highlight=False)
+
+
+def _clip(text: str | None, limit: int = 300) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 #: failure kinds the summary explains, and what to do about them

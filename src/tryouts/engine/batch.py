@@ -219,13 +219,18 @@ class BatchModel:
         again: list[str] = []
         for cid in ids:
             item = got.items.get(cid) or BatchItem(cid, error=errors.ServerError(
-                f"The {api.name} returned no result for this request (job {job.id}); it is sent again."), resend=True)
+                f"The {api.name} returned no result for this request (job {job.id})."), resend=True)
+            sent = self.rounds.get(cid, round_no)
             if item.events is not None:
                 await self.record(cid, item)
-            elif item.resend and self.rounds.get(cid, round_no) <= self.policy.max_retries:
+            elif item.resend and sent <= self.policy.max_retries:
                 again.append(cid)
             else:
-                self.fail(cid, item.error or errors.ServerError("no answer"))
+                exc = item.error or errors.ServerError("no answer")
+                if item.resend:  # it could have gone again: say why it did not
+                    exc = errors.ServerError(f"{getattr(exc, 'message', exc)} Not sent again: it was sent {sent} "
+                                             f"time(s), and retries.max is {self.policy.max_retries}.")
+                self.fail(cid, exc)
         self.open.pop(job.id, None)
         if self.ctx.jobs is not None and self.ctx.run_id:
             self.ctx.jobs.update_batch_job(self.ctx.run_id, job.id, status=job.status, collected=True)

@@ -183,7 +183,7 @@ def _loads(line: bytes) -> Any:
 
 
 def _gone(cid: str, why: str) -> BatchItem:
-    return BatchItem(cid, error=errors.ServerError(f"{why}; it is sent again in a new job."), resend=True)
+    return BatchItem(cid, error=errors.ServerError(f"{why}."), resend=True)
 
 
 class OpenAIBatch(BatchAPI):

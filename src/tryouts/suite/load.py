@@ -75,12 +75,16 @@ def expand_env(text: str, label: str) -> str:
     """Replace ``${NAME}`` and ``${NAME:-default}`` with environment variables; ``$${`` is a literal ``${``.
 
     An unset variable without a default is an error naming its line: suites stay portable between
-    machines (base URLs, model folders) without editing the file.
+    machines (base URLs, model folders) without editing the file. A ``${...}`` in a YAML comment is left
+    alone: a commented-out model never asks for its variable.
     """
     missing: list[SuiteIssue] = []
+    in_yaml = _yaml_spans(text)
 
     def repl(m: re.Match) -> str:
         escaped, name, default = m.group(1), m.group(2), m.group(3)
+        if in_yaml is not None and not in_yaml(m.start()):
+            return m.group(0)  # in a comment: not the suite's, never required
         if escaped:
             return m.group(0)[1:]
         value = os.environ.get(name)
@@ -97,6 +101,32 @@ def expand_env(text: str, label: str) -> str:
     if missing:
         raise SuiteError(missing)
     return out
+
+
+def _yaml_spans(text: str) -> Any:
+    """A test ``covered(index)``: whether a character is part of a YAML token (a key, a value, a block scalar),
+    not a comment or blank space; None when the text does not scan as YAML (every ``${...}`` is then
+    replaced, and the parse after it reports the error)."""
+    import bisect
+
+    if "#" not in text or "${" not in text:  # no comment, or nothing to replace: no need to scan
+        return None
+    starts: list[int] = []
+    ends: list[int] = []
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            a, b = token.start_mark.index, token.end_mark.index
+            if b > a:
+                starts.append(a)
+                ends.append(b)
+    except yaml.YAMLError:
+        return None
+
+    def covered(index: int) -> bool:
+        i = bisect.bisect_right(starts, index) - 1
+        return i >= 0 and index < ends[i]
+
+    return covered
 
 
 def _load(text: str, label: str, source: Path | None) -> Suite:
