@@ -157,3 +157,9 @@ def test_the_rules_catch_what_they_forbid():
 def test_packages_import_each_other_without_new_cycles():
     cycles = package_cycles(import_graph())
     assert [c for c in cycles if c not in KNOWN_CYCLES] == []
+
+
+def test_modules_stay_under_600_lines():
+    long = {str(p.relative_to(SRC)): n for p in PKG.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) >= 600}
+    assert long == {}, f"split these modules (the limit is 600 lines): {long}"

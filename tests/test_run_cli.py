@@ -163,8 +163,10 @@ def test_resume_refuses_a_changed_suite(replay_server, tmp_path, db):
     assert tryouts("run", s, "--db", db).returncode == 0
     run_id = json.loads(tryouts("runs", "--db", db, "-f", "json").stdout)[0]["id"]
     (tmp_path / "suite.yaml").write_text((tmp_path / "suite.yaml").read_text().replace("\"case ", "\"Case "))
-    p = tryouts("run", "--resume", run_id, "--db", db)
+    p = tryouts("run", "--resume", run_id, str(tmp_path / "suite.yaml"), "--db", db)  # the changed file, named
     assert p.returncode == 1 and "no longer describes" in p.stderr
+    p = tryouts("run", "--resume", run_id, "--db", db)  # the suite stored with the run: as it ran
+    assert p.returncode == 0 and "0 of 3 cells to run" in " ".join(p.stdout.split()), p.stdout + p.stderr
 
 
 def test_api_keys_never_reach_store_exports_or_output(replay_server, tmp_path, db):

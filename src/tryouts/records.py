@@ -123,7 +123,10 @@ class RunRecord(_Record):
     request: dict[str, Any] = Field(description="`messages` and `params` sent to every model (compare)")
     meta: dict[str, Any] = Field(description="Suites: `suite_path`, `fingerprint` (of every cell: resuming needs the "
                                  "same), `n_cells`, `labels`, `repeats`, `quality` (per-model quality with intervals, "
-                                 "paired comparisons, pass@k: scoring.md); eval tasks: `eval_task`")
+                                 "paired comparisons, pass@k: scoring.md), `suite` (the suite as it ran: variables "
+                                 "replaced, dataset rows inlined as cases; resume and score use it, so they need "
+                                 "neither the file nor its variables) or `suite_not_stored` (why not: a credential in "
+                                 "it, or over 4 MB), `batch` (the models sent as batch jobs); eval tasks: `eval_task`")
     tryouts_version: str = Field(description="The version that recorded it")
     n_results: int | None = Field(None, description="Results recorded (in run lists: `tryouts runs`)")
     n_failed: int | None = Field(None, description="How many of them failed (in run lists)")

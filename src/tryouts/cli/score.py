@@ -44,7 +44,7 @@ def score(
     from ..scoring.summary import quality_report
     from ..suite import load_suite
     from ..usecases.scoring import score_run
-    from ..usecases.suites import suite_policy
+    from ..usecases.suites import suite_of_run, suite_policy
     from .render import make_console
     from .views import print_summary
 
@@ -55,7 +55,9 @@ def score(
     explicit = judge or rubric or pairwise or embedding or scorer
     suite = None
     suite_path = suite_file or (Path(meta["suite_path"]) if meta.get("suite_path") else None)
-    if suite_path is not None and (suite_file is not None or not explicit):
+    if suite_file is None and meta.get("suite") and not explicit:  # the suite as it ran, stored with the run
+        suite = suite_of_run(meta)
+    elif suite_path is not None and (suite_file is not None or not explicit):
         if not suite_path.is_file():
             raise UsageError(f"The suite file {suite_path} is gone; pass --suite FILE or scoring options such as --judge.")
         suite = load_suite(suite_path)

@@ -64,7 +64,7 @@ def create_suite_run(store, suite: Any, suite_file: Path, cells: list) -> str:
 
     meta = {"suite_path": str(suite_file.resolve()), "fingerprint": fingerprint(cells), "n_cells": len(cells),
             "labels": suite.model_labels(), "repeats": suite.repeats,
-            "description": getattr(suite, "description", None)}
+            "description": getattr(suite, "description", None), **stored_suite(suite)}
     return store.create_run("suite", [s.ref for s in suite.model_specs()],
                             {"suite": meta["suite_path"], "cases": len(suite.case_items())}, meta)
 
@@ -100,19 +100,41 @@ def check_scorers(suite: Any) -> None:
             load_scorer(ref, suite.base_dir)
 
 
+def stored_suite(suite: Any) -> dict:
+    """What a run's meta keeps of its suite: ``suite``, the suite as it ran (suite/resolved.py), or
+    ``suite_not_stored``, why not."""
+    from ..suite.resolved import resolved
+
+    data, why = resolved(suite)
+    return {"suite": data} if data is not None else {"suite_not_stored": why}
+
+
+def suite_of_run(meta: dict, suite_file: Path | None = None) -> Any:
+    """The suite of a run: ``suite_file`` when given, else the suite stored with the run (no file, dataset or
+    variable needed), else the file it ran from."""
+    from ..suite import load_suite
+
+    if suite_file is None and meta.get("suite"):
+        from ..suite.resolved import load_resolved
+
+        return load_resolved(meta["suite"], meta.get("suite_path"))
+    path = suite_file or Path(meta["suite_path"])
+    return load_suite(path)
+
+
 def load_for_resume(store: Any, run_ref: str, suite_file: Path | None = None) -> tuple[str, Any, list]:
-    """(run id, suite, cells) of a stored suite run to resume: the suite file it was run from (or
-    ``suite_file``) must still describe the same cells; UsageError says what to do otherwise."""
+    """(run id, suite, cells) of a stored suite run to resume: the suite stored with the run (or ``suite_file``,
+    or the file it ran from for a run that stored none) must still describe the same cells; UsageError says what
+    to do otherwise."""
     from ..engine.plan import fingerprint
     from ..errors import UsageError
-    from ..suite import load_suite
 
     row = store.get_run_row(run_ref)
     run_id, meta = row["id"], row["meta"]
     if row["kind"] != "suite":
         raise UsageError(f"Run {run_id} is a {row['kind']} run; only suite runs can be resumed.")
     path = suite_file or Path(meta["suite_path"])
-    suite = load_suite(path)
+    suite = suite_of_run(meta, suite_file)
     cells = list(suite.cells())
     if fingerprint(cells) != meta.get("fingerprint"):
         raise UsageError(
@@ -295,7 +317,7 @@ def join_shared_run(store: Any, plan: SuitePlan) -> None:
     fp = fingerprint(plan.cells)
     meta = {"suite_path": str(plan.path.resolve()) if plan.path else None, "fingerprint": fp,
             "n_cells": len(plan.cells), "labels": plan.suite.model_labels(), "repeats": plan.suite.repeats,
-            "description": getattr(plan.suite, "description", None)}
+            "description": getattr(plan.suite, "description", None), **stored_suite(plan.suite)}
     store.create_shared_run(run_id, "suite", [s.ref for s in plan.suite.model_specs()],
                             {"suite": meta["suite_path"], "cases": len(plan.suite.case_items())}, meta)
     row = store.get_run_row(run_id)
