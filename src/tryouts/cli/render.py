@@ -116,9 +116,12 @@ def results_table(results: Sequence[dict[str, Any]], title: str | None = None) -
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A console; when output is not a terminal, wide enough for the results table."""
+    """A console; when output is not a terminal, ``COLUMNS`` wide when set, else wide enough for the results
+    table (140 columns)."""
+    import os
+
     console = Console(stderr=stderr)
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         console = Console(stderr=stderr, width=max(console.width, 140))
     return console
 
@@ -171,7 +174,7 @@ def print_scores(console: Console, results: Sequence[dict[str, Any]]) -> None:
     has_assert = any(r["scores"].get("assert") for r in scored)
     has_judge = any(r["scores"].get("judge") for r in scored)
     table = Table(title="Scores", title_justify="left", header_style="bold")
-    table.add_column("Model")
+    table.add_column("Model", overflow="fold")
     if has_assert:
         table.add_column("Assertions")
     for _, heading in refs:

@@ -39,7 +39,8 @@ def runs(
         return 0
     table = Table(header_style="bold")
     for name in ("Run", "Started (UTC)", "Kind", "Status", "Models", "Results", "Failed"):
-        table.add_column(name, justify="right" if name in ("Results", "Failed") else "left", overflow="fold")
+        table.add_column(name, justify="right" if name in ("Results", "Failed") else "left", overflow="fold",
+                         no_wrap=name == "Run", min_width=20 if name == "Run" else None)  # a run id is never split
     for r in rows:
         table.add_row(
             r["id"], r["started_at"][:19].replace("T", " "), r["kind"], r["status"],

@@ -25,7 +25,7 @@ def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | N
     if batchable:
         names[5:5] = ["Streamed USD", "Batched USD"]
     for name in names:
-        table.add_column(name, justify="left" if name == "Model" else "right")
+        table.add_column(name, justify="left" if name == "Model" else "right", overflow="fold")
     total = streamed = batched = Decimal(0)
     known = True
     for p in plans:
@@ -111,7 +111,7 @@ def print_summary(console, results: Iterable[dict], labels: list[str] | None = N
              "per 1k req"] + ([f"{metric_name(primary)} (95% CI)"] if primary else []) + (
              [f"pass@{repeats}", f"pass^{repeats}"] if repeats > 1 else [])
     for name in names:
-        table.add_column(name, justify="left" if name == "Model" else "right")
+        table.add_column(name, justify="left" if name == "Model" else "right", overflow="fold")
     for s in summaries:
         cost = "unknown" if s["cost_total_usd"] is None else f"${float(s['cost_total_usd']):.4f}"
         if s.get("cost_unknown") and s["cost_total_usd"] is not None:
@@ -212,7 +212,7 @@ def print_quality(console, quality: dict) -> None:
     metrics = quality.get("metrics") or []
     if len(metrics) > 1:
         table = Table(title="Quality (mean [95% CI] over cases)", title_justify="left", header_style="bold")
-        table.add_column("Model")
+        table.add_column("Model", overflow="fold")
         for m in metrics:
             table.add_column(metric_name(m), justify="right")
         for q in quality["per_model"]:
@@ -224,7 +224,8 @@ def print_quality(console, quality: dict) -> None:
                       header_style="bold")
         for name in ("Metric", "Model", "vs", "Cases", "Difference [95% CI]", "p (test)", "Sign test W/L/T, p",
                      "Verdict"):
-            table.add_column(name, justify="left" if name in ("Metric", "Model", "vs", "Verdict") else "right")
+            table.add_column(name, justify="left" if name in ("Metric", "Model", "vs", "Verdict") else "right",
+                             overflow="fold")
         for p in paired:
             st = p["sign_test"]
             interval = "" if p.get("low") is None else f" [{p['low']:+.3f}, {p['high']:+.3f}]"
@@ -301,7 +302,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         "E2E p50 ms",
         "Cost USD",
     ):
-        table.add_column(col, justify="left" if col in ("Model", "Route") else "right")
+        table.add_column(col, justify="left" if col in ("Model", "Route") else "right", overflow="fold")
     for mm in models:
         cost = fmt_cost(mm["cost_usd"], mm.get("cost_source"))
         table.add_row(
