@@ -46,6 +46,9 @@ def isolated_user_dirs(tmp_path, monkeypatch):
         d.mkdir()
         monkeypatch.setenv(f"TRYOUTS_{name.upper()}_DIR", str(d))
     monkeypatch.delenv("TRYOUTS_DB", raising=False)
+    # piped output follows COLUMNS (cli/render.make_console): tests read wide tables unless they set their own
+    # (a pytest child otherwise inherits COLUMNS=80 from the terminal size pytest measured)
+    monkeypatch.setenv("COLUMNS", "200")
     for var in _KEY_VARS:
         monkeypatch.delenv(var, raising=False)
     yield tmp_path

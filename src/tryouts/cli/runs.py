@@ -94,7 +94,11 @@ def show(
 
         print_report(console, r["meta"]["eval_task"])
         return 0
-    if outputs:
+    if outputs and r["kind"] == "suite":  # grouped by case: vars, expected, each model's output and verdict
+        from .views import print_cases
+
+        print_cases(console, data["results"], r["meta"].get("labels"))
+    elif outputs:
         print_outputs(console, data["results"])
     if r["kind"] == "suite":  # many cells: the summary per model, with quality and paired comparisons
         from .views import print_summary

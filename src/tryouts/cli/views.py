@@ -441,3 +441,56 @@ def print_load_benchmarks(console: Any, benches: list[dict[str, Any]], side_by_s
                       _ms(h["goodput_rate"]), _usd(h["min_cost_per_good_request_usd"]),
                       _usd(h["min_cost_per_1m_output_tokens_usd"]))
     console.print(table)
+
+
+def print_cases(console, results: Iterable[dict], labels: list[str] | None = None, *, width: int = 600) -> None:
+    """A suite run's results grouped by case: its id, variables and expected answer, then each model's output
+    with pass/fail and the first failing check; a model's repeats with the same output are folded into one line.
+    Outputs longer than ``width`` characters are cut, saying how much is left (``--format json`` has it all)."""
+    from collections import defaultdict
+
+    from ..labels import short_label
+    from ..usecases.gates import first_failing
+
+    by_case: dict[int, list[dict]] = defaultdict(list)
+    for r in results:
+        by_case[r["case_index"]].append(r)
+    for index in sorted(by_case):
+        rows = sorted(by_case[index], key=lambda r: (r["model_index"], r["repeat_index"]))
+        case = rows[0].get("case") or {}
+        title = f"Case {case.get('case_id') or index}" + (f" · prompt {case['prompt_id']}" if case.get("prompt_id") else "")
+        console.print(Text(title, style="bold"))
+        if case.get("vars"):
+            console.print(Text("  vars: " + ", ".join(f"{k}={v}" for k, v in case["vars"].items()), style="dim"))
+        if case.get("expected") is not None:
+            console.print(Text(f"  expected: {case['expected']}", style="dim"))
+        per_model: dict[int, list[dict]] = defaultdict(list)
+        for r in rows:
+            per_model[r["model_index"]].append(r)
+        for m, group in per_model.items():
+            label = labels[m] if labels and m < len(labels) else group[0]["model"]
+            folded: dict[tuple, list[int]] = {}
+            for r in group:
+                folded.setdefault((r["ok"], r.get("text") or "", r.get("error") or "", _verdict(r, first_failing)),
+                                  []).append(r["repeat_index"])
+            for (ok, text, error, verdict), repeats in folded.items():
+                mark = Text("✗ ", style="bold red") if not ok or verdict.startswith("fail") else Text("✓ ", style="green")
+                head = mark + Text(short_label(label), style="bold")
+                if len(group) > 1:
+                    head += Text(f" (repeat{'s' if len(repeats) > 1 else ''} {', '.join(map(str, repeats))})",
+                                 style="dim")
+                if verdict:
+                    head += Text(f" · {verdict}", style="green" if verdict == "passed" else "red")
+                console.print(Text("  ") + head)
+                body = text if ok else (f"{text}\n" if text else "") + f"error: {error}"
+                if len(body) > width:
+                    body = body[:width] + f"… ({len(body) - width:,} more characters; --format json has all)"
+                console.print(Text("    " + (body or "(empty)").replace("\n", "\n    ")), overflow="fold")
+        console.print()
+
+
+def _verdict(r: dict, first_failing: Any) -> str:
+    check = (r.get("scores") or {}).get("assert") if isinstance(r.get("scores"), dict) else None
+    if not check:
+        return ""
+    return "passed" if check.get("passed") else "failed: " + first_failing(check)
