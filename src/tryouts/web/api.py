@@ -396,22 +396,28 @@ def _pair_ids(request: Request, run_id: str, key: str) -> tuple[int, int] | None
 
 @router.get("/runs/{run}/arena/next", summary="The next blind pair to vote on (no model names)")
 def arena_next(request: Request, run: str) -> dict[str, Any]:
-    from ..usecases.arena import arena_pairs
+    """Two answers that are the same text are never offered (``identical`` counts those pairs)."""
+    from ..usecases.arena import arena_pairs, identical_pairs
 
     data = _run(request, run)
     run_id = data["run"]["id"]
     store = _store(request)
     voted = {(v["result_a"], v["result_b"]) for v in store.votes(run_id, "human")}
     pairs = arena_pairs(data["results"], voted)
+    identical = identical_pairs(data["results"])
     if not pairs:
-        return {"pair": None, "remaining": 0}
+        return {"pair": None, "remaining": 0, "identical": identical}
     x, y = pairs[0]
     key = _pair_key(request, run_id, x["id"], y["id"])
-    return {"pair": key, "remaining": len(pairs), "messages": x["request"]["messages"], "a": x["text"], "b": y["text"]}
+    return {"pair": key, "remaining": len(pairs), "identical": identical, "messages": x["request"]["messages"],
+            "a": x["text"], "b": y["text"]}
 
 
 @router.post("/runs/{run}/arena/vote", summary="Store a human vote on a pair; reveals the two models")
 def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
+    """Refused (409) for two answers that are the same text: :func:`arena_next` never offers such a pair."""
+    from ..usecases.arena import same_answer
+
     data = _run(request, run)
     run_id = data["run"]["id"]
     ids = _pair_ids(request, run_id, body.pair)
@@ -424,6 +430,9 @@ def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
     if a_id not in by_id or b_id not in by_id:
         raise HTTPException(404, "Unknown or already used pair: ask for the next one.")
     a, b = by_id[a_id], by_id[b_id]
+    if same_answer(a["text"], b["text"]):
+        raise HTTPException(409, "The two answers are the same text (once whitespace at both ends is trimmed): "
+                                 "there is nothing to choose between them, so this pair takes no vote.")
     la, lb = labels[a["model_index"]], labels[b["model_index"]]
     vote_id = _store(request).add_vote(run_id, case_index=a["case_index"], repeat_index=a["repeat_index"],
                                        result_a=a_id, result_b=b_id, model_a=la, model_b=lb, verdict=body.verdict)
@@ -431,7 +440,11 @@ def arena_vote(request: Request, run: str, body: VoteIn) -> dict[str, Any]:
 
 
 @router.get("/runs/{run}/rank", summary="Bradley–Terry ratings with bootstrap intervals, human and judge apart")
-def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=1000)) -> dict[str, Any]:
+def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=1000),
+         style_control: bool = Query(False, description="Also the ratings controlled for style (length, Markdown)."),
+         ) -> dict[str, Any]:
+    """Each rating row has ``rank`` (1 + the models whose whole interval lies above), ``rank_range`` and
+    ``tied_with``; votes on identical answers count as ties; ``style_control`` adds the style-controlled fit."""
     from ..usecases.arena import rankings
 
     store = _store(request)
@@ -439,7 +452,7 @@ def rank(request: Request, run: str, resamples: int = Query(500, ge=0, le=1000))
         run_id = store.resolve_run_id(run)
     except TryoutsError as exc:
         raise _fail(exc, 404) from None
-    return {"run_id": run_id, "rankings": rankings(store, run_id, resamples=resamples)}
+    return {"run_id": run_id, "rankings": rankings(store, run_id, resamples=resamples, style_control=style_control)}
 
 
 # ---- suite runs ------------------------------------------------------------------------------------

@@ -601,6 +601,18 @@
 
   var VERDICTS = { a: "A is better", b: "B is better", tie: "a tie", both_bad: "both bad" };
 
+  function rankText(row, rows) {
+    // 1 + the models whose whole interval lies above; "=" when another model shares the rank (tied)
+    if (row.rank === null || row.rank === undefined) return "";
+    var shared = rows.some(function (o) { return o !== row && o.rank === row.rank; });
+    return String(row.rank) + (shared ? "=" : "");
+  }
+
+  function ratingText(row) {
+    if (!row || row.rating === null) return "–";
+    return num(row.rating, 0) + (row.low !== null ? " [" + num(row.low, 0) + "–" + num(row.high, 0) + "]" : "");
+  }
+
   function renderRanking(box, data) {
     box.replaceChildren();
     var sources = Object.keys(data.rankings);
@@ -608,34 +620,61 @@
       box.append(h("p", { class: "muted", text: "No votes yet: the ranking appears with the first vote." }));
       return;
     }
+    var styled = false;
     sources.sort(function (a, b) { return (a === "human" ? 0 : 1) - (b === "human" ? 0 : 1) || a.localeCompare(b); });
     sources.forEach(function (source) {
       var rank = data.rankings[source];
       var title = source === "human" ? "Your votes" : "LLM judge (" + source.replace(/^judge:?/, "") + ")";
+      var sc = rank.style_control || null;
+      var byModel = {};
+      if (sc) {
+        styled = true;
+        sc.ratings.forEach(function (row) { byModel[row.model] = row; });
+      }
       var body = h("tbody");
-      rank.ratings.forEach(function (row, i) {
-        var interval = row.rating === null ? "–" :
-          num(row.rating, 0) + (row.low !== null ? " [" + num(row.low, 0) + "–" + num(row.high, 0) + "]" : "");
-        body.append(h("tr", { dataset: { model: row.model } },
-          h("td", { class: "num", text: row.rating === null ? "" : String(i + 1) }),
+      rank.ratings.forEach(function (row) {
+        var range = row.rank_range ? (row.rank_range[0] === row.rank_range[1] ? String(row.rank_range[0]) :
+          row.rank_range[0] + "–" + row.rank_range[1]) : "";
+        var tr = h("tr", { dataset: { model: row.model, rank: row.rank === null ? "" : row.rank } },
+          h("td", { class: "num", text: rankText(row, rank.ratings) }),
           h("td", { class: "label", text: row.model }),
-          h("td", { class: "num", text: interval }),
-          h("td", { class: "num", text: row.wins }), h("td", { class: "num", text: row.losses }),
-          h("td", { class: "num", text: row.ties }), h("td", { class: "num", text: row.both_bad })));
+          h("td", { class: "num", text: ratingText(row) }),
+          h("td", { class: "num rank-range", text: range }));
+        if (sc) {
+          var s = byModel[row.model];
+          tr.append(h("td", { class: "num style", text: ratingText(s) }),
+            h("td", { class: "num style-rank", text: s ? rankText(s, sc.ratings) : "" }));
+        }
+        tr.append(h("td", { class: "num", text: row.wins }), h("td", { class: "num", text: row.losses }),
+          h("td", { class: "num", text: row.ties }), h("td", { class: "num", text: row.both_bad }));
+        body.append(tr);
       });
-      box.append(h("section", { class: "ranking", dataset: { source: source } },
+      var head = h("tr", null, h("th", { class: "num", text: "#" }), h("th", { text: "Model" }),
+        h("th", { class: "num", text: "Rating [95% CI]" }), h("th", { class: "num", text: "Ranks" }));
+      if (sc) {
+        head.append(h("th", { class: "num", text: "Style-controlled [95% CI]" }), h("th", { class: "num", text: "Style #" }));
+      }
+      head.append(h("th", { class: "num", text: "Wins" }), h("th", { class: "num", text: "Losses" }),
+        h("th", { class: "num", text: "Ties" }), h("th", { class: "num", text: "Both bad" }));
+      var section = h("section", { class: "ranking", dataset: { source: source } },
         h("h3", { text: title + " · " + rank.votes + " vote" + (rank.votes === 1 ? "" : "s") +
-          " (" + rank.decisive + " rated)" }),
-        h("table", { class: "rank" },
-          h("thead", null, h("tr", null, h("th", { class: "num", text: "#" }), h("th", { text: "Model" }),
-            h("th", { class: "num", text: "Rating [95% CI]" }), h("th", { class: "num", text: "Wins" }),
-            h("th", { class: "num", text: "Losses" }), h("th", { class: "num", text: "Ties" }),
-            h("th", { class: "num", text: "Both bad" }))),
-          body)));
+          " (" + rank.decisive + " rated" + (rank.identical ? ", " + rank.identical + " on identical answers, as ties" : "") + ")" }),
+        h("table", { class: "rank" }, h("thead", null, head), body));
+      if (sc) {
+        section.append(h("p", { class: "muted small style-coefficients", text: "Style coefficients (" + sc.votes +
+          " votes): " + sc.coefficients.map(function (c) {
+            return c.feature + " " + (c.coef === null ? "n/a" : (c.coef >= 0 ? "+" : "") + num(c.coef, 2) +
+              (c.low !== null ? " [" + num(c.low, 2) + ", " + num(c.high, 2) + "]" : ""));
+          }).join(", ") }));
+      }
+      box.append(section);
     });
     box.append(h("p", { class: "muted", text: "Bradley–Terry ratings on an Elo-like scale (1000 = average); an " +
-      "interval is where the rating lies with 95% confidence, so overlapping intervals are not a clear win. " +
-      "\"Both bad\" votes are counted, not rated." }));
+      "interval is where the rating lies with 95% confidence. # is 1 + the number of models whose whole interval " +
+      "lies above (as the LMSYS leaderboard ranks): models the votes do not separate share a rank, marked =; " +
+      "Ranks is the range of ranks the intervals allow. \"Both bad\" votes are counted, not rated; a vote on two " +
+      "identical answers counts as a tie." + (styled ? " Style-controlled: refitted with the differences in " +
+      "length, headers, list items and bold as covariates, so a rating rewards substance rather than style." : "") }));
   }
 
   function initArena() {
@@ -652,8 +691,11 @@
 
     function enable(on) { buttons.forEach(function (b) { b.disabled = !on; }); }
 
+    var styleBox = $("#style-control");
+
     function loadRanking() {
-      return api(base + "/rank?resamples=300").then(function (data) { renderRanking(rankingBox, data); })
+      var query = "/rank?resamples=300" + (styleBox && styleBox.checked ? "&style_control=true" : "");
+      return api(base + query).then(function (data) { renderRanking(rankingBox, data); })
         .catch(function (err) { showError(errorLine, "Ranking: " + err.message); });
     }
 
@@ -664,7 +706,9 @@
           current = null;
           pairBox.hidden = true;
           box.dataset.done = "1";
-          statusLine.textContent = "No pair left to vote on: every pair of answers in this run has a vote.";
+          statusLine.textContent = "No pair left to vote on: every pair of answers in this run has a vote." +
+            (data.identical ? " (" + data.identical + " pair" + (data.identical === 1 ? "" : "s") +
+              " of identical answers are never shown.)" : "");
           return;
         }
         current = data.pair;
@@ -706,6 +750,7 @@
       var key = { "1": "a", "2": "b", "3": "tie", "4": "both_bad" }[event.key];
       if (key && current) vote(key);
     });
+    if (styleBox) styleBox.addEventListener("change", loadRanking);
     next();
     loadRanking();
   }
