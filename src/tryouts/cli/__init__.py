@@ -50,6 +50,7 @@ from . import ui as _ui  # noqa: E402,F401
 from . import demo as _demo  # noqa: E402,F401
 from . import runs as _runs  # noqa: E402,F401
 from . import report as _report  # noqa: E402,F401
+from . import baseline as _baseline  # noqa: E402,F401
 from . import score as _score  # noqa: E402,F401
 from . import eval_task as _eval_task  # noqa: E402,F401
 from . import arena as _arena  # noqa: E402,F401

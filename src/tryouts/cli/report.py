@@ -79,15 +79,23 @@ def _usd(value: str | None, unknown: int = 0) -> str:
 
 @app.command(rich_help_panel="Results")
 def diff(
-    run_a: str = typer.Argument(..., help="The first run (A): " + RUN_HELP),
-    run_b: str = typer.Argument(..., help="The second run (B): " + RUN_HELP),
+    run_a: str | None = typer.Argument(None, help="The first run (A): " + RUN_HELP + " With --baseline: the run to "
+                                       "compare with its baseline (default latest)."),
+    run_b: str | None = typer.Argument(None, help="The second run (B): " + RUN_HELP),
+    baseline: bool = typer.Option(False, "--baseline", help="Compare the run with its suite's baseline (tryouts "
+                                  "baseline set)."),
+    name: str | None = typer.Option(None, "--name", help="With --baseline: the baseline's name, when set with --name."),
+    fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit 5 when a model's pass rate is "
+                                            "lower in B and the paired test supports it (for CI)."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show a short diff of each changed output."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
-    """Compare two runs result by result: changed outputs, and timing and cost deltas (B - A).
+    """Compare two runs result by result: changed outputs, timing and cost deltas (B - A), and for suites with
+    assertions the cases that flipped and each model's pass rate with a paired test.
 
-    Results are matched on model, case and repeat. Example: tryouts diff 20250101-1200 latest -v
+    Results are matched on model, case and repeat. Examples: tryouts diff 20250101-1200 latest -v ·
+    tryouts diff --baseline latest --fail-on-regression (exit 5 on a supported regression)
     """
     import json
 
@@ -101,10 +109,24 @@ def diff(
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
     store = open_store(db)
-    result = diff_runs(store.get_run(run_a), store.get_run(run_b))
+    if baseline:
+        from ..usecases.baseline import find_baseline
+
+        if run_b is not None:
+            raise UsageError("--baseline compares one run with its baseline: give one run (or none: latest).")
+        run_b = run_a or "latest"
+        run_a = find_baseline(store, run_b, name)
+    elif run_a is None or run_b is None:
+        raise UsageError("Give two runs (tryouts diff RUN_A RUN_B), or --baseline [RUN].")
+    from ..report.regression import regression
+
+    data_a, data_b = store.get_run(run_a), store.get_run(run_b)
+    result = diff_runs(data_a, data_b)
+    result["regression"] = regression(data_a, data_b)
+    code = 5 if fail_on_regression and result["regression"]["regressed"] else 0
     if fmt == "json":
         print(json.dumps(result, indent=2, default=str))
-        return 0
+        return code
 
     console = make_console()
     console.print(Text.assemble(("A ", "bold"), result["run_a"], "  →  ", ("B ", "bold"), result["run_b"]))
@@ -147,4 +169,38 @@ def diff(
             console.print(Text(f"Only in {label}: cases " + ", ".join(only["cases"])))
         if only["results"] and not (only["models"] or only["cases"]):
             console.print(Text(f"Only in {label}: {only['results']} result(s) without a partner"))
-    return 0
+    _print_regression(console, result["regression"])
+    if code:
+        console.print(Text(f"Exit 5: regressed: {', '.join(result['regression']['regressed'])} (--fail-on-regression)",
+                           style="red"))
+    return code
+
+
+def _print_regression(console, reg: dict) -> None:
+    """Pass rates A → B per model with the paired test, the flipped cases, and the warnings."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from .render import short_label
+
+    rows = [m for m in reg["models"] if m["cases"]]
+    if rows:
+        table = Table(title="Assertions, B against A", title_justify="left", header_style="bold")
+        for col in ("Model", "Cases", "Pass A", "Pass B", "Δ [95% CI]", "p", "Verdict", "Cost A → B USD"):
+            table.add_column(col, justify="left" if col in ("Model", "Verdict") else "right", overflow="fold")
+        for m in rows:
+            c = m["comparison"] or {}
+            ci = f" [{c['low']:+.2f}, {c['high']:+.2f}]" if c.get("low") is not None else ""
+            table.add_row(Text(short_label(m["model"])), str(m["cases"]), f"{m['pass_rate_a']:.2f}",
+                          f"{m['pass_rate_b']:.2f}", f"{c.get('diff', 0):+.2f}{ci}",
+                          "-" if c.get("p_value") is None else f"{c['p_value']:.3f}",
+                          Text(c.get("verdict") or "-", style="red" if m["regressed"] else ""),
+                          f"{m['cost_usd_a'] or '?'} → {m['cost_usd_b'] or '?'}")
+        console.print(table)
+    for m in rows:
+        for kind, cases, style in (("pass → fail", m["flipped_to_fail"], "red"),
+                                   ("fail → pass", m["flipped_to_pass"], "green")):
+            if cases:
+                console.print(Text(f"{short_label(m['model'])}: {kind}: {', '.join(cases)}", style=style))
+    for w in reg["warnings"]:
+        console.print(Text(f"Warning: {w}", style="yellow"))

@@ -121,6 +121,14 @@ def _dialect_insert(conn: Any) -> Any:
     return sqlite_insert
 
 
+def _listed(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as run lists show it: its stored suite (up to 4 MB) left to ``get_run``, marked ``"stored"``."""
+    meta = run.get("meta") or {}
+    if isinstance(meta.get("suite"), dict):
+        run["meta"] = {**meta, "suite": "stored"}
+    return run
+
+
 class Store(LoadStore, DriverStore, BatchStore):
     """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
 
@@ -420,7 +428,7 @@ class Store(LoadStore, DriverStore, BatchStore):
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [
-            {**run_dict(row), "n_results": int(row["n_results"] or 0) + int(row["n_requests"] or 0),
+            {**_listed(run_dict(row)), "n_results": int(row["n_results"] or 0) + int(row["n_requests"] or 0),
              "n_failed": int(row["n_failed"] or 0) + int(row["n_bad"] or 0)}
             for row in rows
         ]
