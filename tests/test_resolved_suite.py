@@ -63,3 +63,26 @@ def test_a_suite_holding_a_credential_is_not_stored(replay_server, tmp_path):
     meta = sqlite3.connect(db).execute("SELECT meta FROM runs").fetchone()[0]
     assert "abcdefghijklmnopqrstuvwxyz" not in meta
     assert '"suite_not_stored": "it holds a value that looks like a credential' in meta
+
+
+def test_the_stored_suite_plans_the_same_cells(tmp_path, monkeypatch):
+    import glob
+
+    from tryouts.engine.plan import fingerprint
+    from tryouts.suite import load_suite, loads_suite
+    from tryouts.suite.resolved import load_resolved, resolved
+
+    monkeypatch.setenv("TRYOUTS_DEMO", str(tmp_path))
+    suites = [load_suite(f) for f in sorted(glob.glob("examples/*.yaml"))]
+    suites.append(loads_suite(  # a model's own params beside the defaults, a system prompt, repeats, chat prompts
+        "models:\n  - {model: 'openai-compat:http://127.0.0.1:9/v1#m', params: {temperature: 0.5}, label: a}\n"
+        "  - openai:gpt-4o-mini\n"
+        "defaults: {params: {max_tokens: 4}, system: Be brief.}\nrepeats: 2\n"
+        "prompts:\n  - 'Q {{x}}'\n  - {id: chat, messages: [{role: user, content: 'hi {{x}}'}]}\n"
+        "cases: [{vars: {x: 1}}, {id: two, vars: {x: 2}, expected: b}]\n", source=str(tmp_path / "s.yaml")))
+    assert len(suites) >= 9
+    for suite in suites:
+        data, why = resolved(suite)
+        assert why is None
+        again = load_resolved(data, suite._source)
+        assert fingerprint(list(again.cells())) == fingerprint(list(suite.cells())), suite._label

@@ -29,7 +29,7 @@ def resolved(suite: Suite) -> tuple[dict[str, Any] | None, str | None]:
     """(the suite as data, None), or (None, why it cannot be stored)."""
     from ..redact import redact
 
-    data = suite.model_dump(mode="json", by_alias=True, exclude={"dataset"}, exclude_none=True)
+    data = suite.model_dump(mode="json", by_alias=True, exclude={"dataset"}, exclude_unset=True)
     cases, problems, _ = collect_cases(suite)
     if problems:
         return None, "its cases do not load"

@@ -136,6 +136,9 @@ def load_for_resume(store: Any, run_ref: str, suite_file: Path | None = None) ->
     path = suite_file or Path(meta["suite_path"])
     suite = suite_of_run(meta, suite_file)
     cells = list(suite.cells())
+    if fingerprint(cells) != meta.get("fingerprint") and suite_file is None and meta.get("suite") and path.is_file():
+        suite = suite_of_run({**meta, "suite": None})  # a stored suite that no longer expands the same: the file
+        cells = list(suite.cells())
     if fingerprint(cells) != meta.get("fingerprint"):
         raise UsageError(
             f"{path} no longer describes run {run_id} (its prompts, cases, models or dataset changed). "
