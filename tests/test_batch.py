@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import httpx
+import pytest
 
 from tryouts.pricing import BATCH_RATES, PriceOverride, price
 from tryouts.types import Usage
@@ -221,3 +222,30 @@ def test_batch_refuses_ray(replay_server, tmp_path):
     suite = _suite(tmp_path, '  - model: "openai:tokens=2"\n', cases=1)
     p = _run(suite, tmp_path / "r.db", _env(replay_server), "--executor", "ray")
     assert p.returncode == 1 and "Batch jobs are sent and polled from this machine" in " ".join(p.stderr.split())
+
+
+def test_every_batch_answer_is_read_bounded(replay_server, monkeypatch):
+    import asyncio
+
+    from tryouts import errors
+    from tryouts.providers import batch as batch_mod
+    from tryouts.providers.batch import OpenAIBatch
+    from tryouts.providers.openai_compat import OpenAICompatProvider
+    from tryouts.types import Message, ModelSpec, Request
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-bounded-test")
+    spec = ModelSpec(ref="openai:tokens=2", provider="openai", model="tokens=2", options={"base_url": replay_server})
+    api = OpenAIBatch(OpenAICompatProvider(spec, preset="openai"), {"Authorization": "Bearer x"})
+
+    async def go():
+        try:
+            job = await api.submit([api.line("c1", Request(messages=[Message(role="user", content="hi")]))], "r")
+            monkeypatch.setattr(batch_mod, "MAX_RESULTS_BYTES", 100)  # a status answer is bigger than this
+            with pytest.raises(errors.BadResponseError, match="over 100 bytes; stopped reading it"):
+                await api.poll(job.id)
+            with pytest.raises(errors.ProviderError):  # an error status: its body read capped, the provider's error
+                await api.poll("batch_no_such_job")
+        finally:
+            await api.aclose()
+
+    asyncio.run(go())

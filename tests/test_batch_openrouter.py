@@ -399,7 +399,7 @@ def test_the_client_reads_hostile_rows(replay_server, monkeypatch):
         api._id("x" * 300, "batch id")
 
     async def bounded():
-        monkeypatch.setattr("tryouts.providers.batch_openrouter.MAX_RESULTS_BYTES", 10)
+        monkeypatch.setattr("tryouts.providers.batch.MAX_RESULTS_BYTES", 10)
         try:
             with pytest.raises(errors.BadResponseError, match="over 10 bytes"):
                 await api._get(f"{replay_server}/models")

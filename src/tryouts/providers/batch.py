@@ -104,26 +104,35 @@ class BatchAPI:
     def where(self) -> str:
         return f"{self.provider.spec.provider} batch API ({self.base_url})"
 
-    async def _send(self, method: str, url: str, **kw: Any) -> httpx.Response:
-        try:
-            response = await self.client.request(method, url, **kw)
-        except httpx.HTTPError as exc:
-            from .http import transport_error
+    async def _body(self, method: str, url: str, **kw: Any) -> bytes:
+        """The body of a successful answer, read up to :data:`MAX_RESULTS_BYTES`; an error status becomes the
+        provider's error (its body read up to 64 KB), a transport failure Tryouts' own."""
+        from .http import read_capped, transport_error
 
+        buf = bytearray()
+        try:
+            async with self.client.stream(method, url, **kw) as response:
+                if response.status_code >= 400:
+                    raise self.provider._http_error(await read_capped(response))
+                async for chunk in response.aiter_bytes():
+                    buf += chunk
+                    if len(buf) > MAX_RESULTS_BYTES:
+                        raise errors.BadResponseError(
+                            f"{self.where()}: an answer is over {MAX_RESULTS_BYTES:,} bytes; stopped reading it.")
+        except httpx.HTTPError as exc:
             raise transport_error(exc, self.where()) from exc
-        if response.status_code >= 400:
-            raise self.provider._http_error(response)
-        return response
+        return bytes(buf)
 
     async def _json(self, method: str, url: str, **kw: Any) -> dict[str, Any]:
-        response = await self._send(method, url, **kw)
+        """A JSON object answered to ``method url`` (read as :meth:`_body` reads)."""
+        body = await self._body(method, url, **kw)
         try:
-            data = response.json()
+            data = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError):
             data = None
         if not isinstance(data, dict):
             raise errors.BadResponseError(f"{self.where()} answered {method} {url} with something that is not a "
-                                          f"JSON object: {response.text[:_DETAIL]!r}.")
+                                          f"JSON object: {body[:_DETAIL]!r}.")
         return data
 
     async def _lines(self, url: str) -> Iterable[Any]:
@@ -134,8 +143,9 @@ class BatchAPI:
         try:
             async with self.client.stream("GET", url) as response:
                 if response.status_code >= 400:
-                    await response.aread()
-                    raise self.provider._http_error(response)
+                    from .http import read_capped
+
+                    raise self.provider._http_error(await read_capped(response))
                 async for chunk in response.aiter_bytes():
                     size += len(chunk)
                     if size > MAX_RESULTS_BYTES:

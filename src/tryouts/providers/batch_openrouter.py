@@ -29,13 +29,10 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-import httpx
-
 from .. import errors
 from ..types import Request
 from .batch import (
     _DETAIL,
-    MAX_RESULTS_BYTES,
     BatchAPI,
     BatchItem,
     BatchJob,
@@ -97,30 +94,9 @@ class OpenRouterBatch(BatchAPI):
         await self._json("POST", f"{self.root}/{self._id(job_id, 'batch id')}/cancel")
 
     async def _get(self, url: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A JSON object read from ``url`` up to :data:`MAX_RESULTS_BYTES` (an ended batch carries its results)."""
-        buf = bytearray()
-        try:
-            async with self.client.stream("GET", url, params=params) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.provider._http_error(response)
-                async for chunk in response.aiter_bytes():
-                    buf += chunk
-                    if len(buf) > MAX_RESULTS_BYTES:
-                        raise errors.BadResponseError(
-                            f"{self.where()}: an answer is over {MAX_RESULTS_BYTES:,} bytes; stopped reading it.")
-        except httpx.HTTPError as exc:
-            from .http import transport_error
-
-            raise transport_error(exc, self.where()) from exc
-        try:
-            data = json.loads(buf)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            data = None
-        if not isinstance(data, dict):
-            raise errors.BadResponseError(f"{self.where()} answered GET {url} with something that is not a JSON "
-                                          f"object: {bytes(buf[:_DETAIL])!r}.")
-        return data
+        """A JSON object read from ``url`` (an ended batch carries its results; read up to
+        :data:`~tryouts.providers.batch.MAX_RESULTS_BYTES`, as every answer)."""
+        return await self._json("GET", url, params=params)
 
     def _job(self, data: dict[str, Any]) -> BatchJob:
         job_id = data.get("id")
