@@ -367,6 +367,31 @@ def test_pairwise_judge_asks_both_orders_and_counts_consistent_verdicts(replay_s
     assert order[-1] == "weak" and set(order[:2]) == {"strong", "strong2"}
 
 
+def test_identical_answers_are_never_sent_to_the_pairwise_judge(replay_server, tmp_path, judge_server):
+    url, handler = judge_server
+    s = write(tmp_path, "suite.yaml", f"""
+models:
+  - {{model: "{text_model(replay_server, 'a good answer')}", label: one}}
+  - {{model: "{text_model(replay_server, 'a good answer')}", label: twin}}
+  - {{model: "{text_model(replay_server, 'a bad answer')}", label: other}}
+prompts: ["Question {{{{n}}}}"]
+cases: [{{vars: {{n: 1}}}}, {{vars: {{n: 2}}}}]
+scoring:
+  judge:
+    model: {{model: "openai-compat:{url}#judge", options: {{price: "0,0"}}}}
+    pairwise: true
+""")
+    db = str(tmp_path / "r.db")
+    p = tryouts("run", s, "--db", db)
+    assert p.returncode == 0, p.stderr + p.stdout
+    # 2 cases x the 2 pairs that differ x both orders (one/twin is the same text), + the warm-up
+    assert handler.calls == 2 * 2 * 2 + 1
+    pairs = {(j["result_id"], j["other_result_id"]) for j in rows(db, "SELECT * FROM judgments")}
+    texts = {r["id"]: r["text"] for r in rows(db, "SELECT id, text FROM results")}
+    assert pairs and all(texts[a] != texts[b] for a, b in pairs)
+    assert {(v["model_a"], v["model_b"]) for v in rows(db, "SELECT * FROM votes")} <= {("one", "other"), ("twin", "other")}
+
+
 def test_a_position_biased_judge_gives_no_votes(replay_server, tmp_path, judge_server):
     url, handler = judge_server
     handler.mode = "always-a"

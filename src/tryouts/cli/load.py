@@ -84,7 +84,6 @@ def load(
 
     Every benchmark is stored (each point as it ends, with every request's times). Exit code 0 when every request completed, 2 when some failed, 1 on bad input.
     """
-    from rich.console import Console
     from rich.table import Table
 
     from ..errors import UsageError
@@ -98,6 +97,7 @@ def load(
         run_load,
         run_sweep,
     )
+    from .render import make_console
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
@@ -147,7 +147,7 @@ def load(
     if fmt == "json":
         print(json.dumps({"run_id": ledger.run_id, **out}, indent=2, default=str))
     else:
-        console = Console()
+        console = make_console()
         table = Table(title=f"{model}: {profile}", title_justify="left", header_style="bold")
         for name in ("", "mean", "p50", "p90", "p99"):
             table.add_column(name, justify="right" if name else "left")
@@ -192,13 +192,13 @@ def _stored_as(ledger, fmt: str) -> None:
 
 def _points(model: str, fmt: str, ledger, run: object) -> int:
     """Run a sweep or a goodput search, one line per load point as it ends; then a table (or the JSON)."""
-    from rich.console import Console
     from rich.table import Table
 
+    from .render import make_console
     from .views import POINT_COLUMNS as cols
     from .views import point_row as row
 
-    console = Console(stderr=fmt == "json")
+    console = make_console(stderr=fmt == "json")
 
     def on_point(p: dict) -> None:
         console.print("  " + "  ".join(f"{c}={v}" for c, v in zip(cols, row(p), strict=True)), highlight=False)
@@ -230,10 +230,9 @@ def _points(model: str, fmt: str, ledger, run: object) -> int:
 
 def _stored(action: str, refs: list[str], fmt: str, db: str | None) -> int:
     """``tryouts load show RUN`` and ``tryouts load compare RUN RUN ...``: stored benchmarks, nothing sent."""
-    from rich.console import Console
-
     from ..errors import UsageError
     from ..usecases.load_results import compare_benchmarks, headline, load_benchmark
+    from .render import make_console
     from .views import print_load_benchmarks
 
     store = open_store(db)
@@ -247,16 +246,15 @@ def _stored(action: str, refs: list[str], fmt: str, db: str | None) -> int:
     if fmt == "json":
         print(json.dumps(benches if action == "compare" else benches[0], indent=2, default=str))
         return 0
-    print_load_benchmarks(Console(), benches, side_by_side=action == "compare")
+    print_load_benchmarks(make_console(), benches, side_by_side=action == "compare")
     return 0
 
 
 def _self_test(streams: int, requests: int, workers: int, fmt: str) -> int:
-    from rich.console import Console
-
     from ..usecases.load import self_test
+    from .render import make_console
 
-    console = Console(stderr=fmt == "json")
+    console = make_console(stderr=fmt == "json")
     with console.status(f"Measuring the client: {requests} requests on {streams} streams against a built-in "
                         "scripted server on 127.0.0.1…"):
         out = self_test(streams=streams, requests=requests, workers=workers)

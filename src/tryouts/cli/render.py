@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console, Group
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -115,14 +116,55 @@ def results_table(results: Sequence[dict[str, Any]], title: str | None = None) -
     return table
 
 
+STACK_BELOW = 120
+"""Below this many columns, a table that cannot show every cell whole is printed stacked: one block per row."""
+
+
+def stacked(table: Table) -> Group:
+    """A table as one block per row: the row's first cell as a heading, then ``column: value`` lines.
+
+    What a narrow terminal gets instead of a table squeezed until its cells are cut."""
+    columns = table.columns
+    blocks: list[Any] = []
+    if table.title:
+        blocks.append(Text(str(table.title), style="italic"))
+    for row in range(table.row_count):
+        cells = [c._cells[row] if row < len(c._cells) else "" for c in columns]
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="dim", no_wrap=True)
+        grid.add_column(overflow="fold")
+        for column, cell in zip(columns[1:], cells[1:], strict=False):
+            header = column.header.plain if isinstance(column.header, Text) else str(column.header)
+            grid.add_row(" ".join(header.split()), cell)
+        blocks.append(Group(Text.assemble(("▸ ", "dim"), cells[0] if isinstance(cells[0], Text)
+                                          else Text(str(cells[0]), style="bold")), Padding(grid, (0, 0, 0, 2))))
+    if table.caption:
+        blocks.append(Text(str(table.caption), style="dim"))
+    return Group(*blocks)
+
+
+class FitConsole(Console):
+    """A console that never cuts a table's cells: below :data:`STACK_BELOW` columns, a table whose narrowest
+    layout (every cell's longest word whole) is wider than the terminal is printed :func:`stacked`."""
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        if self.width < STACK_BELOW and any(isinstance(o, Table) for o in objects):
+            from rich.measure import Measurement
+
+            objects = tuple(stacked(o) if isinstance(o, Table) and o.row_count and o.columns
+                            and Measurement.get(self, self.options.update_width(1 << 16), o).minimum > self.width else o
+                            for o in objects)
+        super().print(*objects, **kwargs)
+
+
 def make_console(stderr: bool = False) -> Console:
-    """A console; when output is not a terminal, ``COLUMNS`` wide when set, else wide enough for the results
-    table (140 columns)."""
+    """A console (:class:`FitConsole`); when output is not a terminal, ``COLUMNS`` wide when set, else wide
+    enough for the results table (140 columns)."""
     import os
 
-    console = Console(stderr=stderr)
+    console = FitConsole(stderr=stderr)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
-        console = Console(stderr=stderr, width=max(console.width, 140))
+        console = FitConsole(stderr=stderr, width=max(console.width, 140))
     return console
 
 

@@ -90,7 +90,9 @@ def score(
         console.print(f"Judge {j['judge']}: {j['calls']} calls ({j['failed']} failed), cost {cost}, "
                       f"{j['e2e_ms_total'] / 1000:.1f} s of requests — recorded apart from the run's results."
                       + (f" Pairwise: {j['pairs']} pairs, {j['votes_added']} new judge votes, "
-                         f"{j['inconsistent_pairs']} inconsistent (not counted)." if j["pairs"] else ""),
+                         f"{j['inconsistent_pairs']} inconsistent (not counted)." if j["pairs"] else "")
+                      + (f" {j['identical_pairs']} pairs of identical answers not judged." if j["identical_pairs"]
+                         else ""),
                       highlight=False)
     console.print(f"Next: tryouts rank {run_id}" if j and j["pairs"] else f"Next: tryouts show {run_id}")
     return 2 if j and j["failed"] else 0

@@ -100,6 +100,7 @@ def score_run(
 
 def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: list[str], scores: dict[int, dict],
            changed: set[int], judge: Any, policy: Any, say: Say) -> dict[str, Any]:
+    from ..scoring.arena_stats import same_answer
     from ..scoring.judge import (
         JudgeJob,
         consistent_verdict,
@@ -129,6 +130,7 @@ def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: lis
                 add("rubric", rubric_prompt(r["request"]["messages"], r["text"], judge.rubric, scale,
                                             case.get("expected")), r["id"])
     pairs: list[tuple[dict, dict]] = []
+    identical = 0
     if judge.pairwise:
         cells: dict[tuple[int, int], list[dict]] = defaultdict(list)
         for r in results:
@@ -137,6 +139,9 @@ def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: lis
         asked = {(j["result_id"], j["other_result_id"], j["order"]) for j in mine if j["kind"] == "pairwise" and j["ok"]}
         for group in cells.values():
             for a, b in combinations(sorted(group, key=lambda r: r["model_index"]), 2):
+                if same_answer(a["text"], b["text"]):  # nothing to choose between: never sent, never a vote
+                    identical += 1
+                    continue
                 pairs.append((a, b))
                 messages = a["request"]["messages"]
                 if (a["id"], b["id"], "ab") not in asked:
@@ -198,6 +203,7 @@ def _judge(store: Store, run_id: str, results: list[dict[str, Any]], labels: lis
         "cost_unknown": sum(1 for row in rows if row.get("cost_total") is None and row["ok"]),
         "e2e_ms_total": sum(row["e2e_ms"] or 0.0 for row in rows),
         "pairs": len(pairs), "votes_added": votes_added, "inconsistent_pairs": inconsistent,
+        "identical_pairs": identical,
     }
 
 
