@@ -68,6 +68,15 @@ def test_hostile_headers_are_ignored_not_fatal():
     assert parse_rate_headers({"retry-after": "3"}).retry_after_s == 3.0
 
 
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("3", 3.0), ("0.5", 0.5), ("inf", None), ("nan", None), ("-5", None), ("1e400", None), ("soon", None),
+    ("99999999", 86_400.0), ("Thu, 01 Jan 1970 00:00:00 GMT", 0.0), ("", None), (None, None)])
+def test_every_provider_reads_retry_after_the_same_bounded_way(value, seconds):
+    from tryouts.providers.http import retry_after
+
+    assert retry_after(value) == seconds  # what the OpenAI, Gemini and Bedrock paths use, like the throttle
+
+
 # ---- the throttle, on a fake clock ------------------------------------------------------------------------
 
 

@@ -98,18 +98,12 @@ def http_status_error(response: httpx.Response, **kw: Any) -> errors.ProviderErr
 
 
 def retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from datetime import UTC, datetime
-        from email.utils import parsedate_to_datetime
+    """A ``Retry-After`` header in seconds (a number or an HTTP date), or None when absent or unreadable.
 
-        try:
-            return max(0.0, (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
-        except (TypeError, ValueError):
-            return None
+    Never negative, never NaN or infinite, at most a day (:func:`.ratelimits.retry_after_s`)."""
+    from .ratelimits import retry_after_s
+
+    return retry_after_s({"retry-after": value} if value else {})
 
 
 #: what a streamed answer may be sent as (a missing content type is accepted too)

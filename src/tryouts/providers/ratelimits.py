@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-__all__ = ["RateHeaders", "parse_duration", "parse_rate_headers"]
+__all__ = ["RateHeaders", "parse_duration", "parse_rate_headers", "retry_after_s"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 #: no reset or wait longer than a day is believed
@@ -84,7 +84,10 @@ def _until(value: str | None, now: datetime) -> float | None:
     return min(secs, _MAX_WAIT_S) if secs is not None else None
 
 
-def _retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
+def retry_after_s(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (a number or an HTTP date) in lower-cased
+    ``headers``; None when absent or unreadable. Finite, never negative, at most a day."""
+    now = now or datetime.now(UTC)
     ms = _number(headers.get("retry-after-ms"))
     if ms is not None:
         return min(ms / 1000.0, _MAX_WAIT_S)
@@ -116,7 +119,7 @@ def parse_rate_headers(headers: Mapping[str, str], now: datetime | None = None) 
             tokens_limit=_number(get("x-ratelimit-limit-tokens")),
             tokens_remaining=_number(get("x-ratelimit-remaining-tokens")),
             tokens_reset_s=_until(get("x-ratelimit-reset-tokens"), now),
-            retry_after_s=_retry_after(h, now),
+            retry_after_s=retry_after_s(h, now),
         )
     elif get("anthropic-ratelimit-requests-limit") is not None or get("anthropic-ratelimit-tokens-limit") is not None:
         info = RateHeaders(
@@ -126,10 +129,10 @@ def parse_rate_headers(headers: Mapping[str, str], now: datetime | None = None) 
             tokens_limit=_number(get("anthropic-ratelimit-tokens-limit")),
             tokens_remaining=_number(get("anthropic-ratelimit-tokens-remaining")),
             tokens_reset_s=_until(get("anthropic-ratelimit-tokens-reset"), now),
-            retry_after_s=_retry_after(h, now),
+            retry_after_s=retry_after_s(h, now),
         )
     else:
-        wait = _retry_after(h, now)
+        wait = retry_after_s(h, now)
         return RateHeaders(retry_after_s=wait) if wait is not None else None
     if info.requests_limit == 0:  # a zero limit would stop the lane for good: not believed
         info = RateHeaders(None, None, None, info.tokens_limit, info.tokens_remaining, info.tokens_reset_s,
