@@ -93,10 +93,11 @@ def test_runs_on_empty_db_and_version(db):
 
 
 def test_providers_lists_readiness():
-    rows = json.loads(tryouts("providers", "--format", "json", env={"OPENAI_API_KEY": ""}).stdout)
+    rows = json.loads(tryouts("providers", "--format", "json", env={"OPENAI_API_KEY": "", "REPLICATE_API_TOKEN": ""}).stdout)
     by = {r["name"]: r for r in rows}
     assert {"openai", "openai-compat", "hf", "llamacpp"} <= set(by)
     assert not by["openai"]["ready"] and "OPENAI_API_KEY" in by["openai"]["status"]
+    assert not by["replicate"]["ready"] and "REPLICATE_API_TOKEN" in by["replicate"]["status"]  # a token is a key
     assert by["hf"]["ready"]
 
 

@@ -45,6 +45,7 @@ def _root(
 # isort: off
 from . import compare as _compare  # noqa: E402,F401
 from . import run as _run  # noqa: E402,F401
+from . import init_cmd as _init_cmd  # noqa: E402,F401
 from . import load as _load  # noqa: E402,F401
 from . import ui as _ui  # noqa: E402,F401
 from . import demo as _demo  # noqa: E402,F401

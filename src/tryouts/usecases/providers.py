@@ -12,7 +12,7 @@ def readiness(info) -> tuple[bool, str]:
     missing = missing_requirements(info)
     if missing:
         return False, f"pip install 'tryouts[{info.extra}]' (missing {', '.join(missing)})"
-    keys = [v for v in info.env if v.endswith("_API_KEY")]
+    keys = [v for v in info.env if v.endswith(("_API_KEY", "_API_TOKEN"))]
     if info.name == "openai-compat":
         return True, "give the server's URL: openai-compat:URL#MODEL"
     from ..keys import get_key
