@@ -47,8 +47,41 @@ def test_baseline_and_regression_gate(replay_server, tmp_path):
     assert (m["cases"], m["pass_rate_a"], m["pass_rate_b"], len(m["flipped_to_fail"])) == (10, 1.0, 0.0, 10)
     assert m["comparison"]["test"] == "exact permutation" and m["comparison"]["p_value"] < 0.01
     assert reg["regressed"] == ["bot"] and reg["baseline"] == base_id
+    p = _tryouts("diff", "--baseline", "-f", "markdown", "--fail-on-regression", "--db", db)
+    assert p.returncode == 5, p.stderr
+    assert "**Regression:** bot: a lower pass rate that the paired test supports" in p.stdout
+    assert "| bot | 10 | 100% | 0% | -1.00 | " in p.stdout and "pass → fail (10): `p1/q0`" in p.stdout
+    html = _render(p.stdout)
+    assert "the generation parameters differ (max_tokens 64 → 32)" in html and "<table>" in html
     p = _tryouts("diff", "--baseline", "--name", "nightly", "--db", db)
     assert p.returncode == 1 and "No baseline for nightly" in p.stderr
+
+
+def _render(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).enable("table").render(markdown)
+
+
+def test_markdown_summary_escapes_what_suites_and_servers_wrote():
+    from tryouts.report.markdown import diff_markdown, md
+
+    assert md("a|b <img src=x onerror=alert(1)> [x](http://e) `c`\nd") == (
+        "a\\|b &lt;img src=x onerror=alert\\(1\\)&gt; \\[x\\]\\(http://e\\) \\`c\\` d")
+    hostile = "evil|<script>alert(1)</script>](http://x)"
+    result = {"run_a": "A", "run_b": "B", "models": [], "regression": {
+        "models": [{"model": hostile, "cases": 3, "pass_rate_a": 1.0, "pass_rate_b": 0.0, "regressed": True,
+                    "comparison": {"diff": -1.0, "low": None, "high": None, "p_value": 0.25,
+                                   "verdict": "too few cases to tell"},
+                    "flipped_to_fail": [f"case|{i}" for i in range(25)], "flipped_to_pass": [],
+                    "cost_usd_a": None, "cost_usd_b": "0.0012"}],
+        "regressed": [hostile], "warnings": ["x\n| injected | row |"]}}
+    text = diff_markdown(result)
+    html = _render(text)  # rendered as GitHub would, raw HTML allowed: none gets through
+    assert "<script>" not in html and "<a " not in html and "<img" not in html
+    assert "<td>evil|&lt;script&gt;alert(1)&lt;/script&gt;]" in html  # shown as typed
+    assert html.count("<td") == 8 and "injected" in html  # one row of 8 cells: the label and warning added none
+    assert "and 5 more" in text and "unknown → $0.0012" in text
 
 
 def test_a_difference_the_cases_do_not_support_does_not_fail(replay_server, tmp_path):

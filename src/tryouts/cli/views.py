@@ -450,7 +450,7 @@ def print_cases(console, results: Iterable[dict], labels: list[str] | None = Non
     from collections import defaultdict
 
     from ..labels import short_label
-    from ..usecases.gates import first_failing
+    from ..scoring.summary import assert_verdict
 
     by_case: dict[int, list[dict]] = defaultdict(list)
     for r in results:
@@ -471,7 +471,7 @@ def print_cases(console, results: Iterable[dict], labels: list[str] | None = Non
             label = labels[m] if labels and m < len(labels) else group[0]["model"]
             folded: dict[tuple, list[int]] = {}
             for r in group:
-                folded.setdefault((r["ok"], r.get("text") or "", r.get("error") or "", _verdict(r, first_failing)),
+                folded.setdefault((r["ok"], r.get("text") or "", r.get("error") or "", assert_verdict(r)),
                                   []).append(r["repeat_index"])
             for (ok, text, error, verdict), repeats in folded.items():
                 mark = Text("✗ ", style="bold red") if not ok or verdict.startswith("fail") else Text("✓ ", style="green")
@@ -488,9 +488,3 @@ def print_cases(console, results: Iterable[dict], labels: list[str] | None = Non
                 console.print(Text("    " + (body or "(empty)").replace("\n", "\n    ")), overflow="fold")
         console.print()
 
-
-def _verdict(r: dict, first_failing: Any) -> str:
-    check = (r.get("scores") or {}).get("assert") if isinstance(r.get("scores"), dict) else None
-    if not check:
-        return ""
-    return "passed" if check.get("passed") else "failed: " + first_failing(check)

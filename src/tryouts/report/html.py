@@ -1,18 +1,25 @@
-"""A run as ONE self-contained html page: summary table and outputs side by side.
+"""A run as ONE self-contained html page to share: the summary, the quality figures with their intervals,
+paired comparisons and pass@k, charts, the per-case pass/fail grid, an eval-task's report and the outputs side by
+side (report/html_quality.py draws the quality parts).
 
-No external resource of any kind (inline CSS, no script, no font, no image), and a Content Security
-Policy that forbids loading anything. Every prompt, variable and output is untrusted and escaped with
-:func:`html.escape`: planted markup shows as text and never runs.
+No external resource of any kind (inline CSS, no script, no font, no image; the charts are inline SVG drawn in
+Python), and a Content Security Policy that forbids loading anything. Every prompt, variable, output, label and
+error is untrusted and escaped with :func:`e`: planted markup shows as text and never runs. Local paths (in model
+references, labels, the suite's path, error messages) are cut to their last part unless ``full_paths``; prompts
+and outputs are shown as they are.
 """
 
 from __future__ import annotations
 
 import json
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..stats import decimal_str, result_cost, summarize, to_decimal
+
+if TYPE_CHECKING:
+    from .html_quality import Names
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
@@ -106,19 +113,31 @@ def _prompt_block(messages: list[dict[str, Any]]) -> str:
     return "".join(parts)
 
 
-def _header(data: dict[str, Any]) -> str:
+def _header(data: dict[str, Any], names: Names) -> str:
+    from .quality import result_status
+
     run = data["run"]
     results = data["results"]
-    models = run.get("models") or sorted({r["model"] for r in results})
+    meta = run.get("meta") or {}
+    statuses = [result_status(r) for r in results]
+    outcome = f"{statuses.count('request failed')} request(s) failed"
+    if "passed" in statuses or "assertion failed" in statuses:
+        outcome += f", {statuses.count('assertion failed')} failed their assertions"
     rows = [
         ("Run", run.get("id")),
         ("Kind", run.get("kind")),
         ("Status", run.get("status")),
         ("Started (UTC)", (run.get("started_at") or "")[:19].replace("T", " ")),
         ("Finished (UTC)", (run.get("finished_at") or "")[:19].replace("T", " ") or "–"),
-        ("Models", ", ".join(models)),
-        ("Results", f"{len(results)} ({sum(1 for r in results if not r.get('ok'))} failed)"),
+        ("Models", ", ".join(names.label(i) for i in range(len(names.refs)))),
+        ("Results", f"{len(results)} ({outcome})"),
     ]
+    if meta.get("suite_path"):
+        rows.insert(2, ("Suite", names.path(meta["suite_path"])))
+    if meta.get("description"):
+        rows.insert(3, ("Description", meta["description"]))
+    if meta.get("repeats") and meta["repeats"] > 1:
+        rows.append(("Repeats", meta["repeats"]))
     prompt_ids = sorted({str(r["case"].get("prompt_id")) for r in results if r.get("case") and r["case"].get("prompt_id")})
     if prompt_ids:
         rows.append(("Prompts", ", ".join(prompt_ids)))
@@ -126,16 +145,18 @@ def _header(data: dict[str, Any]) -> str:
     if params:
         shown = {k: v for k, v in params.items() if v is not None}
         rows.append(("Parameters", json.dumps(shown, default=str)))
-    meta = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
+    listed = "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>" for k, v in rows)
     messages = _messages(run.get("request"))
     prompt = f"<h2>Prompt</h2>{_prompt_block(messages)}" if messages else ""
+    paths = ("Full local paths are shown (--full-paths)." if names.full_paths else
+             "Local paths are shortened to their last part (tryouts export --full-paths shows them whole).")
     return (
         f'<header><h1><span class="brand">Tryouts</span> · run {e(run.get("id"))}</h1>'
-        f'<dl class="meta">{meta}</dl></header>{prompt}'
+        f'<dl class="meta">{listed}</dl><p class="muted">{e(paths)}</p></header>{prompt}'
     )
 
 
-def _summary(results: list[dict[str, Any]]) -> str:
+def _summary(summaries: list[dict[str, Any]], names: Names) -> str:
     heads = [
         ("Model", ""), ("Results", "num"), ("Failures", "num"), ("Cached", "num"), ("TTFT p50 ms", "num"),
         ("TTFT p90 ms", "num"), ("tok/s p50", "num"), ("E2E p50 ms", "num"), ("Out tok p50", "num"),
@@ -144,13 +165,13 @@ def _summary(results: list[dict[str, Any]]) -> str:
     thead = "".join(f'<th class="{c}">{e(h)}</th>' for h, c in heads)
     body = []
     unknown = False
-    for s in summarize(results):
+    for s in summaries:
         unknown = unknown or s["cost_unknown"] > 0
         total = _cost(s["cost_total_usd"])
         if s["cost_unknown"] and s["cost_total_usd"] is not None:
             total += f" + {s['cost_unknown']} unknown"
         cells = [
-            e(s["label"]),
+            names.header(int(s["model_index"])),
             str(s["n"]),
             str(s["failures"]),
             str(s["cached"]),
@@ -196,8 +217,17 @@ def _case_cell(case_index: int, rs: list[dict[str, Any]]) -> str:
     return f'<td class="case">{"".join(parts)}</td>'
 
 
-def _result_block(r: dict[str, Any], many_repeats: bool) -> str:
-    status = "✓" if r.get("ok") else "✗ failed"
+#: a result's status line and css class, by :func:`tryouts.report.quality.result_status`
+_STATUS = {"ok": ("✓ ok", "ok"), "passed": ("✓ passed", "ok"), "assertion failed": ("✗ assertion failed", "afail"),
+           "request failed": ("✗ request failed", "fail")}
+
+
+def _result_block(r: dict[str, Any], many_repeats: bool, names: Names) -> str:
+    from ..scoring.summary import assert_verdict
+    from .html_quality import result_checks
+    from .quality import result_status
+
+    status, cls = _STATUS[result_status(r)]
     stats = [
         e("TTFT n/a (batch)" if r.get("batch") else f"TTFT {_num(r.get('ttft_ms'))} ms"),
         e(_tokens(r)),
@@ -216,24 +246,21 @@ def _result_block(r: dict[str, Any], many_repeats: bool) -> str:
     if r.get("text") or r.get("ok"):
         body.append(f'<pre class="out">{e(r.get("text") or "")}</pre>')
     if not r.get("ok"):
-        body.append(f'<p class="err">✗ {e(r.get("error"))}</p>')
-    cls = "ok" if r.get("ok") else "fail"
+        body.append(f'<p class="err">✗ {e(names.path(r.get("error")))}</p>')
+    elif cls == "afail":
+        body.append(f'<p class="check">✗ {e(names.path(assert_verdict(r).removeprefix("failed: ")))}</p>')
+    body.append(result_checks(r, names))
     return f'<div class="res {cls}">{"".join(body)}</div>'
 
 
-def _grid(data: dict[str, Any]) -> str:
+def _grid(data: dict[str, Any], names: Names) -> str:
     results = data["results"]
-    models: dict[int, str] = {}
-    for r in results:
-        models.setdefault(int(r.get("model_index") or 0), r["model"])
-    for i, ref in enumerate(data["run"].get("models") or []):
-        models.setdefault(i, ref)
-    order = sorted(models)
+    order = list(range(len(names.refs)))
     cases: dict[int, dict[int, list[dict[str, Any]]]] = {}
     for r in results:
         cases.setdefault(int(r.get("case_index") or 0), {}).setdefault(int(r.get("model_index") or 0), []).append(r)
     many_repeats = any(len(rs) > 1 for by_model in cases.values() for rs in by_model.values())
-    head = '<th class="case">Case</th>' + "".join(f"<th>{e(models[i])}</th>" for i in order)
+    head = '<th class="case">Case</th>' + "".join(f"<th>{names.header(i)}</th>" for i in order)
     rows = []
     for ci in sorted(cases):
         by_model = cases[ci]
@@ -241,7 +268,7 @@ def _grid(data: dict[str, Any]) -> str:
         cells = [_case_cell(ci, all_rs)]
         for i in order:
             rs = sorted(by_model.get(i, []), key=lambda r: (r.get("repeat_index") or 0, r.get("id") or 0))
-            inner = "".join(_result_block(r, many_repeats) for r in rs) or '<span class="empty">no result</span>'
+            inner = "".join(_result_block(r, many_repeats, names) for r in rs) or '<span class="empty">no result</span>'
             cells.append(f"<td>{inner}</td>")
         rows.append(f"<tr>{''.join(cells)}</tr>")
     if not rows:
@@ -249,9 +276,13 @@ def _grid(data: dict[str, Any]) -> str:
     return f'<h2>Outputs</h2><table class="grid"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def render_html(data: dict[str, Any]) -> str:
-    """The page for one run (see the module docstring)."""
+def render_html(data: dict[str, Any], full_paths: bool = False) -> str:
+    """The page for one run (see the module docstring); ``full_paths`` shows local paths whole."""
+    from . import html_quality as hq
+
     run = data["run"]
+    names = hq.Names.of(data, full_paths)
+    summaries = summarize(data["results"])
     total = [c for c in (result_cost(r) for r in data["results"]) if c is not None]
     total_text = _cost(decimal_str(sum(total)) if total else None)
     return (
@@ -261,8 +292,10 @@ def render_html(data: dict[str, Any]) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="referrer" content="no-referrer">'
         f"<title>Tryouts · run {e(run.get('id'))}</title>"
-        f"<style>{CSS}</style></head><body>"
-        f"{_header(data)}{_summary(data['results'])}{_grid(data)}"
+        f"<style>{CSS}{hq.QUALITY_CSS}</style></head><body>"
+        f"{_header(data, names)}{_summary(summaries, names)}{hq.quality_section(data, names)}"
+        f"{hq.task_section(data, names)}{hq.charts_section(data, names, summaries)}{hq.verdicts_section(data, names)}"
+        f"{_grid(data, names)}"
         f"<footer>Generated by Tryouts {e(__version__)} from run {e(run.get('id'))} · total cost "
         f"{e(total_text)} · durations in milliseconds, timings as defined in Tryouts' docs/metrics.md.</footer>"
         "</body></html>\n"

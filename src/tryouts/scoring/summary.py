@@ -47,6 +47,25 @@ def metric_values(r: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def first_failing(check: dict[str, Any]) -> str:
+    """The first failing assertion of a cell's ``scores.assert``, as ``type failed (reason)``."""
+    for item in check.get("results") or ():
+        if isinstance(item, dict) and not item.get("passed"):
+            kind = item.get("type") or "check"
+            reason = item.get("reason") or item.get("error") or ""
+            return f"{kind} failed" + (f" ({reason})" if reason else "")
+    return "an assertion failed"
+
+
+def assert_verdict(r: dict[str, Any]) -> str:
+    """A stored result's assertions in words: ``""`` (none), ``passed`` or ``failed: `` and the first failing
+    check (:func:`first_failing`). A failed request is not a verdict: it is said by its ``ok``."""
+    check = (r.get("scores") or {}).get("assert") if isinstance(r.get("scores"), dict) else None
+    if not check:
+        return ""
+    return "passed" if check.get("passed") else "failed: " + first_failing(check)
+
+
 def quality_rows(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """The rows :func:`quality_report` needs from a stream of a run's rows: those with scores, and one per model
     (so every model is listed). A big unscored run keeps a handful of rows, not all of them."""

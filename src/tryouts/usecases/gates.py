@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..scoring.summary import first_failing  # the first failing check: shared with every report
+
 #: exit codes (docs/json.md)
 EXIT_FAILED_CELLS = 2
 EXIT_ASSERTIONS = 4
@@ -84,16 +86,6 @@ def _case(r: dict[str, Any]) -> str:
     if (r.get("repeat_index") or 0) > 0:
         where += f", repeat {r['repeat_index']}"
     return where + ": "
-
-
-def first_failing(check: dict[str, Any]) -> str:
-    """The first failing assertion of a cell's ``scores.assert``, as ``type (reason)``."""
-    for item in check.get("results") or ():
-        if isinstance(item, dict) and not item.get("passed"):
-            kind = item.get("type") or "check"
-            reason = item.get("reason") or item.get("error") or ""
-            return f"{kind} failed" + (f" ({reason})" if reason else "")
-    return "an assertion failed"
 
 
 def gate(per_model: list[ModelFailures], *, fail_on_error: bool = False, fail_on_assert: bool = False,
