@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).with_name("cli.md")
-COMMANDS = ["", "compare", "run", "demo", "runs", "show", "export", "diff", "providers", "keys", "keys set"]
+COMMANDS = ["", "compare", "run", "init", "demo", "runs", "show", "export", "delete", "diff", "providers", "keys", "keys set"]
 
 HEADER = """# CLI reference
 

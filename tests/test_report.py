@@ -254,14 +254,17 @@ def run_cli(capsys, *args):
 
 
 def test_cli_export_formats(data, store, capsys, tmp_path, monkeypatch):
+    from tryouts.report.export import with_reviews
+
     run_id = data["run"]["id"]
+    reviewed = with_reviews(data, {})  # the data formats carry each result's dashboard review (none here)
     code, out, _ = run_cli(capsys, "export", run_id[:12], "--format", "csv", "--db", store.url)
-    assert code == 0 and out == export_run(data, "csv")
+    assert code == 0 and out == export_run(reviewed, "csv")
 
     target = tmp_path / "out" / "run.jsonl"
     code, out, _ = run_cli(capsys, "export", "latest", "-f", "jsonl", "-o", str(target), "--db", store.url)
     assert code == 0 and out.strip() == str(target)
-    assert target.read_text() == export_run(data, "jsonl")
+    assert target.read_text() == export_run(reviewed, "jsonl")
 
     monkeypatch.chdir(tmp_path)
     code, out, _ = run_cli(capsys, "export", "latest", "--format", "html", "--db", store.url)

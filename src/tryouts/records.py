@@ -107,6 +107,10 @@ class ResultRecord(_Record):
                                       "docs/scale.md), null without timings or before it was recorded")
     batch: bool | None = Field(None, description="Answered through the provider's batch API (docs/batch.md): "
                                "priced at the batch rate, with no timings; null before it was recorded")
+    review: dict[str, Any] | None = Field(None, description="A person's review from the dashboard's run page: "
+                                          "`rating` (`good`, `bad` or null), `comment`, `created_at`, `updated_at`; "
+                                          "null when none. In `tryouts export` (csv, json, jsonl) and the "
+                                          "dashboard's API; `tryouts show` leaves it out")
 
 
 class RunRecord(_Record):
@@ -130,6 +134,8 @@ class RunRecord(_Record):
     tryouts_version: str = Field(description="The version that recorded it")
     n_results: int | None = Field(None, description="Results recorded (in run lists: `tryouts runs`)")
     n_failed: int | None = Field(None, description="How many of them failed (in run lists)")
+    tags: list[str] | None = Field(None, description="The run's tags, set on the dashboard (in its run lists and "
+                                   "API)")
 
 
 class RunWithResults(_Record):

@@ -17,12 +17,18 @@ def export(
     output: str | None = typer.Option(
         None, "--output", "-o", help="Write to this file (default: standard output; for html, ./tryouts-RUN.html)."
     ),
+    full_paths: bool = typer.Option(False, "--full-paths", help="html: show local paths (model files, the suite, "
+                                    "in errors) whole; by default they are cut to their last part, so a shared "
+                                    "page does not show your folders."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
     """Export a stored run: csv, json or jsonl for scripts, html to read and share.
 
-    A load benchmark (tryouts load) exports its points (json, csv: one row per point), its requests (jsonl) or
-    a report with its charts (html).
+    The html page is one self-contained file (no script): the summary, each model's quality
+    with 95% intervals, paired comparisons and pass@k, charts, the per-case pass/fail grid with
+    each first failing check, and the outputs side by side. A load benchmark (tryouts load)
+    exports its points (json, csv: one row per point), its requests (jsonl) or a report with
+    its charts (html).
 
     Example: tryouts export latest --format html
     """
@@ -44,7 +50,11 @@ def export(
         text = export_load(store, row["id"], fmt)
     else:
         data = store.get_run(run)
-        text = export_run(data, fmt)
+        if fmt != "html":  # each result's human review from the dashboard, or null (docs/json.md)
+            from ..report import with_reviews
+
+            data = with_reviews(data, store.reviews(data["run"]["id"]))
+        text = export_run(data, fmt, full_paths=full_paths)
     if output is None and fmt == "html":
         output = f"tryouts-{data['run']['id']}.html"
     if output is None or output == "-":
@@ -87,7 +97,8 @@ def diff(
     name: str | None = typer.Option(None, "--name", help="With --baseline: the baseline's name, when set with --name."),
     fail_on_regression: bool = typer.Option(False, "--fail-on-regression", help="Exit 5 when a model's pass rate is "
                                             "lower in B and the paired test supports it (for CI)."),
-    fmt: str = typer.Option("table", "--format", "-f", help="Output: table or json."),
+    fmt: str = typer.Option("table", "--format", "-f", help="Output: table, json, or markdown (a summary for a CI "
+                            "job, e.g. >> $GITHUB_STEP_SUMMARY)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show a short diff of each changed output."),
     db: str | None = typer.Option(None, "--db", help=DB_HELP),
 ) -> int:
@@ -95,9 +106,11 @@ def diff(
     assertions the cases that flipped and each model's pass rate with a paired test.
 
     Results are matched on model, case and repeat. Examples: tryouts diff 20250101-1200 latest -v ·
-    tryouts diff --baseline latest --fail-on-regression (exit 5 on a supported regression)
+    tryouts diff --baseline latest --fail-on-regression (exit 5 on a supported regression) ·
+    tryouts diff --baseline -f markdown >> "$GITHUB_STEP_SUMMARY"
     """
     import json
+    import sys
 
     from rich.table import Table
     from rich.text import Text
@@ -106,8 +119,8 @@ def diff(
     from ..report import diff_runs
     from .render import make_console, short_label
 
-    if fmt not in ("table", "json"):
-        raise UsageError(f"--format must be table or json, not {fmt!r}.")
+    if fmt not in ("table", "json", "markdown"):
+        raise UsageError(f"--format must be table, json or markdown, not {fmt!r}.")
     store = open_store(db)
     if baseline:
         from ..usecases.baseline import find_baseline
@@ -126,6 +139,11 @@ def diff(
     code = 5 if fail_on_regression and result["regression"]["regressed"] else 0
     if fmt == "json":
         print(json.dumps(result, indent=2, default=str))
+        return code
+    if fmt == "markdown":
+        from ..report.markdown import diff_markdown
+
+        sys.stdout.write(diff_markdown(result, fail_on_regression=fail_on_regression))
         return code
 
     console = make_console()

@@ -110,3 +110,32 @@ def show(
         print_results(console, data["results"])
         print_scores(console, data["results"])
     return 0
+
+
+@app.command(rich_help_panel="Results")
+def delete(
+    run: str = typer.Argument(..., help="A run id or a unique prefix of one."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Delete without asking (needed without a terminal)."),
+    db: str | None = typer.Option(None, "--db", help=DB_HELP),
+) -> int:
+    """Delete a stored run with all of it: results, scores, judgments, votes, batch jobs, reviews and tags.
+
+    A run that is running is refused (stop it first; a stale one can be deleted). Example: tryouts delete
+    20260101-120000-ab12 --yes
+    """
+    import sys
+
+    from ..errors import UsageError
+
+    store = open_store(db)
+    row = store.get_run_row(run)
+    n, _ = store.count_results(row["id"])
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"Deleting run {row['id']} cannot be undone: add --yes to confirm.")
+        if not typer.confirm(f"Delete run {row['id']} ({row['kind']}, {n} results)? This cannot be undone"):
+            print("Nothing deleted.")
+            return 1
+    out = store.delete_run(row["id"])
+    print(f"Deleted run {out['run_id']} ({out['deleted'].get('results', 0)} results).")
+    return 0

@@ -9,7 +9,8 @@ row up on that event always finds it.
 In order, for one cell: :class:`CellQueued` (when the run is planned), :class:`ModelLoading` (once per
 model, on its first cell), then per try :class:`CellStarted`, :class:`CellDelta` per streamed chunk (only
 when the caller asks for deltas), :class:`CellRetry` when the try failed and another follows, and at last
-:class:`ResultStored`. A run's own events are :class:`RunRecorded` (its id, as soon as it exists) and
+:class:`ResultStored` (or :class:`CellStopped` when it was stopped mid-answer). A run's own events are
+:class:`RunRecorded` (its id, as soon as it exists) and
 :class:`RunFinished` (its final status); an API lane held back by its limits reports :class:`LaneThrottled`.
 """
 
@@ -96,6 +97,15 @@ class ResultStored(CellEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class CellStopped(CellEvent):
+    """The cell was stopped (cancelled) while it ran: ``result`` is what it had measured so far (partial text,
+    TTFT and the other timings of the chunks received, error ``stopped``). The engine records no row for it
+    (a resume runs it); a caller that keeps stopped answers (the dashboard) records this result."""
+
+    result: Result
+
+
+@dataclass(frozen=True, slots=True)
 class LaneThrottled:
     """An API lane (``lane``: its provider and server) is held back, and ``reason`` says why (a 429 and its
     Retry-After, the server's advertised limits, the suite's rate_limits); None: it no longer is."""
@@ -116,7 +126,8 @@ class BatchUpdate:
     message: str
 
 
-Event = BatchUpdate | LaneThrottled | RunRecorded | RunFinished | CellQueued | ModelLoading | CellStarted | CellDelta | CellRetry | ResultStored
+Event = (BatchUpdate | LaneThrottled | RunRecorded | RunFinished | CellQueued | ModelLoading | CellStarted | CellDelta
+         | CellRetry | CellStopped | ResultStored)
 
 #: the one callback every run reports through
 OnEvent = Callable[[Event], None]

@@ -118,6 +118,18 @@ def _sampling(provider: Provider, request: Request) -> dict | None:
         return None
 
 
+class StoppedMidAnswer(asyncio.CancelledError):
+    """A request cancelled while it streamed (a stop, Ctrl-C): still a cancellation, carrying ``result``, the
+    answer measured up to that moment (its text, and the TTFT and other timings of the chunks received)."""
+
+    def __init__(self, result: Result) -> None:
+        super().__init__("stopped")
+        self.result = result
+
+    def __reduce__(self) -> tuple:  # across processes (Ray) a plain cancellation: the result stays here
+        return (asyncio.CancelledError, self.args)
+
+
 async def execute(provider: Provider, request: Request, **kw) -> Result:
     """Stream ``request`` through ``provider`` and measure it (docs/metrics.md); see :func:`attempt`."""
     result, _ = await attempt(provider, request, **kw)
@@ -145,6 +157,8 @@ async def attempt(
 
     ``first_token_timeout`` bounds t0 to the first content chunk; ``total_timeout`` the whole request.
     Either expiring fails the request with a ``timeout`` error, keeping what streamed so far.
+    Cancelled (stopped) while it runs, it raises :class:`StoppedMidAnswer`, a cancellation that carries the
+    result measured so far (error ``stopped``): a stopped answer keeps its TTFT like any other.
     ``events`` replaces ``provider.stream(request)``: the already stamped events of a batched request.
     ``batch``: the events are a provider batch API's answer (engine/batch.py): no timings, batch prices.
     """
@@ -159,6 +173,7 @@ async def attempt(
     deadlines = [d for d in (first_deadline, total_deadline) if d is not None]
     waiting_first = True
     n_chars = 0
+    stopped = False
     try:
         async with asyncio.timeout_at(min(deadlines) if deadlines else None) as limit:
             async for ev in events if events is not None else provider.stream(request):
@@ -182,6 +197,9 @@ async def attempt(
                 elif isinstance(ev, Finish):
                     got.finish_reason = normalize_finish(ev.reason) or got.finish_reason
                     got.finished = True
+    except asyncio.CancelledError:  # stopped: measure what came, then cancel on (see StoppedMidAnswer)
+        stopped = True
+        error = errors.StoppedError("Stopped before the answer ended; what streamed so far is kept.")
     except TimeoutError:
         which = "first token" if waiting_first and first_token_timeout else "whole request"
         limit_s = first_token_timeout if which == "first token" else total_timeout
@@ -257,6 +275,8 @@ async def attempt(
         )
     if error is not None:
         result.error, result.error_kind = describe(error)
+    if stopped:
+        raise StoppedMidAnswer(result)
     return result, error
 
 

@@ -31,8 +31,17 @@ from ..providers.batch import supports_batch
 from ..providers.http import HTTPProvider
 from ..types import Result
 from .cache import cache_entry, cache_key, cached_result
-from .events import CellDelta, CellLike, CellQueued, CellRetry, CellStarted, LaneThrottled, ModelLoading
-from .execute import attempt, cell_failed, warm_up
+from .events import (
+    CellDelta,
+    CellLike,
+    CellQueued,
+    CellRetry,
+    CellStarted,
+    CellStopped,
+    LaneThrottled,
+    ModelLoading,
+)
+from .execute import StoppedMidAnswer, attempt, cell_failed, warm_up
 from .executor import Lane, ResultSink, RunContext, Schedule
 from .gate import MachineGate
 from .limits import RateBudget
@@ -211,6 +220,11 @@ class _Execution:
                         first_token_timeout=policy.first_token_timeout_s, total_timeout=policy.total_timeout_s,
                         model_index=cell.model_index, case_index=cell.case_index, repeat_index=cell.repeat_index,
                     )
+                except StoppedMidAnswer as stop:  # no row (a resume runs it); what it measured goes to listeners
+                    stop.result.attempts, stop.result.case = tries, case
+                    stop.result.cell_key = getattr(cell, "key", None)
+                    self.emit(CellStopped(cell, stop.result))
+                    raise
                 finally:
                     self.gate.release()
             used = (result.usage.input_tokens or 0) + (result.usage.output_tokens or 0)
@@ -318,9 +332,11 @@ class _Execution:
         finally:
             for task in batches:
                 task.cancel()
-            for m in opened:
-                for task in list(self.inflight[m]):
-                    task.cancel()
+            stopping = [task for m in opened for task in self.inflight[m]]
+            for task in stopping:
+                task.cancel()
+            if stopping:  # each reports what it measured (CellStopped) before the lane ends
+                await asyncio.wait(stopping, timeout=10)
             for m, provider in lane.providers.items():
                 if m in opened or m not in load:  # one that failed to load is closed already
                     await _close(provider)

@@ -7,6 +7,6 @@ Everything here takes the dict :meth:`tryouts.store.Store.get_run` returns
 from __future__ import annotations
 
 from .diff import diff_runs
-from .export import FORMATS, export_run
+from .export import FORMATS, export_run, with_reviews
 
-__all__ = ["FORMATS", "diff_runs", "export_run"]
+__all__ = ["FORMATS", "diff_runs", "export_run", "with_reviews"]

@@ -8,6 +8,7 @@ B − A. A cached result has no timings, so its timing deltas are None (never a 
 from __future__ import annotations
 
 import difflib
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +18,20 @@ from ..stats import decimal_str, describe, result_cost
 DIFF_LINES = 20
 #: characters kept per diff line
 DIFF_WIDTH = 200
+
+#: word-level diffs (``diff_runs(..., words=True)``, the dashboard's diff page): two outputs longer than this in
+#: all (characters) are shown side by side instead, each clipped to SIDE_CHARS
+WORD_DIFF_CHARS = 60_000
+#: tokens (words, spaces, punctuation) of one changed block of lines beyond which the block is shown as removed
+#: and added whole rather than diffed word by word (difflib's cost grows with the product of the lengths)
+WORD_DIFF_TOKENS = 1200
+#: changed pairs of one diff that get a word diff, and the seconds spent on them at most; later pairs keep the
+#: line diff (``diff``)
+WORD_DIFF_PAIRS = 300
+WORD_DIFF_SECONDS = 2.0
+SIDE_CHARS = 20_000
+
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]")
 
 CaseKey = tuple[str, ...]
 
@@ -49,6 +64,60 @@ def short_diff(a: str, b: str, limit: int = DIFF_LINES) -> str:
     return "\n".join(clipped)
 
 
+def word_diff(a: str, b: str, *, max_chars: int = WORD_DIFF_CHARS,
+              max_tokens: int = WORD_DIFF_TOKENS) -> list[list[str]] | None:
+    """The word-level diff of two texts: ``[[op, text], ...]``, ``op`` one of ``=`` (in both), ``-`` (only in A),
+    ``+`` (only in B); the ``=`` and ``-`` parts make up A, the ``=`` and ``+`` parts B. Lines are matched
+    first; each changed block of lines is then diffed by words (runs of letters and digits, of whitespace, and
+    single other characters), or, beyond ``max_tokens``, removed and added whole. None when the two texts
+    together are longer than ``max_chars`` (bounded work: show them side by side)."""
+    if len(a) + len(b) > max_chars:
+        return None
+    out: list[list[str]] = []
+
+    def add(op: str, text: str) -> None:
+        if not text:
+            return
+        if out and out[-1][0] == op:
+            out[-1][1] += text
+        else:
+            out.append([op, text])
+
+    la, lb = a.splitlines(keepends=True), b.splitlines(keepends=True)
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, la, lb, autojunk=False).get_opcodes():
+        old, new = "".join(la[i1:i2]), "".join(lb[j1:j2])
+        if tag == "equal":
+            add("=", old)
+            continue
+        ta, tb = _TOKEN.findall(old), _TOKEN.findall(new)
+        if tag != "replace" or len(ta) + len(tb) > max_tokens:
+            add("-", old)
+            add("+", new)
+            continue
+        for op, k1, k2, m1, m2 in difflib.SequenceMatcher(None, ta, tb, autojunk=False).get_opcodes():
+            if op == "equal":
+                add("=", "".join(ta[k1:k2]))
+            else:
+                add("-", "".join(ta[k1:k2]))
+                add("+", "".join(tb[m1:m2]))
+    return out
+
+
+def _words(pair: dict[str, Any], text_a: str, text_b: str, budget: list[float]) -> None:
+    """Add a changed pair's ``words`` (its word diff, or None), and ``side`` (both texts, clipped to
+    SIDE_CHARS, with ``clipped``) when they are too long for one. ``budget``: [pairs left, deadline]."""
+    import time
+
+    pair["words"], pair["side"] = None, None
+    if not pair["output_changed"] or budget[0] <= 0 or time.monotonic() > budget[1]:
+        return
+    budget[0] -= 1
+    pair["words"] = word_diff(text_a, text_b)
+    if pair["words"] is None:
+        pair["side"] = {"a": text_a[:SIDE_CHARS], "b": text_b[:SIDE_CHARS],
+                        "clipped": len(text_a) > SIDE_CHARS or len(text_b) > SIDE_CHARS}
+
+
 def _delta(a: Any, b: Any) -> float | None:
     return None if a is None or b is None else float(b) - float(a)
 
@@ -64,7 +133,7 @@ def _timing(r: dict[str, Any], name: str) -> Any:
     return None if r.get("cached") else r.get(name)
 
 
-def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+def diff_runs(a: dict[str, Any], b: dict[str, Any], *, words: bool = False) -> dict[str, Any]:
     """Compare run ``a`` with run ``b`` (each as :meth:`Store.get_run` returns it).
 
     Returns ``{"run_a", "run_b", "pairs", "models", "only_in_a", "only_in_b"}``:
@@ -78,9 +147,17 @@ def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
       when none) and ``cost_unknown_pairs``;
     * ``only_in_a`` / ``only_in_b``: ``models`` and ``cases`` (labels) present on one side only, and
       ``results``: how many results of that side found no partner.
+
+    ``words``: each pair also gets ``words`` (:func:`word_diff` of its outputs when they changed, for the first
+    WORD_DIFF_PAIRS changed pairs made within WORD_DIFF_SECONDS; else None) and ``side`` (``{"a", "b", "clipped"}``: the two outputs, clipped,
+    when they are too long for a word diff; else None).
     """
     ia, ib = _index(a["results"]), _index(b["results"])
     pairs = []
+    if words:
+        import time
+
+        budget = [WORD_DIFF_PAIRS, time.monotonic() + WORD_DIFF_SECONDS]
     for key in [k for k in ia if k in ib]:
         ra, rb = ia[key], ib[key]
         text_a, text_b = ra.get("text") or "", rb.get("text") or ""
@@ -99,6 +176,8 @@ def diff_runs(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
             "e2e_ms_delta": _delta(_timing(ra, "e2e_ms"), _timing(rb, "e2e_ms")),
             "cost_usd_delta": None if ca is None or cb is None else decimal_str(cb - ca),
         })
+        if words:
+            _words(pairs[-1], text_a, text_b, budget)
 
     models = []
     order = _model_order(a, b)

@@ -16,15 +16,19 @@ FORMATS = ("csv", "json", "jsonl", "html")
 _LEAD = ("run_id", "id", "model_index", "case_index", "repeat_index", "model", "provider", "model_name", "ok")
 
 
-def export_run(data: dict[str, Any], fmt: str) -> str:
+def export_run(data: dict[str, Any], fmt: str, *, full_paths: bool = False) -> str:
     """A run (as :meth:`Store.get_run` returns it) in ``fmt``: csv, json, jsonl or html.
 
     * ``csv``: a header row, then one row per result with every flat field; lists and objects
       (``itl_ms``, ``request``, ``case``...) as JSON, booleans as ``true``/``false``, null as empty;
     * ``json``: exactly what ``tryouts show RUN --format json`` prints;
     * ``jsonl``: one result per line, each with its ``run_id``;
-    * ``html``: one self-contained page (inline CSS, no external resource) with the summary and the
-      outputs side by side; every prompt and output is escaped.
+    * ``html``: one self-contained page to share (inline CSS and SVG charts, no script, no external resource):
+      the summary, the quality figures with intervals, paired comparisons and pass@k, the per-case pass/fail
+      grid with each first failing check, an eval-task's report and the outputs side by side; every prompt,
+      output and label is escaped, and local paths are cut to their last part unless ``full_paths``.
+
+    The data formats (csv, json, jsonl) are the stored values, whole: ``full_paths`` changes only the page.
     """
     fmt = (fmt or "").lower()
     if fmt == "json":
@@ -37,8 +41,19 @@ def export_run(data: dict[str, Any], fmt: str) -> str:
     if fmt == "html":
         from .html import render_html
 
-        return render_html(data)
+        return render_html(data, full_paths=full_paths)
     raise UsageError(f"Unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}.")
+
+
+def with_reviews(data: dict[str, Any], reviews: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """``data`` (a run and its results) with each result's ``review`` from the dashboard: ``{rating, comment,
+    created_at, updated_at}`` by result id (:meth:`Store.reviews`), or null when it has none."""
+    results = [{**r, "review": _review_of(reviews.get(r["id"]))} for r in data["results"]]
+    return {**data, "results": results}
+
+
+def _review_of(review: dict[str, Any] | None) -> dict[str, Any] | None:
+    return None if review is None else {k: v for k, v in review.items() if k != "result_id"}
 
 
 def _cell(value: Any) -> Any:

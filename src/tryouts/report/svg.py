@@ -31,6 +31,8 @@ class Series:
     band: list[tuple[float, float, float]] = field(default_factory=list)
     tips: list[str] = field(default_factory=list)
     color: int | None = None
+    errors: list[tuple[float, float] | None] = field(default_factory=list)
+    """Optional (low, high) per point: a vertical error bar (an interval) drawn through the marker."""
 
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
@@ -70,6 +72,7 @@ def chart(title: str, x_label: str, y_label: str, series: Sequence[Series], *, w
     height += legend_h
     xs = [x for s in series for x, _ in s.points] + [x for s in series for x, _, _ in s.band] + [m for m, _ in marks]
     ys = [y for s in series for _, y in s.points] + [v for s in series for _, lo, hi in s.band for v in (lo, hi)]
+    ys += [v for s in series for e in s.errors if e is not None for v in e]
     xs = [x for x in xs if math.isfinite(x)]
     ys = [y for y in ys if math.isfinite(y)]
     head = (f'<svg class="{escape(css_class)}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
@@ -126,6 +129,10 @@ def chart(title: str, x_label: str, y_label: str, series: Sequence[Series], *, w
                 path = [f"{px(x)},{py(y)}" for x, y in pts]
             dash = ' stroke-dasharray="6 4"' if s.dashed else ""
             parts.append(f'<polyline points="{" ".join(path)}" fill="none" stroke="{color}" stroke-width="2"{dash}/>')
+        for (x, _), e in zip(s.points, s.errors, strict=False):
+            if e is not None and all(math.isfinite(v) for v in (x, *e)):
+                parts.append(f'<path class="err" d="M{px(x)},{py(e[0])}V{py(e[1])}M{px(x) - 4},{py(e[0])}h8'
+                             f'M{px(x) - 4},{py(e[1])}h8" stroke="{color}" stroke-width="1.5" fill="none"/>')
         if s.kind != "step":
             r = 2 if s.kind == "scatter" and len(pts) > 60 else 3.5
             for j, (x, y) in enumerate(pts):

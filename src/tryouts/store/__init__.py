@@ -25,6 +25,7 @@ from .drivers import SHARED, DriverStore
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .load import LoadStore
 from .migrations import migrate
+from .reviews import ReviewStore
 from .rows import _dec, _jsonable, flat_result, result_row, run_dict
 
 if TYPE_CHECKING:
@@ -129,7 +130,7 @@ def _listed(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
-class Store(LoadStore, DriverStore, BatchStore):
+class Store(LoadStore, DriverStore, BatchStore, ReviewStore):
     """A results database. ``target`` is a file path (SQLite) or an SQLAlchemy URL."""
 
     def __init__(self, target: str | Path) -> None:

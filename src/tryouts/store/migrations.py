@@ -357,3 +357,32 @@ def m010_batches(conn: Connection) -> None:
         Column("updated_at", String(40), nullable=False),
         Column("info", JSON),  # file ids, results URL, counts
     ).create(conn)
+
+
+@migration
+def m011_reviews_and_tags(conn: Connection) -> None:
+    """Human review from the dashboard (docs/dashboard.md): a rating (good or bad) and a comment per result,
+    and short tags per run, so runs can be labelled, filtered and rated where they are read."""
+    from sqlalchemy import BigInteger
+
+    md = MetaData()
+    Table("runs", md, autoload_with=conn)  # the target of the foreign keys
+    Table(
+        "reviews",
+        md,
+        Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+        Column("result_id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+        Column("rating", String(10)),  # good | bad, or null (a comment alone)
+        Column("comment", Text, nullable=False),
+        Column("created_at", String(40), nullable=False),
+        Column("updated_at", String(40), nullable=False),
+    )
+    tags = Table(
+        "run_tags",
+        md,
+        Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+        Column("tag", String(40), primary_key=True),
+        Column("created_at", String(40), nullable=False),
+    )
+    Index("ix_run_tags_tag", tags.c.tag)
+    md.create_all(conn)

@@ -215,3 +215,24 @@ load_requests = Table(
     Column("cost_usd", Text),
     Column("rate_limit", JSON),  # a 429's Retry-After and rate-limit headers
 )
+
+#: a human's review of one result (m011): good or bad, and a comment, from the dashboard's run page
+reviews = Table(
+    "reviews",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+    Column("result_id", ID, primary_key=True),
+    Column("rating", String(10)),  # good | bad, or null (a comment alone)
+    Column("comment", Text, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)
+
+#: a run's tags (m011): short words to find runs by (``/runs?tag=``)
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(40), ForeignKey("runs.id"), primary_key=True),
+    Column("tag", String(40), primary_key=True, index=True),
+    Column("created_at", String(40), nullable=False),
+)

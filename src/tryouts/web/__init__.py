@@ -57,6 +57,7 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     from .api import router
     from .live import LiveRuns
     from .policy import Refused, WebPolicy, parse_allow_options
+    from .review_api import router as review_router
     from .security import TOKEN_ENV, Guard, is_loopback, new_token
 
     if token is None and not is_loopback(host):
@@ -81,6 +82,7 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     app.state.live = LiveRuns(app.state.store)
     app.state.suite_logs = {}
     app.include_router(router)
+    app.include_router(review_router)  # ratings, tags, delete, per-model actions (review_api.py)
 
     @app.exception_handler(TryoutsError)
     async def _tryouts_error(_request, exc: TryoutsError) -> JSONResponse:

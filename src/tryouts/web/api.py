@@ -98,7 +98,11 @@ def csrf(request: Request) -> dict[str, str]:
 @router.get("/runs", summary="Run history, newest first, with filters")
 def runs(request: Request, limit: int = Query(100, ge=0, le=10000), kind: str | None = None,
          status: str | None = None, model: str | None = Query(None, description="A substring of a model reference."),
-         q: str | None = Query(None, description="A substring of the run id or a model.")) -> list[RunRecord]:
+         q: str | None = Query(None, description="Text in the run id, a model, a label, a tag or an output."),
+         tag: str | None = None) -> list[RunRecord]:
+    """Each run carries its ``tags``; ``tag`` keeps the runs tagged so (review_api.search_runs)."""
+    from .review_api import search_runs
+
     rows = _store(request).list_runs(None)
     if kind:
         rows = [r for r in rows if r["kind"] == kind]
@@ -106,8 +110,7 @@ def runs(request: Request, limit: int = Query(100, ge=0, le=10000), kind: str | 
         rows = [r for r in rows if r["status"] == status]
     if model:
         rows = [r for r in rows if any(model.lower() in m.lower() for m in r["models"])]
-    if q:
-        rows = [r for r in rows if q.lower() in r["id"].lower() or any(q.lower() in m.lower() for m in r["models"])]
+    rows = search_runs(_store(request), rows, q=q, tag=tag)
     return rows[:limit] if limit else rows
 
 
@@ -142,10 +145,38 @@ def run_summary(data: dict[str, Any]) -> dict[str, Any]:
             "n_results": len(results), "n_failed": sum(1 for r in results if not r["ok"]), "n_cases": len(cases)}
 
 
+def run_digest(request: Request, ref: str) -> tuple[dict[str, Any], Any]:
+    """The run (without results) and its digest (web/digest.py): the figures over every result, computed in one
+    pass and kept while the run is unchanged."""
+    from .digest import digests
+
+    store = _store(request)
+    try:
+        run = store.get_run_row(ref)
+    except TryoutsError as exc:
+        raise _fail(exc, 404) from None
+    return run, digests(request.app).get(store, run, _labels({"run": run}))
+
+
+def summary_from(run: dict[str, Any], d: Any) -> dict[str, Any]:
+    """:func:`run_summary` of a run from its digest (the same figures; read-only: they are shared)."""
+    return {"run": run, "labels": _labels({"run": run}), "summary": d.summary, "quality": d.quality,
+            "n_results": d.n_results, "n_failed": d.n_failed, "n_cases": d.n_cases}
+
+
+def summary_of(request: Request, ref: str) -> dict[str, Any]:
+    """:func:`run_summary` of a run, from its digest (computed once per run state)."""
+    return summary_from(*run_digest(request, ref))
+
+
 @router.get("/runs/{run}", summary="One run: its models, per-model summary with intervals, and quality",
             response_class=FastJSON)
 def run_detail(request: Request, run: str) -> Any:
-    return FastJSON(run_summary(_summary_data(request, run)))
+    """With the run's ``tags`` and its human ``reviews`` (review_api.py)."""
+    out = summary_of(request, run)
+    store = _store(request)
+    out["tags"], out["reviews"] = store.run_tags(out["run"]["id"]), list(store.reviews(out["run"]["id"]).values())
+    return FastJSON(out)
 
 
 def select_results(results: list[dict[str, Any]], view: str) -> list[dict[str, Any]]:
@@ -169,44 +200,34 @@ def run_results(request: Request, run: str, view: View = "all", offset: int = Qu
         run_id = store.resolve_run_id(run)
     except TryoutsError as exc:
         raise _fail(exc, 404) from None
+    from ..report import with_reviews  # each result's human review (review_api.py), or null
+
     if view == "all":
         rows, total = store.results(run_id, offset=offset, limit=limit)
+        rows = with_reviews({"results": rows}, store.reviews(run_id))["results"]
         return FastJSON({"total": total, "offset": offset, "results": rows})
-    light, _ = store.results(run_id, columns=["case_index", "repeat_index", "ok", "scores", "text"])
-    chosen = [r["id"] for r in select_results(light, view)]
+    chosen = run_digest(request, run_id)[1].view_ids(view)  # select_results, kept per run state
     page = chosen[offset:offset + limit]
     rows, _ = store.results(run_id, ids=page) if page else ([], 0)
+    rows = with_reviews({"results": rows}, store.reviews(run_id))["results"]
     return FastJSON({"total": len(chosen), "offset": offset, "results": rows})
 
 
 @router.get("/runs/{run}/charts", summary="Per-model points for the charts: quality vs cost and speed, latencies",
             response_class=FastJSON)
 def run_charts(request: Request, run: str) -> Any:
-    data = _summary_data(request, run)
-    s = run_summary(data)
-    primary = s["quality"].get("primary")
-    quality = {q["model_index"]: q["metrics"].get(primary) for q in s["quality"].get("per_model", [])}
-    models = []
-    for m in s["summary"]:
-        rs = [r for r in data["results"] if r["model_index"] == m["model_index"] and r["ok"] and not r["cached"]]
-        q = quality.get(m["model_index"]) or {}
-        per_1k = m.get("cost_per_1k_requests_usd")
-        models.append({
-            "model_index": m["model_index"], "label": m["label"],
-            "quality": q.get("mean"), "quality_low": q.get("low"), "quality_high": q.get("high"),
-            "cost_per_1k_usd": float(per_1k) if per_1k is not None else None,
-            "ttft_p50_ms": m["ttft_ms"].get("p50"), "tokens_per_s_p50": m["output_tokens_per_s"].get("p50"),
-            "e2e_ms": [r["e2e_ms"] for r in rs if r["e2e_ms"] is not None],
-            "ttft_ms": [r["ttft_ms"] for r in rs if r["ttft_ms"] is not None],
-        })
-    return FastJSON({"primary": primary, "models": models})
+    from .run_charts import chart_data
+
+    return FastJSON(chart_data(run_digest(request, run)[1]))
 
 
 @router.get("/diff", summary="Two runs compared result by result (B − A)")
 def diff(request: Request, a: str, b: str) -> dict[str, Any]:
+    """Each changed pair with its word diff (``words``: [op, text] with op ``=``, ``-``, ``+``), or, for two long
+    outputs, both side by side (``side``): report/diff.py."""
     from ..report.diff import diff_runs
 
-    return diff_runs(_run(request, a), _run(request, b))
+    return diff_runs(_run(request, a), _run(request, b), words=True)
 
 
 @router.get("/providers", summary="Providers and whether each is ready here (never a key)")
@@ -480,10 +501,9 @@ def suite_problems(exc: Any, given: str) -> str:
 
 @router.post("/suite-runs", summary="Start a suite run in the background (as 'tryouts run'); returns its run id")
 def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
-    import threading
 
     from ..suite.issues import SuiteError
-    from ..usecases.suites import execute_suite, plan_suite, start_suite
+    from ..usecases.suites import plan_suite
 
     try:
         path = _policy(request).suite_path(body.path)
@@ -497,17 +517,9 @@ def start_suite_run(request: Request, body: SuiteRunIn) -> dict[str, Any]:
     except TryoutsError:
         raise HTTPException(400, f"The suite {body.path[:200]!r} cannot be run as it is: run 'tryouts run "
                             f"{body.path[:200]} --dry-run' in a terminal to see why.") from None
-    run_id = start_suite(store, plan).run_id
-    log: list[str] = request.app.state.suite_logs.setdefault(run_id, [])
+    from .rerun import launch_suite
 
-    def work() -> None:
-        try:
-            execute_suite(store, plan, say=log.append)
-        except BaseException as exc:  # recorded results stay; the run says it did not finish
-            log.append(f"{type(exc).__name__}: {exc}")
-            store.finish_run(run_id, "interrupted")
-
-    threading.Thread(target=work, name=f"suite-{run_id}", daemon=True).start()
+    run_id = launch_suite(request, store, plan)
     return {"run_id": run_id, "cells": len(plan.cells), "page": f"/runs/{run_id}"}
 
 

@@ -15,9 +15,11 @@ connects late, or reconnects, gets the whole history first. Events (the ``data``
 A finished comparison's events are released :data:`RELEASE_AFTER_S` seconds after its end (its run is in the
 store by then, and its page reads it from there), so a long-running server does not keep every output.
 
-Stopping cancels the models still running; what finished stays stored, and each model cut short is stored
-as a failed result ("Stopped from the dashboard") with the text it had produced so far, and sent as its
-``result`` event.
+Stopping cancels the models still running (or one model: :meth:`LiveRuns.stop_model`); what finished stays
+stored, and each model cut short is stored as a failed result ("Stopped from the dashboard") with what it had
+measured so far: its text, TTFT, chunks and end-to-end time up to the stop (the engine's
+:class:`~tryouts.engine.events.CellStopped`), and sent as its ``result`` event. A model stopped before it
+started is stored the same way, with no text.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class LiveRun:
     run_id: str | None = None
     done: bool = False
     task: asyncio.Task | None = None
+    cancel: Any = None  # the engine's Cancel: stops one model (stop_model) or all
+    finished: set[int] = field(default_factory=set)  # models with a stored row
+    stopping: set[int] = field(default_factory=set)  # models stopped one by one
     _new: asyncio.Event = field(default_factory=asyncio.Event)
 
     def emit_soon(self, event: dict[str, Any]) -> None:
@@ -79,18 +84,34 @@ class LiveRuns:
         from ..config import price_overrides
         from ..engine import events as ev
         from ..engine.execute import failed_result
+        from ..engine.executor import Cancel
         from ..engine.scores import case_scores
         from ..errors import StoppedError
         from ..types import ModelSpec
         from ..usecases.compare import build_request, compare
 
         specs = [ModelSpec.parse(m, o) for m, o in zip(models, options, strict=True)]
-        live = LiveRun(key=key, models=[redact(s.ref) for s in specs])
+        live = LiveRun(key=key, models=[redact(s.ref) for s in specs], cancel=Cancel())
         self.runs[key] = live
         started: dict[int, int] = {}
         partial: dict[int, list[str]] = {i: [] for i in range(len(specs))}
-        finished: set[int] = set()
+        finished = live.finished
         store = self.store
+        request = build_request(prompt, system, params)
+
+        def keep_stopped(i: int, r: Any) -> None:
+            """Store model ``i``'s stopped answer (what it measured, or nothing) and send it as its result."""
+            if live.run_id is None or i in finished:
+                return
+            if r is None:
+                r = failed_result(specs[i], request, StoppedError("Stopped from the dashboard"), model_index=i)
+                r.text = "".join(partial[i])
+            r.error, r.error_kind = "Stopped from the dashboard", "stopped"
+            if case:  # scored like any failed answer (its checks fail), so the grid says so
+                r.case, r.scores = case, case_scores(case, r)
+            store.add_results(live.run_id, [r])  # a row stored meanwhile stays (first wins)
+            finished.add(i)
+            live.emit_soon({"type": "result", "model": i, "result": stored(i)})
 
         def stored(i: int) -> dict[str, Any]:
             """Model ``i``'s result as the store holds it (redacted), as the API serves results."""
@@ -101,6 +122,8 @@ class LiveRuns:
             if isinstance(event, ev.RunRecorded):  # recorded: the page can link to it from now on
                 live.run_id = event.run_id
                 live.emit_soon({"type": "run", "run_id": live.run_id, "models": live.models})
+            elif isinstance(event, ev.CellStopped):  # stopped mid-answer: keep what it measured, TTFT included
+                keep_stopped(event.model_index, event.result)
             elif isinstance(event, ev.ResultStored):  # committed: send the row as stored
                 finished.add(event.model_index)
                 live.emit_soon({"type": "result", "model": event.model_index, "result": stored(event.model_index)})
@@ -122,22 +145,16 @@ class LiveRuns:
             try:
                 outcome = await compare(prompt, specs, params=params, system=system, store=store,
                                         on_event=on_event, prices=price_overrides(), meta={"source": "dashboard"},
-                                        case=case)
-                status = finished_status(len(outcome.results), sum(not r.ok for r in outcome.results))
+                                        case=case, cancel=live.cancel)
+                for i in sorted(live.stopping):  # stopped before it started: a row says so
+                    keep_stopped(i, None)
+                missing = len(specs) - len(outcome.results)  # stopped one by one: counted as failed
+                status = finished_status(len(specs), sum(not r.ok for r in outcome.results) + missing)
             except asyncio.CancelledError:
                 status = "stopped"
-                request = build_request(prompt, system, params)
                 if live.run_id is not None:
-                    for i, spec in enumerate(specs):
-                        if i in finished:
-                            continue
-                        r = failed_result(spec, request, StoppedError("Stopped from the dashboard"),
-                                          model_index=i)
-                        r.text = "".join(partial[i])
-                        if case:  # scored like any failed answer (its checks fail), so the grid says so
-                            r.case, r.scores = case, case_scores(case, r)
-                        store.add_results(live.run_id, [r])  # a row stored meanwhile stays (first wins)
-                        live.emit_soon({"type": "result", "model": i, "result": stored(i)})
+                    for i in range(len(specs)):
+                        keep_stopped(i, None)
                     store.finish_run(live.run_id, "interrupted")
             except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream
                 status = "failed"
@@ -157,10 +174,20 @@ class LiveRuns:
             del self.runs[key]
 
     def stop(self, key: str) -> bool:
+        """Stop every model of a live comparison still running; False when it had ended."""
         live = self.runs.get(key)
         if live is None or live.done or live.task is None:
             return False
         live.task.cancel()
+        return True
+
+    def stop_model(self, key: str, model_index: int) -> bool:
+        """Stop one model of a live comparison (the others go on); False when it had ended or has its result."""
+        live = self.runs.get(key)
+        if live is None or live.done or live.cancel is None or model_index in live.finished:
+            return False
+        live.stopping.add(model_index)
+        live.cancel.stop(model_index)
         return True
 
 

@@ -18,12 +18,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from . import TEMPLATES_DIR, api
+from . import TEMPLATES_DIR, api, review_api
 
 router = APIRouter(include_in_schema=False)
 
 CASES_PER_PAGE = 40
 """Rows (cases) of a run's output grid per page."""
+FOLD_CHARS, FOLD_LINES = 1500, 24
+"""An output longer than this (characters or lines) is shown folded, with a "show all" toggle (docs/dashboard.md)."""
 
 VIEWS = {"all": "All", "failures": "Failures only", "differ": "Outputs differ"}
 TASKS = ["chat", "code", "classification", "ner", "translation", "summarization", "embeddings"]
@@ -144,8 +146,10 @@ def _metric_title(name: str) -> str:
     return metric_title(name)
 
 
+@lru_cache(maxsize=1)
 def environment() -> Any:
-    """The Jinja2 environment over ``templates/`` (autoescaped)."""
+    """The Jinja2 environment over ``templates/`` (autoescaped), made once: it keeps the compiled templates
+    (recompiling run.html cost some 70 ms a page; a changed file is still reloaded)."""
     import jinja2
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True, trim_blocks=True,
@@ -215,13 +219,13 @@ def compare_page(request: Request) -> HTMLResponse:
 def runs_page(request: Request) -> HTMLResponse:
     """Run history, newest first, with filters; pick two runs to diff."""
     q = request.query_params
-    filters = {k: q.get(k, "").strip() for k in ("kind", "status", "model", "q")}
+    filters = {k: q.get(k, "").strip() for k in ("kind", "status", "model", "q", "tag")}
     try:
         limit = _int(q.get("limit"), 200, "limit")
     except HTTPException as exc:
         return error_page(request, 400, "Bad filter", exc.detail)
     rows = api.runs(request, limit=limit, kind=filters["kind"] or None, status=filters["status"] or None,
-                    model=filters["model"] or None, q=filters["q"] or None)
+                    model=filters["model"] or None, q=filters["q"] or None, tag=filters["tag"] or None)
     return render(request, "runs.html", page="runs", title="Runs", runs=rows, filters=filters, limit=limit)
 
 
@@ -251,6 +255,8 @@ def output_grid(labels: list[str], rows: list[dict[str, Any]]) -> list[dict[str,
 def run_page(request: Request, run: str) -> HTMLResponse:
     """One run: summary with intervals, paired comparisons, charts, and the outputs grid (by view, paged)."""
     from ..errors import TryoutsError
+    from .digest import recent_runs, select_light
+    from .run_charts import PLOTLY_AUTO_MAX, svg_charts
 
     try:
         kind = request.app.state.store.get_run_row(run)["kind"]
@@ -265,17 +271,19 @@ def run_page(request: Request, run: str) -> HTMLResponse:
     if view not in VIEWS:
         return error_page(request, 400, "Unknown view", f"view must be one of {', '.join(VIEWS)}, not {view!r}.")
     try:
-        data = api._summary_data(request, run)
+        run_row, digest = api.run_digest(request, run)  # figures over every result, kept per run state
         page_no = _int(q.get("page"), 1, "page", minimum=1)
     except HTTPException as exc:
         return error_page(request, exc.status_code, "Run not found" if exc.status_code == 404 else "Bad request",
                           exc.detail)
-    summary = api.run_summary(data)
+    summary = api.summary_from(run_row, digest)
     run_id = summary["run"]["id"]
     store = request.app.state.store
-    light, _ = store.results(run_id, columns=["case_index", "repeat_index", "model_index", "ok", "scores", "text"])
-    counts = {v: len(api.select_results(light, v)) for v in VIEWS}
-    chosen = api.select_results(light, view)
+    light = digest.light()  # {id, case_index, flags} per result (web/digest.py)
+    search = q.get("q", "").strip()  # the cases with an output containing it (review_api.py)
+    light = review_api.cases_matching(store, run_id, light, search)
+    counts = {v: len(select_light(light, v)) for v in VIEWS}
+    chosen = select_light(light, view)
     case_order = sorted({r["case_index"] for r in chosen})
     pages = max(1, -(-len(case_order) // CASES_PER_PAGE))
     page_no = min(page_no, pages)
@@ -285,11 +293,13 @@ def run_page(request: Request, run: str) -> HTMLResponse:
     labels = summary["labels"]
     quality = summary["quality"]
     per_model_quality = {m["model_index"]: m["metrics"] for m in quality.get("per_model", [])}
-    others = [r for r in store.list_runs(50) if r["id"] != run_id]
+    others = [r for r in recent_runs(store, 50) if r["id"] != run_id]
     return render(request, "run.html", page="run", title=f"Run {run_id}", s=summary, run=summary["run"],
                   labels=labels, grid=output_grid(labels, full), view=view, views=VIEWS, counts=counts,
                   page_no=page_no, pages=pages, n_cases_view=len(case_order), quality=quality,
-                  per_model_quality=per_model_quality, others=others)
+                  per_model_quality=per_model_quality, others=others, charts=svg_charts(digest),
+                  plotly_auto=digest.n_results <= PLOTLY_AUTO_MAX, fold_chars=FOLD_CHARS, fold_lines=FOLD_LINES,
+                  **review_api.run_page_extras(store, run_id, search))  # tags, reviews, search
 
 
 @router.get("/diff", response_class=HTMLResponse)

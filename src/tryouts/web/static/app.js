@@ -368,10 +368,13 @@
       panels.forEach(function (p) { panelsBox.append(p.node); });
       panelsBox.dataset.state = "starting";
       startButton.disabled = true;
+      // the buttons, the status line and the panels in view (a long prompt or form pushes them below the fold)
+      startButton.closest(".actions").scrollIntoView({ block: "start", behavior: "smooth" });
       statusLine.textContent = "Starting…";
       api("/api/compare", { method: "POST", body: body }).then(function (out) {
         var source = new EventSource(out.events);
         live = { key: out.key, source: source, panels: panels };
+        panelsBox.dataset.key = out.key;  // review.js: each panel's own Stop button
         stopButton.disabled = false;
         panelsBox.dataset.state = "running";
         statusLine.textContent = "Running…";
@@ -457,6 +460,30 @@
 
   var PLOT_CONFIG = { displaylogo: false, responsive: true };
 
+  /** The page's palette (app.css's custom properties: light or dark, as the system says), read when drawing. */
+  function palette() {
+    var css = window.getComputedStyle(document.documentElement);
+    var get = function (name, fallback) { return css.getPropertyValue(name).trim() || fallback; };
+    return { fg: get("--fg", "#1d2026"), muted: get("--muted", "#5f6672"), line: get("--line", "#dde1e7") };
+  }
+
+  /** The colours of a chart's text, axes and grid from the palette (Plotly's defaults are for white paper). */
+  function themed(chartLayout) {
+    var c = palette();
+    chartLayout.font = Object.assign({}, chartLayout.font, { color: c.fg });
+    chartLayout.title = Object.assign({}, chartLayout.title);
+    chartLayout.title.font = Object.assign({}, chartLayout.title.font, { color: c.fg });
+    chartLayout.legend = Object.assign({}, chartLayout.legend, { font: { color: c.fg } });
+    ["xaxis", "yaxis"].forEach(function (axis) {
+      chartLayout[axis] = Object.assign({}, chartLayout[axis], {
+        color: c.fg, gridcolor: c.line, linecolor: c.muted, zerolinecolor: c.line,
+        tickfont: { color: c.fg }
+      });
+      chartLayout[axis].title = Object.assign({}, chartLayout[axis].title, { font: { color: c.fg } });
+    });
+    return chartLayout;
+  }
+
   function layout(title, xTitle, yTitle, extra) {
     var base = {
       title: { text: title, font: { size: 15 } },
@@ -508,7 +535,8 @@
         "(no model of this run has both figures)." }));
       return;
     }
-    Plotly.newPlot(node, traces, chartLayout, PLOT_CONFIG);
+    node.replaceChildren();  // the server's SVG chart, replaced by the interactive one
+    Plotly.newPlot(node, traces, themed(chartLayout), PLOT_CONFIG);
   }
 
   function note(id, text) {
@@ -580,21 +608,74 @@
       missing(models, function (m) { return m.e2e_ms.length > 0; }, "no successful fresh result"));
   }
 
+  /** Plotly's 4.8 MB bundle, loaded once per page and only when wanted (the browser caches the file). */
+  var plotlyLoading = null;
+
+  function loadPlotly() {
+    if (window.Plotly) return Promise.resolve(window.Plotly);
+    if (!plotlyLoading) {
+      plotlyLoading = new Promise(function (resolve, reject) {
+        var script = document.createElement("script");
+        script.src = "/static/plotly.min.js";
+        script.addEventListener("load", function () { resolve(window.Plotly); });
+        script.addEventListener("error", function () {
+          plotlyLoading = null;
+          reject(new Error("plotly.min.js could not be loaded (pip install 'tryouts[web]' installs it)"));
+        });
+        document.head.append(script);
+      });
+    }
+    return plotlyLoading;
+  }
+
+  /** The run page's charts are SVG drawn on the server, there at the first paint; Plotly's interactive charts
+   * replace them after it (runs of up to run_charts.PLOTLY_AUTO_MAX results: data-interactive="auto") or on a
+   * click of "Interactive charts". They follow the page's palette, and a change of the system's light or dark
+   * setting recolours them. */
   function initRun() {
     var box = $("#charts");
     if (!box) return;
     var errorLine = $("#charts-error");
-    if (!window.Plotly) {
-      showError(errorLine, "Charts need plotly: pip install 'tryouts[web]' (the dashboard serves its JavaScript " +
-        "from the installed package).");
-      return;
+    var button = $("#charts-interactive");
+    var status = $("#charts-status");
+    var started = false;
+
+    function upgrade() {
+      if (started) return;
+      started = true;
+      if (button) button.disabled = true;
+      if (status) status.textContent = "Loading the interactive charts…";
+      Promise.all([loadPlotly(), api("/api/runs/" + encodeURIComponent(box.dataset.run) + "/charts")])
+        .then(function (results) {
+          drawCharts(results[1]);
+          box.dataset.drawn = "1";
+          if (button) button.hidden = true;
+          if (status) status.textContent = "";
+        }).catch(function (err) {
+          started = false;
+          if (button) { button.disabled = false; button.hidden = false; }
+          if (status) status.textContent = "";
+          showError(errorLine, "The interactive charts could not be drawn (the charts above stay): " + err.message);
+        });
     }
-    api("/api/runs/" + encodeURIComponent(box.dataset.run) + "/charts").then(function (data) {
-      drawCharts(data);
-      box.dataset.drawn = "1";
-    }).catch(function (err) {
-      showError(errorLine, "Charts could not be drawn: " + err.message);
-    });
+
+    if (button) button.addEventListener("click", upgrade);
+    if (box.dataset.interactive === "auto") {
+      var idle = window.requestIdleCallback || function (fn) { return setTimeout(fn, 200); };
+      var later = function () { idle(upgrade, { timeout: 1500 }); };
+      if (document.readyState === "complete") later();
+      else window.addEventListener("load", later);
+    }
+    var scheme = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+    if (scheme && scheme.addEventListener) {
+      scheme.addEventListener("change", function () {
+        if (!window.Plotly || box.dataset.drawn !== "1") return;
+        $all(".chart", box).forEach(function (node) {
+          if (node.layout) Plotly.relayout(node, themed({ font: node.layout.font, title: node.layout.title,
+            legend: node.layout.legend, xaxis: node.layout.xaxis, yaxis: node.layout.yaxis }));
+        });
+      });
+    }
   }
 
   // ---- arena ---------------------------------------------------------------------------------------
