@@ -51,7 +51,7 @@ def test_a_db_under_a_file_is_a_clear_error(tmp_path):
     p = _cli("runs", "--db", str(tmp_path / "plain" / "t.db"))
     out = p.stdout + p.stderr
     assert p.returncode != 0 and "Traceback" not in out, out
-    assert "Cannot create the folder" in out and "is a file" in out
+    assert "Cannot create the folder" in out and f"({tmp_path / 'plain'} is a file)" in out  # one line, whole
 
 
 def test_a_read_only_db_is_a_clear_error_when_written(tmp_path):

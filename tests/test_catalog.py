@@ -442,3 +442,16 @@ def test_models_command_table(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["models", "--min-context", "lots"])
     assert exc.value.code == 1 and "Bad token count" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("tokens", "shown"), [
+    (8192, "8k"), (32768, "32k"), (131072, "128k"), (1_048_576, "1M"), (2_097_152, "2M"), (128_000, "128k"),
+    (200_000, "200k"), (400_000, "400k"), (1_000_000, "1M"), (2048, "2k"), (1500, "1.5k"), (512, "512"),
+    (None, "-")])
+def test_context_windows_read_as_people_say_them(tokens, shown):
+    from tryouts.catalog.query import parse_tokens
+    from tryouts.cli.common import fmt_context
+
+    assert fmt_context(tokens) == shown
+    if tokens:
+        assert parse_tokens(shown) <= tokens  # --min-context with what is shown keeps the model

@@ -52,6 +52,9 @@ def ray_cluster():
     from ray.cluster_utils import Cluster
 
     temp = tempfile.mkdtemp(prefix="ray-t-", dir="/tmp")  # short: Ray's socket paths must fit in 107 bytes
+    # Ray notes the cluster's address in <tmp>/ray/ray_current_cluster whatever temp_dir says, without
+    # creating that folder (a new machine has none)
+    os.makedirs(os.path.join(tempfile.gettempdir(), "ray"), exist_ok=True)
     saved = {k: os.environ.get(k) for k in (KEY_ENV, "RAY_USAGE_STATS_ENABLED")}
     os.environ.update({KEY_ENV: KEY, "RAY_USAGE_STATS_ENABLED": "0"})
     try:

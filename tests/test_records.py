@@ -41,7 +41,8 @@ def test_results_read_back_as_typed_records(stored):
     assert not refused.ok and refused.error_kind == "auth" and refused.cost_usd is None
     run = store.run_record(run_id)
     assert isinstance(run, RunRecord) and run.status == "partial" and run.kind == "suite"
-    assert [r.model_dump() for r in store.records(run_id)] == store.get_run(run_id)["results"]
+    # the same objects; `review` is joined from the dashboard's reviews only by exports and the web API
+    assert [r.model_dump(exclude={"review"}) for r in store.records(run_id)] == store.get_run(run_id)["results"]
 
 
 def test_the_record_covers_every_stored_column():

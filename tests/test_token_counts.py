@@ -117,7 +117,9 @@ def test_gguf_tokenizer_and_template_match_the_servers_usage_on_20_prompts(smoll
           f"|output| median {statistics.median(map(abs, d_out))} max {max(map(abs, d_out))}")
     assert finishes == {"stop", "length"}  # both ends of an answer are covered
     assert all(d == 0 for d in d_in), d_in  # the templated prompt is counted as the server counts it
-    assert all(abs(d) <= 1 for d in d_out), d_out
+    # re-tokenized text: the server's count unless the model's tokens were not the canonical split of their
+    # text (seen: one answer of 20 counted 2 under, in a CI run; docs/metrics.md)
+    assert statistics.median(map(abs, d_out)) == 0 and all(abs(d) <= 2 for d in d_out), d_out
 
 
 def test_hf_folder_and_gguf_both_count_the_template_like_the_server(demo_models, llamacpp_server_url):

@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> None:
         from rich.console import Console
         from rich.markup import escape
 
-        # the message may quote a file, a URL or a server's words: "[...]" in it is text, not markup
-        Console(stderr=True).print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False)
+        # the message may quote a file, a URL or a server's words: "[...]" in it is text, not markup; never
+        # broken into lines by us (soft_wrap), so a path or a command in it can be copied whole
+        Console(stderr=True).print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)

@@ -52,9 +52,14 @@ def fmt_params(total: int | None, active: int | None = None, is_open: bool = Fal
 
 
 def fmt_context(n: int | None) -> str:
-    """Tokens in decimal units as ``--min-context`` reads them: 131k, 1.05M."""
+    """A context window as people say it: a multiple of 1024 (and not of 1000) in binary units (8192 → 8k, 131072 → 128k,
+    1048576 → 1M), any other size in decimal ones (200000 → 200k, 1000000 → 1M). ``--min-context 128k``
+    (128,000) keeps every window shown as 128k."""
     if n is None:
         return "-"
+    for unit, step in (("M", 1 << 20), ("k", 1 << 10)):
+        if n >= step and n % step == 0 and n % 1000:  # 128000 is 128k, not 125 × 1024
+            return f"{n // step}{unit}"
     if n >= 1_000_000:
         return f"{n / 1e6:.3g}M"
     if n >= 10_000:
