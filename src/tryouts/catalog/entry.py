@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 #: the tasks an entry may list (``tryouts models --task``)
 TASKS = ("chat", "code", "classification", "ner", "translation", "summarization", "embeddings")
 #: figure groups that need a source URL when the entry gives them
-SOURCED = ("params", "arch", "context_window", "max_output", "knowledge_cutoff", "license", "price", "shutdown")
+SOURCED = ("params", "arch", "context_window", "max_output", "knowledge_cutoff", "license", "price", "shutdown",
+           "max_input", "lifecycle", "native_format")
 
 
 class _Frozen(BaseModel):
@@ -55,14 +56,10 @@ class Arch(_Frozen):
     encoder_layers: int | None = Field(
         None, description="Encoder-decoder models: the encoder's layers (`layers` counts the decoder's)."
     )
-
-    def retired(self, today: str | None = None) -> bool:
-        """Whether the provider has turned it off by ``today`` (ISO date; default: today)."""
-        if not self.shutdown:
-            return False
-        import datetime as _dt
-
-        return self.shutdown <= (today or _dt.date.today().isoformat())[: len(self.shutdown)]
+    native_format: Literal["mxfp4", "fp8"] | None = Field(
+        None, description="The low-bit format the published checkpoint ships its weights in (gpt-oss: MXFP4 "
+        "experts; DeepSeek-V3: FP8 linear weights); None = 16-bit."
+    )
 
     @property
     def is_moe(self) -> bool:
@@ -99,6 +96,8 @@ class Entry(_Frozen):
     arch: Arch | None
     context_window: int | None
     max_output: int | None
+    max_input: int | None = Field(None, description="The most input tokens, where the context window counts input "
+                                  "plus output (GPT-5: a 400k window, 272k of input).")
     knowledge_cutoff: str | None
     license: str
     modalities: Modalities
@@ -106,6 +105,8 @@ class Entry(_Frozen):
     price: CatalogPrice | None = None
     shutdown: str | None = Field(None, description="When the provider turns it off (YYYY, YYYY-MM or YYYY-MM-DD): "
                                  "past = retired, future = deprecated with a shutdown date.")
+    lifecycle_checked: str | None = Field(None, description="When the lifecycle (active, deprecated, retired) was last "
+                                          "checked against the provider's deprecation page (sources.lifecycle).")
     notes: str | None = None
     sources: dict[str, str]
     #: the family (file) it was read from; set by the loader, not written in the YAML

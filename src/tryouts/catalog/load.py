@@ -110,8 +110,12 @@ def _entry_problems(e: Entry) -> list[tuple[tuple, str]]:
             out.append((("arch", "encoder_layers"), "an encoder-only model has no separate encoder_layers"))
     if e.max_output and e.context_window and e.max_output > e.context_window:
         out.append((("max_output",), f"{e.max_output} exceeds context_window ({e.context_window})"))
+    if e.max_input and e.context_window and e.max_input > e.context_window:
+        out.append((("max_input",), f"{e.max_input} exceeds context_window ({e.context_window})"))
     given = {"params": p.total, "arch": a, "context_window": e.context_window, "max_output": e.max_output,
-             "knowledge_cutoff": e.knowledge_cutoff, "license": e.license, "price": e.price, "shutdown": e.shutdown}
+             "knowledge_cutoff": e.knowledge_cutoff, "license": e.license, "price": e.price, "shutdown": e.shutdown,
+             "max_input": e.max_input, "lifecycle": e.lifecycle_checked,
+             "native_format": a.native_format if a is not None else None}
     for group in SOURCED:
         if given[group] is not None and group not in e.sources:
             out.append((("sources", group), f"{group} is given, so sources.{group} needs the URL it comes from"))
