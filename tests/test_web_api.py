@@ -262,6 +262,12 @@ def test_catalog_memory_advisor_and_openapi(db):
         assert web.get(f"{url}/api/memory", params={"model": "llama-3.1-70b-instruct", "dtype": "fp7"}).status_code == 400
         rec = web.get(f"{url}/api/recommend", params={"task": "chat", "privacy": "high"}).json()
         assert rec["picks"] and all(p["access"] == "open" for p in rec["picks"])
+        mac = web.get(f"{url}/api/recommend", params={"privacy": "high", "unified_memory": "16GB", "chip": "M3",
+                                                       "commercial": "true"}).json()
+        assert mac["constraints"]["hardware"]["kind"] == "unified" and mac["picks"][0]["speed"]["estimate"]
+        assert web.get(f"{url}/api/recommend", params={"ram": "8GB", "gpu": "L4"}).status_code == 400
+        page = web.get(f"{url}/advisor", params={"task": "chat", "privacy": "high", "ram": "32GB"})
+        assert page.status_code == 200 and "tokens/s (estimate)" in page.text and "licence" in page.text
         spec = web.get(f"{url}/openapi.json").json()
         assert {"/api/runs", "/api/compare", "/api/runs/{run}/arena/vote"} <= set(spec["paths"])
         docs = web.get(f"{url}/docs")

@@ -17,7 +17,20 @@ def recommend(
     privacy: str = typer.Option("normal", "--privacy", help="high: the data must not leave your machines."),
     offline: bool = typer.Option(False, "--offline", help="It must run without a network."),
     latency_ms: float | None = typer.Option(None, "--latency-ms", help="The largest acceptable time to first token."),
+    gpu: str | None = typer.Option(None, "--gpu", help="A known GPU it must run on (memory, bandwidth): RTX-4090, "
+                                   "H100, L4 ... (tryouts memory --help lists them)."),
     gpu_memory: str | None = typer.Option(None, "--gpu-memory", help="Memory of the GPU it must fit, e.g. 24GB."),
+    ram: str | None = typer.Option(None, "--ram", help="A machine without a GPU, with this much RAM: 32GB (read as "
+                                   "GiB, as RAM is sold); llama.cpp-family engines, GGUF formats."),
+    unified_memory: str | None = typer.Option(None, "--unified-memory", help="An Apple-silicon machine with this "
+                                              "much unified memory: 16GB (read as GiB)."),
+    chip: str | None = typer.Option(None, "--chip", help="Its Apple chip, for the bandwidth: M1 ... M4-Max "
+                                    "(default M4)."),
+    bandwidth: float | None = typer.Option(None, "--bandwidth", help="Memory bandwidth in GB/s, for the speed "
+                                           "estimate (overrides the table's)."),
+    commercial: bool = typer.Option(False, "--commercial", help="For commercial use: leave out models whose licence "
+                                    "forbids it (CC BY-NC, research licences)."),
+    open_weights: bool = typer.Option(False, "--open-weights", help="Only models whose weights you can download."),
     quality: str = typer.Option("good", "--quality", help="best or good."),
     fine_tune: bool = typer.Option(False, "--fine-tune", help="You have labelled data and can fine-tune."),
     context: str = typer.Option("4096", "--context", help="Tokens of context to budget memory for: 8192, 8k (= 8,000), 1M."),
@@ -32,8 +45,13 @@ def recommend(
     own measured TTFT and quality from past runs where you have them. Deterministic: the same constraints give
     the same list.
 
-    Examples: tryouts recommend --task chat --privacy high --gpu-memory 24GB ·
-    tryouts recommend --task classification --fine-tune · tryouts recommend --latency-ms 100 --budget low
+    Each open model is placed in the widest format that fits the hardware (the checkpoint's own, FP8, then GGUF
+    Q6_K ... Q3_K_M; GGUF only on a CPU or unified memory), with a decode-speed estimate from memory bandwidth.
+
+    Examples: tryouts recommend --task chat --privacy high --gpu RTX-4090 ·
+    tryouts recommend --privacy high --unified-memory 16GB --chip M3 · tryouts recommend --ram 32GB --offline ·
+    tryouts recommend --task classification --fine-tune · tryouts recommend --latency-ms 100 --budget low ·
+    tryouts recommend --open-weights --commercial
     """
     import json
 
@@ -48,7 +66,8 @@ def recommend(
         raise UsageError("--context must be at least 1 token.")
     out = advise_with_catalog(open_store(db), task=task, budget=budget, privacy=privacy, offline=offline,
                               latency_ms=latency_ms, gpu_memory=gpu_memory, quality=quality, fine_tune=fine_tune,
-                              context=context, top=top)
+                              context=context, top=top, gpu=gpu, ram=ram, unified_memory=unified_memory, chip=chip,
+                              bandwidth=bandwidth, commercial=commercial, open_weights=open_weights)
     if fmt == "json":
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -59,14 +78,16 @@ def recommend(
         console.print(f"• {step}", highlight=False)
     if out["picks"]:
         table = Table(title="Recommended", title_justify="left", header_style="bold", show_lines=True)
-        for name in ("#", "Model", "Why", "Memory", "Price in/out per Mtok", "Your runs"):
+        for name in ("#", "Model", "Why", "Memory, speed (est.)", "Price in/out per Mtok", "Your runs"):
             table.add_column(name, justify="right" if name == "#" else "left", overflow="fold")
         for i, p in enumerate(out["picks"], 1):
             mem = p["memory"]
-            memory = f"{mem['bytes'] / 1e9:.1f} GB at {mem['dtype']}" if mem else "-"
+            memory = f"{mem['bytes'] / 1e9:.1f} GB at {mem['dtype']}" if mem and p["runs"] == "local" else "-"
+            if p["speed"]:
+                memory += f"\n≈ {p['speed']['tokens_per_s']:,.0f} tok/s"
             price = p["price"]
-            price_s = (f"${price['input_per_mtok']:g} / ${price['output_per_mtok']:g}" if price
-                       else ("local (no API bill)" if p["access"] == "open" else "unknown"))
+            price_s = ("local (no API bill)" if p["runs"] == "local" else
+                       f"${price['input_per_mtok']:g} / ${price['output_per_mtok']:g}" if price else "unknown")
             m = p["measured"]
             runs = "-"
             if m:

@@ -316,7 +316,9 @@ def memory(request: Request, model: str, dtype: str = "all", context: int = Quer
 def recommend(request: Request, task: str = "chat", budget: str = "medium", privacy: str = "normal",
               offline: bool = False, latency_ms: float | None = None, gpu_memory: str | None = None,
               quality: str = "good", fine_tune: bool = False, context: int = Query(4096, ge=1, le=MAX_CONTEXT),
-              top: int = Query(5, ge=1, le=50)) -> dict[str, Any]:
+              top: int = Query(5, ge=1, le=50), gpu: str | None = None, ram: str | None = None,
+              unified_memory: str | None = None, chip: str | None = None, bandwidth: float | None = None,
+              commercial: bool = False, open_weights: bool = False) -> dict[str, Any]:
     from ..usecases.recommend import advise_with_catalog
 
     if context > MAX_CONTEXT or top > 50:  # the page passes its own numbers
@@ -324,7 +326,9 @@ def recommend(request: Request, task: str = "chat", budget: str = "medium", priv
     try:
         return advise_with_catalog(_store(request), task=task, budget=budget, privacy=privacy, offline=offline,
                                    latency_ms=latency_ms, gpu_memory=gpu_memory, quality=quality,
-                                   fine_tune=fine_tune, context=context, top=top)
+                                   fine_tune=fine_tune, context=context, top=top, gpu=gpu, ram=ram,
+                                   unified_memory=unified_memory, chip=chip, bandwidth=bandwidth,
+                                   commercial=commercial, open_weights=open_weights)
     except TryoutsError as exc:
         raise _fail(exc) from None
 

@@ -400,7 +400,10 @@ def advisor_page(request: Request) -> HTMLResponse:
     f = {"task": q.get("task", "chat"), "budget": q.get("budget", "medium"), "privacy": q.get("privacy", "normal"),
          "offline": q.get("offline") == "1", "latency_ms": q.get("latency_ms", "").strip(),
          "gpu_memory": q.get("gpu_memory", "").strip(), "quality": q.get("quality", "good"),
-         "fine_tune": q.get("fine_tune") == "1", "context": q.get("context", "").strip(), "top": q.get("top", "").strip()}
+         "fine_tune": q.get("fine_tune") == "1", "context": q.get("context", "").strip(), "top": q.get("top", "").strip(),
+         "gpu": q.get("gpu", "").strip(), "ram": q.get("ram", "").strip(),
+         "unified_memory": q.get("unified_memory", "").strip(), "commercial": q.get("commercial") == "1",
+         "open_weights": q.get("open_weights") == "1"}
     result, error = None, None
     if "task" in q:
         try:
@@ -408,7 +411,9 @@ def advisor_page(request: Request) -> HTMLResponse:
                                    offline=f["offline"], latency_ms=_float(f["latency_ms"], "latency_ms"),
                                    gpu_memory=f["gpu_memory"] or None, quality=f["quality"], fine_tune=f["fine_tune"],
                                    context=_int(f["context"], 4096, "context", minimum=1),
-                                   top=min(_int(f["top"], 5, "top", minimum=1), 50))
+                                   top=min(_int(f["top"], 5, "top", minimum=1), 50), gpu=f["gpu"] or None,
+                                   ram=f["ram"] or None, unified_memory=f["unified_memory"] or None,
+                                   commercial=f["commercial"], open_weights=f["open_weights"])
         except HTTPException as exc:
             error = exc.detail
     return render(request, "advisor.html", page="advisor", title="Advisor", f=f, r=result, error=error,
