@@ -51,7 +51,8 @@ GPU_SPEEDS: dict[str, tuple[float, float | None, str]] = {
 
 #: Apple silicon chips: unified-memory bandwidth in bytes/s, from Apple's announcements and spec pages
 CHIPS: dict[str, tuple[float, str]] = {
-    "M1": (68.25 * GBPS, "https://support.apple.com/en-us/111883"),
+    "M1": (68.25 * GBPS, "LPDDR4X-4266 on a 128-bit bus: 4,266 MT/s x 16 bytes (https://www.theregister.com/2020/11/"
+           "19/apple_m1_high_bandwidth_memory_performance/)"),
     "M1-Pro": (200 * GBPS, "https://www.apple.com/newsroom/2021/10/introducing-m1-pro-and-m1-max/"),
     "M1-Max": (400 * GBPS, "https://www.apple.com/newsroom/2021/10/introducing-m1-pro-and-m1-max/"),
     "M2": (100 * GBPS, "https://www.apple.com/newsroom/2022/06/apple-unveils-m2/"),
