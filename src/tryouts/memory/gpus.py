@@ -61,14 +61,16 @@ def parse_size(text: str) -> int:
 
 
 def find_gpu(name: str) -> GPU:
-    """The :data:`GPUS` entry for ``name`` (case, spaces and dashes ignored; ``H100`` finds ``H100-80GB``).
+    """The :data:`GPUS` entry for ``name`` (case, spaces and dashes ignored; ``H100`` finds ``H100-80GB``, ``L4``
+    finds ``L4-24GB`` rather than ``L40S-48GB``).
 
     Raises :class:`~tryouts.errors.UsageError` listing the known names when none or several match.
     """
     key = _key(name)
     exact = [g for g in GPUS.values() if _key(g.name) == key]
-    if exact:
-        return exact[0]
+    model = [g for g in GPUS.values() if _key(g.name.rsplit("-", 1)[0]) == key]
+    if exact or len(model) == 1:
+        return (exact or model)[0]
     partial = [g for g in GPUS.values() if _key(g.name).startswith(key)] if key else []
     if len(partial) == 1:
         return partial[0]

@@ -151,7 +151,7 @@ def unified(ram: int, chip: str | None = None, bandwidth: float | None = None) -
 
 
 def parse_ram(text: str) -> int:
-    """RAM is sold in binary sizes: ``32GB`` (and a bare ``32``) is read as 32 GiB; ``32e9B`` as given."""
+    """RAM is sold in binary sizes: ``32GB`` (and a bare ``32``) is read as 32 GiB; other units as written."""
     from .gpus import parse_size
 
     m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(gb|g)?\s*", str(text), re.IGNORECASE)
