@@ -455,3 +455,109 @@ def test_context_windows_read_as_people_say_them(tokens, shown):
     assert fmt_context(tokens) == shown
     if tokens:
         assert parse_tokens(shown) <= tokens  # --min-context with what is shown keeps the model
+
+
+# ---- lifecycle, input limits, low-bit checkpoints, new entries -----------------------------------
+
+CHECKED_ON = "2026-12-04"  # the catalog's lifecycle check, also used as "today" so the tests do not age
+LIFECYCLE_PAGES = {  # maker -> its deprecations page (sources.lifecycle of every commercial entry)
+    "OpenAI": "https://developers.openai.com/api/docs/deprecations",
+    "Anthropic": "https://platform.claude.com/docs/en/about-claude/model-deprecations",
+    "Google": "https://ai.google.dev/gemini-api/docs/deprecations",
+    "Mistral AI": "https://docs.mistral.ai/getting-started/models/models_overview/",
+}
+
+
+@pytest.mark.parametrize("name", ["gpt-3.5-turbo", "gpt-4", "gpt-3.5-turbo-0125", "gpt-4-0613"])
+def test_gpt_3_5_turbo_and_gpt_4_were_shut_down_on_2026_10_23(name):
+    e = find_model(name)
+    assert e.shutdown == "2026-10-23"
+    assert e.retired(CHECKED_ON) and e.retired("2026-10-23") and not e.retired("2026-10-22")
+    assert e.sources["shutdown"] == LIFECYCLE_PAGES["OpenAI"]
+
+
+def test_claude_3_haiku_and_gemini_1_0_pro_are_retired():
+    haiku = find_model("claude-3-haiku-20240307")
+    assert haiku.shutdown == "2026-04-20" and haiku.retired(CHECKED_ON) and not haiku.retired("2026-04-19")
+    assert haiku.sources["shutdown"] == LIFECYCLE_PAGES["Anthropic"]
+    gemini = find_model("gemini-1.0-pro")
+    assert gemini.access == "commercial" and gemini.maker == "Google"
+    assert gemini.shutdown == "2025-04-09" and gemini.retired(CHECKED_ON)
+    assert gemini.sources["shutdown"].startswith("https://cloud.google.com/vertex-ai/")
+
+
+def test_deprecated_models_keep_their_future_shutdown_dates():
+    assert find_model("gpt-5").shutdown == "2026-12-11" and not find_model("gpt-5").retired(CHECKED_ON)
+    assert find_model("gpt-4o").shutdown == "2027-01-14" and not find_model("gpt-4o").retired(CHECKED_ON)
+    assert find_model("claude-opus-4-1").retired(CHECKED_ON)  # retired 2026-08-05
+    assert not find_model("claude-haiku-5-5").retired(CHECKED_ON)  # active: no shutdown announced
+
+
+def test_every_commercial_model_has_a_lifecycle_check_with_its_source():
+    commercial = [e for e in load_catalog() if e.access == "commercial"]
+    assert len(commercial) >= 40
+    unchecked = [e.id for e in commercial if not e.lifecycle_checked or not e.sources.get("lifecycle")]
+    assert not unchecked
+    for e in commercial:
+        assert e.lifecycle_checked == CHECKED_ON, e.id
+        assert e.sources["lifecycle"] == LIFECYCLE_PAGES[e.maker], e.id
+        if e.shutdown:
+            assert e.sources.get("shutdown", "").startswith("https://"), e.id
+
+
+def test_a_lifecycle_check_needs_its_source(tmp_path):
+    checked = GOOD.replace("    sources:\n", '    lifecycle_checked: "2026-12-04"\n    sources:\n', 1)
+    with pytest.raises(CatalogError) as exc:
+        load_catalog(_write(tmp_path, "a.yaml", checked))
+    assert "sources.lifecycle: lifecycle is given, so sources.lifecycle needs the URL" in exc.value.message
+
+
+def test_gpt_5_input_is_272k_of_its_400k_window():
+    for name in ("gpt-5", "gpt-5-mini", "gpt-5-nano"):
+        e = find_model(name)
+        assert e.max_input == 272_000 < e.context_window == 400_000, name
+        assert e.max_input + e.max_output == e.context_window, name
+        assert e.sources["max_input"].startswith("https://openai.com/"), name
+    assert find_model("gpt-4o").max_input is None  # only where a source says the window includes the output
+
+
+def test_command_r_08_2024_has_parameters_and_an_architecture():
+    from tryouts.memory import estimate_entry
+
+    e = find_model("command-r-08-2024")
+    assert e.params.total == 32_296_476_672 and e.params.active is None
+    assert e.arch is not None and (e.arch.type, e.arch.layers, e.arch.hidden_size, e.arch.intermediate_size,
+                                   e.arch.attention_heads, e.arch.kv_heads, e.arch.head_dim, e.arch.vocab_size) == (
+        "cohere", 40, 8192, 24576, 64, 8, 128, 256000)
+    assert e.sources["arch"].endswith("c4ai-command-r-08-2024/blob/main/config.json") and e.sources["params"]
+    est = estimate_entry(e, "bf16")
+    assert est.weights_bytes == pytest.approx(2 * e.params.total, rel=0.03)
+    assert est.kv_bytes > 0 and est.total_bytes > est.weights_bytes
+
+
+def test_new_entries_exist_with_their_tasks():
+    for name in ("en_core_web_sm", "en_core_web_trf", "spacy/en_core_web_sm", "spacy/en_core_web_trf"):
+        e = find_model(name)
+        assert e.tasks == ("ner",) and e.access == "open" and e.license == "mit" and e.routes == (), name
+    phi = find_model("microsoft/Phi-3-small-8k-instruct")
+    assert phi.arch is not None and phi.arch.type == "phi3small" and phi.arch.kv_heads == 8
+    assert phi.params.total == 7_392_272_384 and "chat" in phi.tasks and phi.context_window == 8192
+    gemini = find_model("gemini-1.0-pro")
+    assert "chat" in gemini.tasks and gemini.arch is None and gemini.params.total is None
+
+
+def test_native_low_bit_checkpoints():
+    for name in ("gpt-oss-20b", "gpt-oss-120b"):
+        e = find_model(name)
+        assert e.arch.native_format == "mxfp4" and e.sources["native_format"].endswith("/config.json"), name
+    for name in ("deepseek-v3", "deepseek-r1"):
+        e = find_model(name)
+        assert e.arch.native_format == "fp8" and e.sources["native_format"].endswith("/config.json"), name
+    assert find_model("llama-3.1-70b-instruct").arch.native_format is None  # 16-bit checkpoint
+
+
+def test_every_licence_id_is_known():
+    from tryouts.catalog.licenses import LICENCES
+
+    unknown = sorted({(e.license, e.id) for e in load_catalog() if e.license not in LICENCES})
+    assert not unknown
