@@ -164,6 +164,7 @@ def test_the_cheap_models_are_in_the_catalog_and_not_retired():
     known = {p: lookup(f"{p}:{m}") for p, m in CHEAP_MODELS.items()}
     assert {"openai", "anthropic", "gemini"} <= {p for p, e in known.items() if e is not None}
     assert [p for p, e in known.items() if e is not None and e.retired()] == []
+    assert [p for p, e in known.items() if e is not None and e.shutdown] == []  # nor about to be shut down
 
 
 # ---- local files ---------------------------------------------------------------------------------------------
@@ -270,10 +271,10 @@ def test_the_command_with_a_key_and_a_gguf_then_refuses_to_overwrite(tmp_path, d
     out = p.stdout + p.stderr
     suite, scorers = tmp_path / "tryouts.yaml", tmp_path / "scorers.py"
     assert "SECRET" not in out and "SECRET" not in suite.read_text() and "SECRET" not in scorers.read_text()
-    assert "OPENAI_API_KEY is set (in the environment): openai:gpt-4o-mini" in out
+    assert "OPENAI_API_KEY is set (in the environment): openai:gpt-6-luna" in out
     assert "Ollama: nothing listening on 127.0.0.1" in out
     assert "tryouts run tryouts.yaml" in out
-    assert [m.model for m in load_suite(suite).models] == ["openai:gpt-4o-mini", "llamacpp:./models/local.gguf"]
+    assert [m.model for m in load_suite(suite).models] == ["openai:gpt-6-luna", "llamacpp:./models/local.gguf"]
 
     again = tryouts("init", cwd=tmp_path, env=env)
     assert again.returncode == 1 and "already exists" in again.stderr and "--force" in again.stderr

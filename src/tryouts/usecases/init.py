@@ -31,10 +31,11 @@ from urllib.parse import urlsplit
 
 from ..errors import TryoutsError, UsageError
 
-#: a small, cheap chat model per API provider (tests check each against the catalog: known, not retired)
+#: a small, cheap chat model per API provider (tests check each against the catalog: known, neither retired nor
+#: with an announced shutdown)
 CHEAP_MODELS: dict[str, str] = {
-    "openai": "gpt-4o-mini",
-    "anthropic": "claude-haiku-4-5-20251001",
+    "openai": "gpt-6-luna",
+    "anthropic": "claude-haiku-5-5",
     "gemini": "gemini-2.5-flash-lite",
     "mistral": "mistral-small-latest",
     "cohere": "command-r7b-12-2024",
