@@ -19,9 +19,11 @@ def memory(
     model: str = typer.Argument(..., help=MODEL_HELP),
     dtype: str | None = typer.Option(
         None, "--dtype", "-d",
-        help="Weight format: fp32, fp16, bf16, fp8, int8, int4/nf4, nf4-dq, a GGUF type (Q4_K_M, gguf:Q8_0 ...), "
-             "'file' (a GGUF file's own weights, as stored: the default for a .gguf model), or 'all' for a table "
-             "of the common ones (the default otherwise; with a GGUF file, its own weights first).",
+        help="Weight format: fp32, fp16, bf16, fp8, fp8-block, mxfp4, int8, int4/nf4, nf4-dq, a GGUF type (Q4_K_M, "
+             "gguf:Q8_0, MXFP4_MOE ...), 'native' (as the model's checkpoint ships: MXFP4 experts for gpt-oss, "
+             "block-scaled FP8 for DeepSeek-V3), 'file' (a GGUF file's own weights, as stored: the default for a "
+             ".gguf model), or 'all' for a table of the common ones (the default otherwise; with a GGUF file, its "
+             "own weights first; with a low-bit checkpoint, its native row too).",
     ),
     context: str = typer.Option("4096", "--context", "-c", help="Tokens of context per sequence (prompt + output): "
                                 "8192, 8k (= 8,000), 1M."),
@@ -78,6 +80,8 @@ def memory(
         dtypes = own
     else:
         dtypes = own + [parse_dtype(d) for d in COMMON_DTYPES]
+        if arch.native_format and not own:  # the checkpoint ships low-bit: its own row, after bf16
+            dtypes.insert(COMMON_DTYPES.index("bf16") + 1, parse_dtype("native"))
     estimates = [estimate(arch, d, context=context, batch=batch, kv_dtype=kv) for d in dtypes]
     too_long = (f"--context {context:,} is beyond the longest context this model supports ({arch.max_context:,} "
                 "tokens): the estimate counts a KV cache the model would never hold."
@@ -159,6 +163,8 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
             t.add_column(f"fits {target['name']}", justify="left")
         for e, row in zip(estimates, rows, strict=True):
             name = f"file ({arch.stored_format.removeprefix('GGUF ')})" if e.dtype == "file" else e.dtype
+            if e.dtype == "native":
+                name = f"native ({arch.native_format})"
             cells = [name, f"{e.bits_per_weight:.2f}", _gb(e.weights_bytes), _gb(e.kv_bytes), _gb(e.overhead_bytes),
                      _gb(e.total_bytes)]
             if target:

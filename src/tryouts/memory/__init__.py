@@ -7,12 +7,13 @@
     arch = Arch.from_config(json.load(open("config.json")))   # or Arch.from_catalog(entry), resolve("name",
                                                               # catalog=tryouts.catalog.lookup),
                                                               # resolve("model.gguf") (the file's own tensors)
-    e = estimate(arch, dtype="Q4_K_M", context=8192, batch=1)  # -> Estimate
+    e = estimate(arch, dtype="Q4_K_M", context=8192, batch=1)  # -> Estimate; dtype="native": as the checkpoint ships
     e.weight_bytes_by_class, e.weights_bytes, e.kv_bytes, e.overhead_bytes, e.total_bytes, e.assumptions
     fits(e.total_bytes, GPUS["H100-80GB"].memory_bytes)
 
 Weights are counted tensor by tensor from the architecture (:mod:`.params`), each tensor stored as the
-chosen format stores it (:mod:`.dtypes`); KV cache and overhead rules are in :mod:`.estimate`. The
+chosen format stores it (:mod:`.dtypes`; low-bit checkpoints such as gpt-oss's MXFP4 and DeepSeek-V3's block FP8
+in :mod:`.native`); KV cache and overhead rules are in :mod:`.estimate`. The
 formulas and assumptions are published in docs/memory.md. Pure Python: nothing heavy is imported.
 """
 
@@ -31,6 +32,7 @@ from .dtypes import (
     parse_kv_dtype,
 )
 from .estimate import (
+    LLAMA_CPP_SWA_TYPES,
     OVERHEAD_FIXED_BYTES,
     OVERHEAD_FRACTION,
     Estimate,
@@ -38,9 +40,11 @@ from .estimate import (
     estimate_entry,
     fits,
     kv_cache_bytes,
+    llama_cpp_attention,
     overhead_bytes,
 )
 from .gpus import GPU, GPUS, find_gpu, parse_size
+from .native import fp8_block_bytes, mxfp4_bytes, native_dtype_name
 from .params import CLASSES, Tensor, active_params, class_counts, inventory
 from .resolve import cached_config, load_config_path, load_gguf_path, resolve
 
@@ -53,6 +57,7 @@ __all__ = [
     "GPU",
     "GPUS",
     "KV_BITS",
+    "LLAMA_CPP_SWA_TYPES",
     "OVERHEAD_FIXED_BYTES",
     "OVERHEAD_FRACTION",
     "Arch",
@@ -67,12 +72,16 @@ __all__ = [
     "estimate_entry",
     "find_gpu",
     "fits",
+    "fp8_block_bytes",
     "ggml_bytes",
     "gguf_types",
     "inventory",
     "kv_cache_bytes",
+    "llama_cpp_attention",
     "load_config_path",
     "load_gguf_path",
+    "mxfp4_bytes",
+    "native_dtype_name",
     "overhead_bytes",
     "parse_dtype",
     "parse_kv_dtype",

@@ -20,7 +20,7 @@ from ..errors import TryoutsError, UsageError
 #: model_type values whose parameter inventory is exact (checked against transformers in tests/test_memory.py)
 EXACT_TYPES = (
     "llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "phi3", "gemma2", "gemma3_text",
-    "starcoder2", "deepseek_v3", "bert", "roberta", "xlm-roberta", "distilbert", "marian", "m2m_100",
+    "starcoder2", "deepseek_v3", "gpt_oss", "bert", "roberta", "xlm-roberta", "distilbert", "marian", "m2m_100",
 )
 ENCODER_ONLY_TYPES = ("bert", "roberta", "xlm-roberta", "distilbert", "mpnet", "camembert", "electra", "deberta",
                       "deberta-v2")
@@ -69,6 +69,7 @@ class Arch:
     norm_kind: str = "rms"  # rms: weight | layer: weight + bias
     norms_per_layer: int = 2
     qk_norm: bool = False
+    attn_sinks: bool = False  # gpt-oss: one learned sink logit per head and layer
     final_norms: int = 1
     # sliding-window attention
     sliding_window: int | None = None
@@ -81,6 +82,8 @@ class Arch:
     shared_expert_size: int = 0  # total intermediate width of the shared expert(s)
     shared_expert_gate: bool = False
     router_fp32: bool = False  # transformers keeps the router in float32 (DeepSeek-V3)
+    router_bias: bool = False  # gpt-oss
+    expert_bias: bool = False  # gpt-oss: biases on the experts' gate/up and down projections
     # multi-head latent attention (DeepSeek-V3)
     kv_lora_rank: int | None = None
     qk_rope_head_dim: int | None = None
@@ -102,6 +105,9 @@ class Arch:
     # provenance
     declared_params: int | None = None
     declared_active: int | None = None
+    #: the dtype the published checkpoint ships its weights in ("mxfp4", "fp8-block", "fp8"; None = 16-bit): what
+    #: ``dtype="native"`` counts (:mod:`tryouts.memory.native`)
+    native_format: str | None = None
     name: str = ""
     source: str = ""
     notes: tuple[str, ...] = field(default=())
@@ -269,6 +275,9 @@ def _from_config(cfg: dict[str, Any], *, name: str, source: str) -> Arch:
     elif mt in ("gemma2", "gemma3_text"):
         kw.update(qkv_bias=bool(cfg.get("attention_bias")), o_bias=bool(cfg.get("attention_bias")),
                   norms_per_layer=4, qk_norm=mt == "gemma3_text", head_dim=int(cfg.get("head_dim") or 256))
+    elif mt == "gpt_oss":
+        bias = bool(cfg.get("attention_bias", True))
+        kw.update(qkv_bias=bias, o_bias=bias, attn_sinks=True, router_bias=True, expert_bias=True)
     elif mt == "starcoder2":
         bias = bool(cfg.get("use_bias", True))
         kw.update(mlp_kind="plain", qkv_bias=bias, o_bias=bias, mlp_bias=bias, norm_kind="layer")
@@ -276,7 +285,7 @@ def _from_config(cfg: dict[str, Any], *, name: str, source: str) -> Arch:
         notes.append(f"model_type {mt!r} is read as a Llama-like decoder (gated MLP, RMSNorm, no biases); "
                      "the parameter count may be off by a few percent")
 
-    if mt == "mixtral":
+    if mt in ("mixtral", "gpt_oss"):
         kw.update(experts=_need(cfg, "num_local_experts"), experts_per_token=int(cfg.get("num_experts_per_tok", 2)),
                   moe_intermediate_size=inter)
     elif mt in ("qwen2_moe", "qwen3_moe"):
@@ -308,8 +317,12 @@ def _from_config(cfg: dict[str, Any], *, name: str, source: str) -> Arch:
         kw.update(experts=n_exp, experts_per_token=int(cfg.get("num_experts_per_tok") or 2),
                   moe_intermediate_size=int(cfg.get("moe_intermediate_size") or inter))
         notes.append(f"model_type {mt!r}: every layer read as a mixture of {n_exp} experts without shared experts")
+    from .native import format_of_config
+
+    native, native_notes = format_of_config(cfg)
     mpe = cfg.get("max_position_embeddings")
-    return Arch(**kw, max_context=int(mpe) if isinstance(mpe, int) and mpe > 0 else None, notes=tuple(notes))
+    return Arch(**kw, max_context=int(mpe) if isinstance(mpe, int) and mpe > 0 else None, native_format=native,
+                notes=tuple(notes + native_notes))
 
 
 def _bert(cfg: Mapping[str, Any], mt: str, name: str, source: str, notes: list[str]) -> Arch:
@@ -389,7 +402,7 @@ def _from_catalog(entry: Any) -> Arch:
     a = {f: _get(arch, f) for f in ("type", "layers", "hidden_size", "intermediate_size", "attention_heads",
                                     "kv_heads", "head_dim", "vocab_size", "tied_embeddings", "sliding_window",
                                     "sliding_window_layers", "experts", "experts_per_token", "kv_lora_rank",
-                                    "qk_rope_head_dim", "encoder_only", "encoder_layers")}
+                                    "qk_rope_head_dim", "encoder_only", "encoder_layers", "native_format")}
     missing = [k for k in ("layers", "hidden_size", "attention_heads", "vocab_size") if a[k] is None]
     if missing:
         raise EstimateError(f"The catalog entry {label!r} lacks {', '.join(missing)} in its arch.")
@@ -402,7 +415,7 @@ def _from_catalog(entry: Any) -> Arch:
         kv_heads=int(a["kv_heads"] or heads), head_dim=int(a["head_dim"] or hidden // heads),
         vocab_size=int(a["vocab_size"]), tied_embeddings=bool(a["tied_embeddings"]),
         sliding_window=a["sliding_window"], sliding_window_layers=a["sliding_window_layers"],
-        name=str(label), source="catalog",
+        name=str(label), source="catalog", native_format=_catalog_format(a["native_format"]),
     )
     template = _template(mt, bool(a["encoder_only"]), int(a["encoder_layers"] or 0))
     kw.update(template)
@@ -443,7 +456,15 @@ def _template(mt: str, encoder_only: bool, encoder_layers: int) -> dict[str, Any
         return dict(norms_per_layer=4, qk_norm=mt != "gemma2")
     if mt == "phi3":
         return dict(fused_qkv=True, fused_gate_up=True)
+    if mt == "gpt_oss":
+        return dict(qkv_bias=True, o_bias=True, attn_sinks=True, router_bias=True, expert_bias=True)
     return {}
+
+
+def _catalog_format(value: Any) -> str | None:
+    from .native import CATALOG_FORMATS
+
+    return CATALOG_FORMATS.get(str(value)) if value else None
 
 
 
@@ -452,7 +473,7 @@ def _template(mt: str, encoder_only: bool, encoder_layers: int) -> dict[str, Any
 
 
 # GGUF architecture names that differ from the transformers model_type the estimator knows
-_GGUF_TYPES = {"gemma3": "gemma3_text", "qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe"}
+_GGUF_TYPES = {"gemma3": "gemma3_text", "qwen2moe": "qwen2_moe", "qwen3moe": "qwen3_moe", "gpt-oss": "gpt_oss"}
 _GGUF_ENCODERS = ("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "modern-bert", "neo-bert")
 
 
@@ -489,7 +510,8 @@ def _from_gguf(info: Any, *, name: str) -> Arch:
         vocab_size=int(info.vocab_size), tied_embeddings=info.tied_embeddings,
         mlp_kind="gated" if gated or fused_gate_up else "plain", fused_qkv=has(".attn_qkv.weight"),
         fused_gate_up=fused_gate_up, qkv_bias=has(".attn_q.bias") or has(".attn_qkv.bias"),
-        o_bias=has(".attn_output.bias"), mlp_bias=has(".ffn_down.bias"),
+        o_bias=has(".attn_output.bias"), mlp_bias=has(".ffn_down.bias"), attn_sinks=has(".attn_sinks.weight"),
+        router_bias=has(".ffn_gate_inp.bias"), expert_bias=has(".ffn_down_exps.bias"),
         norm_kind="layer" if has(".attn_norm.bias") else "rms", norms_per_layer=max(1, len(per_layer_norms)),
         qk_norm=has(".attn_q_norm.weight"), final_norms=1 if "output_norm.weight" in names else 0,
         encoder_only=arch in _GGUF_ENCODERS, max_context=info.context_length, name=name or _gguf_label(info),
@@ -525,6 +547,8 @@ def _from_gguf(info: Any, *, name: str) -> Arch:
                   v_head_dim=info.arch_int("attention.value_length_mla") or info.arch_int("attention.value_length"))
     stored = tuple(Tensor(t.name, tensor_class(t.name), tuple(reversed(t.shape)) or (1,), tensor_layer(t.name),
                           ggml_type=t.ggml_type, nbytes=t.n_bytes) for t in info.tensors)
+    if any(t.ggml_type == "MXFP4" and t.cls == "experts" for t in stored):
+        kw["native_format"] = "mxfp4"  # re-stored as another GGUF type, the experts stay MXFP4 (dtypes.py)
     notes = [f"from the GGUF file's header: the parameters are its own {len(stored)} tensors, which the file "
              f"stores in {info.tensor_bytes:,} bytes ({info.file_type})", *info.notes]
     return Arch(**kw, stored=stored, notes=tuple(notes))

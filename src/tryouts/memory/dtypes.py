@@ -17,6 +17,10 @@ which transformers 5 stores as 3-D parameters rather than ``nn.Linear`` layers.
 ``fp8`` (e.g. vLLM ``--quantization fp8``): linear and expert weights at 1 byte + one float32 scale per tensor;
 embeddings and LM head 16-bit.
 
+Checkpoints published low-bit (:mod:`.native`): ``mxfp4`` (gpt-oss: routed experts at 17 bytes per 32 weights,
+the rest bf16), ``fp8-block`` (DeepSeek-V3/R1: FP8 + a float32 scale per 128 x 128 block), and ``native`` (the
+format the model's checkpoint ships in: :attr:`Arch.native_format`, else bf16).
+
 GGUF (``Q4_K_M``, ``Q8_0``, ...): each tensor at its ggml type's real size (:data:`GGML_BLOCKS`: bytes per
 block of weights; Q4_K = 144 bytes / 256 weights = 4.5 bits), with the type chosen as llama.cpp's
 ``llama-quantize`` chooses it (``llama_tensor_get_type`` in src/llama-quant.cpp): the file type names a
@@ -26,6 +30,11 @@ third layer between (``use_more_bits``); MoE models with 8 experts keep ``attn_v
 rest, token embeddings included, at Q4_K. A row whose length is not a multiple of the block size falls back
 (Q4_K -> Q5_0, Q6_K -> Q8_0, ...). Vectors (norms, biases), routers and position tables stay F32. Rules that
 depend on an importance matrix (IQ1-IQ3 types) are not modelled, so those types are not offered.
+``MXFP4_MOE``: 3-D expert tensors MXFP4 (17 bytes per 32 weights), every other matrix, output included, Q8_0.
+A model whose checkpoint ships MXFP4 experts (gpt-oss, ``Arch.native_format == "mxfp4"``) keeps them MXFP4 in
+every file type: the converter writes them as ggml MXFP4, ``llama-quantize`` refuses to requantize a quantized
+tensor ("requantizing from type mxfp4 is disabled") unless given ``--allow-requantize``, and the published
+files keep them (their other tensors follow the file type).
 
 ``file``: the weights exactly as a GGUF model file stores them (its tensor table: each tensor's ggml type and
 bytes), for a model read from a ``.gguf`` file (:meth:`~tryouts.memory.arch.Arch.from_gguf`).
@@ -37,6 +46,7 @@ from dataclasses import dataclass
 
 from ..errors import UsageError
 from .arch import Arch
+from .native import NATIVE_LABELS, is_mxfp4_weight, native_tensor_bytes
 from .params import Tensor
 
 #: ggml types: (weights per block, bytes per block); the same numbers as gguf-py's GGML_QUANT_SIZES
@@ -44,7 +54,7 @@ GGML_BLOCKS: dict[str, tuple[int, int]] = {
     "F32": (1, 4), "F16": (1, 2), "BF16": (1, 2),
     "Q4_0": (32, 18), "Q4_1": (32, 20), "Q5_0": (32, 22), "Q5_1": (32, 24), "Q8_0": (32, 34),
     "Q2_K": (256, 84), "Q3_K": (256, 110), "Q4_K": (256, 144), "Q5_K": (256, 176), "Q6_K": (256, 210),
-    "IQ4_NL": (32, 18), "IQ4_XS": (256, 136),
+    "IQ4_NL": (32, 18), "IQ4_XS": (256, 136), "MXFP4": (32, 17),
 }
 
 #: GGUF file types offered, with the default ggml type of each
@@ -52,13 +62,14 @@ GGUF_FTYPES: dict[str, str] = {
     "F32": "F32", "F16": "F16", "BF16": "BF16", "Q8_0": "Q8_0", "Q6_K": "Q6_K",
     "Q5_K_M": "Q5_K", "Q5_K_S": "Q5_K", "Q5_1": "Q5_1", "Q5_0": "Q5_0",
     "Q4_K_M": "Q4_K", "Q4_K_S": "Q4_K", "Q4_1": "Q4_1", "Q4_0": "Q4_0", "IQ4_XS": "IQ4_XS", "IQ4_NL": "IQ4_NL",
-    "Q3_K_L": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_S": "Q3_K", "Q2_K": "Q2_K",
+    "Q3_K_L": "Q3_K", "Q3_K_M": "Q3_K", "Q3_K_S": "Q3_K", "Q2_K": "Q2_K", "MXFP4_MOE": "MXFP4",
 }
 
 _FLOAT_BYTES = {"fp32": 4, "fp16": 2, "bf16": 2}
 _BNB = ("int8", "int4", "nf4", "fp4", "nf4-dq")
 _ALIASES = {"float32": "fp32", "f32": "fp32", "float16": "fp16", "half": "fp16", "f16": "fp16",
-            "bfloat16": "bf16", "4bit": "nf4", "8bit": "int8", "float8": "fp8", "fp8_e4m3": "fp8"}
+            "bfloat16": "bf16", "4bit": "nf4", "8bit": "int8", "float8": "fp8", "fp8_e4m3": "fp8",
+            "fp8_block": "fp8-block", "fp8-128": "fp8-block"}
 
 #: the rows of ``tryouts memory --dtype all``
 COMMON_DTYPES = ("fp32", "bf16", "fp8", "int8", "nf4", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q3_K_M", "Q2_K")
@@ -78,7 +89,9 @@ class DType:
     @property
     def kv_default(self) -> str:
         """The KV-cache format used with these weights unless ``kv_dtype`` says otherwise."""
-        return "fp32" if self.name == "fp32" else "bf16" if self.name == "bf16" else "fp16"
+        if self.name == "fp32":
+            return "fp32"
+        return "bf16" if self.name in ("bf16", "mxfp4", "fp8-block") else "fp16"
 
 
 def parse_dtype(text: str) -> DType:
@@ -95,13 +108,17 @@ def parse_dtype(text: str) -> DType:
         return DType(low, "bnb", desc or f"bitsandbytes 4-bit ({'NF4' if low != 'fp4' else 'FP4'})")
     if low == "fp8":
         return DType("fp8", "fp8", "FP8 weights (per-tensor scale)")
+    if low in NATIVE_LABELS:
+        return DType(low, low, NATIVE_LABELS[low])
+    if low == "native":
+        return DType("native", "native", "as the published checkpoint ships its weights")
     if raw.upper() in GGUF_FTYPES:
         return _gguf(raw, text)
     if low == "file":
         return DType("file", "file", "as stored in the GGUF file")
-    raise UsageError(f"Unknown dtype {text!r}. Use one of: fp32, fp16, bf16, fp8, int8, int4, nf4, nf4-dq, fp4, "
-                     f"or a GGUF type such as gguf:Q4_K_M ({', '.join(GGUF_FTYPES)}); 'file' for a GGUF file's own "
-                     "weights; or 'all'.")
+    raise UsageError(f"Unknown dtype {text!r}. Use one of: fp32, fp16, bf16, fp8, fp8-block, mxfp4, int8, int4, nf4, "
+                     f"nf4-dq, fp4, or a GGUF type such as gguf:Q4_K_M ({', '.join(GGUF_FTYPES)}); 'native' for the "
+                     "format the model's checkpoint ships in; 'file' for a GGUF file's own weights; or 'all'.")
 
 
 def _gguf(name: str, text: str) -> DType:
@@ -146,6 +163,8 @@ def tensor_bytes(t: Tensor, dtype: DType, arch: Arch, gguf_type: str | None = No
         return _FLOAT_BYTES[dtype.name] * n
     if dtype.kind == "gguf":
         return ggml_bytes(gguf_type or "F32", n)
+    if dtype.kind in NATIVE_LABELS:
+        return native_tensor_bytes(t, dtype.kind)
     if dtype.kind == "fp8":
         quantized = t.cls in ("attention", "mlp", "shared_experts", "experts") and len(t.shape) >= 2
         return n + 4 if quantized and t.name.endswith(".weight") else 2 * n
@@ -172,7 +191,7 @@ def _fallback(t: Tensor, ggml_type: str) -> str:
     if t.row % per_block == 0:
         return ggml_type
     new = {"Q2_K": "Q4_0", "Q3_K": "Q4_0", "IQ4_XS": "IQ4_NL", "Q4_K": "Q5_0", "Q5_K": "Q5_1",
-           "Q6_K": "Q8_0"}.get(ggml_type, "F16")
+           "Q6_K": "Q8_0"}.get(ggml_type, "F16")  # llama.cpp has no fallback for Q8_0/MXFP4: it stops
     return new if t.row % GGML_BLOCKS[new][0] == 0 else "F16"
 
 
@@ -193,11 +212,19 @@ def gguf_types(tensors: list[Tensor], ftype: str, arch: Arch) -> list[str]:
     n_attn_v = sum(1 for t in tensors if _is_attn_v(t.name))
     i_attn_v = 0
     i_ffn_down = 0
+    src_mxfp4 = arch.native_format == "mxfp4"  # experts written as ggml MXFP4 by the converter, never requantized
     types = []
     for t in tensors:
-        if not _quantizable(t):  # kept as converted: vectors, routers and position tables F32, others F16
-            keep_f32 = not t.is_matrix or "ffn_gate_inp" in t.name or t.name.startswith(("position_embd", "token_types"))
+        if not _quantizable(t):  # kept as converted: vectors, biases, routers and position tables F32, others F16
+            keep_f32 = (not t.is_matrix or not t.name.endswith("weight") or "ffn_gate_inp" in t.name
+                        or t.name.startswith(("position_embd", "token_types")))
             types.append("F32" if keep_f32 or default == "F32" else "F16")
+            continue
+        if src_mxfp4 and is_mxfp4_weight(t):
+            types.append("MXFP4")
+            continue
+        if ftype == "MXFP4_MOE":  # experts (ne[2] > 1) MXFP4, every other matrix, output included, Q8_0
+            types.append(_fallback(t, "MXFP4" if len(t.shape) == 3 and t.shape[0] > 1 else "Q8_0"))
             continue
         if default in ("F32", "F16", "BF16"):
             types.append(default)

@@ -13,6 +13,10 @@ KV cache (what an inference engine keeps per token, for ``context`` tokens and `
                          cache over `context` source tokens
     encoder-only:        0 (no cache at inference)
 
+For GGUF dtypes (an estimate of a llama.cpp deployment) the window applies only to the architectures whose
+llama.cpp implementation uses sliding-window attention (:data:`LLAMA_CPP_SWA_TYPES`); llama.cpp runs the others
+with full attention, e.g. Mistral 7B v0.1 as a ``llama`` model, so their cache holds the whole context.
+
 Overhead, a stated rule rather than a measurement: ``OVERHEAD_FIXED_BYTES`` (1 GiB: CUDA context, cuBLAS
 workspaces, the allocator's slack) + ``OVERHEAD_FRACTION`` (5 %) of weights + KV cache for activations and
 fragmentation. Long prompts prefilled in one piece (plain transformers ``generate``) need more; engines
@@ -26,11 +30,21 @@ from typing import Any
 
 from .arch import Arch
 from .dtypes import KV_BITS, DType, gguf_types, parse_dtype, parse_kv_dtype, tensor_bytes
+from .native import NATIVE_LABELS, native_dtype_name
 from .params import CLASSES, active_params, class_counts, inventory, scale_to
 
 GIB = 2**30
 OVERHEAD_FIXED_BYTES = GIB
 OVERHEAD_FRACTION = 0.05
+
+#: model types (transformers' and GGUF's names) whose llama.cpp implementation attends within a sliding window
+#: (``hparams.swa_type`` set in llama.cpp's src/llama-model.cpp): Gemma 2/3/3n, Cohere2, OLMo2/OLMo 3, EXAONE 4,
+#: Llama 4 (chunked), gpt-oss, SmallThinker. Not: llama/mistral (Mistral 7B v0.1 converts as llama), phi3 (its
+#: window is switched off), qwen2/qwen3, starcoder2, mixtral.
+LLAMA_CPP_SWA_TYPES = frozenset((
+    "gemma2", "gemma3", "gemma3_text", "gemma3n", "gemma3n_text", "gemma-embedding", "cohere2", "olmo2", "olmo3",
+    "exaone4", "llama4", "llama4_text", "gpt_oss", "gpt-oss", "smallthinker",
+))
 
 
 @dataclass(frozen=True)
@@ -107,7 +121,8 @@ def estimate(arch: Arch, dtype: str | DType = "bf16", context: int = 4096, batch
     """
     from ..errors import UsageError
 
-    dt = dtype if isinstance(dtype, DType) else parse_dtype(dtype)
+    asked = dtype if isinstance(dtype, DType) else parse_dtype(dtype)
+    dt = parse_dtype(native_dtype_name(arch)) if asked.kind == "native" else asked
     if context < 0 or batch < 1:
         raise UsageError(f"context must be >= 0 and batch >= 1 (got context {context}, batch {batch}).")
     kv_name = parse_kv_dtype(kv_dtype) if kv_dtype else dt.kv_default
@@ -132,7 +147,8 @@ def estimate(arch: Arch, dtype: str | DType = "bf16", context: int = 4096, batch
         mix[t.cls][kind] += t.numel
     by_class = {k: v for k, v in by_class.items() if k in counts}
     weights = sum(by_class.values())
-    kv = kv_cache_bytes(arch, context, batch, kv_name)
+    kv_arch = llama_cpp_attention(arch) if dt.kind in ("gguf", "file") else arch
+    kv = kv_cache_bytes(kv_arch, context, batch, kv_name)
     over = overhead_bytes(weights, kv)
 
     notes = list(arch.notes)
@@ -141,11 +157,18 @@ def estimate(arch: Arch, dtype: str | DType = "bf16", context: int = 4096, batch
         notes.append(f"the {part} were scaled by {100 * (factor - 1):+.1f}% to match the catalog's "
                      f"{total_params / 1e9:.2f} B parameters")
     notes.extend(_dtype_notes(arch, dt))
-    notes.extend(_kv_notes(arch, context, kv_name))
+    if asked.kind == "native":
+        notes.append(f"native: the weights as the published checkpoint ships them ({dt.name})")
+    if kv_arch is not arch and arch.sliding_window and context > arch.sliding_window:
+        notes.append(f"llama.cpp runs {arch.model_type!r} with full attention in every layer (no sliding window): "
+                     "the KV cache holds the whole context")
+    notes.extend(_kv_notes(kv_arch, context, kv_name))
     notes.append(f"overhead = 1 GiB (CUDA context, workspaces) + {OVERHEAD_FRACTION:.0%} of weights and KV cache")
     label = f"{arch.stored_format} (the file's own weights)" if dt.kind == "file" else dt.label
+    if asked.kind == "native":
+        label = f"native = {dt.name}: {label}"
     return Estimate(
-        model=arch.name or arch.model_type, dtype=dt.name, dtype_label=label, kv_dtype=kv_name, context=context,
+        model=arch.name or arch.model_type, dtype=asked.name, dtype_label=label, kv_dtype=kv_name, context=context,
         batch=batch, params_total=total_params, params_active=active_params(arch, tensors), params_by_class=counts,
         weight_bytes_by_class=by_class, weights_bytes=weights, kv_bytes=kv, overhead_bytes=over,
         total_bytes=weights + kv + over, storage={c: _mix_text(m) for c, m in mix.items()}, assumptions=notes,
@@ -161,11 +184,20 @@ def estimate_entry(entry: Any, dtype: str = "bf16", context: int = 4096, batch: 
     return estimate(Arch.from_catalog(entry), dtype=dtype, context=context, batch=batch, kv_dtype=kv_dtype)
 
 
+def llama_cpp_attention(arch: Arch) -> Arch:
+    """``arch`` as llama.cpp runs it: without its sliding window unless its type is in :data:`LLAMA_CPP_SWA_TYPES`."""
+    if not arch.sliding_window or arch.model_type in LLAMA_CPP_SWA_TYPES:
+        return arch
+    return arch.with_(sliding_window=None, sliding_window_layers=None)
+
+
 def _storage_kind(t: Any, dt: DType, arch: Arch) -> str:
     b = tensor_bytes(t, dt, arch)
     per = b / t.numel
     if dt.kind == "float":
         return "fp32" if per == 4 else dt.name
+    if dt.kind in NATIVE_LABELS:
+        return "bf16" if per == 2 else {"mxfp4": "MXFP4", "fp8-block": "fp8"}[dt.kind]
     if per >= 2:
         return "fp32" if per >= 4 else "16-bit"
     return {"bnb": dt.name, "fp8": "fp8"}[dt.kind]
@@ -176,7 +208,7 @@ def _mix_text(m: dict[str, int]) -> str:
     if len(m) == 1:
         return next(iter(m))
     parts = sorted(m.items(), key=lambda kv: -kv[1])
-    return ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in parts)
+    return ", ".join(f"{k} {100 * v / total:.0f}%" if 200 * v >= total else f"{k} <1%" for k, v in parts)
 
 
 def _dtype_notes(arch: Arch, dt: DType) -> list[str]:
@@ -193,6 +225,15 @@ def _dtype_notes(arch: Arch, dt: DType) -> list[str]:
         return notes
     if dt.kind == "fp8":
         return ["fp8: linear and expert weights 1 byte + a per-tensor scale; embeddings and LM head 16-bit"]
+    if dt.kind == "mxfp4":
+        notes = ["mxfp4 (the gpt-oss checkpoint layout): routed-expert weight matrices at 17 bytes per 32 weights "
+                 "(4.25 bits); attention, embeddings, router, LM head, norms and biases bf16"]
+        if not arch.is_moe:
+            notes.append("this model has no routed experts: mxfp4 stores nothing in MXFP4 here (same as bf16)")
+        return notes
+    if dt.kind == "fp8-block":
+        return ["fp8-block (the DeepSeek-V3 checkpoint layout): linear and expert weights 1 byte + a float32 scale per "
+                "128x128 block; embeddings, LM head, norms and router bf16"]
     if dt.kind == "gguf":
         return ["GGUF: each tensor at the ggml type llama.cpp's llama-quantize picks for the file type (docs/memory.md); "
                 "norms, biases and routers F32"]

@@ -95,6 +95,8 @@ def _attention(out: list[Tensor], a: Arch, p: str, layer: int | None, prefix: st
         _linear(out, f"{p}{prefix}_k", "attention", kv, h, a.qkv_bias, layer)
         _linear(out, f"{p}{prefix}_v", "attention", kv, h, a.qkv_bias, layer)
     _linear(out, f"{p}{prefix}_output", "attention", h, q, a.o_bias, layer)
+    if a.attn_sinks and prefix == "attn":
+        out.append(Tensor(f"{p}attn_sinks.weight", "attention", (a.attention_heads,), layer))
     if a.qk_norm and prefix == "attn":
         _norm_rms(out, f"{p}attn_q_norm", hd, layer)
         _norm_rms(out, f"{p}attn_k_norm", hd, layer)
@@ -119,9 +121,12 @@ def _mlp(out: list[Tensor], a: Arch, p: str, width: int, layer: int | None, cls:
 def _moe(out: list[Tensor], a: Arch, p: str, layer: int) -> None:
     h, e, w = a.hidden_size, int(a.experts or 0), int(a.moe_intermediate_size or a.intermediate_size)
     out.append(Tensor(f"{p}ffn_gate_inp.weight", "router", (e, h), layer))
-    out.append(Tensor(f"{p}ffn_gate_exps.weight", "experts", (e, w, h), layer))
-    out.append(Tensor(f"{p}ffn_up_exps.weight", "experts", (e, w, h), layer))
-    out.append(Tensor(f"{p}ffn_down_exps.weight", "experts", (e, h, w), layer))
+    if a.router_bias:
+        out.append(Tensor(f"{p}ffn_gate_inp.bias", "router", (e,), layer))
+    for name, shape in (("gate", (e, w, h)), ("up", (e, w, h)), ("down", (e, h, w))):
+        out.append(Tensor(f"{p}ffn_{name}_exps.weight", "experts", shape, layer))
+        if a.expert_bias:  # gpt-oss (GGUF stores them as 2-D tensors, F32)
+            out.append(Tensor(f"{p}ffn_{name}_exps.bias", "experts", shape[:2], layer))
     if a.shared_expert_size:
         _mlp(out, a, p, a.shared_expert_size, layer, cls="shared_experts", suffix="_shexp")
     if a.shared_expert_gate:
