@@ -153,6 +153,10 @@ def test_moe_models_are_placed_in_gguf_not_ruled_out(capsys, db):
     qwen = next(p for p in out["picks"] if p["id"] == "qwen3-30b-a3b")
     assert qwen["memory"]["dtype"] in ("Q5_K_M", "Q4_K_M") and qwen["memory"]["bytes"] <= 24e9
     assert "qwen3-30b-a3b" not in {x["id"] for x in out["excluded"]}
+    # gpt-oss ships its experts in MXFP4: as published it fits a 16 GB GPU (it was "45 GB at bf16")
+    small = advise(capsys, "--task", "chat", "--offline", "--gpu-memory", "16GB", "--top", "80", db=db)
+    oss = next(p for p in small["picks"] if p["id"] == "gpt-oss-20b")
+    assert oss["memory"]["dtype"] == "MXFP4 (as published)" and 14e9 < oss["memory"]["bytes"] <= 16e9
     # an MoE that fits in no format is excluded with the smallest format it was tried in
     assert any(x["id"] == "mixtral-8x22b-instruct" and "even at Q3_K_M" in x["reason"] for x in out["excluded"])
 
