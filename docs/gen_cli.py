@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 OUT = Path(__file__).with_name("cli.md")
-COMMANDS = ["", "compare", "run", "init", "demo", "runs", "show", "export", "delete", "diff", "providers", "keys", "keys set"]
+COMMANDS = ["", "compare", "run", "init", "demo", "runs", "show", "export", "delete", "diff", "providers", "keys", "keys set",
+            "models", "memory", "recommend"]
 
 HEADER = """# CLI reference
 

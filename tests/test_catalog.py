@@ -208,21 +208,29 @@ def test_prices_come_from_genai_prices_first_then_the_catalog():
     assert entry_price(find_model("mistral-small-2503")) is None
 
 
-def test_catalog_prices_only_where_genai_prices_does_not_know_the_model():
+def test_a_catalog_price_prices_runs_and_the_listing_alike():
+    """Every sourced catalog price is newer than genai-prices' (or genai-prices lacks the model): a run on the
+    entry's API route is priced with it, as `tryouts models` shows it."""
     from datetime import UTC, datetime
 
-    from tryouts.catalog import commercial_routes
+    from tryouts.catalog import commercial_routes, entry_price
+    from tryouts.catalog.prices import catalog_price
     from tryouts.pricing import price
     from tryouts.providers import create_provider
     from tryouts.types import ModelSpec, Usage
 
     priced = [e for e in load_catalog() if e.price is not None]
-    assert priced
+    assert {"deepseek-v3", "deepseek-r1"} <= {e.id for e in priced}
     for e in priced:
+        assert "price" in e.sources
+        listed = entry_price(e)
+        assert listed.source == "catalog" and listed.as_of == e.price.as_of
         for route in commercial_routes(e):
             prov = create_provider(ModelSpec.parse(route))
-            cost = price(prov.price_provider, prov.model_name, Usage(input_tokens=1, output_tokens=1), datetime.now(UTC))
-            assert cost.source == "unknown", (e.id, route)
+            listed = catalog_price(prov.price_provider, prov.model_name)  # as the engine looks it up
+            cost = price(prov.price_provider, prov.model_name, Usage(input_tokens=1, output_tokens=1), datetime.now(UTC),
+                         catalog_price=listed)
+            assert cost.source == f"catalog ({e.price.as_of})", (e.id, route)
 
 
 # ---- validation errors -----------------------------------------------------------------------------
@@ -437,7 +445,8 @@ def test_models_command_table(capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert "command-r-plus-v01" in out and "nllb-200-3.3b" in out and "gpt-4o" not in out
-    assert "† the catalog's own price, as of: command-r-v01 (2024-03-11)" in out
+    flat = " ".join(out.split())
+    assert "catalog 2024-03-11" in flat and "Price from catalog DATE = the catalog's own sourced price" in flat
     assert "local = open weights" in out
     with pytest.raises(SystemExit) as exc:
         main(["models", "--min-context", "lots"])

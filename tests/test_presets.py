@@ -14,7 +14,7 @@ from tryouts.providers.presets import PRESETS
 from tryouts.types import GenParams, Message, ModelSpec, Request
 
 REQ = Request(messages=[Message(role="user", content="hi")], params=GenParams(max_tokens=8))
-PRICED = {  # a model genai-prices knows for each paid preset
+PRICED = {  # a priced model for each paid preset (deepseek-chat by the catalog's newer sourced price)
     "mistral": "mistral-small-latest", "openrouter": "openai/gpt-4o-mini", "groq": "llama-3.1-8b-instant",
     "together": "meta-llama/Llama-3.3-70B-Instruct-Turbo", "deepseek": "deepseek-chat",
     "fireworks": "accounts/fireworks/models/llama-v3p1-8b-instruct",
@@ -42,7 +42,7 @@ def test_paid_preset_streams_and_prices(name, replay_server, monkeypatch):
     r, provider = run(f"{name}:{PRICED[name]}")
     assert r.ok, r.error
     assert r.text and r.usage.output_tokens and not r.usage.estimated
-    assert r.cost.source == "genai-prices" and r.cost.total > 0
+    assert r.cost.source == ("catalog (2025-09-29)" if name == "deepseek" else "genai-prices") and r.cost.total > 0
     assert provider.chat_url == f"{replay_server}/chat/completions"
 
 

@@ -22,7 +22,8 @@ ErrorKind = Literal[
     "not_in_catalog",
     "provider", "error", "internal",
 ]
-#: where a cost came from
+#: where a cost came from; also a batch answer's ``genai-prices (batch)`` or ``... x catalog batch rate``, a service
+#: tier's ``genai-prices (flex)``, and the catalog's own dated price ``catalog (YYYY-MM-DD)`` (docs/metrics.md)
 CostSource = Literal["genai-prices", "override", "local", "cache", "unknown"]
 #: what kind of run
 RunKind = Literal["compare", "suite", "eval-task"]
@@ -71,7 +72,11 @@ class ResultRecord(_Record):
     output_tokens: int | None = Field(None, description="Usage: output, reasoning included")
     cached_input_tokens: int | None = Field(None, description="Cached input tokens, when reported")
     cache_write_tokens: int | None = Field(None, description="Cache writes, when reported")
+    cache_write_1h_tokens: int | None = Field(None, description="Of the cache writes, those to a 1-hour cache "
+                                              "(Anthropic, Bedrock; priced above 5-minute writes), when reported")
     reasoning_tokens: int | None = Field(None, description="Reasoning tokens, when reported")
+    service_tier: str | None = Field(None, description="The service tier the provider says served the request "
+                                     "(OpenAI: `default`, `flex`, `priority`), when reported; priced at that tier")
     tokens_estimated: bool = Field(False, description="Tryouts counted tokens itself (the provider sent no usage)")
     token_method: str | None = Field(None, description="How the counts were made: `provider`, `exact`, "
                                      "`tokenizer:model`, `tokenizer+template:<ref>` (the model's tokenizer and chat "
@@ -82,7 +87,10 @@ class ResultRecord(_Record):
     cost_input: str | None = Field(None, description="The input part of the cost (decimal string)")
     cost_output: str | None = Field(None, description="The output part of the cost (decimal string)")
     cost_currency: str | None = Field(None, description="`USD`")
-    cost_source: CostSource | None = Field(None, description="Where the price came from")
+    cost_source: CostSource | str | None = Field(None, description="Where the price came from: also "
+                                                 "`genai-prices (batch)`, `genai-prices x catalog batch rate`, a "
+                                                 "service tier's `genai-prices (flex)` or `genai-prices (priority)`, "
+                                                 "the catalog's own price `catalog (YYYY-MM-DD)` (metrics.md, cost)")
     server_timings: dict[str, Any] | None = Field(None, description="The server's own timings, when it reports them")
     sampling: dict[str, Any] | None = Field(None, description="The sampling parameters the answer was generated "
                                             "with: `temperature`, `top_p`, `seed`, `max_tokens` (in-process llama.cpp "

@@ -161,7 +161,13 @@ class Usage(_Strict):
     output_tokens: int | None = None
     cached_input_tokens: int | None = None
     cache_write_tokens: int | None = None
+    #: of ``cache_write_tokens``, those written to a 1-hour cache (Anthropic's ``ephemeral_1h_input_tokens``,
+    #: Bedrock's ``cacheDetails`` ttl 1h): priced at the 1-hour write rate, the rest at the 5-minute one
+    cache_write_1h_tokens: int | None = None
     reasoning_tokens: int | None = None
+    #: the service tier the provider says served the request (OpenAI's ``service_tier``: default, flex,
+    #: priority...); a tier other than the standard one is priced at that tier's price, or unknown
+    service_tier: str | None = None
     estimated: bool = False
     method: str = Field(
         default="provider",
@@ -192,7 +198,8 @@ class Cost(_Strict):
     output: Decimal | None = None
     currency: str = "USD"
     source: str = Field(default="unknown", description="genai-prices | override | local | unknown; a batch answer's "
-                        "'genai-prices (batch)', or 'genai-prices x catalog batch rate' (pricing.BATCH_RATES)")
+                        "'genai-prices (batch)', or 'genai-prices x catalog batch rate' (pricing.BATCH_RATES); a "
+                        "service tier's 'genai-prices (flex)'; the catalog's own dated price 'catalog (YYYY-MM-DD)'")
 
 
 class Result(_Strict):

@@ -73,10 +73,13 @@ class Modalities(_Frozen):
 
 
 class CatalogPrice(_Frozen):
-    """The catalog's own price (only for models genai-prices does not know), USD per million tokens."""
+    """The catalog's own price, USD per million tokens: for models genai-prices does not know, or where its price is
+    older than this one (``as_of``; docs/metrics.md, cost)."""
 
     input_per_mtok: Decimal
     output_per_mtok: Decimal
+    cached_input_per_mtok: Decimal | None = Field(None, description="Input read from the provider's cache (a cache "
+                                                  "hit); None: not published.")
     currency: Literal["USD"] = "USD"
     as_of: str = Field(description="The date (YYYY-MM-DD) the price was published or checked.")
 

@@ -18,7 +18,15 @@ def fmt_price(row) -> str:
     text = f"{p.input_per_mtok} / {p.output_per_mtok}"
     if e.is_open and p.route:
         text += f" ({p.route.partition(':')[0]})"
-    return text + (" †" if p.source == "catalog" else "")
+    return text
+
+
+def fmt_price_source(row) -> str:
+    """Where the price comes from: ``genai-prices``, or ``catalog YYYY-MM-DD`` (the catalog's own, dated); ``-``."""
+    p = row.price
+    if p is None:
+        return "-"
+    return f"catalog {p.as_of}" if p.source == "catalog" else p.source
 
 
 def _sort_key(sort: str):
@@ -106,6 +114,7 @@ def models(
         table.add_column("Params B (active)", justify="right")
         table.add_column("Context", justify="right")
         table.add_column("$/Mtok in / out", justify="right")
+        table.add_column("Price from", no_wrap=True)
         if filters.fits_bytes is not None:
             table.add_column(f"Needs GB ({filters.dtype})", justify="right")
         table.add_column("License", overflow="fold", min_width=12)
@@ -114,15 +123,21 @@ def models(
             e = r.entry
             status = " (retired)" if e.retired() else (" (shutdown " + e.shutdown + ")" if e.shutdown else "")
             cells = [e.id + status, e.maker, e.access, fmt_params(e.params.total, e.params.active, e.is_open), fmt_context(e.context_window),
-                     fmt_price(r)]
+                     fmt_price(r), fmt_price_source(r)]
             if filters.fits_bytes is not None:
                 cells.append(f"{(r.memory_bytes or 0) / 1e9:.1f}")
             cells += [e.license, ", ".join(e.tasks) or "-"]
             table.add_row(*cells)
         console.print(table)
-        dated = [f"{r.entry.id} ({r.price.as_of})" for r in rows if r.price and r.price.source == "catalog"]
-        if dated:
-            console.print(f"† the catalog's own price, as of: {', '.join(dated)} (genai-prices does not list it).")
+        from ..pricing import genai_prices_version
+
+        sources = {r.price.source for r in rows if r.price}
+        if "genai-prices" in sources:
+            console.print(f"Price from genai-prices = its bundled price list (version {genai_prices_version()}), as a "
+                          "run is priced.")
+        if "catalog" in sources:
+            console.print("Price from catalog DATE = the catalog's own sourced price, as of that date: genai-prices does "
+                          "not list the model, or lists an older price (runs are priced with it too).")
         if any(r.price is None and r.entry.is_open for r in rows):
             console.print("local = open weights with no API price here: free to run on your own hardware.")
     for reason, ids in selection.left_out.items():

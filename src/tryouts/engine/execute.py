@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pydantic import ValidationError
 
 from .. import errors
+from ..catalog.prices import catalog_price
 from ..measure import compute_timing
 from ..pricing import PriceOverride, price
 from ..providers.base import WARMUP_PROMPT, Provider
@@ -272,6 +273,7 @@ async def attempt(
             override=price_override,
             local=provider.local or provider.free,
             batch=batch,
+            catalog_price=catalog_price(provider.price_provider, provider.model_name),
         )
     if error is not None:
         result.error, result.error_kind = describe(error)

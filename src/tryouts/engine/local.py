@@ -24,7 +24,9 @@ from time import perf_counter_ns
 from typing import Any
 
 from .. import errors
+from ..catalog.prices import warm_catalog_prices
 from ..pricing import PriceOverride
+from ..pricing import warm as warm_prices
 from ..providers import warm_local_stack
 from ..providers.base import Provider, warm_http_stack
 from ..providers.batch import supports_batch
@@ -93,6 +95,8 @@ class _Execution:
     async def run(self) -> Progress:
         cells = self.schedule.cells()
         warm_http_stack()  # before any t0: lazy imports are client overhead, not latency
+        warm_prices()  # genai-prices' and the catalog's price data: never loaded on the loop while requests are timed
+        warm_catalog_prices()
         warm_local_stack({c.spec.provider for c in cells})  # torch / llama_cpp imports never inside an API TTFT
         warm_scoring(self.ctx.cases.get(c.case_index) for c in cells)  # nor scoring's (nltk, scipy...: seconds)
         for cell_list, exc in self.schedule.failed:

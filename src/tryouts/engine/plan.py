@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from ..catalog.prices import catalog_price
 from ..pricing import PriceOverride, price
 from ..providers import create_provider, get_info
 from ..providers.batch import supports_batch
@@ -100,9 +101,11 @@ def estimate(
         if override is None and "price" in spec.options:
             override = PriceOverride.parse(spec.options["price"], spec.ref)
         usage = Usage(input_tokens=n_in, output_tokens=n_out)
-        cost = price(price_id, model_name, usage, now, override=override, local=local)
+        listed = catalog_price(price_id, model_name)
+        cost = price(price_id, model_name, usage, now, override=override, local=local, catalog_price=listed)
         batchable = supports_batch(spec.provider) and not local
-        batch_cost = price(price_id, model_name, usage, now, override=override, batch=True) if batchable else None
+        batch_cost = price(price_id, model_name, usage, now, override=override, batch=True,
+                           catalog_price=listed) if batchable else None
         batched = batchable and policy.wants_batch(m)
         e2es = [h["e2e_ms"] for h in history if h["e2e_ms"] is not None]
         if e2es:

@@ -11,7 +11,8 @@ Mapping to Tryouts: system messages go to the top-level ``system``; ``stop`` -> 
 ``seed`` is not sent (Anthropic has none). ``text_delta`` -> text, ``thinking_delta`` -> reasoning,
 ``input_json_delta`` -> tool; ``signature_delta`` is not content. Anthropic's ``input_tokens`` excludes
 cache reads and writes, Tryouts' includes them: input = input_tokens + cache_read_input_tokens +
-cache_creation_input_tokens, cached input = cache reads, cache writes = cache creation; output is the
+cache_creation_input_tokens, cached input = cache reads, cache writes = cache creation (of which
+``cache_creation.ephemeral_1h_input_tokens`` went to a 1-hour cache, priced higher); output is the
 final ``message_delta``'s cumulative ``output_tokens`` (thinking included), reasoning tokens come from
 ``output_tokens_details.thinking_tokens`` when sent. ``message_stop`` finishes with ``stop_reason``.
 """
@@ -230,15 +231,26 @@ class AnthropicProvider(HTTPProvider):
 
 
 def parse_usage(usage: dict[str, Any], *, final: bool = True) -> Usage:
-    """Anthropic usage -> :class:`Usage`: Tryouts' input includes cache reads and writes, Anthropic's does not."""
+    """Anthropic usage -> :class:`Usage`: Tryouts' input includes cache reads and writes, Anthropic's does not.
+
+    ``cache_creation.ephemeral_1h_input_tokens`` (the writes to a 1-hour cache, priced at twice the input price
+    against 1.25 times for 5-minute writes) -> ``cache_write_1h_tokens``; ``service_tier`` (standard, priority,
+    batch) is kept: a tier other than standard is priced at its own price or not at all (pricing.py)."""
     fresh = usage.get("input_tokens")
     read = usage.get("cache_read_input_tokens")
     write = usage.get("cache_creation_input_tokens")
     details = usage.get("output_tokens_details") or {}
+    split = usage.get("cache_creation") if isinstance(usage.get("cache_creation"), dict) else {}
+    one_hour = split.get("ephemeral_1h_input_tokens")
+    if write is None and split:  # the split alone: its sum is the writes
+        write = (split.get("ephemeral_5m_input_tokens") or 0) + (one_hour or 0)
+    tier = usage.get("service_tier")
     return Usage(
         input_tokens=None if fresh is None else fresh + (read or 0) + (write or 0),
         output_tokens=usage.get("output_tokens") if final else None,
         cached_input_tokens=read,
         cache_write_tokens=write,
+        cache_write_1h_tokens=one_hour,
         reasoning_tokens=details.get("thinking_tokens"),
+        service_tier=tier if isinstance(tier, str) else None,
     )

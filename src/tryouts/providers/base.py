@@ -255,7 +255,8 @@ def warm_http_stack() -> None:
     """Import what httpx imports lazily on its first request (anyio's backend, h11, httpcore, certifi).
 
     Called before any t0: otherwise the first API request of a process pays ~25-90 ms of Python imports
-    inside its TTFT, which is client overhead, not the provider's latency.
+    inside its TTFT, which is client overhead, not the provider's latency. (The engine also loads the price data
+    before any t0: :func:`tryouts.pricing.warm`.)
     """
     import importlib
 

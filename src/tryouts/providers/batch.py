@@ -99,6 +99,7 @@ class BatchAPI:
         body = dict(self.provider.body(request))
         body.pop("stream", None)
         body.pop("stream_options", None)
+        body.pop("service_tier", None)  # a batch is its own processing tier, priced at the batch price
         return body
 
     def where(self) -> str:

@@ -18,7 +18,8 @@ botocore yields it. botocore's own retries are off (the engine retries). Mapping
 reasoning, ``toolUse.input`` (and ``contentBlockStart.toolUse.name``) -> tool; ``messageStop.stopReason``
 -> finish; ``metadata.usage``: Bedrock's ``inputTokens`` excludes cache reads and writes, Tryouts' input
 includes them (input = inputTokens + cacheReadInputTokens + cacheWriteInputTokens, cached input = cache
-reads, cache writes = cacheWriteInputTokens), output = ``outputTokens`` (thinking included);
+reads, cache writes = cacheWriteInputTokens, of which ``cacheDetails`` ttl ``1h`` went to a 1-hour cache),
+output = ``outputTokens`` (thinking included);
 ``metadata.metrics.latencyMs`` -> server timing ``latency_ms``. A stream that ends without
 ``messageStop`` is cut. Prices: genai-prices' ``aws`` provider, which knows Bedrock model ids.
 """
@@ -377,10 +378,16 @@ class _Call:
 
 
 def parse_usage(usage: dict[str, Any]) -> Usage:
-    """Bedrock TokenUsage -> :class:`Usage` (Tryouts' input includes cache reads and writes)."""
+    """Bedrock TokenUsage -> :class:`Usage` (Tryouts' input includes cache reads and writes). ``cacheDetails``
+    (the writes by cache lifetime, ``[{"ttl": "1h", "inputTokens": N}, {"ttl": "5m", ...}]``) gives the writes to
+    a 1-hour cache, priced higher than 5-minute ones."""
     read = usage.get("cacheReadInputTokens")
     write = usage.get("cacheWriteInputTokens")
     fresh = usage.get("inputTokens")
     total = None if fresh is None else fresh + (read or 0) + (write or 0)
+    one_hour = None
+    for detail in usage.get("cacheDetails") or ():
+        if isinstance(detail, dict) and detail.get("ttl") == "1h" and isinstance(detail.get("inputTokens"), int):
+            one_hour = (one_hour or 0) + detail["inputTokens"]
     return Usage(input_tokens=total, output_tokens=usage.get("outputTokens"), cached_input_tokens=read,
-                 cache_write_tokens=write)
+                 cache_write_tokens=write, cache_write_1h_tokens=one_hour)

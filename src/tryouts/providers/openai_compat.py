@@ -126,6 +126,8 @@ class OpenAICompatProvider(HTTPProvider):
             value = getattr(p, name)
             if value is not None:
                 body[name] = value
+        if self.spec.options.get("service_tier"):  # the response says which tier served it: priced at that tier
+            body["service_tier"] = str(self.spec.options["service_tier"])
         body.update(self.spec.options.get("extra_body") or {})
         return body
 
@@ -163,7 +165,7 @@ class OpenAICompatProvider(HTTPProvider):
                 out.append(Finish(t_ns, choice["finish_reason"]))
         usage = chunk.get("usage") or (chunk.get("x_groq") or {}).get("usage")  # Groq: usage inside x_groq
         if usage:
-            out.append(UsageReport(parse_usage(usage)))
+            out.append(UsageReport(parse_usage(usage, service_tier=chunk.get("service_tier"))))
         if chunk.get("timings"):
             out.append(ServerTimings(chunk["timings"]))
         return out
@@ -180,13 +182,19 @@ class OpenAICompatProvider(HTTPProvider):
                                  hints={"model_not_found": "check the name, and that the base URL serves /chat/completions"})
 
 
-def parse_usage(usage: dict[str, Any]) -> Usage:
-    """OpenAI usage -> :class:`Usage` (input includes cached tokens; output includes reasoning)."""
-    prompt_details = usage.get("prompt_tokens_details") or {}
-    completion_details = usage.get("completion_tokens_details") or {}
+def parse_usage(usage: dict[str, Any], *, service_tier: Any = None) -> Usage:
+    """OpenAI usage -> :class:`Usage` (input includes cached reads and cache writes; output includes reasoning).
+
+    ``prompt_tokens_details.cache_write_tokens`` (or the Responses API's ``input_tokens_details``) are the input
+    tokens written to the cache, which GPT-5.6 and later models charge at 1.25 times the input price;
+    ``service_tier`` is the response's (the tier that served the request: default, flex, priority...)."""
+    prompt_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
+    completion_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
     return Usage(
-        input_tokens=usage.get("prompt_tokens"),
-        output_tokens=usage.get("completion_tokens"),
+        input_tokens=usage.get("prompt_tokens", usage.get("input_tokens")),
+        output_tokens=usage.get("completion_tokens", usage.get("output_tokens")),
         cached_input_tokens=prompt_details.get("cached_tokens"),
+        cache_write_tokens=prompt_details.get("cache_write_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
+        service_tier=service_tier if isinstance(service_tier, str) else None,
     )

@@ -69,6 +69,9 @@ class OpenAIOptions(HTTPOptions):
                                              "chunks when it sends no usage (default: per preset)")
     include_usage: bool | None = Field(None, description="Ask for `stream_options.include_usage` (default true)")
     api_version: Text | None = Field(None, description="Azure's api-version (default 2024-10-21)")
+    service_tier: Text | None = Field(None, description="The service tier asked for: OpenAI's `auto`, `default`, "
+                                      "`flex`, `priority` (Groq's `on_demand`, `flex`...); the tier the response "
+                                      "reports is priced with genai-prices' price for it, else the cost is unknown")
 
 
 class AnthropicOptions(HTTPOptions):

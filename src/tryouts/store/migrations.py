@@ -386,3 +386,14 @@ def m011_reviews_and_tags(conn: Connection) -> None:
     )
     Index("ix_run_tags_tag", tags.c.tag)
     md.create_all(conn)
+
+
+@migration
+def m012_cache_ttl_and_service_tier(conn: Connection) -> None:
+    """Pricing detail of each result (docs/metrics.md, cost): the cache writes that went to a 1-hour cache (priced
+    at twice the input price, against 1.25 times for 5-minute writes) and the service tier the provider says served
+    the request (OpenAI's flex, priority...: priced at that tier's price)."""
+    from sqlalchemy import BigInteger
+
+    _add_column(conn, "results", Column("cache_write_1h_tokens", BigInteger))
+    _add_column(conn, "results", Column("service_tier", Text))

@@ -92,6 +92,8 @@ results = Table(
     Column("cell_key", String(64)),  # the cell's stable key (m009): one row per key in a run
     Column("timing_valid", Boolean),  # valid for speed comparisons (m009); null without timings
     Column("batch", Boolean),  # answered through a provider's batch API (m010): no timings
+    Column("cache_write_1h_tokens", BigInteger),  # of cache_write_tokens, those to a 1-hour cache (m012)
+    Column("service_tier", Text),  # the service tier the provider says served the request (m012)
 )
 
 #: provider batch jobs (m010): what a run, or a judge pass over it, sent as batches, to collect on resume

@@ -2,7 +2,12 @@
 
 A streaming request gets ``chat.completion.chunk`` events (``data: {...}``, then ``data: [DONE]``) on the
 script's schedule; a non-streaming one a ``chat.completion`` when the last chunk would have been sent;
-a scripted error status OpenAI's error body for it. What each script key does is in
+a scripted error status OpenAI's error body for it. Every answer carries the ``service_tier`` the request
+asked for (``auto`` or none: ``default``), as OpenAI reports the tier that served it; this route's own
+script key ``cache_write=N`` reports N of the prompt tokens as written to the cache
+(``prompt_tokens_details.cache_write_tokens``). A body field ``replay_script`` (sent with the ``extra_body``
+option) adds script keys to the model's, so a test can script a model whose name must stay exact to be
+priced (``gpt-5.6-sol`` with ``{"replay_script": "cache_write=400"}``). What each script key does is in
 :mod:`tryouts.testing.replay`'s docstring; :class:`~tryouts.testing.app.ReplayApp` routes here.
 """
 
@@ -42,18 +47,40 @@ __all__ = ["chat", "completion_object", "error_object", "openai_error"]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-def _usage(s: Script) -> dict[str, Any]:
+#: the ``service_tier`` values OpenAI accepts; the answer reports the tier that served it (``auto`` -> ``default``)
+SERVICE_TIERS = ("auto", "default", "flex", "priority", "scale")
+
+
+def _take_cache_write(model: str) -> tuple[str, int]:
+    """Take this route's ``cache_write=N`` (input tokens written to the cache, reported as
+    ``prompt_tokens_details.cache_write_tokens``, a part of ``prompt_tokens``) out of the script."""
+    rest, write = [], 0
+    for part in model.split(";"):
+        key, sep, value = part.partition("=")
+        if sep and key.strip() == "cache_write":
+            if not value.strip().isdigit():
+                raise ScriptError("cache_write", f"script key 'cache_write' wants an integer >= 0, not {value.strip()!r}")
+            write = int(value)
+        else:
+            rest.append(part)
+    return ";".join(rest), write
+
+
+def _usage(s: Script, cache_write: int = 0) -> dict[str, Any]:
     completion: Any = s.tokens + s.reasoning
     if s.completion_tokens is not None:  # a lying server: the value as JSON when it is JSON (1e10, -5), else text
         try:
             completion = json.loads(s.completion_tokens)
         except ValueError:
             completion = s.completion_tokens
+    prompt_details: dict[str, Any] = {"cached_tokens": s.cached, "audio_tokens": 0}
+    if cache_write:
+        prompt_details["cache_write_tokens"] = cache_write
     return {
         "prompt_tokens": s.prompt_tokens,
         "completion_tokens": completion,
         "total_tokens": s.prompt_tokens + completion if isinstance(completion, int | float) else None,
-        "prompt_tokens_details": {"cached_tokens": s.cached, "audio_tokens": 0},
+        "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {
             "reasoning_tokens": s.reasoning,
             "audio_tokens": 0,
@@ -161,10 +188,21 @@ async def chat(
     model = req.get("model")
     if not isinstance(model, str):
         return await send_json(send, 400, error_object("you must provide a model parameter", "invalid_request_error", None))
+    extra = req.get("replay_script")  # more script keys, for a model name that must stay exact (a priced one)
     try:
-        s = parse_script(model)
+        if extra is not None and not isinstance(extra, str):
+            raise ScriptError("replay_script", "replay_script must be a string of script keys")
+        script, cache_write = _take_cache_write(f"{model};{extra}" if extra else model)
+        s = parse_script(script)
+        if cache_write > s.prompt_tokens - s.cached:
+            raise ScriptError("cache_write", f"script key 'cache_write' ({cache_write}) exceeds prompt_tokens - cached")
     except ScriptError as exc:
         return await send_json(send, 400, error_object(str(exc), "invalid_request_error", "invalid_script", "model"))
+    tier = req.get("service_tier")
+    if tier is not None and tier not in SERVICE_TIERS:
+        message = f"Invalid value for 'service_tier': {tier!r}; expected one of {', '.join(SERVICE_TIERS)}."
+        return await send_json(send, 400, error_object(message, "invalid_request_error", "invalid_value", "service_tier"))
+    served = "default" if tier in (None, "auto") else tier
     stream = bool(req.get("stream"))
     if s.id == "@prompt":  # log under the last message's text: one model, many requests, each found by its prompt
         messages = req.get("messages") or [{}]
@@ -184,13 +222,14 @@ async def chat(
         if stream:
             opts = req.get("stream_options")
             include_usage = isinstance(opts, dict) and bool(opts.get("include_usage"))
-            await _stream(s, include_usage, recv_ns, entry, receive, send, slack)
+            await _stream(s, include_usage, recv_ns, entry, receive, send, slack, served, cache_write)
         else:
-            await _complete(s, recv_ns, entry, send, slack)
+            await _complete(s, recv_ns, entry, send, slack, served, cache_write)
 
 
-async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float) -> None:
-    data = completion_object(s)
+async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, slack: float, tier: str = "default",
+                    cache_write: int = 0) -> None:
+    data = completion_object(s, tier, cache_write)
     await sleep_until(s.answer_due(recv_ns), slack)
     t = perf_counter_ns()
     if s.timings:
@@ -199,9 +238,10 @@ async def _complete(s: Script, recv_ns: int, entry: dict[str, Any], send: Send, 
     await send_answer(send, dumps(data).encode(), [*JSON_HEADERS, (b"x-request-id", request_id())], s, entry, t)
 
 
-def completion_object(s: Script) -> dict[str, Any]:
+def completion_object(s: Script, tier: str = "default", cache_write: int = 0) -> dict[str, Any]:
     """The non-streamed ``chat.completion`` for ``s``, without the send-time ``timings`` and ``x_sent_ns``
-    (the Batch API replay, :mod:`tryouts.testing.dialects.openai_batch`, writes the same object)."""
+    (the Batch API replay, :mod:`tryouts.testing.dialects.openai_batch`, writes the same object); ``tier``: the
+    ``service_tier`` that served it."""
     message: dict[str, Any] = {"role": "assistant", "content": s.full_text()}
     if s.reasoning:
         message["reasoning_content"] = s.reasoning_text()
@@ -215,21 +255,22 @@ def completion_object(s: Script) -> dict[str, Any]:
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": s.finish}],
     }
     if s.usage != "never":
-        data["usage"] = _usage(s)
-    data["service_tier"] = "default"
+        data["usage"] = _usage(s, cache_write)
+    data["service_tier"] = tier
     data["system_fingerprint"] = "fp_replay"
     return data
 
 
 async def _stream(
-    s: Script, include_usage: bool, recv_ns: int, entry: dict[str, Any], receive: Receive, send: Send, slack: float
+    s: Script, include_usage: bool, recv_ns: int, entry: dict[str, Any], receive: Receive, send: Send, slack: float,
+    tier: str = "default", cache_write: int = 0,
 ) -> None:
     send_usage = s.usage == "always" or (s.usage == "auto" and include_usage)
     # everything before "choices" is the same for every chunk, and so is what follows it
     head = (
         '{"id":"chatcmpl-' + secrets.token_urlsafe(21) + '","object":"chat.completion.chunk","created":'
         + str(int(time.time())) + ',"model":' + dumps(s.model)
-        + ',"service_tier":"default","system_fingerprint":"fp_replay","choices":'
+        + ',"service_tier":' + dumps(tier) + ',"system_fingerprint":"fp_replay","choices":'
     )
     tail = ',"usage":null,"x_sent_ns":' if send_usage else ',"x_sent_ns":'
 
@@ -293,7 +334,7 @@ async def _stream(
         await emit(choice("{}", None if s.finish == "none" else s.finish) + timings)
         if send_usage:
             timings = ',"timings":' + dumps(_timings(s, first, last, recv_ns)) if s.timings else ""
-            usage = dumps(_usage(s))
+            usage = dumps(_usage(s, cache_write))
             t_usage = perf_counter_ns()
             body = f'data: {head}[],"usage":{usage}{timings},"x_sent_ns":{t_usage}}}\n\n'
             await send({"type": "http.response.body", "body": body.encode(), "more_body": True})

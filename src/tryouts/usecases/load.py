@@ -182,6 +182,7 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
     """Run one load point; its figures (load/metrics.py keys) with its settings, and the per-request records:
     ``records`` (the measured ones, which the figures come from), ``other_records`` (warm-up and cool-down) and
     ``start_ns``, the point's start (its first measured due time)."""
+    from ..catalog.prices import catalog_price
     from ..load.arrivals import arrival_offsets
     from ..load.metrics import SLO, summarize
     from ..load.runner import Item, Limits, run_point
@@ -247,7 +248,8 @@ def run_load(ref: str, settings: LoadSettings, options: dict[str, Any] | None = 
         elif r.ok and r.input_tokens is not None and r.output_tokens is not None:
             cost = price(provider.price_provider, provider.model_name,
                          Usage(input_tokens=r.input_tokens, output_tokens=r.output_tokens), now,
-                         local=getattr(provider, "free", False) or provider.local)
+                         local=getattr(provider, "free", False) or provider.local,
+                         catalog_price=catalog_price(provider.price_provider, provider.model_name))
             r.cost_usd = cost.total
     ends = [r.done_ns for r in records if r.done_ns is not None]
     slo = SLO(ttft_ms=settings.slo.get("ttft"), tpot_ms=settings.slo.get("tpot"), e2el_ms=settings.slo.get("e2el"))

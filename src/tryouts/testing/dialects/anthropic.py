@@ -1,7 +1,9 @@
 """Anthropic's Messages API (``POST /anthropic/v1/messages``) for the replay server.
 
-The request's ``model`` is the same script as on the OpenAI route (``script.parse_script``), plus one
-key of this dialect only, ``cache_write=N`` (reported as ``cache_creation_input_tokens``). A streaming
+The request's ``model`` is the same script as on the OpenAI route (``script.parse_script``), plus two
+keys of this dialect only, ``cache_write=N`` (reported as ``cache_creation_input_tokens``) and
+``cache_write_1h=M`` (M of those N written to a 1-hour cache: the usage then carries Anthropic's
+``cache_creation: {ephemeral_5m_input_tokens: N-M, ephemeral_1h_input_tokens: M}``). A streaming
 request (``"stream": true``) gets Anthropic's documented event sequence::
 
     event: message_start        {"type":"message_start","message":{... "content":[], "usage":{input_tokens,
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
@@ -97,19 +100,29 @@ async def _error(send: Send, status: int, message: str, wait: str | None = None)
     await send_json(send, status, error_body(status, message, rid.decode()), [(b"request-id", rid), *retry_after(wait)])
 
 
-def _split_cache_write(model: str) -> tuple[str, int]:
-    """Take this dialect's ``cache_write=N`` out of the script; the rest goes to ``parse_script``."""
-    rest, write = [], 0
+@dataclass(frozen=True)
+class CacheWrites:
+    """This dialect's script keys: ``cache_write=N`` input tokens written to the cache, ``cache_write_1h=M`` of them
+    to a 1-hour cache (None: not given, and no ``cache_creation`` breakdown is sent)."""
+
+    total: int = 0
+    one_hour: int | None = None
+
+
+def _split_cache_write(model: str) -> tuple[str, CacheWrites]:
+    """Take this dialect's ``cache_write=N`` and ``cache_write_1h=M`` out of the script; the rest goes to
+    ``parse_script``."""
+    rest, found = [], {}
     for part in model.split(";"):
         key, sep, value = part.partition("=")
-        if sep and key.strip() == "cache_write":
+        if sep and key.strip() in ("cache_write", "cache_write_1h"):
             if not value.strip().isdigit():
-                wants = f"script key 'cache_write' wants an integer >= 0, not {value.strip()!r}"
-                raise ScriptError("cache_write", wants)
-            write = int(value)
+                wants = f"script key {key.strip()!r} wants an integer >= 0, not {value.strip()!r}"
+                raise ScriptError(key.strip(), wants)
+            found[key.strip()] = int(value)
         else:
             rest.append(part)
-    return ";".join(rest), write
+    return ";".join(rest), CacheWrites(found.get("cache_write", 0), found.get("cache_write_1h"))
 
 
 def _check(req: Any) -> str | None:
@@ -165,7 +178,7 @@ async def handle(
         return await _error(send, 400, problem)
     model: str = req["model"]
     try:
-        s, cache_write = script_of(model)
+        s, cache_writes = script_of(model)
     except ScriptError as exc:
         return await _error(send, 400, f"model: {exc}")
     stream = req.get("stream") is True
@@ -176,29 +189,39 @@ async def handle(
     if admit_rate(app, s, "anthropic")[0] is not None:  # over the script's rpm/tpm (testing/ratelimit.py)
         return await _error(send, 429, "This request would exceed your organization's rate limit. Please reduce "
                             "the prompt length or the maximum tokens requested, or try again later.")
-    usage = usage_of(s, cache_write)
+    usage = usage_of(s, cache_writes)
     if stream:
         await _stream(s, usage, recv_ns, entry, send, app.slack())
     else:
         await _complete(s, usage, recv_ns, entry, send, app.slack())
 
 
-def script_of(model: str) -> tuple[Script, int]:
-    """The script in a request's ``model`` and its ``cache_write``; :class:`ScriptError` when it is bad."""
-    script, cache_write = _split_cache_write(model)
+def script_of(model: str) -> tuple[Script, CacheWrites]:
+    """The script in a request's ``model`` and its cache writes; :class:`ScriptError` when it is bad."""
+    script, writes = _split_cache_write(model)
     s = parse_script(script)
-    if cache_write > s.prompt_tokens - s.cached:
-        raise ScriptError("cache_write", f"script key 'cache_write' ({cache_write}) exceeds prompt_tokens - cached")
-    return s, cache_write
+    if writes.total > s.prompt_tokens - s.cached:
+        raise ScriptError("cache_write", f"script key 'cache_write' ({writes.total}) exceeds prompt_tokens - cached")
+    if writes.one_hour is not None and writes.one_hour > writes.total:
+        raise ScriptError("cache_write_1h", f"script key 'cache_write_1h' ({writes.one_hour}) exceeds cache_write "
+                          f"({writes.total}): the 1-hour writes are a part of the writes")
+    return s, writes
 
 
-def usage_of(s: Script, cache_write: int) -> dict[str, Any]:
-    """The input side of the usage (Anthropic's ``input_tokens`` excludes cache reads and writes)."""
-    return {
-        "input_tokens": s.prompt_tokens - s.cached - cache_write,
-        "cache_creation_input_tokens": cache_write,
+def usage_of(s: Script, writes: CacheWrites | int) -> dict[str, Any]:
+    """The input side of the usage (Anthropic's ``input_tokens`` excludes cache reads and writes); with
+    ``cache_write_1h`` the writes' ``cache_creation`` breakdown by cache lifetime too."""
+    if isinstance(writes, int):
+        writes = CacheWrites(writes)
+    usage: dict[str, Any] = {
+        "input_tokens": s.prompt_tokens - s.cached - writes.total,
+        "cache_creation_input_tokens": writes.total,
         "cache_read_input_tokens": s.cached,
     }
+    if writes.one_hour is not None:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": writes.total - writes.one_hour,
+                                   "ephemeral_1h_input_tokens": writes.one_hour}
+    return usage
 
 
 def message_object(s: Script, usage: dict[str, Any]) -> dict[str, Any]:

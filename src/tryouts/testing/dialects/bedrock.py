@@ -6,7 +6,8 @@ Routes, under the replay server's ``/bedrock`` prefix (point boto3's ``endpoint_
     POST /model/{script}/converse          one JSON ConverseResponse
 
 ``{script}`` is the ``modelId`` path segment (boto3 percent-encodes it: ``tokens%3D5%3Bttft_ms%3D50``),
-read with :func:`~tryouts.testing.script.parse_script`; a plain model id such as
+read with :func:`~tryouts.testing.script.parse_script`, plus the Anthropic dialect's ``cache_write=N`` and
+``cache_write_1h=M`` (``cacheWriteInputTokens``, and the ``cacheDetails`` split by ttl); a plain model id such as
 ``anthropic.claude-3-5-haiku-20241022-v1:0`` is a script with every default. The stream is the event
 sequence of botocore's ``bedrock-runtime`` service model (``ConverseStreamOutput``), one frame per event::
 
@@ -20,9 +21,9 @@ sequence of botocore's ``bedrock-runtime`` service model (``ConverseStreamOutput
     metadata           {"usage":{...},"metrics":{"latencyMs":...}} not sent with usage=never
 
 There is no ``contentBlockStart`` for text (Bedrock sends one only for tool use). ``usage`` follows AWS's
-prompt-caching rules: ``inputTokens`` counts only the tokens not read from the cache (prompt_tokens - cached),
-``cacheReadInputTokens`` = cached (left out when 0), ``outputTokens`` = tokens + reasoning, ``totalTokens``
-their sum. ``latencyMs`` is the time from the request's arrival to the metadata frame. Every payload carries
+prompt-caching rules: ``inputTokens`` counts only the tokens neither read from nor written to the cache
+(prompt_tokens - cached - cache_write), ``cacheReadInputTokens`` = cached and ``cacheWriteInputTokens`` =
+cache_write (each left out when 0), ``outputTokens`` = tokens + reasoning, ``totalTokens`` their sum. ``latencyMs`` is the time from the request's arrival to the metadata frame. Every payload carries
 ``x_sent_ns`` (the stamp taken right before its write); botocore ignores fields its model does not know.
 
 A frame is AWS's event-stream encoding, as ``botocore.eventstream`` decodes it: a 12-byte prelude (total
@@ -53,7 +54,7 @@ from time import perf_counter_ns
 from typing import Any
 from urllib.parse import unquote
 
-from ..script import Script, ScriptError, auth_echo, parse_script
+from ..script import Script, ScriptError, auth_echo
 from ..wire import (
     Cut,
     dumps,
@@ -66,6 +67,7 @@ from ..wire import (
     send_body,
     sleep_until,
 )
+from .anthropic import CacheWrites, script_of
 
 Send = Any
 
@@ -140,13 +142,20 @@ def _request_id() -> bytes:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
 
 
-def usage(s: Script) -> dict[str, Any]:
-    """Bedrock's TokenUsage: ``inputTokens`` excludes cache reads, reported apart."""
+def usage(s: Script, writes: CacheWrites | None = None) -> dict[str, Any]:
+    """Bedrock's TokenUsage: ``inputTokens`` excludes cache reads and writes, reported apart; with
+    ``cache_write_1h`` the writes by cache lifetime in ``cacheDetails`` (1h before 5m, as AWS sorts them)."""
+    writes = writes or CacheWrites()
     out = s.tokens + s.reasoning
-    u: dict[str, Any] = {"inputTokens": s.prompt_tokens - s.cached, "outputTokens": out,
+    u: dict[str, Any] = {"inputTokens": s.prompt_tokens - s.cached - writes.total, "outputTokens": out,
                          "totalTokens": s.prompt_tokens + out}
     if s.cached:
         u["cacheReadInputTokens"] = s.cached
+    if writes.total:
+        u["cacheWriteInputTokens"] = writes.total
+    if writes.one_hour is not None:
+        u["cacheDetails"] = [{"ttl": ttl, "inputTokens": n} for ttl, n in
+                             (("1h", writes.one_hour), ("5m", writes.total - writes.one_hour)) if n]
     return u
 
 
@@ -214,7 +223,7 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
                            "A conversation must start with a user message. Try again with a conversation "
                            "that starts with a user message.")
     try:
-        s = parse_script(model)
+        s, writes = script_of(model)
     except ScriptError as exc:
         return await error(send, 400, "ValidationException", f"Invalid script in the model id: {exc}")
     stream = action == "converse-stream"
@@ -224,12 +233,12 @@ async def handle(app, method: str, path: str, scope: dict, body: bytes, recv_ns:
         echo = auth_echo(scope) if s.echo_auth else ""
         return await error(send, status, code, message + echo, retry_after(s.retry_after))
     if stream:
-        await _stream(app, s, recv_ns, entry, send)
+        await _stream(app, s, recv_ns, entry, send, writes)
     else:
-        await _complete(app, s, recv_ns, entry, send)
+        await _complete(app, s, recv_ns, entry, send, writes)
 
 
-async def _complete(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None:
+async def _complete(app, s: Script, recv_ns: int, entry: dict, send: Send, writes: CacheWrites) -> None:
     content: list[dict[str, Any]] = []
     if s.reasoning:
         text = s.reasoning_text()
@@ -238,7 +247,7 @@ async def _complete(app, s: Script, recv_ns: int, entry: dict, send: Send) -> No
     data: dict[str, Any] = {"output": {"message": {"role": "assistant", "content": content}},
                             "stopReason": stop_reason(s) or "end_turn"}
     if s.usage != "never":
-        data["usage"] = usage(s)
+        data["usage"] = usage(s, writes)
     await sleep_until(s.answer_due(recv_ns), app.slack())
     t = perf_counter_ns()
     data["metrics"] = {"latencyMs": (t - recv_ns) // 1_000_000}
@@ -247,7 +256,7 @@ async def _complete(app, s: Script, recv_ns: int, entry: dict, send: Send) -> No
     await send_answer(send, dumps(data).encode(), headers, s, entry, t)
 
 
-async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None:
+async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send, writes: CacheWrites) -> None:
     slack = app.slack()
 
     async def emit(headers: bytes, data: dict[str, Any], more: bool = True) -> int:
@@ -307,7 +316,7 @@ async def _stream(app, s: Script, recv_ns: int, entry: dict, send: Send) -> None
         await emit(_HEADERS["messageStop"], {"stopReason": reason})
     if s.usage != "never":
         latency = (perf_counter_ns() - recv_ns) // 1_000_000
-        await emit(_HEADERS["metadata"], {"usage": usage(s), "metrics": {"latencyMs": latency}})
+        await emit(_HEADERS["metadata"], {"usage": usage(s, writes), "metrics": {"latencyMs": latency}})
     entry["done_sent_ns"] = perf_counter_ns()
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
