@@ -570,3 +570,19 @@ def test_every_licence_id_is_known():
 
     unknown = sorted({(e.license, e.id) for e in load_catalog() if e.license not in LICENCES})
     assert not unknown
+
+
+def test_min_context_counts_input_where_the_window_counts_output_too(capsys):
+    """GPT-5's 400k window holds at most 272k of input: a 300k-token prompt does not fit it."""
+    from tryouts.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["models", "--commercial", "--min-context", "300k", "--format", "json"])
+    ids = {m["id"] for m in json.loads(capsys.readouterr().out)}
+    assert "gpt-5" not in ids and ids  # 1M-window models remain
+    with pytest.raises(SystemExit):
+        main(["models", "--commercial", "--min-context", "250k", "--format", "json"])
+    assert "gpt-5" in {m["id"] for m in json.loads(capsys.readouterr().out)}
+    with pytest.raises(SystemExit):
+        main(["models", "--commercial"])
+    assert "400k (272k in)" in capsys.readouterr().out

@@ -2,7 +2,8 @@
 
 Definitions (docs/catalog.md):
 
-* ``min_context`` counts tokens; ``128k`` = 128,000 and ``1M`` = 1,000,000 (decimal, so "128k" keeps both
+* ``min_context`` counts tokens of input: the context window, or ``max_input`` where the window counts input plus
+  output (GPT-5: 272k of its 400k); ``128k`` = 128,000 and ``1M`` = 1,000,000 (decimal, so "128k" keeps both
   OpenAI's 128,000 and Llama's 131,072).
 * ``max_price`` compares the *blended* price: the mean of input and output USD per million tokens (a
   workload of as many output tokens as input tokens). Models without a known per-token price are left out.
@@ -114,7 +115,7 @@ def select(entries: Sequence[Entry], f: Filters) -> Selection:
             continue
         if f.licenses and not license_matches(e.license, f.licenses):
             continue
-        if f.min_context is not None and (e.context_window or 0) < f.min_context:
+        if f.min_context is not None and (e.max_input or e.context_window or 0) < f.min_context:  # what fits in
             continue
         p = entry_price(e)
         if f.max_price is not None:

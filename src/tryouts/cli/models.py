@@ -47,7 +47,7 @@ def models(
     task: str | None = typer.Option(
         None, "--task", help="Only models for this task: chat, code, classification, ner, translation, summarization, embeddings."
     ),
-    min_context: str | None = typer.Option(None, "--min-context", help="Context window at least this many tokens (32768, 128k, 1M)."),
+    min_context: str | None = typer.Option(None, "--min-context", help="At least this many tokens of input (32768, 128k, 1M): the context window, or the input limit where the window counts output too."),
     max_price: str | None = typer.Option(
         None, "--max-price",
         help="Blended price at most this many USD per million tokens (mean of input and output price); "
@@ -122,7 +122,7 @@ def models(
         for r in rows:
             e = r.entry
             status = " (retired)" if e.retired() else (" (shutdown " + e.shutdown + ")" if e.shutdown else "")
-            cells = [e.id + status, e.maker, e.access, fmt_params(e.params.total, e.params.active, e.is_open), fmt_context(e.context_window),
+            cells = [e.id + status, e.maker, e.access, fmt_params(e.params.total, e.params.active, e.is_open), fmt_context(e.context_window) + (f" ({fmt_context(e.max_input)} in)" if e.max_input else ""),
                      fmt_price(r), fmt_price_source(r)]
             if filters.fits_bytes is not None:
                 cells.append(f"{(r.memory_bytes or 0) / 1e9:.1f}")
