@@ -214,6 +214,13 @@ def test_licence_constraint_and_every_pick_says_its_licence(capsys, db):
     assert all(p["access"] == "open" for p in ow["picks"])
 
 
+def test_a_window_too_small_for_the_context_is_excluded(capsys, db):
+    out = advise(capsys, "--task", "chat", "--context", "300000", "--top", "40", db=db)
+    reasons = {x["id"]: x["reason"] for x in out["excluded"]}
+    assert reasons.get("llama-3.1-8b-instruct") == "holds 131,072 tokens of input, fewer than --context 300,000"
+    assert all(p["id"] != "gpt-5" for p in out["picks"])  # 272k of input in its 400k window
+
+
 def test_hardware_options_are_checked(capsys):
     for args, text in ((["--ram", "32GB", "--gpu", "H100"], "Describe one machine"),
                        (["--chip", "M3"], "--chip names an Apple silicon chip"),

@@ -230,6 +230,11 @@ def recommend(c: Constraints, entries: list[Any], *, price_of=None, estimate_of=
         if shutdown and shutdown <= today[: len(shutdown)]:
             drop(eid, f"retired: its provider shut it down on {shutdown}")
             continue
+        window = _get(e, "max_input") or _get(e, "context_window")
+        generative = "chat" in tasks or "code" in tasks  # an encoder's 512-token window is its input size
+        if window and generative and window < c.context:
+            drop(eid, f"holds {window:,} tokens of input, fewer than --context {c.context:,}")
+            continue
         open_model = access == "open"
         if local_only and not open_model:
             drop(eid, "commercial API: " + ("offline" if c.offline else "privacy high"))
