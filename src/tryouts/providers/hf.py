@@ -19,7 +19,8 @@ tasks ``prefix``, ``src_lang``, ``tgt_lang`` and generate() arguments),
 ``revision``, ``trust_remote_code`` (default false), ``warmup`` (default true), ``batch_size`` (default 1:
 in suite runs, generate that many cases together; each sequence's tokens are still stamped as they are
 produced, so TTFT and TPOT stay per request, measured from the batch's start), ``gguf_file`` (a GGUF file's
-name in the folder or Hub repository given as the model).
+name in the folder or Hub repository given as the model), ``cache`` / ``compile`` / ``max_cache_len`` (static KV
+cache and torch.compile, compiled during load: providers/hf_fast.py, docs/gpu.md).
 
 GGUF: ``hf:./path/model.gguf`` (or a folder or Hub id with ``gguf_file``; a folder without config.json that
 holds a single GGUF uses it) loads tokenizer and model with ``from_pretrained(folder, gguf_file=name)``:
@@ -37,6 +38,7 @@ from typing import Any
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, Usage, UsageReport
+from . import hf_fast
 from .base import Provider, stream_from_thread
 from .hf_pipelines import PipelineTask
 
@@ -189,6 +191,8 @@ class HFProvider(Provider):
         self.tokenizer: Any = None
         self.pipe: PipelineTask | None = None  # the task pipeline, when the task option asks for one
         self.device: str = "cpu"
+        hf_fast.check_options(spec.ref, spec.options)
+        self.plan = hf_fast.FastPlan()  # static cache / compile (providers/hf_fast.py), set in load()
 
     async def load(self) -> float:
         import asyncio
@@ -245,8 +249,9 @@ class HFProvider(Provider):
             ) from exc
         self.model = (model if "device_map" in load_kw else model.to(device)).eval()
         self.device = str(self.model.device)
-        if opts.get("warmup", True):
-            self._generate_ids(self._encode([{"role": "user", "content": "Hi"}]), {"max_new_tokens": 1})
+        self.plan = hf_fast.plan_for(self.spec.ref, opts, self.device, self.model)
+        if opts.get("warmup", True) or self.plan.compile:  # compiling happens here, never inside a TTFT
+            hf_fast.warm_up(self, self.max_batch)
 
     def _load_gguf(self, kw: dict[str, Any], device: str, dtype: Any) -> None:
         """Tokenizer and model from a GGUF file, dequantized by transformers (module doc)."""
@@ -324,7 +329,9 @@ class HFProvider(Provider):
     def _generate_ids(self, ids: Any, kwargs: dict[str, Any], streamer: Any = None, stop: Any = None) -> Any:
         import torch
 
-        gen: dict[str, Any] = {"max_new_tokens": 256, "do_sample": False, **kwargs}
+        gen: dict[str, Any] = {"max_new_tokens": 256, "do_sample": False, **kwargs, **self.plan.generate_kwargs()}
+        gen["max_new_tokens"] = hf_fast.fit_max_new_tokens(self.plan, int(ids.shape[1]), gen["max_new_tokens"],
+                                                           self.spec.ref)
         pad = self.tokenizer.pad_token_id
         if pad is None:
             pad = self.tokenizer.eos_token_id
@@ -425,7 +432,8 @@ class HFProvider(Provider):
 
         if p.seed is not None:
             torch.manual_seed(p.seed)
-        gen: dict[str, Any] = {"max_new_tokens": 256, "do_sample": False, **kwargs}
+        gen: dict[str, Any] = {"max_new_tokens": 256, "do_sample": False, **kwargs, **self.plan.generate_kwargs()}
+        gen["max_new_tokens"] = hf_fast.fit_max_new_tokens(self.plan, width, gen["max_new_tokens"], self.spec.ref)
         t0 = perf_counter_ns()
         with torch.inference_mode():
             self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=pad, streamer=Stamp(), **gen)
@@ -488,7 +496,7 @@ class HFProvider(Provider):
                 generated.pop()  # a trailing end-of-turn token is not output
             n_out = len(generated)
             emit(UsageReport(Usage(input_tokens=n_in, output_tokens=n_out, method="exact")))
-            limit = kwargs.get("max_new_tokens", 256)
+            limit = hf_fast.fit_max_new_tokens(self.plan, n_in, kwargs.get("max_new_tokens", 256), self.spec.ref)
             emit(Finish(t_end, "length" if len(out[0]) - n_in >= limit else "stop"))
 
         return stream_from_thread(work, owner=self)

@@ -138,6 +138,12 @@ class HFOptions(Options):
                                                    "`{aggregation_strategy: simple}`")
     gguf_file: Text | None = Field(None, description="A GGUF file in the folder or Hub repository given as the "
                                    "model, loaded dequantized with its own chat template")
+    cache: Literal["static", "dynamic"] | None = Field(None, description="KV cache: static (fixed size, compilable; "
+                                                       "default on CUDA) or dynamic (default elsewhere)")
+    compile: bool | None = Field(None, description="torch.compile the decoding forward, warmed up in load() (default "
+                                 "true on CUDA with the static cache)")
+    max_cache_len: int | None = Field(None, ge=1, description="Static cache length in tokens, prompt plus output "
+                                      "(default 4096, capped by the model's context)")
 
 
 class LlamaCppOptions(Options):
