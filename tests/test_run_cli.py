@@ -213,7 +213,7 @@ def test_examples_run_and_record_what_cannot_run_here(example, replay_server, db
     results = json.loads(tryouts("show", "latest", "--db", db, "-f", "json").stdout)["results"]
     assert results
     for r in results:
-        if r["model"] == "openai:gpt-4o-mini":
+        if r["model"] == "openai:gpt-6-luna":
             assert r["ok"] and r["cost_usd"] is not None, r["error"]
         else:  # a Hub model that is not cached, a GGUF that is not there, a server that is not running
             assert not r["ok"] and r["error_kind"] in {"model_not_found", "connect"}, r["error"]

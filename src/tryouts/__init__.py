@@ -5,7 +5,7 @@ The library API mirrors the CLI::
     import asyncio
     from tryouts import compare, load_suite, run_suite
 
-    results = asyncio.run(compare("Explain pretrained models", ["hf:./tiny", "openai:gpt-4o-mini"]))
+    results = asyncio.run(compare("Explain pretrained models", ["hf:./tiny", "openai:gpt-6-luna"]))
     suite = load_suite("examples/support.yaml")       # validated; errors name file, line and field
     outcome = run_suite("examples/support.yaml")      # as `tryouts run`: stored, scored, summarized
     print(outcome.run_id, outcome.status, outcome.n_failed)

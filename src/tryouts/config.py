@@ -3,7 +3,7 @@
 Only price overrides for now::
 
     prices:
-      "openai:gpt-4o-mini": {input: 0.15, output: 0.60}
+      "openai:gpt-6-luna": {input: 0.20, output: 0.50}
 """
 
 from __future__ import annotations

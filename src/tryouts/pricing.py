@@ -14,7 +14,7 @@ Overrides are USD per million tokens, from ``config.yaml`` in the config directo
 
     prices:
       "openai-compat:http://127.0.0.1:8080/v1#tiny": {input: 0, output: 0}
-      "openai:gpt-4o-mini": {input: 0.15, output: 0.60, cached_input: 0.075}
+      "openai:gpt-6-luna": {input: 0.20, output: 0.50, cached_input: 0.02}
 
 or a model's ``price`` option, or ``tryouts compare --price REF=IN,OUT``.
 """

@@ -41,7 +41,7 @@ class ResultRecord(_Record):
     """One stored result, as ``tryouts show --format json`` prints it."""
 
     id: int = Field(description="The result's id in the store (stable; the dashboard and arena use it)")
-    model: str = Field(description="The model reference as given, e.g. `openai:gpt-4o-mini`")
+    model: str = Field(description="The model reference as given, e.g. `openai:gpt-6-luna`")
     provider: str = Field(description="The provider part of the reference")
     model_name: str = Field(description="The model part (for `openai-compat`, the part after `#`)")
     model_index: int = Field(description="Position of the model in the run")

@@ -42,7 +42,7 @@ class GenParams(_Strict):
 class ModelSpec(_Strict):
     """A model reference ``provider:model`` with its provider-specific options.
 
-    Examples: ``openai:gpt-4o-mini``, ``hf:./models/tiny``, ``llamacpp:./m.gguf``,
+    Examples: ``openai:gpt-6-luna``, ``hf:./models/tiny``, ``llamacpp:./m.gguf``,
     ``openai-compat:http://127.0.0.1:8080/v1#tiny``.
     """
 
@@ -59,7 +59,7 @@ class ModelSpec(_Strict):
         if not sep or not provider or not model:
             raise UsageError(
                 f"Model reference {ref!r} has no provider: write it as PROVIDER:MODEL, "
-                "e.g. openai:gpt-4o-mini, hf:./path/to/model, llamacpp:./model.gguf "
+                "e.g. openai:gpt-6-luna, hf:./path/to/model, llamacpp:./model.gguf "
                 "(run 'tryouts providers' to list providers)."
             )
         return cls(ref=ref, provider=provider.lower(), model=model, options=dict(options or {}))

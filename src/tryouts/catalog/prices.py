@@ -31,7 +31,7 @@ class EntryPrice:
     output_per_mtok: Decimal
     #: "genai-prices" or "catalog"
     source: str
-    #: the Tryouts reference it prices (e.g. ``openai:gpt-4o``); None for a catalog price with no API route
+    #: the Tryouts reference it prices (e.g. ``openai:gpt-6.1-terra``); None for a catalog price with no API route
     route: str | None = None
     #: the catalog price's date; None for genai-prices (its data is dated by the installed package)
     as_of: str | None = None

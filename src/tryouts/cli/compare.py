@@ -25,7 +25,7 @@ def compare(
     top_p: float | None = typer.Option(None, "--top-p", help="Nucleus sampling."),
     seed: int | None = typer.Option(None, "--seed", help="Random seed, where the provider supports one."),
     price: list[str] = typer.Option(
-        [], "--price", help="Price override REF=IN,OUT in USD per million tokens (e.g. 'openai:gpt-4o-mini=0.15,0.6')."
+        [], "--price", help="Price override REF=IN,OUT in USD per million tokens (e.g. 'openai:gpt-6-luna=0.20,0.50')."
     ),
     sequential: bool = typer.Option(False, "--sequential", help="Run one model at a time (cleanest timings)."),
     live: bool = typer.Option(True, "--live/--no-live", help="Show outputs streaming side by side (terminals only)."),
@@ -60,10 +60,10 @@ def compare(
 ) -> int:
     """Run one prompt through several models and compare outputs, timing and cost, optionally scored.
 
-    Example: tryouts compare "Explain pretrained models in one paragraph" -m hf:./models/tiny -m openai:gpt-4o-mini
+    Example: tryouts compare "Explain pretrained models in one paragraph" -m hf:./models/tiny -m openai:gpt-6-luna
 
     Scored: tryouts compare "What is the capital of France?" -m ... -m ... --expect Paris -a icontains:paris
-    --judge openai:gpt-4o --rubric "Is the answer correct?"
+    --judge openai:gpt-6.1-terra --rubric "Is the answer correct?"
 
     Exit code 0 when every model succeeded, 2 when some failed (the rest are still stored) or judge calls
     failed, 1 on bad usage.

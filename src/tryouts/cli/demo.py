@@ -10,7 +10,7 @@ from .common import DB_HELP, open_store
 DEMO_PROMPT = "What is the capital of France? Answer in one sentence."
 
 #: commercial models the demo adds when their key is set
-COMMERCIAL = {"OPENAI_API_KEY": "openai:gpt-4o-mini"}
+COMMERCIAL = {"OPENAI_API_KEY": "openai:gpt-6-luna"}
 
 
 @app.command(rich_help_panel="Run")
@@ -85,7 +85,7 @@ def demo(
         "Next: [bold]tryouts runs[/] lists runs; [bold]tryouts show latest[/] prints this one again; a suite "
         "on tiny offline models: TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml\n"
         "Your own models: tryouts compare \"your prompt\" -m hf:Qwen/Qwen2.5-0.5B-Instruct "
-        "-m llamacpp:./model.gguf -m ollama:llama3.1 -m openai:gpt-4o-mini (set OPENAI_API_KEY); "
+        "-m llamacpp:./model.gguf -m ollama:llama3.1 -m openai:gpt-6-luna (set OPENAI_API_KEY); "
         "tryouts providers lists them all."
     )
     ui = f"tryouts ui --run {outcome.run_id}" + ("" if db is None else f" --db {db}")

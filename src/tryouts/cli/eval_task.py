@@ -93,7 +93,7 @@ def eval_task(
 ) -> int:
     """Compare models on labeled data: classification, ner, translation, summarization, embeddings, code.
 
-    Example: tryouts eval-task classification -d reviews.csv -m hf:./clf -m openai:gpt-4o-mini
+    Example: tryouts eval-task classification -d reviews.csv -m hf:./clf -m openai:gpt-6-luna
 
     Local hf: models run as the task's transformers pipeline; other models get a task prompt and their answer
     is parsed. Metrics per model with 95% bootstrap intervals, and each model paired with the first on the

@@ -16,7 +16,7 @@ def score(
     run: str = typer.Argument("latest", help="A run id, a unique prefix of one, or 'latest'."),
     suite_file: Path | None = typer.Option(
         None, "--suite", help="Take the scoring section from this suite (default: the run's own suite file)."),
-    judge: str | None = typer.Option(None, "--judge", help="A judge model, e.g. openai:gpt-4o (any provider)."),
+    judge: str | None = typer.Option(None, "--judge", help="A judge model, e.g. openai:gpt-6.1-terra (any provider)."),
     rubric: str | None = typer.Option(None, "--rubric", help="Have the judge score every answer on this rubric."),
     scale: str = typer.Option("1-5", "--scale", help="The rubric's scale, LOW-HIGH."),
     pairwise: bool = typer.Option(False, "--pairwise", help="Have the judge compare the models' answers in pairs "
@@ -37,7 +37,7 @@ def score(
     With no scoring options, the run's suite file's 'scoring' section is used. Exit code 2 when judge calls
     failed (run it again to retry them), 1 on bad usage.
 
-    Examples: tryouts score latest --judge openai:gpt-4o --rubric "Is the answer correct and complete?"
+    Examples: tryouts score latest --judge openai:gpt-6.1-terra --rubric "Is the answer correct and complete?"
     · tryouts score RUN --embedding sentence-transformers/all-MiniLM-L6-v2 · tryouts score RUN --scorer examples/scorers.py:names_a_capital
     """
     from ..errors import UsageError
@@ -69,7 +69,7 @@ def score(
         scoring, base_dir = suite.scoring, suite.base_dir
     else:
         raise UsageError(f"Run {run_id} has no scoring section in its suite: give scoring options, e.g. --judge "
-                         "openai:gpt-4o --rubric 'Is it correct?', or --embedding MODEL, or --scorer file.py:fn.")
+                         "openai:gpt-6.1-terra --rubric 'Is it correct?', or --embedding MODEL, or --scorer file.py:fn.")
     policy = suite_policy(suite, no_cache=True) if suite is not None else None
     if batch:
         from ..engine.policy import Policy

@@ -1,6 +1,6 @@
 """Anthropic's Messages API, natively: ``POST /v1/messages`` streamed as server-sent events, over httpx.
 
-``anthropic:MODEL``, e.g. ``anthropic:claude-3-5-haiku-latest``. The key comes from ``ANTHROPIC_API_KEY``
+``anthropic:MODEL``, e.g. ``anthropic:claude-haiku-5-5``. The key comes from ``ANTHROPIC_API_KEY``
 (or the variable named by ``api_key_env``), else from ``tryouts keys set anthropic``; ``ANTHROPIC_BASE_URL`` (or ``base_url``) moves the endpoint,
 e.g. to a proxy. Options: ``max_tokens_default`` (Anthropic requires ``max_tokens``; used when the request
 has none, default 4096), ``thinking_budget`` (extended thinking with that many budget tokens, >= 1024),
@@ -225,7 +225,7 @@ class AnthropicProvider(HTTPProvider):
             )
         return self.status_error(
             response, "Anthropic", what,
-            hints={"model_not_found": "check the name, e.g. claude-3-5-haiku-latest (Anthropic's model list: "
+            hints={"model_not_found": "check the name, e.g. claude-haiku-5-5 (Anthropic's model list: "
                                       "https://docs.anthropic.com/en/docs/about-claude/models)"},
         )
 

@@ -1,6 +1,6 @@
 """AWS Bedrock's ConverseStream through boto3 (its SigV4 signing and credential chain).
 
-``bedrock:MODEL_ID``, e.g. ``bedrock:anthropic.claude-3-5-haiku-20241022-v1:0`` (an inference profile id
+``bedrock:MODEL_ID``, e.g. ``bedrock:anthropic.claude-haiku-4-5-20251001-v1:0`` (an inference profile id
 such as ``us.anthropic...`` or an ARN works too). The region comes from the ``region`` option, else
 ``AWS_REGION``, ``AWS_DEFAULT_REGION`` or the profile's configuration; credentials from boto3's usual
 chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``/``AWS_SESSION_TOKEN``, ``AWS_PROFILE`` or the
@@ -71,7 +71,7 @@ class BedrockProvider(Provider):
         self._model = spec.model.strip()
         if not self._model:
             raise errors.UsageError(
-                f"{spec.ref!r}: name the model, e.g. bedrock:anthropic.claude-3-5-haiku-20241022-v1:0."
+                f"{spec.ref!r}: name the model, e.g. bedrock:anthropic.claude-haiku-4-5-20251001-v1:0."
             )
         url = opts.get("endpoint_url") or os.environ.get("BEDROCK_ENDPOINT_URL") or None
         if url is not None and not str(url).startswith(("http://", "https://")):

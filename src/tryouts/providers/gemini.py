@@ -1,6 +1,6 @@
 """Google's Gemini API, natively: ``streamGenerateContent?alt=sse`` over httpx, with our own SSE parsing.
 
-Model references: ``gemini:MODEL`` (``gemini:gemini-2.5-flash``; ``models/...`` is accepted too). The key
+Model references: ``gemini:MODEL`` (``gemini:gemini-3.8-flash``; ``models/...`` is accepted too). The key
 comes from ``GEMINI_API_KEY``, else ``GOOGLE_API_KEY`` (or the variable named by ``api_key_env``) and
 travels in the ``x-goog-api-key`` header, never in the URL. ``GEMINI_BASE_URL`` (or ``base_url``) moves
 the endpoint, e.g. to a proxy; a base already ending in ``/v1beta`` or ``/v1`` is used as it is.
@@ -46,7 +46,7 @@ class GeminiProvider(HTTPProvider):
         path = model if model.startswith(("models/", "tunedModels/")) else f"models/{model}"
         self._model = path.split("/", 1)[1]
         if not self._model:
-            raise errors.UsageError(f"{spec.ref!r}: name the model, e.g. gemini:gemini-2.5-flash.")
+            raise errors.UsageError(f"{spec.ref!r}: name the model, e.g. gemini:gemini-3.8-flash.")
         self.base_url = self.configured_base_url("GEMINI_BASE_URL", DEFAULT_BASE_URL)
         root = self.base_url if self.base_url.endswith(_VERSIONS) else self.base_url + "/v1beta"
         self.url = f"{root}/{quote(path, safe='/-._~')}:streamGenerateContent?alt=sse"
@@ -160,7 +160,7 @@ class GeminiProvider(HTTPProvider):
             retry_after_s=wait_s if wait_s is not None else _retry_delay(details),
             hints={
                 "auth": f"check {self.key_env} (create a key at https://aistudio.google.com/apikey)",
-                "model_not_found": "check the name (e.g. gemini-2.5-flash) or the base URL",
+                "model_not_found": "check the name (e.g. gemini-3.8-flash) or the base URL",
                 "rate_limit": "Lower the concurrency, wait, or check the plan's quota.",
             },
         )

@@ -38,7 +38,7 @@ from .limits import MAX_CELLS, describe_int
 from .settings import RateLimit, Retries, Timeouts  # re-exported: the run settings' models
 
 #: shown when a model entry is neither a string nor a mapping
-_MODEL_FORM = "should be a model reference such as openai:gpt-4o-mini, or a mapping with a 'model' key"
+_MODEL_FORM = "should be a model reference such as openai:gpt-6-luna, or a mapping with a 'model' key"
 _PROMPT_FORM = "should be a prompt text, or a mapping with 'text' or 'messages' (and optionally 'id')"
 _DATASET_FORM = "should be a file name such as questions.csv, or a mapping with a 'path' key"
 
@@ -77,7 +77,7 @@ class ModelEntry(_Strict):
     """A model to run, with an optional label, provider options and generation parameters."""
 
     model: str = Field(
-        description="The model reference PROVIDER:MODEL, e.g. openai:gpt-4o-mini, hf:Qwen/Qwen2.5-0.5B-Instruct, "
+        description="The model reference PROVIDER:MODEL, e.g. openai:gpt-6-luna, hf:Qwen/Qwen2.5-0.5B-Instruct, "
         "llamacpp:./model.gguf, openai-compat:http://127.0.0.1:8080/v1#name ('tryouts providers' lists providers).",
     )
     label: str | None = Field(

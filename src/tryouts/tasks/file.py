@@ -6,7 +6,7 @@ The same settings as the command line, kept with the data so the comparison can 
     data: classification.csv          # relative to this file
     models:
       - hf:${TINY_CLASSIFIER}
-      - model: openai:gpt-4o-mini
+      - model: openai:gpt-6-luna
         options: {base_url: "..."}
     repeats: 1                        # and optionally k, limit, max_tokens, temperature, seed,
                                       # timeout_s, src_lang, tgt_lang

@@ -63,7 +63,7 @@ async def compare(
 
     Args:
         prompt: the user prompt, or a list of chat messages.
-        models: references such as ``openai:gpt-4o-mini`` or parsed :class:`ModelSpec` s.
+        models: references such as ``openai:gpt-6-luna`` or parsed :class:`ModelSpec` s.
         params: generation parameters shared by all models.
         system: an optional system prompt.
         store: where each result is committed as it completes (None: not stored).

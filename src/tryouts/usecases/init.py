@@ -41,7 +41,7 @@ CHEAP_MODELS: dict[str, str] = {
     "cohere": "command-r7b-12-2024",
     "groq": "llama-3.1-8b-instant",
     "deepseek": "deepseek-chat",
-    "openrouter": "openai/gpt-4o-mini",
+    "openrouter": "openai/gpt-6-luna",
 }
 
 #: at most this many models of one server or folder go in the suite; more are written commented out

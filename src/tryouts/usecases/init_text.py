@@ -163,7 +163,7 @@ def suite_text(detection: Detection, *, suite_name: str = "tryouts.yaml", scorer
             "# this file. Embedding similarity and an LLM judge (rubric scores, pairwise verdicts) go here too.",
             "scoring:",
             f"  scorers: [{SCORER_FILE}:{SCORER_NAME}]",
-            "  # judge: {model: openai:gpt-4o-mini, rubric: \"Is the answer correct? 5 = correct, 1 = wrong.\"}",
+            "  # judge: {model: openai:gpt-6-luna, rubric: \"Is the answer correct? 5 = correct, 1 = wrong.\"}",
             "",
         ]
     out += [

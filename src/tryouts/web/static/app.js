@@ -198,7 +198,7 @@
       showError(errorLine, "");
       if (!value) return;
       if (value.indexOf(":") <= 0) {
-        showError(errorLine, "A model reference is PROVIDER:MODEL, e.g. openai:gpt-4o-mini, hf:/path/to/folder, " +
+        showError(errorLine, "A model reference is PROVIDER:MODEL, e.g. openai:gpt-6-luna, hf:/path/to/folder, " +
           "llamacpp:/path/model.gguf or openai-compat:http://127.0.0.1:8080/v1#name.");
         return;
       }
