@@ -184,7 +184,7 @@ def test_500_400_404_are_mapped(root):
     assert r.error_kind == "bad_request" and "invalid_request_error" in r.error
     r, _ = run("claude-9;status=404")
     assert r.error_kind == "model_not_found" and "'claude-9;status=404'" in r.error
-    assert "e.g. claude-3-5-haiku-latest" in r.error
+    assert "e.g. claude-haiku-5-5" in r.error
 
 
 def test_cut_stream_keeps_partial_text_and_exact_input(root):

@@ -26,7 +26,7 @@ import threading
 import urllib.parse
 from typing import Any
 
-__all__ = ["MASK", "MIN_SECRET", "is_secret_name", "redact", "redact_options", "redact_value", "register"]
+__all__ = ["MASK", "MIN_SECRET", "is_secret_name", "redact", "redact_cut", "redact_options", "redact_value", "register"]
 
 MASK = "***"
 #: registered secrets shorter than this are ignored
@@ -121,6 +121,18 @@ def redact(text: str, known: list[str] | None = None) -> str:
     text = _HEADER.sub(rf"\g<1>{MASK}", text)
     text = _QUERY.sub(rf"\g<1>{MASK}", text)
     return _SHAPES.sub(MASK, text)
+
+
+def redact_cut(text: str, *, cut: bool = True) -> str:
+    """:func:`redact` for a text cut at its end (an error body read up to a limit): a known secret's start left
+    at the very end (4 characters or more) is masked too, since the cut secret no longer matches."""
+    text = redact(text)
+    if cut:
+        for secret in _known():
+            for n in range(len(secret) - 1, 3, -1):
+                if text.endswith(secret[:n]):
+                    return text[:-n] + MASK
+    return text
 
 
 def is_secret_name(name: str) -> bool:

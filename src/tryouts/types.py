@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .errors import UsageError
 
@@ -174,6 +174,18 @@ class Usage(_Strict):
         description="provider | exact | tokenizer:model | tokenizer+template:REF | tokenizer:REF | chunks | "
         "chunks+chars/4 | fallback:chars/4 (docs/metrics.md)",
     )
+
+    @field_validator("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                     "cache_write_1h_tokens", "reasoning_tokens", mode="before")
+    @classmethod
+    def _a_count(cls, value: Any) -> Any:
+        """A count is a whole number: a server's ``true``, ``"7"`` or ``7.5`` is refused (a bad response), never
+        read as 1 or 7; a whole float such as ``7.0`` (some JSON encoders) is 7."""
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ValueError(f"a token count must be a whole number, got {type(value).__name__}")
 
 
 class Timing(_Strict):

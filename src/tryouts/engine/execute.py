@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import re
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -13,6 +15,7 @@ from ..catalog.prices import catalog_price
 from ..measure import compute_timing
 from ..pricing import PriceOverride, price
 from ..providers.base import WARMUP_PROMPT, Provider
+from ..redact import redact
 from ..tokens import MAX_TOKENS, complete_usage
 from ..types import (
     Cell,
@@ -41,12 +44,39 @@ _FINISH = {
 }
 
 
-def normalize_finish(reason: str | None) -> str | None:
-    """``stop``, ``length``, ``tool_calls`` or ``content_filter`` for the common spellings; else as sent."""
+#: what a finish reason or a service tier may look like: a short word; anything else a server sends there (a
+#: sentence, an echoed header, a key) is not kept
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}")
+#: server timings kept per answer: snake_case names (as llama.cpp, Ollama, Replicate and Bedrock write them)
+#: and finite numbers only, at most this many
+MAX_SERVER_TIMINGS = 64
+_TIMING_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
+
+
+def normalize_finish(reason: object) -> str | None:
+    """``stop``, ``length``, ``tool_calls`` or ``content_filter`` for the common spellings; another short word
+    as sent (lower-cased); anything else (not a text, a sentence, a credential the server echoed) ``other``."""
     if reason is None:
         return None
-    key = str(reason).lower()
+    if not isinstance(reason, str) or not _WORD.fullmatch(reason) or redact(reason) != reason:
+        return "other"
+    key = reason.lower()
     return _FINISH.get(key, key)
+
+
+def clean_server_timings(data: object) -> dict[str, float | int]:
+    """The server's own timings as names and finite numbers: other values (texts, NaN, nested objects, an echoed
+    header) are dropped, so they can neither carry a secret into the store nor break a strict JSON export."""
+    if not isinstance(data, dict):
+        return {}
+    kept: dict[str, float | int] = {}
+    for name, value in data.items():
+        if len(kept) >= MAX_SERVER_TIMINGS:
+            break
+        if (isinstance(name, str) and _TIMING_NAME.fullmatch(name) and isinstance(value, int | float)
+                and not isinstance(value, bool) and math.isfinite(value)):
+            kept[name] = value
+    return kept
 
 
 def failed_result(spec: ModelSpec, request: Request, exc: BaseException, **kw) -> Result:
@@ -78,9 +108,13 @@ def describe(exc: BaseException) -> tuple[str, str]:
     """(message, kind) for an exception; unexpected ones say to report them."""
     if isinstance(exc, errors.TryoutsError):
         return exc.message, exc.kind
-    from ..redact import redact
-
     return redact(f"Unexpected {type(exc).__name__}: {exc}. This is a bug in Tryouts; please report it."), "internal"
+
+
+def _bad_value(ref: str, what: str, value: object) -> errors.BadResponseError:
+    return errors.BadResponseError(
+        f"{ref}: the server sent {what} of type {type(value).__name__} where a text belongs; the request is counted "
+        "as failed. Check the server or its proxy.")
 
 
 #: one answer is cut, as a bad response, past this many streamed chunks or characters (text and reasoning):
@@ -102,14 +136,38 @@ def check_usage(usage: Usage, where: str) -> errors.BadResponseError | None:
     Checked where the values arrive, so an absurd value fails its own request (named with the server and the
     field) instead of being priced (a negative cost) or stopping the store (a column overflow).
     """
-    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens"):
+    for name in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens",
+                 "cache_write_1h_tokens", "reasoning_tokens"):
         value = getattr(usage, name)
         if value is not None and not 0 <= value <= MAX_TOKENS:
             return errors.BadResponseError(
                 f"{where}: the server reported {name} = {value}, which no model produces in one request "
                 f"(0 to {MAX_TOKENS:,}); the request is counted as failed. Check the server or its proxy."
             )
+    u = usage
+    parts = (u.cached_input_tokens or 0) + (u.cache_write_tokens or 0)
+    for whole, part, name in ((u.input_tokens, parts, "cache reads plus cache writes"),
+                              (u.cache_write_tokens, u.cache_write_1h_tokens, "1-hour cache writes"),
+                              (u.output_tokens, u.reasoning_tokens, "reasoning tokens")):
+        if whole is not None and part is not None and part > whole:
+            what = {"1-hour cache writes": "cache writes", "reasoning tokens": "output tokens"}.get(name, "input tokens")
+            return errors.BadResponseError(
+                f"{where}: the server reported {part:,} {name} within {whole:,} {what}, which cannot be (a part "
+                "larger than its whole); the request is counted as failed. Check the server or its proxy.")
+    if u.service_tier is not None and (not _WORD.fullmatch(u.service_tier) or redact(u.service_tier) != u.service_tier):
+        return errors.BadResponseError(
+            f"{where}: the server named a service tier that is not a tier name ({len(u.service_tier)} characters); "
+            "the request is counted as failed. Check the server or its proxy.")
     return None
+
+
+def _seconds(value: object) -> float | None:
+    """A ``timeout`` option as seconds (a positive finite number), else None (the options check refuses it)."""
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _sampling(provider: Provider, request: Request) -> dict | None:
@@ -156,7 +214,8 @@ async def attempt(
 ) -> tuple[Result, BaseException | None]:
     """One try: the measured :class:`Result`, and the exception when it failed (for retry decisions).
 
-    ``first_token_timeout`` bounds t0 to the first content chunk; ``total_timeout`` the whole request.
+    ``first_token_timeout`` bounds t0 to the first content chunk; ``total_timeout`` the whole request (as does the
+    model's ``timeout`` option, the smaller of the two winning: httpx's own timeout bounds each read only).
     Either expiring fails the request with a ``timeout`` error, keeping what streamed so far.
     Cancelled (stopped) while it runs, it raises :class:`StoppedMidAnswer`, a cancellation that carries the
     result measured so far (error ``stopped``): a stopped answer keeps its TTFT like any other.
@@ -164,6 +223,9 @@ async def attempt(
     ``batch``: the events are a provider batch API's answer (engine/batch.py): no timings, batch prices.
     """
     spec = provider.spec
+    own = _seconds(spec.options.get("timeout")) if events is None else None  # the option bounds the whole request
+    if own is not None and (total_timeout is None or own < total_timeout):
+        total_timeout = own
     got = Collected()
     started_at = datetime.now(UTC)
     error: BaseException | None = None
@@ -179,6 +241,8 @@ async def attempt(
         async with asyncio.timeout_at(min(deadlines) if deadlines else None) as limit:
             async for ev in events if events is not None else provider.stream(request):
                 if isinstance(ev, Delta):
+                    if not isinstance(ev.text, str):  # every provider's chunks pass here: one check for all
+                        raise _bad_value(spec.ref, "a chunk's content", ev.text)
                     got.deltas.append(ev)
                     n_chars += len(ev.text)
                     if len(got.deltas) > MAX_ANSWER_CHUNKS or n_chars > MAX_ANSWER_CHARS:
@@ -194,7 +258,8 @@ async def attempt(
                 elif isinstance(ev, UsageReport):
                     got.usage = ev.usage
                 elif isinstance(ev, ServerTimings):
-                    got.server_timings = {**(got.server_timings or {}), **ev.data}
+                    got.server_timings = clean_server_timings({**(got.server_timings or {}),
+                                                               **clean_server_timings(ev.data)}) or None
                 elif isinstance(ev, Finish):
                     got.finish_reason = normalize_finish(ev.reason) or got.finish_reason
                     got.finished = True
@@ -215,6 +280,11 @@ async def attempt(
             f"{spec.ref}: the server sent {field} = {str(first.get('input'))[:40]!r}, which is not a valid value "
             f"({first.get('msg', 'invalid')}); the request is counted as failed. Check the server or its proxy."
         )
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:  # a server's field of a wrong shape
+        error = exc if isinstance(exc, errors.TryoutsError) or provider.local else errors.BadResponseError(
+            f"{spec.ref}: the server's answer could not be read ({type(exc).__name__}: {redact(str(exc))[:200]}): a "
+            "field has a shape the provider's API does not send; the request is counted as failed. Check the server "
+            "or its proxy (if the server is the provider's own and the answer is valid, report it as a Tryouts bug).")
     except Exception as exc:  # every failure becomes a recorded result, partial text kept
         error = exc
     if error is None and not got.finished and not any(d.text for d in got.deltas):
@@ -230,51 +300,56 @@ async def attempt(
     if isinstance(error, errors.ProviderError):  # which call failed, as attributes (not only in the text)
         error.about(spec.provider, spec.model, provider.server)
 
-    text = "".join(d.text for d in got.deltas if d.channel == "text")
-    reasoning = "".join(d.text for d in got.deltas if d.channel == "reasoning")
-    usage = got.usage
-    if error is None or got.deltas:
-        counter = provider.count_tokens if provider.count_tokens("") is not None else None
-        chunked = getattr(provider, "one_token_per_chunk", False)  # docs/metrics.md: counting tokens
-        usage = complete_usage(
-            usage, request.messages, text + reasoning, model_counter=counter,
-            counter=getattr(provider, "token_counter", None), tokenizer_ref=tokenizer_ref,
-            n_chunks=sum(1 for d in got.deltas if d.text) if chunked else None,
+    try:  # what the server sent is checked above; whatever still fails here costs this result only
+        text = "".join(d.text for d in got.deltas if d.channel == "text")
+        reasoning = "".join(d.text for d in got.deltas if d.channel == "reasoning")
+        usage = got.usage
+        if error is None or got.deltas:
+            counter = provider.count_tokens if provider.count_tokens("") is not None else None
+            chunked = getattr(provider, "one_token_per_chunk", False)  # docs/metrics.md: counting tokens
+            usage = complete_usage(
+                usage, request.messages, text + reasoning, model_counter=counter,
+                counter=getattr(provider, "token_counter", None), tokenizer_ref=tokenizer_ref,
+                n_chunks=sum(1 for d in got.deltas if d.text) if chunked else None,
+            )
+        timing = Timing() if batch else compute_timing(
+            got.t0_ns, got.deltas, usage.output_tokens if usage else None, queue_ms=queue_ms, load_ms=load_ms
         )
-    timing = Timing() if batch else compute_timing(
-        got.t0_ns, got.deltas, usage.output_tokens if usage else None, queue_ms=queue_ms, load_ms=load_ms
-    )
-    result = Result(
-        model=spec.ref,
-        provider=spec.provider,
-        model_name=provider.model_name,
-        ok=error is None,
-        text=text,
-        reasoning_text=reasoning,
-        finish_reason=got.finish_reason,
-        started_at=started_at,
-        timing=timing,
-        server_timings=got.server_timings,
-        sampling=_sampling(provider, request),
-        request=request,
-        options=spec.options,
-        model_index=model_index,
-        case_index=case_index,
-        repeat_index=repeat_index,
-        batch=batch,
-    )
-    if usage is not None:
-        result.usage = usage
-        result.cost = price(
-            provider.price_provider,
-            provider.model_name,
-            usage,
-            started_at,
-            override=price_override,
-            local=provider.local or provider.free,
+        result = Result(
+            model=spec.ref,
+            provider=spec.provider,
+            model_name=provider.model_name,
+            ok=error is None,
+            text=text,
+            reasoning_text=reasoning,
+            finish_reason=got.finish_reason,
+            started_at=started_at,
+            timing=timing,
+            server_timings=got.server_timings,
+            sampling=_sampling(provider, request),
+            request=request,
+            options=spec.options,
+            model_index=model_index,
+            case_index=case_index,
+            repeat_index=repeat_index,
             batch=batch,
-            catalog_price=catalog_price(provider.price_provider, provider.model_name),
         )
+        if usage is not None:
+            result.usage = usage
+            result.cost = price(
+                provider.price_provider,
+                provider.model_name,
+                usage,
+                started_at,
+                override=price_override,
+                local=provider.local or provider.free,
+                batch=batch,
+                catalog_price=catalog_price(provider.price_provider, provider.model_name),
+            )
+    except Exception as exc:
+        result = failed_result(spec, request, exc, model_index=model_index, case_index=case_index,
+                               repeat_index=repeat_index, batch=batch)
+        error = error or exc
     if error is not None:
         result.error, result.error_kind = describe(error)
     if stopped:

@@ -69,8 +69,10 @@ class Policy:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     connect_timeout_s: float | None = None
-    first_token_timeout_s: float | None = None
-    total_timeout_s: float | None = None
+    #: the suite's defaults (suite/settings.py), for every entry point: a server that trickles keep-alive bytes
+    #: forever never reaches httpx's read timeout, so only these end it
+    first_token_timeout_s: float | None = 120.0
+    total_timeout_s: float | None = 600.0
     use_cache: bool = True
     #: one cell at a time in the whole run (``tryouts compare --sequential``)
     sequential: bool = False

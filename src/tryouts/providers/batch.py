@@ -108,14 +108,14 @@ class BatchAPI:
     async def _body(self, method: str, url: str, **kw: Any) -> bytes:
         """The body of a successful answer, read up to :data:`MAX_RESULTS_BYTES`; an error status becomes the
         provider's error (its body read up to 64 KB), a transport failure Tryouts' own."""
-        from .http import read_capped, transport_error
+        from .http import decoded, read_capped, transport_error
 
         buf = bytearray()
         try:
             async with self.client.stream(method, url, **kw) as response:
                 if response.status_code >= 400:
                     raise self.provider._http_error(await read_capped(response))
-                async for chunk in response.aiter_bytes():
+                async for chunk in decoded(response, self.where(), limit=MAX_RESULTS_BYTES):
                     buf += chunk
                     if len(buf) > MAX_RESULTS_BYTES:
                         raise errors.BadResponseError(
@@ -143,11 +143,11 @@ class BatchAPI:
         buf = b""
         try:
             async with self.client.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    from .http import read_capped
+                from .http import decoded, read_capped
 
+                if response.status_code >= 400:
                     raise self.provider._http_error(await read_capped(response))
-                async for chunk in response.aiter_bytes():
+                async for chunk in decoded(response, self.where(), limit=MAX_RESULTS_BYTES):
                     size += len(chunk)
                     if size > MAX_RESULTS_BYTES:
                         raise errors.BadResponseError(

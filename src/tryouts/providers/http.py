@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import ssl
+import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from time import perf_counter_ns
 from typing import Any
@@ -34,7 +35,8 @@ class ClientSlots:
     """
 
     def __init__(self, headers: dict[str, str], *, timeout: float = 600, connect_timeout: float = 10) -> None:
-        self.headers = headers
+        # answers uncompressed: a stream's chunk timings stay the server's, and no gzip bomb (see decoded())
+        self.headers = {"Accept-Encoding": "identity", **headers}
         self.timeout = httpx.Timeout(float(timeout), connect=float(connect_timeout))
         self._idle: list[httpx.AsyncClient] = []
         self._clients: list[httpx.AsyncClient] = []
@@ -163,7 +165,7 @@ async def stream_http(
             if response.status_code >= 400:
                 raise http_error(await read_capped(response))
             _check_stream_type(response, where)
-            async for chunk in response.aiter_raw() if raw else response.aiter_bytes():
+            async for chunk in decoded(response, where, compressed=not raw):
                 for event in decoder.feed(chunk):
                     yield event
             for event in decoder.flush():
@@ -186,17 +188,67 @@ async def stream_http(
 MAX_ERROR_BODY = 64 * 1024
 
 
+#: one answer's body, decompressed, may be at most this many bytes: far above any real stream (text is
+#: capped at 32 M characters by the engine), and what bounds a server that sends padding, comments or a
+#: compressed bomb that no chunk or character count sees
+MAX_BODY_BYTES = 256 * 1024 * 1024
+#: decompressed in steps of at most this many bytes, so one small compressed chunk never becomes a huge one
+_INFLATE_STEP = 1024 * 1024
+
+
+async def decoded(response: httpx.Response, where: str, *, compressed: bool = True,
+                  limit: int | None = None) -> AsyncIterator[bytes]:
+    """``response``'s body as it arrives, gzip or deflate undone in bounded steps (``compressed=False``: the
+    bytes as they came), failing with :class:`~tryouts.errors.BadResponseError` past ``limit`` bytes.
+
+    Tryouts asks for no compression (``Accept-Encoding: identity``); a server that compresses anyway is still
+    read, but never expanded past the limit in memory: httpx's own decoder inflates a whole chunk at once.
+    """
+    encoding = response.headers.get("content-encoding", "").strip().lower() if compressed else ""
+    if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+        raise errors.BadResponseError(
+            f"{where} compressed its answer with {encoding!r}, which Tryouts does not read (it asks for none: "
+            "Accept-Encoding: identity). Check the server or its proxy.")
+    inflate = zlib.decompressobj(47) if encoding not in ("", "identity") else None  # 47: gzip or zlib header
+    limit = MAX_BODY_BYTES if limit is None else limit
+    total = 0
+    async for raw in response.aiter_raw():
+        data = raw
+        while data:
+            try:
+                piece = inflate.decompress(data, _INFLATE_STEP) if inflate is not None else data
+            except zlib.error as exc:
+                raise errors.BadResponseError(f"{where} sent a body that does not decompress ({exc}).") from None
+            data = inflate.unconsumed_tail if inflate is not None else b""
+            total += len(piece)
+            if total > limit:
+                raise errors.BadResponseError(
+                    f"{where}: an answer is over {limit:,} bytes; stopped reading it (decompressed): far beyond any "
+                    "model's answer, so the request is counted as failed. Check the server.")
+            if piece:
+                yield piece
+
+
 async def read_capped(response: httpx.Response, limit: int = MAX_ERROR_BODY) -> httpx.Response:
-    """The start of a streamed ``response``'s body (at most ``limit`` bytes), as a read response to build an
-    error from; the caller still closes ``response``."""
+    """The start of a streamed ``response``'s body (at most ``limit`` bytes, decompressed), with every known
+    secret masked, as a read response to build an error from; the caller still closes ``response``.
+
+    Masked here, before any provider cuts the message to a few hundred characters: a cut key is no longer the
+    key, and redaction would miss it (a key cut by this very limit is masked too)."""
+    from ..redact import redact_cut
+
     body = bytearray()
-    async for chunk in response.aiter_bytes():
-        body += chunk
-        if len(body) >= limit:
-            break
+    try:
+        async for chunk in decoded(response, str(response.url), limit=16 * limit):
+            body += chunk
+            if len(body) >= limit:
+                break
+    except errors.BadResponseError:
+        pass  # an error body that does not decompress: what was read is the message
+    text = redact_cut(bytes(body[:limit]).decode("utf-8", "replace"), cut=len(body) >= limit)
     headers = [(k, v) for k, v in response.headers.multi_items()
                if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
-    return httpx.Response(response.status_code, headers=headers, content=bytes(body[:limit]),
+    return httpx.Response(response.status_code, headers=headers, content=text.encode(),
                           request=response.request, extensions=response.extensions)
 
 

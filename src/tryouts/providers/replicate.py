@@ -38,13 +38,13 @@ import json
 from collections.abc import AsyncIterator
 from time import perf_counter_ns
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .http import ClientSlots, HTTPProvider, read_capped, ssl_context, transport_error
+from .http import ClientSlots, HTTPProvider, decoded, read_capped, ssl_context, transport_error
 from .sse import SSEDecoder
 
 KEY_ENV = "REPLICATE_API_TOKEN"
@@ -54,6 +54,10 @@ DEFAULT_BASE_URL = "https://api.replicate.com"
 SECONDS = {"predict_time": "predict_ms", "total_time": "total_ms", "time_to_first_token": "time_to_first_token_ms"}
 #: waits before asking again for a prediction that is not finished yet (seconds)
 METRICS_RETRIES = (0.1, 0.25, 0.5)
+#: a prediction (create or get answer) is read up to this many bytes: its output is streamed, not in it
+MAX_PREDICTION_BYTES = 4 * 1024 * 1024
+#: the sites Replicate streams from, besides the API's own host (its stream URLs are on other hosts)
+STREAM_SITES = ("replicate.com", "replicate.net")
 
 
 class ReplicateProvider(HTTPProvider):
@@ -143,11 +147,10 @@ class ReplicateProvider(HTTPProvider):
         finished, urls = False, {}
         try:
             t0 = perf_counter_ns()
-            response = await client.send(req)
+            response = await client.send(req, stream=True)
             yield Sent(t0)
-            if response.status_code >= 400:
-                raise self._http_error(response)
-            urls = _json(response).get("urls") or {}
+            prediction = await self._read(response)
+            urls = self._urls(prediction)
             if not urls.get("stream"):
                 raise errors.BadRequestError(
                     f"Replicate's prediction for {self._model!r} has no stream URL: this model does not stream "
@@ -198,15 +201,61 @@ class ReplicateProvider(HTTPProvider):
                 partial_text="".join(text),
             )
 
+    async def _read(self, response: httpx.Response) -> dict[str, Any]:
+        """A prediction answered (create or get), read up to :data:`MAX_PREDICTION_BYTES`; an error status
+        becomes the provider's error. Closes ``response``."""
+        try:
+            if response.status_code >= 400:
+                raise self._http_error(await read_capped(response))
+            body = bytearray()
+            async for chunk in decoded(response, f"Replicate ({self.base_url})", limit=MAX_PREDICTION_BYTES):
+                body += chunk
+        finally:
+            await response.aclose()
+        try:
+            data = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _urls(self, prediction: dict[str, Any]) -> dict[str, str]:
+        """The prediction's stream, get and cancel URLs that may carry the token (see :meth:`_may_follow`);
+        get and cancel elsewhere are replaced by the documented paths of the prediction's id."""
+        given = prediction.get("urls") if isinstance(prediction.get("urls"), dict) else {}
+        urls = {k: v for k, v in given.items() if k in ("stream", "get", "cancel") and isinstance(v, str)}
+        pid = prediction.get("id")
+        documented = {"get": "", "cancel": "/cancel"}
+        for name, tail in documented.items():
+            if name in urls and not self._may_follow(urls[name], stream=False):
+                ok_id = isinstance(pid, str) and pid.replace("-", "").replace("_", "").isalnum()
+                urls[name] = f"{self.base_url}/v1/predictions/{pid}{tail}" if ok_id else ""
+        if urls.get("stream") and not self._may_follow(urls["stream"], stream=True):
+            raise errors.BadResponseError(
+                f"Replicate's prediction names a stream on another site ({urlsplit(urls['stream']).hostname!r}): "
+                f"Tryouts sends your token only to {urlsplit(self.base_url).hostname} and Replicate's own stream "
+                "hosts, so the request is counted as failed. Check REPLICATE_BASE_URL or the proxy in between.")
+        return {k: v for k, v in urls.items() if v}
+
+    def _may_follow(self, url: str, *, stream: bool) -> bool:
+        """Whether ``url`` may get the token: the API's own scheme, host and port; for a stream, also an https
+        host of Replicate's stream sites when the API is Replicate's own (https) or one under the same site."""
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        if a.scheme in ("http", "https") and (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port):
+            return True
+        if not stream or a.scheme != "https" or b.scheme != "https" or not a.hostname or not b.hostname:
+            return False
+        site = ".".join(b.hostname.split(".")[-2:])
+        sites = STREAM_SITES if site in STREAM_SITES else (site,)
+        return any(a.hostname == s or a.hostname.endswith("." + s) for s in sites) and "." in site
+
     async def _metrics(self, client: httpx.AsyncClient, url: str) -> list[Event]:
         """The finished prediction's usage and server timings; nothing when they cannot be had."""
         prediction: dict[str, Any] = {}
         for wait in (*METRICS_RETRIES, None):
             try:
-                response = await client.get(url)
-            except httpx.HTTPError:
+                prediction = await self._read(await client.send(client.build_request("GET", url), stream=True))
+            except (httpx.HTTPError, errors.TryoutsError):
                 return []
-            prediction = _json(response) if response.status_code < 400 else {}
             if prediction.get("status") in ("succeeded", "failed", "canceled") or wait is None:
                 break
             await asyncio.sleep(wait)

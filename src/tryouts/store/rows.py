@@ -19,7 +19,8 @@ def _dec(value: Decimal | None) -> str | None:
 
 def result_row(run_id: str, r: Result) -> dict[str, Any]:
     """A result as a row of the results table: the one way into it, so secrets are masked here (options,
-    error, a URL's user-info in the model reference; see :mod:`tryouts.redact`)."""
+    error, a URL's user-info in the model reference, the server's finish reason and tier; see
+    :mod:`tryouts.redact`)."""
     t, u, c = r.timing, r.usage, r.cost
     return {
         "run_id": run_id,
@@ -35,7 +36,7 @@ def result_row(run_id: str, r: Result) -> dict[str, Any]:
         "error_kind": r.error_kind,
         "text": r.text,
         "reasoning_text": r.reasoning_text,
-        "finish_reason": r.finish_reason,
+        "finish_reason": redact_text(r.finish_reason) if r.finish_reason else r.finish_reason,
         "started_at": r.started_at.isoformat(),
         "queue_ms": t.queue_ms,
         "load_ms": t.load_ms,
@@ -52,7 +53,7 @@ def result_row(run_id: str, r: Result) -> dict[str, Any]:
         "cache_write_tokens": u.cache_write_tokens,
         "cache_write_1h_tokens": u.cache_write_1h_tokens,
         "reasoning_tokens": u.reasoning_tokens,
-        "service_tier": u.service_tier,
+        "service_tier": redact_text(u.service_tier) if u.service_tier else u.service_tier,
         "tokens_estimated": u.estimated,
         "token_method": u.method,
         "cost_total": _dec(c.total),
