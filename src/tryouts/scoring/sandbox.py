@@ -13,17 +13,25 @@ How (docs/security.md has the threat model):
   back as data (numbers, strings, bytes, lists, tuples, dicts, sets, ``None``; anything else is an opaque
   handle the tests can call but not compare). The comparisons run in the harness, which the child cannot see
   or touch, so printing "passed", exiting early or patching the test harness's frames cannot make a wrong
-  answer pass. Lists, dicts and sets passed as arguments are updated in place with the child's copies, so
+  answer pass. The code's top-level names reach the tests' namespace, but never over a builtin: ``abs``,
+  ``sorted`` or ``len`` in the tests are Python's even when the code defines its own. Lists, dicts and sets
+  passed as arguments are updated in place with the child's copies, so
   tests of in-place functions work; arguments must be data (a ``lambda`` cannot be passed).
 * **The child runs in bubblewrap** (``bwrap --unshare-all --die-with-parent --new-session``): new user, pid,
-  network (only a down loopback), IPC, UTS and mount namespaces, all capabilities dropped; a file system
-  built from nothing but read-only ``/usr`` (and ``/lib*``), the Python installation and its environment,
-  a fresh ``/proc`` of its own pid namespace, a minimal ``/dev``, an empty ``/tmp`` and its own working
-  directory ``/sandbox`` (also ``HOME``). Your home, ``/etc``, the keys file, the store and every other
-  process's ``/proc`` entry are not there. Anything the code starts dies with the pid namespace.
+  network, IPC, UTS and mount namespaces, all capabilities dropped. The network namespace is empty but for
+  its own loopback, which is up: the code can connect to a listener of its own on 127.0.0.1, never to the
+  host's 127.0.0.1 or anything else. A file system built from nothing but read-only ``/usr`` (and
+  ``/lib*``), the Python installation and its environment, a fresh ``/proc`` of its own pid namespace, a
+  minimal ``/dev``, an empty ``/tmp`` and its own working directory ``/sandbox`` (also ``HOME``), both
+  memory file systems of ``SPACE_LIMIT_BYTES`` each that vanish with the sandbox (where bubblewrap is older
+  than ``--size``, ``/sandbox`` is a host folder, removed after the run). Your home, ``/etc``, the keys file,
+  the store and every other process's ``/proc`` entry are not there. Anything the code starts dies with the
+  pid namespace.
 * limits: wall-clock ``timeout_s`` (then the harness's process group is killed, and the child with it), CPU
-  time just above it, address space ``memory_mb``, 64 MB per written file, no core dumps; stdout and stderr
-  come back cut to 4000 characters each. An audit hook refusing sockets, processes and ``ctypes`` gives honest
+  time just above it, address space ``memory_mb``, 64 MB per written file and 64 MB in each of ``/sandbox``
+  and ``/tmp``, no core dumps; stdout and stderr come back cut to 4000 characters each. The host folders of
+  a run are removed after it, permissions restored first (the code may have made its folders unreadable); a
+  removal that fails anyway is logged and said at the end of ``stderr``. An audit hook refusing sockets, processes and ``ctypes`` gives honest
   code a clear error early; it is a courtesy, not the boundary.
 
 Where bubblewrap is missing or cannot create namespaces (:func:`isolation` probes once), :func:`run_tests`
@@ -33,12 +41,15 @@ scrubbed environment, limits, the audit hook, verdict still outside) that can re
 
 Not covered: the child shares the kernel (a kernel exploit escapes); there is no limit on the number of
 processes or threads inside the namespace beyond the memory limit, and CPU/memory are limited per process,
-not as a cgroup; the Python installation and its site-packages are readable.
+not as a cgroup; the number of files (inodes) in ``/sandbox`` and ``/tmp`` is bounded only by the time limit
+(empty files take kernel memory, not space, and are freed with the sandbox); the Python installation and its
+site-packages are readable.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -51,7 +62,7 @@ import tempfile
 import textwrap
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -67,8 +78,12 @@ __all__ = [
 OUTPUT_LIMIT = 4000
 #: the largest file the code may write (RLIMIT_FSIZE)
 FILE_LIMIT_BYTES = 64 * 1024 * 1024
+#: the size of each of the sandbox's memory file systems, /sandbox and /tmp (bubblewrap's --size)
+SPACE_LIMIT_BYTES = 64 * 1024 * 1024
 #: below this the interpreter itself cannot start under RLIMIT_AS
 MIN_MEMORY_MB = 64
+
+_log = logging.getLogger(__name__)
 
 _PY_LANGS = frozenset({"", "python", "python3", "py", "py3"})
 _FENCE_OPEN = re.compile(r"^[ \t]*(?P<fence>`{3,}|~{3,})[ \t]*(?P<lang>[^\s`]*)[^`\n]*$")
@@ -161,8 +176,24 @@ def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
     return gone.wait(timeout_s)
 
 
+@lru_cache(maxsize=4)
+def _bwrap_sizes(bwrap: str) -> bool:
+    """Whether this bubblewrap can limit a tmpfs's size (``--size``, bubblewrap 0.10 and some backports)."""
+    try:
+        done = subprocess.run([bwrap, "--help"], stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=30, env=_child_env(None))
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(re.search(r"^\s*--size\b", done.stdout + done.stderr, re.MULTILINE))
+
+
 def _bwrap_command(bwrap: str, work: str, extra: tuple[str, ...] = ()) -> list[str]:
-    """bubblewrap's arguments: every namespace, and a file system of read-only system and Python files."""
+    """bubblewrap's arguments: every namespace, and a file system of read-only system and Python files.
+
+    ``/tmp`` and ``/sandbox`` are memory file systems of :data:`SPACE_LIMIT_BYTES` each, gone with the
+    sandbox; without ``--size``, ``/tmp`` is unbounded and ``/sandbox`` is ``work`` (removed after the run).
+    """
+    size = ["--size", str(SPACE_LIMIT_BYTES)] if _bwrap_sizes(bwrap) else []
     cmd = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
            "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
@@ -174,10 +205,11 @@ def _bwrap_command(bwrap: str, work: str, extra: tuple[str, ...] = ()) -> list[s
         cmd += ["--ro-bind-try", f, f]
     # the empty /tmp first: a Python environment that lives under /tmp (a CI checkout) is mounted on top of it,
     # not hidden by it (bubblewrap mounts in the order given)
-    cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    cmd += ["--proc", "/proc", "--dev", "/dev", *size, "--tmpfs", "/tmp"]
     for d in _python_dirs():
         cmd += ["--ro-bind", d, d]
-    cmd += ["--bind", work, INSIDE, "--chdir", INSIDE, *extra, "--"]
+    cmd += [*size, "--tmpfs", INSIDE] if size else ["--bind", work, INSIDE]
+    cmd += ["--chdir", INSIDE, *extra, "--"]
     return cmd
 
 
@@ -366,50 +398,108 @@ def run_tests(code: str, tests: str, *, timeout_s: float = 10.0, memory_mb: int 
         raise UsageError(f"The tests are not valid Python ({e}); fix the task's tests.") from e
     mode = require_isolation(unsafe)
     root = Path(tempfile.mkdtemp(prefix="tryouts-sandbox-"))
-    work = Path(tempfile.mkdtemp(prefix="tryouts-sandbox-work-"))  # not beside the harness's files
     try:
-        child = [sys.executable, "-I", "-u", "-c", CHILD, "{req}", "{rep}"]
-        if mode == "bwrap":
-            command = [*_bwrap_command(_cached_probe()[0], str(work), ("--info-fd", "{info}")), *child]
-        else:
-            command = child
-        job = {"code": code, "tests": tests, "command": command, "cwd": str(work), "bwrap": mode == "bwrap",
-               "own_session": mode != "bwrap", "env": _child_env(INSIDE if mode == "bwrap" else str(work)), "limits": _limits(timeout_s, memory_mb),
-               "reply_limit": REPLY_LIMIT, "verdict": str(root / "verdict.json"), "pids": str(root / "pids.json"),
-               "stdout": str(root / "code.out"), "stderr": str(root / "code.err")}
-        (root / "job.json").write_text(json.dumps(job), encoding="utf-8")
-        timed_out = False
-        with open(root / "tests.out", "wb") as out, open(root / "tests.err", "wb") as err:
-            t0 = time.perf_counter()
-            harness = subprocess.Popen([sys.executable, "-I", "-c", HARNESS, str(root / "job.json")], cwd=root,
-                                       env=_child_env(str(root)), stdin=subprocess.DEVNULL, stdout=out,
-                                       stderr=err, start_new_session=True, close_fds=True)
-            timed_out = not _wait(harness, timeout_s)
-            _kill_group(harness.pid)
-            harness.wait()
-            _end_child(root / "pids.json")
-            duration_ms = (time.perf_counter() - t0) * 1000
-        try:
-            verdict = json.loads((root / "verdict.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            verdict = {}
-        if timed_out:
-            status, note = "timeout", "killed: the wall-clock time limit ran out"
-        elif verdict.get("status") in ("passed", "failed", "error", "timeout"):
-            status, note = verdict["status"], verdict.get("note")
-        else:
-            status, note = "error", f"the test harness ended without a verdict (exit code {harness.returncode})"
-        stdout = _join(root / "code.out", root / "tests.out", OUTPUT_LIMIT)
-        note = f"[tryouts sandbox] {note}" if note else ""
-        stderr = _join(root / "code.err", root / "tests.err", OUTPUT_LIMIT - len(note) - 1)
-        if note:  # said after whatever the processes wrote, within the same 4000 characters
-            stderr = (stderr + "\n" + note).lstrip("\n")
-        return SandboxResult(status=status, passed=status == "passed", duration_ms=round(duration_ms, 3),
-                             stdout=stdout, stderr=stderr, network="netns" if mode == "bwrap" else "audit-hook",
-                             isolation=mode)
+        work = Path(tempfile.mkdtemp(prefix="tryouts-sandbox-work-"))  # not beside the harness's files
+    except BaseException:
+        _remove_tree(root)
+        raise
+    try:
+        result = _run(code, tests, mode, root, work, timeout_s, memory_mb)
     finally:
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(work, ignore_errors=True)
+        left = [why for why in (_remove_tree(root), _remove_tree(work)) if why]
+    if left:  # files the code made that outlive the run: never silent
+        note = "[tryouts sandbox] " + "; ".join(left)
+        _log.warning("%s", note)
+        stderr = result.stderr[:max(0, OUTPUT_LIMIT - len(note) - 1)]
+        result = replace(result, stderr=(stderr + "\n" + note).lstrip("\n"))
+    return result
+
+
+def _run(code: str, tests: str, mode: str, root: Path, work: Path, timeout_s: float,
+         memory_mb: int) -> SandboxResult:
+    """:func:`run_tests` with its folders made: ``root`` for the harness's files, ``work`` for the code's."""
+    child = [sys.executable, "-I", "-u", "-c", CHILD, "{req}", "{rep}"]
+    if mode == "bwrap":
+        command = [*_bwrap_command(_cached_probe()[0], str(work), ("--info-fd", "{info}")), *child]
+    else:
+        command = child
+    job = {"code": code, "tests": tests, "command": command, "cwd": str(work), "bwrap": mode == "bwrap",
+           "own_session": mode != "bwrap", "env": _child_env(INSIDE if mode == "bwrap" else str(work)), "limits": _limits(timeout_s, memory_mb),
+           "reply_limit": REPLY_LIMIT, "verdict": str(root / "verdict.json"), "pids": str(root / "pids.json"),
+           "stdout": str(root / "code.out"), "stderr": str(root / "code.err")}
+    (root / "job.json").write_text(json.dumps(job), encoding="utf-8")
+    timed_out = False
+    with open(root / "tests.out", "wb") as out, open(root / "tests.err", "wb") as err:
+        t0 = time.perf_counter()
+        harness = subprocess.Popen([sys.executable, "-I", "-c", HARNESS, str(root / "job.json")], cwd=root,
+                                   env=_child_env(str(root)), stdin=subprocess.DEVNULL, stdout=out,
+                                   stderr=err, start_new_session=True, close_fds=True)
+        timed_out = not _wait(harness, timeout_s)
+        _kill_group(harness.pid)
+        harness.wait()
+        _end_child(root / "pids.json")
+        duration_ms = (time.perf_counter() - t0) * 1000
+    try:
+        verdict = json.loads((root / "verdict.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        verdict = {}
+    if timed_out:
+        status, note = "timeout", "killed: the wall-clock time limit ran out"
+    elif verdict.get("status") in ("passed", "failed", "error", "timeout"):
+        status, note = verdict["status"], verdict.get("note")
+    else:
+        status, note = "error", f"the test harness ended without a verdict (exit code {harness.returncode})"
+    stdout = _join(root / "code.out", root / "tests.out", OUTPUT_LIMIT)
+    note = f"[tryouts sandbox] {note}" if note else ""
+    stderr = _join(root / "code.err", root / "tests.err", OUTPUT_LIMIT - len(note) - 1)
+    if note:  # said after whatever the processes wrote, within the same 4000 characters
+        stderr = (stderr + "\n" + note).lstrip("\n")
+    return SandboxResult(status=status, passed=status == "passed", duration_ms=round(duration_ms, 3),
+                         stdout=stdout, stderr=stderr, network="netns" if mode == "bwrap" else "audit-hook",
+                         isolation=mode)
+
+
+def _unlock(top: Path) -> None:
+    """Give every folder under ``top`` (``top`` too) back its owner's rwx: the code may have made folders of
+    its work directory unreadable (``chmod 000``), which stops a non-root user from removing their contents.
+    Symbolic links are never followed."""
+    stack = [str(top)]
+    while stack:
+        d = stack.pop()
+        try:
+            if os.path.islink(d):
+                continue
+            os.chmod(d, 0o700)
+            with os.scandir(d) as entries:
+                stack.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+
+
+def _remove_tree(top: Path) -> str:
+    """Remove ``top`` and everything in it, restoring folders' permissions where that is what stops it.
+
+    Returns "" once ``top`` is gone, else what is left and why (for the caller to report, never to ignore).
+    """
+    errors: list[str] = []
+
+    def note(func, path, exc) -> None:
+        exc = exc[1] if isinstance(exc, tuple) else exc  # onerror gives sys.exc_info(), onexc the exception
+        errors.append(f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}")
+
+    handler = {"onexc": note} if sys.version_info >= (3, 12) else {"onerror": note}
+
+    for attempt in range(2):
+        if not os.path.lexists(top):
+            return ""
+        if attempt:
+            _unlock(top)
+        errors.clear()
+        shutil.rmtree(top, **handler)
+    if not os.path.lexists(top):
+        return ""
+    first = f" ({errors[0]})" if errors else ""
+    return f"could not remove {top}{first}: the code's files there outlive the run"
 
 
 def _join(first: Path, second: Path, limit: int) -> str:

@@ -6,7 +6,10 @@ the child as data; the child runs the function and sends back the result as data
 floats, complex numbers, strings, bytes, lists, tuples, dicts, sets; anything else becomes an opaque handle).
 The tests' own comparisons run in the harness, on values decoded strictly from JSON, so the child never sees an
 expected value and cannot change a verdict: it can only return values. The verdict goes from the harness to a
-file the child cannot reach.
+file the child cannot reach. The code's top-level names go into the tests' globals, except names of builtins
+(a ``def abs`` in the code must not become the ``abs`` of ``assert abs(f(x) - y) < 1e-6``), and a few standard
+modules the code imported (``math``, ``re``, ...) are the harness's own, so patching them in the child changes
+nothing the tests see.
 
 ``CODEC`` (shared) is the value encoding: ``[tag, payload]`` lists in JSON; decoding checks every tag and type.
 """
@@ -173,14 +176,16 @@ def main():
         handles.append(x)
         return len(handles) - 1
 
-    names = {}
+    names, modules = {}, {}
     for name, value in list(module.__dict__.items()):
         if not name.startswith("__") and name.isidentifier():
             try:
                 names[name] = enc(value, handle)
             except BAD:
-                pass
-    send({"load": "ok", "names": names})
+                continue
+            if isinstance(value, types.ModuleType) and type(getattr(value, "__name__", None)) is str:
+                modules[name] = value.__name__  # `import math`: the harness may use its own, unpatched math
+    send({"load": "ok", "names": names, "modules": modules})
     while True:
         line = rin.readline()
         if not line:
@@ -209,7 +214,15 @@ main()
 # task's tests, on values it decodes itself. Writes {"status", "note"} to the verdict file.
 HARNESS = CODEC + r'''
 def main():
-    import builtins, linecache, os, resource, signal, subprocess, sys, traceback, types
+    import builtins, importlib, linecache, os, resource, signal, subprocess, sys, traceback, types
+
+    # standard modules the tests may take from the code's `import NAME` (tests that forgot their own import):
+    # the harness imports its own copy instead of calling into the code's, which the code may have patched
+    TRUSTED_MODULES = {
+        "array", "bisect", "cmath", "collections", "copy", "datetime", "decimal", "fractions", "functools",
+        "hashlib", "heapq", "itertools", "json", "math", "numbers", "operator", "random", "re", "statistics",
+        "string", "typing",
+    }
 
     job = _json.loads(open(sys.argv[1], encoding="utf-8").read())
     for stream in (sys.stdout, sys.stderr):
@@ -404,16 +417,32 @@ def main():
         tb = load.get("tb")
         sys.stderr.write(tb if type(tb) is str else "the code could not run\n")
         finish("error")
-    names = load.get("names")
+    names, modules = load.get("names"), load.get("modules")
+    if type(modules) is not dict:
+        modules = {}
     module, given = types.ModuleType("solution"), {}
     try:
         for name, value in names.items():
             if type(name) is str and name.isidentifier():
-                given[name] = decode(value)
+                if name in TRUSTED_MODULES and modules.get(name) == name:
+                    # the tests use `math` from the code's `import math`: ours, which the code cannot patch
+                    given[name] = importlib.import_module(name)
+                else:
+                    given[name] = decode(value)
                 setattr(module, name, given[name])
-    except (AttributeError, SandboxProtocolError):
+    except (AttributeError, ImportError, SandboxProtocolError):
         wr.close()
         finish("error", "the code's process sent a malformed list of names")
+    # The code's names go into the tests' globals, which Python searches before the builtins: a `def abs` in
+    # the code would become the tests' abs, and the code would choose the value every comparison sees. So a
+    # name of a builtin always means the builtin (the tests can still write solution.abs).
+    shadowing = sorted(n for n in given if n in vars(builtins))
+    for name in shadowing:
+        del given[name]
+    module.__all__ = sorted(n for n in given if not n.startswith("_"))  # `from solution import *` alike
+    if shadowing:
+        sys.stderr.write(f"[tryouts sandbox] the code defines {', '.join(shadowing)}, which the tests see as "
+                         "Python's built-in of that name\n")
     sys.modules["solution"] = module
     tests = job["tests"]
     linecache.cache["tests.py"] = (len(tests), None, tests.splitlines(True), "tests.py")

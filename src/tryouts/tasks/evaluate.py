@@ -9,6 +9,8 @@ to the store, so ``tryouts show`` can print them again.
 
 from __future__ import annotations
 
+import builtins
+
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -145,7 +147,10 @@ def _tests_for(case: TaskCase) -> str:
         and re.search(r"^def check\(", tests, re.MULTILINE)
         and not re.search(r"^check\(", tests, re.MULTILINE)
     ):
-        tests += f"\n\ncheck({entry})\n"
+        # an entry point named like a builtin (``max``) is the code's only as solution.max: a bare name in the
+        # tests always means the builtin (scoring/sandbox_child.py), so a model cannot shadow what tests call
+        tests += f"\n\nimport solution\ncheck(solution.{entry})\n" if hasattr(builtins, entry) \
+            else f"\n\ncheck({entry})\n"
     return tests
 
 
