@@ -10,7 +10,6 @@ to the store, so ``tryouts show`` can print them again.
 from __future__ import annotations
 
 import builtins
-
 import json
 import re
 from collections.abc import Callable, Sequence
