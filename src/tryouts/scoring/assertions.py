@@ -17,7 +17,8 @@ Types
     ``equals``        the output, stripped, equals ``value`` (stripped)
     ``contains``      the output contains ``value`` (a string, or a list with ``mode: all`` (default) or ``any``)
     ``icontains``     the same, ignoring case
-    ``regex``         ``re.search(value, output)`` finds a match
+    ``regex``         ``re.search(value, output)`` finds a match within :data:`REGEX_TIMEOUT_S` seconds (past
+                      it the check fails, negated or not: a pattern such as ``(a+)+`` can backtrack for hours)
     ``starts-with``   the output, with leading whitespace removed, starts with ``value``
     ``is-json``       the output parses as JSON (one surrounding Markdown code fence is allowed)
     ``json-schema``   the output parses as JSON and is valid against the JSON Schema ``value`` (draft 2020-12)
@@ -162,7 +163,11 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
             path = "/".join(str(p) for p in exc.path)
             at = f" at {path!r}" if path else ""
             raise _fail(where, "value", f"invalid JSON Schema{at}: {exc.message}") from None
-        check._validator = Draft202012Validator(value)
+        outside = _outside_refs(value)
+        if outside:
+            raise _fail(where, "value", f"the schema refers outside itself ({_short(outside)}): only references within "
+                                        "the schema ('#/$defs/...') are followed; copy the referenced schema under $defs")
+        check._validator = schema_validator(value)
     elif base == "length":
         check.min, check.max = _bound(spec, "min", where), _bound(spec, "max", where)
         if check.min is None and check.max is None:
@@ -231,6 +236,34 @@ def _parse_json(text: str) -> Any:
     return json.loads(s)
 
 
+def schema_validator(schema: Any) -> Any:
+    """A JSON Schema (2020-12) validator that never fetches: its registry is empty, so a ``$ref`` to a URL or a
+    ``file:`` path is unresolvable instead of read (jsonschema's default registry would ``urlopen`` it)."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry
+
+    return Draft202012Validator(schema, registry=Registry())
+
+
+def _outside_refs(schema: Any, depth: int = 0) -> str | None:
+    """The first ``$ref``/``$dynamicRef`` of ``schema`` that is not a fragment of the schema itself, or None."""
+    if depth > 200:
+        return None
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
+                return value
+            found = _outside_refs(value, depth + 1)
+            if found:
+                return found
+    elif isinstance(schema, list):
+        for value in schema:
+            found = _outside_refs(value, depth + 1)
+            if found:
+                return found
+    return None
+
+
 def _short(s: Any, n: int = 60) -> str:
     r = repr(s)
     return r if len(r) <= n else r[: n - 3] + "..."
@@ -254,9 +287,12 @@ def _raw(check: Check, text: str, e2e_ms: float | None, cost_usd: float | None) 
         return ok, f"contains {_short(needles if len(needles) > 1 else needles[0])}" if ok \
             else f"does not contain {_short(missing if len(missing) > 1 else missing[0])}"
     if t == "regex":
-        pattern = check._pattern or re.compile(v)
-        m = pattern.search(text)
-        return bool(m), f"matches {_short(v)} at {_short(m.group(0))}" if m else f"does not match {_short(v)}"
+        try:
+            found = regex_search(v, text)
+        except RegexTimeout as exc:
+            return None, str(exc)
+        return found is not None, f"matches {_short(v)} at {_short(found)}" if found is not None \
+            else f"does not match {_short(v)}"
     if t == "starts-with":
         ok = text.lstrip().startswith(v)
         return ok, f"starts with {_short(v)}" if ok else f"does not start with {_short(v)}"
@@ -268,10 +304,12 @@ def _raw(check: Check, text: str, e2e_ms: float | None, cost_usd: float | None) 
         if t == "is-json":
             return True, "is JSON"
         if check._validator is None:
-            from jsonschema import Draft202012Validator
-
-            check._validator = Draft202012Validator(v)
-        errors = sorted(check._validator.iter_errors(doc), key=lambda e: list(e.path))
+            check._validator = schema_validator(v)
+        try:
+            errors = sorted(check._validator.iter_errors(doc), key=lambda e: list(e.path))
+        except Exception:  # a reference it cannot resolve (nothing is fetched), a pattern Python cannot compile
+            return False, ("the schema could not be applied (a reference outside the schema, which is never fetched, "
+                           "or a pattern Python cannot read): fix the schema")
         if not errors:
             return True, "is valid against the schema"
         e = errors[0]
@@ -294,6 +332,115 @@ def _raw(check: Check, text: str, e2e_ms: float | None, cost_usd: float | None) 
         ok = cost_usd <= check.max
         return ok, f"cost ${cost_usd:.6g} ({'<=' if ok else '>'} ${check.max:g})"
     raise UsageError(f"unknown assertion type {t!r}")
+
+
+# ---- regex with a time limit ------------------------------------------------------------------------
+
+#: seconds one ``regex`` assertion may take on one answer; past it the check fails (negated or not)
+REGEX_TIMEOUT_S = 5.0
+
+#: the worker: reads ``[pattern, text]`` JSON lines, answers the match's text (or null) as a JSON line
+_WORKER = r"""
+import json, re, sys
+cache = {}
+print('"ready"', flush=True)
+for line in sys.stdin:
+    pattern, text = json.loads(line)
+    if len(cache) > 256:
+        cache.clear()
+    if pattern not in cache:
+        cache[pattern] = re.compile(pattern)
+    m = cache[pattern].search(text)
+    print(json.dumps(None if m is None else m.group(0)[:200]), flush=True)
+"""
+
+
+class RegexTimeout(Exception):
+    """A pattern ran past :data:`REGEX_TIMEOUT_S` on one answer (its message is the check's reason)."""
+
+
+class _RegexWorker:
+    """One Python process, started on first use, that runs ``re.search`` for the checks; it is killed (and
+    started again for the next search) when a search runs past its time: Python's ``re`` cannot be
+    interrupted inside a thread, and a pattern like ``^(a+)+$`` on ``aaaa...!`` backtracks for hours."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._proc: Any = None
+        self._lines: Any = None
+
+    def _start(self) -> None:
+        import atexit
+        import queue
+        import subprocess
+        import sys
+        import threading
+
+        proc = subprocess.Popen([sys.executable, "-I", "-S", "-c", _WORKER], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        lines: queue.Queue = queue.Queue()
+
+        def pump() -> None:
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)  # the worker ended
+
+        threading.Thread(target=pump, name="tryouts-regex", daemon=True).start()
+        if self._proc is None and self._lines is None:
+            atexit.register(self.stop)
+        self._proc, self._lines = proc, lines
+        if self._next(60.0) != "ready":
+            self.stop()
+            raise RuntimeError("the regex worker did not start")
+
+    def _next(self, timeout: float) -> Any:
+        import queue
+
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError from None
+        if line is None:
+            raise RuntimeError("the regex worker ended")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    def search(self, pattern: str, text: str, timeout: float) -> str | None:
+        with self._lock:
+            if self._proc is None or self._proc.poll() is not None:
+                self._start()
+            try:
+                self._proc.stdin.write(json.dumps([pattern, text]).encode() + b"\n")
+                self._proc.stdin.flush()
+                return self._next(timeout)
+            except TimeoutError:
+                self.stop()
+                raise RegexTimeout(f"the pattern took more than {timeout:g} s on this answer (a pattern with "
+                                   "nested repeats such as (a+)+ can take hours): simplify the pattern") from None
+            except (OSError, RuntimeError, ValueError):
+                self.stop()
+                raise
+
+
+_worker = _RegexWorker()
+
+
+def regex_search(pattern: str, text: str, timeout: float | None = None) -> str | None:
+    """``re.search(pattern, text)``'s match (its first 200 characters), or None; :class:`RegexTimeout` past
+    ``timeout`` seconds (default :data:`REGEX_TIMEOUT_S`). The search runs in a worker process that is killed
+    at the deadline, so an answer can never stall scoring."""
+    try:
+        return _worker.search(pattern, text, REGEX_TIMEOUT_S if timeout is None else timeout)
+    except (OSError, RuntimeError, ValueError):  # no worker (no Python to start): search here, unbounded
+        m = re.search(pattern, text)
+        return None if m is None else m.group(0)[:200]
 
 
 def evaluate(check: Check, *, text: str, e2e_ms: float | None = None, cost_usd: float | None = None) -> dict[str, Any]:

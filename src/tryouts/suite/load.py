@@ -18,9 +18,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
+from .envvars import EnvLoader, expand_env, misplaced_credentials
 from .issues import SKIP, Loc, Problem, SuiteError, SuiteIssue, describe, duplicate_keys, locate
-from .limits import MAX_SUITE_BYTES, LimitError, SuiteLoader, control_problem, nul_lines, nul_message
+from .limits import MAX_SUITE_BYTES, LimitError, control_problem, nul_lines, nul_message
 from .schema import Suite
+
+__all__ = ["expand_env", "load_suite", "loads_suite"]  # expand_env: for task files (tasks/file.py)
 
 #: our own error kinds: their messages are complete
 _OWN_KINDS = {"model_reference", "prompt_no_user", "prompt_text_or_messages", "model_form", "prompt_form", "dataset_form"}
@@ -39,8 +42,7 @@ def load_suite(path: str | Path) -> Suite:
     label = str(path)
     p = Path(path)
     try:
-        with p.open("rb") as f:
-            raw = f.read(MAX_SUITE_BYTES + 1)
+        raw = _read_regular(p, label)
         _check_size(len(raw), label)
         text = raw.decode("utf-8")
     except FileNotFoundError:
@@ -61,6 +63,47 @@ def loads_suite(text: str, *, source: str | Path | None = None) -> Suite:
     return _load(text, label, None if source is None else Path(source))
 
 
+def _read_regular(p: Path, label: str) -> bytes:
+    """The first bytes of the regular file ``p``; a FIFO, a device, a socket or a folder is refused before it is
+    read (reading a FIFO or /dev/zero would wait forever or never end). Opened without blocking, and checked
+    again once open, so a file swapped for a FIFO in between is refused too."""
+    kind = _not_regular(os.stat(p).st_mode)
+    fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)) if kind is None else -1
+    try:
+        if kind is None:
+            kind = _not_regular(os.fstat(fd).st_mode)
+        if kind == "folder":
+            raise IsADirectoryError
+        if kind is not None:
+            raise SuiteError([SuiteIssue(label, None, "", (
+                f"is {kind}, not a regular file: give the suite's YAML file (a suite is read whole before it "
+                "runs, so it cannot come from a pipe or a device)."))])
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            return f.read(MAX_SUITE_BYTES + 1)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _not_regular(mode: int) -> str | None:
+    """None for a regular file, else what it is, in words."""
+    import stat
+
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (a named pipe)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
 def _check_size(size: int, label: str) -> None:
     if size > MAX_SUITE_BYTES:
         raise SuiteError([SuiteIssue(label, None, "", (
@@ -68,77 +111,14 @@ def _check_size(size: int, label: str) -> None:
             "cases into a dataset file (dataset: cases.jsonl, see docs/suites.md)."))])
 
 
-_ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def expand_env(text: str, label: str) -> str:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` with environment variables; ``$${`` is a literal ``${``.
-
-    An unset variable without a default is an error naming its line: suites stay portable between
-    machines (base URLs, model folders) without editing the file. A ``${...}`` in a YAML comment is left
-    alone: a commented-out model never asks for its variable.
-    """
-    missing: list[SuiteIssue] = []
-    in_yaml = _yaml_spans(text)
-
-    def repl(m: re.Match) -> str:
-        escaped, name, default = m.group(1), m.group(2), m.group(3)
-        if in_yaml is not None and not in_yaml(m.start()):
-            return m.group(0)  # in a comment: not the suite's, never required
-        if escaped:
-            return m.group(0)[1:]
-        value = os.environ.get(name)
-        if value is None or (value == "" and default is not None):
-            if default is not None:
-                return default
-            line = text.count("\n", 0, m.start()) + 1
-            missing.append(SuiteIssue(label, line, "", f"the environment variable {name} is not set: "
-                                      f"export {name}=... or write ${{{name}:-a default}}."))
-            return m.group(0)
-        return value
-
-    out = _ENV.sub(repl, text)
-    if missing:
-        raise SuiteError(missing)
-    return out
-
-
-def _yaml_spans(text: str) -> Any:
-    """A test ``covered(index)``: whether a character is part of a YAML token (a key, a value, a block scalar),
-    not a comment or blank space; None when the text does not scan as YAML (every ``${...}`` is then
-    replaced, and the parse after it reports the error)."""
-    import bisect
-
-    if "#" not in text or "${" not in text:  # no comment, or nothing to replace: no need to scan
-        return None
-    starts: list[int] = []
-    ends: list[int] = []
-    try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            a, b = token.start_mark.index, token.end_mark.index
-            if b > a:
-                starts.append(a)
-                ends.append(b)
-    except yaml.YAMLError:
-        return None
-
-    def covered(index: int) -> bool:
-        i = bisect.bisect_right(starts, index) - 1
-        return i >= 0 and index < ends[i]
-
-    return covered
-
-
 def _load(text: str, label: str, source: Path | None) -> Suite:
     text = text.removeprefix("\ufeff")
-    for stage in ("", " (after ${...} variables were replaced)"):
-        if stage:
-            text = expand_env(text, label)
-        found = control_problem(text)
-        if found:
-            raise SuiteError([SuiteIssue(label, found[0], "", found[1].replace(": remove", stage + ": remove", 1))])
-    root, data = _compose(text, label)
+    found = control_problem(text)
+    if found:
+        raise SuiteError([SuiteIssue(label, found[0], "", found[1])])
+    root, data, credentials = _compose(text, label)
     problems = duplicate_keys(root)
+    problems += misplaced_credentials(root, credentials)
     problems += [Problem((), "a value " + nul_message(), line=line) for line in nul_lines(root)]
     if not isinstance(data, dict):
         if data is None:
@@ -163,11 +143,14 @@ def _load(text: str, label: str, source: Path | None) -> Suite:
     return suite
 
 
-def _compose(text: str, label: str) -> tuple[yaml.Node | None, Any]:
-    """The YAML node tree (for line numbers) and the data built from it, in one parse."""
-    loader = SuiteLoader(text)
+def _compose(text: str, label: str) -> tuple[yaml.Node | None, Any, dict[int, Any]]:
+    """The YAML node tree (for line numbers), the data built from it, in one parse, with ``${...}`` replaced
+    in each value (suite/envvars.py); and the scalars that took a credential from a variable."""
+    loader = EnvLoader(text, label)
     try:
         root = loader.get_single_node()
+        if loader.env_problems:
+            raise SuiteError(loader.env_problems)
         data = loader.construct_document(root) if root is not None else None
     except LimitError as e:
         mark = e.problem_mark
@@ -187,7 +170,7 @@ def _compose(text: str, label: str) -> tuple[yaml.Node | None, Any]:
         raise SuiteError([SuiteIssue(label, None, "", f"not valid YAML: {e}")]) from None
     finally:
         loader.dispose()
-    return root, data
+    return root, data, loader.credentials
 
 
 # ---- pydantic errors -> problems -----------------------------------------------------------------

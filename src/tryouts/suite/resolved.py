@@ -3,7 +3,9 @@
 dataset, nor its variables again.
 
 Nothing secret is stored: a suite whose resolved form holds anything the redaction would mask (a key in a
-header option, credentials in a URL) is not stored at all, and those commands read the file as before. Nor is a
+header option, credentials in a URL) is not stored at all, and those commands read the file as before. A key from a
+``${...}`` variable can only be in a model's options (elsewhere the suite does not load, suite/envvars.py), so
+the prompts, cases and description stored with each result never hold one from a variable. Nor is a
 suite whose resolved form is over :data:`MAX_STORED_BYTES` (a big dataset stays in its file).
 """
 

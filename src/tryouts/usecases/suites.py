@@ -58,13 +58,22 @@ def suite_cases(suite: Any) -> dict[int, dict]:
     }
 
 
+def stored_description(suite: Any) -> str | None:
+    """The suite's description as a run's meta keeps it: redacted (a key written into it never reaches the
+    store; one from a ``${...}`` variable is refused when the suite loads, suite/envvars.py)."""
+    from ..redact import redact
+
+    description = getattr(suite, "description", None)
+    return redact(description) if isinstance(description, str) else description
+
+
 def create_suite_run(store, suite: Any, suite_file: Path, cells: list) -> str:
     """Record a new suite run (its meta: path, fingerprint, labels...) and return its id."""
     from ..engine.plan import fingerprint
 
     meta = {"suite_path": str(suite_file.resolve()), "fingerprint": fingerprint(cells), "n_cells": len(cells),
             "labels": suite.model_labels(), "repeats": suite.repeats,
-            "description": getattr(suite, "description", None), **stored_suite(suite)}
+            "description": stored_description(suite), **stored_suite(suite)}
     return store.create_run("suite", [s.ref for s in suite.model_specs()],
                             {"suite": meta["suite_path"], "cases": len(suite.case_items())}, meta)
 
@@ -320,7 +329,7 @@ def join_shared_run(store: Any, plan: SuitePlan) -> None:
     fp = fingerprint(plan.cells)
     meta = {"suite_path": str(plan.path.resolve()) if plan.path else None, "fingerprint": fp,
             "n_cells": len(plan.cells), "labels": plan.suite.model_labels(), "repeats": plan.suite.repeats,
-            "description": getattr(plan.suite, "description", None), **stored_suite(plan.suite)}
+            "description": stored_description(plan.suite), **stored_suite(plan.suite)}
     store.create_shared_run(run_id, "suite", [s.ref for s in plan.suite.model_specs()],
                             {"suite": meta["suite_path"], "cases": len(plan.suite.case_items())}, meta)
     row = store.get_run_row(run_id)

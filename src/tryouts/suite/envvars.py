@@ -1,0 +1,237 @@
+"""``${NAME}`` in a suite file: environment variables, replaced inside each parsed value (docs/suites.md).
+
+A variable is replaced in the scalar (a key or a value) the parser read, never in the file's text: a value
+with a newline, a ``"`` or ``key: value`` stays one string of the value it was written in, and every line an
+error names is the file's own. A plain (unquoted) scalar is typed after the replacement, as if written out:
+``timeout: ${T}`` with ``T=30`` is the number 30. ``${NAME:-default}`` uses the default when ``NAME`` is unset
+or empty; ``$${`` is a literal ``${``. A ``${...}`` in a comment is not part of any value, so it is never
+required.
+
+A variable that holds a credential (its name says so, like ``OPENAI_API_KEY``, or its value looks like a key)
+is accepted only inside a model's ``options`` (a judge's too), where the store masks it: anywhere else it
+would be sent to every model as prompt text and stored in clear with the results and exports.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+from .issues import Loc, Problem, SuiteError, SuiteIssue
+from .limits import CONTROL, SuiteLoader, control_char_name
+
+__all__ = ["EnvLoader", "expand_env", "is_credential_variable", "misplaced_credentials"]
+
+_ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def is_credential_variable(name: str, value: str = "") -> bool:
+    """Whether the environment variable ``name`` (holding ``value``) holds a credential: its name says so
+    (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``... as the redaction reads them), or the redaction
+    would mask its value (a key's shape, ``user:pass@`` in a URL, a key Tryouts has read)."""
+    from ..redact import _ENV_SECRET, is_secret_name, redact
+
+    if _ENV_SECRET.search(name) or is_secret_name(name):
+        return True
+    return bool(value) and redact(value) != value
+
+
+def _missing(name: str) -> str:
+    return f"the environment variable {name} is not set: export {name}=... or write ${{{name}:-a default}}."
+
+
+def _control(name: str, ch: str) -> str:
+    return (f"the environment variable {name} holds the control character {control_char_name(ch)}, which a "
+            f"suite may not hold: remove it from {name}'s value.")
+
+
+def expand_env(text: str, label: str) -> str:
+    """Replace ``${NAME}`` and ``${NAME:-default}`` in ``text`` (``$${`` is a literal ``${``), for YAML files read
+    as text (task files); suites replace variables in their parsed values instead (:class:`EnvLoader`).
+
+    An unset variable without a default is an error naming its line. A ``${...}`` in a YAML comment is left
+    alone. A value holding a line break is refused: spliced into the text it would add keys to the file.
+    """
+    problems: list[SuiteIssue] = []
+    in_yaml = _yaml_spans(text)
+
+    def repl(m: re.Match) -> str:
+        escaped, name, default = m.group(1), m.group(2), m.group(3)
+        if in_yaml is not None and not in_yaml(m.start()):
+            return m.group(0)  # in a comment: not the file's, never required
+        if escaped:
+            return m.group(0)[1:]
+        value = os.environ.get(name)
+        line = text.count("\n", 0, m.start()) + 1
+        if value is None or (value == "" and default is not None):
+            if default is not None:
+                return default
+            problems.append(SuiteIssue(label, line, "", _missing(name)))
+            return m.group(0)
+        if "\n" in value or "\r" in value:
+            problems.append(SuiteIssue(label, line, "", (
+                f"the environment variable {name} holds a line break, which would add lines (and keys) to the "
+                f"file: give {name} a one-line value.")))
+            return m.group(0)
+        return value
+
+    out = _ENV.sub(repl, text)
+    if problems:
+        raise SuiteError(problems)
+    return out
+
+
+def _yaml_spans(text: str) -> Any:
+    """A test ``covered(index)``: whether a character is part of a YAML token (not a comment or blank space);
+    None when the text has no comment or does not scan as YAML (every ``${...}`` is then replaced)."""
+    import bisect
+
+    import yaml
+
+    if "#" not in text or "${" not in text:
+        return None
+    starts: list[int] = []
+    ends: list[int] = []
+    try:
+        for token in yaml.scan(text, Loader=yaml.SafeLoader):
+            a, b = token.start_mark.index, token.end_mark.index
+            if b > a:
+                starts.append(a)
+                ends.append(b)
+    except yaml.YAMLError:
+        return None
+
+    def covered(index: int) -> bool:
+        i = bisect.bisect_right(starts, index) - 1
+        return i >= 0 and index < ends[i]
+
+    return covered
+
+
+@dataclass
+class _Credential:
+    """A scalar that took a credential from a variable: which variable, why it counts, on which line."""
+
+    name: str
+    by_name: bool
+    line: int
+
+
+@dataclass
+class _Found:
+    problems: list[SuiteIssue] = field(default_factory=list)
+    credentials: dict[int, _Credential] = field(default_factory=dict)  # id(node) -> the first credential in it
+
+
+class EnvLoader(SuiteLoader):
+    """:class:`SuiteLoader` that replaces ``${...}`` inside each scalar as it is composed (the node keeps the
+    file's marks; a plain scalar's type is resolved from the replaced text). Unset variables and control
+    characters are collected in :attr:`env_problems`; scalars that took a credential in :attr:`credentials`."""
+
+    def __init__(self, stream: str, label: str) -> None:
+        super().__init__(stream)
+        self._text = stream
+        self._label = label
+        self._found = _Found()
+
+    @property
+    def env_problems(self) -> list[SuiteIssue]:
+        return self._found.problems
+
+    @property
+    def credentials(self) -> dict[int, _Credential]:
+        return self._found.credentials
+
+    def compose_scalar_node(self, anchor: Any) -> ScalarNode:
+        event = self.get_event()
+        value = event.value
+        credential = None
+        if "${" in value:
+            value, credential = self._expand(value, event.start_mark, event.end_mark)
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = self.resolve(ScalarNode, value, event.implicit)
+        node = ScalarNode(tag, value, event.start_mark, event.end_mark, style=event.style)
+        if credential is not None:
+            self._found.credentials[id(node)] = credential
+        if anchor is not None:
+            self.anchors[anchor] = node
+        return node
+
+    def _line(self, name: str, start: Any, end: Any) -> int:
+        """The file line of ``${name`` inside the scalar between the marks (its first line if not found)."""
+        i = self._text.find("${" + name, start.index, end.index)
+        return start.line + 1 + (self._text.count("\n", start.index, i) if i >= 0 else 0)
+
+    def _expand(self, value: str, start: Any, end: Any) -> tuple[str, _Credential | None]:
+        credential: list[_Credential] = []
+
+        def repl(m: re.Match) -> str:
+            escaped, name, default = m.group(1), m.group(2), m.group(3)
+            if escaped:
+                return m.group(0)[1:]
+            raw = os.environ.get(name)
+            if raw is None or (raw == "" and default is not None):
+                if default is not None:
+                    return default
+                self._found.problems.append(SuiteIssue(self._label, self._line(name, start, end), "", _missing(name)))
+                return m.group(0)
+            bad = CONTROL.search(raw)
+            if bad:
+                self._found.problems.append(SuiteIssue(
+                    self._label, self._line(name, start, end), "", _control(name, bad.group())))
+                return m.group(0)
+            if not credential and is_credential_variable(name, raw):
+                from ..redact import _ENV_SECRET, is_secret_name
+
+                by_name = bool(_ENV_SECRET.search(name) or is_secret_name(name))
+                credential.append(_Credential(name, by_name, self._line(name, start, end)))
+            return raw
+
+        return _ENV.sub(repl, value), (credential[0] if credential else None)
+
+
+def _in_options(loc: Loc) -> bool:
+    """Whether ``loc`` lies inside a model's ``options`` (``models[i].options``, ``scoring.judge.model.options``),
+    the one place a credential belongs (merge keys ``<<`` are skipped)."""
+    path = [seg for seg in loc if seg != "<<"]
+    if len(path) >= 3 and path[0] == "models" and isinstance(path[1], int) and path[2] == "options":
+        return True
+    return path[:4] == ["scoring", "judge", "model", "options"]
+
+
+def _message(c: _Credential) -> str:
+    why = "holds a credential (its name says so)" if c.by_name else "holds a value that looks like a credential"
+    return (f"the environment variable {c.name} {why}: here it would be sent to every model as text and "
+            "stored in clear with the results and exports. A key belongs only in a model's options, where "
+            f"the store masks it: the option api_key_env set to {c.name} (the provider reads the variable "
+            f"itself), or ${{{c.name}}} in the option api_key or in a header; remove ${{{c.name}}} from here.")
+
+
+def misplaced_credentials(root: Any, credentials: dict[int, _Credential]) -> list[Problem]:
+    """One problem per scalar that took a credential from a variable and is reached from outside a model's
+    options (through an alias too). Aliases are followed as written: the loader bounds how far they expand."""
+    if not credentials or root is None:
+        return []
+    problems: list[Problem] = []
+    reported: set[int] = set()
+    stack: list[tuple[Any, Loc]] = [(root, ())]
+    while stack:
+        node, loc = stack.pop()
+        if isinstance(node, ScalarNode):
+            c = credentials.get(id(node))
+            if c is not None and id(node) not in reported and not _in_options(loc):
+                reported.add(id(node))
+                problems.append(Problem(loc, _message(c), line=c.line))
+        elif isinstance(node, SequenceNode):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(node.value))
+        elif isinstance(node, MappingNode):
+            for key, value in node.value:
+                seg = key.value if isinstance(key, ScalarNode) else "?"
+                stack.append((key, loc))  # a key is shown at its mapping (its text may be the credential)
+                stack.append((value, (*loc, seg)))
+    return problems
