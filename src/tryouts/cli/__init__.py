@@ -98,11 +98,14 @@ def main(argv: list[str] | None = None) -> None:
         no_args_help = type(exc).__name__ == "NoArgsIsHelpError"
         code = EXIT_OK if no_args_help else EXIT_ERROR
     except TryoutsError as exc:
-        from rich.console import Console
-        from rich.markup import escape
+        from rich.text import Text
 
-        # the message may quote a file, a URL or a server's words: "[...]" in it is text, not markup; never
-        # broken into lines by us (soft_wrap), so a path or a command in it can be copied whole
-        Console(stderr=True).print(f"[bold red]Error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        from .render import SafeConsole
+
+        # the message may quote a file, a URL or a server's words: text, never markup, emoji codes or terminal
+        # control codes (SafeConsole); never broken into lines by us (soft_wrap), so a path or a command in it
+        # can be copied whole
+        SafeConsole(stderr=True).print(Text.assemble(("Error:", "bold red"), " ", exc.message), highlight=False,
+                                       soft_wrap=True)
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)

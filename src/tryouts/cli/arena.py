@@ -161,8 +161,8 @@ def rank(
     for name, r in out.items():
         title = "Human votes (arena)" if name == "human" else f"Judge votes ({name.removeprefix('judge:')})"
         same = f"; {r['identical']} on identical answers, counted as ties" if r.get("identical") else ""
-        table = Table(title=f"{title}: {r['votes']} votes, {r['decisive']} rated (ties count half; 'both bad' is "
-                      f"not rated{same})", title_justify="left", header_style="bold")
+        table = Table(title=Text(f"{title}: {r['votes']} votes, {r['decisive']} rated (ties count half; 'both bad' "
+                                 f"is not rated{same})", style="italic"), title_justify="left", header_style="bold")
         styled = {row["model"]: row for row in r["style_control"]["ratings"]} if "style_control" in r else None
         columns = ["#", "Model", "Rating", "95% CI", "Ranks"]
         if styled is not None:

@@ -109,7 +109,7 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
             text = sec["text"]
             if not full and len(text) > PREVIEW_CHARS:
                 text = text[:PREVIEW_CHARS].rstrip() + f"\n\n… ({len(sec['text']) - PREVIEW_CHARS} more characters: --full)"
-            console.print(Panel(Markdown(text), title=f"{label} — “{sec['heading']}”", title_align="left"))
+            console.print(Panel(Markdown(text), title=Text(f"{label} — “{sec['heading']}”"), title_align="left"))
         if info.metrics:
             table = Table(title="Metrics (model-index)", title_justify="left", header_style="bold")
             for col in ("Task", "Dataset", "Metric", "Value"):

@@ -6,6 +6,7 @@ import sys
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from ..redact import redact
 from . import app
@@ -163,9 +164,9 @@ def compare(
         print_results(console, run["results"], title=f"Run {outcome.run_id}")
         print_scores(console, run["results"])
     for note in scoring_notes:
-        console.print(note, highlight=False)
+        console.print(Text(note), highlight=False)  # may quote a scorer's or a judge's error: text, never markup
     if fmt != "json":
-        console.print(f"Stored as run [bold]{outcome.run_id}[/] in {store.url}. Show it again: tryouts show {outcome.run_id}")
+        console.print(f"Stored as run [bold]{outcome.run_id}[/] in {escape(str(store.url))}. Show it again: tryouts show {outcome.run_id}")
     if not outcome.all_ok or judge_failed:
         return 2
     from ..usecases.gates import ModelFailures, failures, gate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from . import app
 from .common import DB_HELP, open_store
@@ -69,7 +70,7 @@ def demo(
                 sequential=True, meta={"demo": True},
             )
 
-        console.print(f"Prompt: [italic]{prompt}[/]  (greedy: temperature 0)")
+        console.print(Text.assemble("Prompt: ", (prompt, "italic"), "  (greedy: temperature 0)"))
         if live and console.is_terminal:
             with Live(view, console=console, refresh_per_second=8, transient=True):
                 outcome = run_interruptible(go())

@@ -175,7 +175,7 @@ def eval_task(
     from rich.progress import BarColumn, Progress, TextColumn
 
     bars = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TextColumn("[red]{task.fields[failed]} failed[/]"),

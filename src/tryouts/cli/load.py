@@ -6,6 +6,7 @@ import json
 from decimal import Decimal, InvalidOperation
 
 import typer
+from rich.text import Text
 
 from . import app
 from .common import DB_HELP, open_store, parse_options
@@ -148,7 +149,7 @@ def load(
         print(json.dumps({"run_id": ledger.run_id, **out}, indent=2, default=str))
     else:
         console = make_console()
-        table = Table(title=f"{model}: {profile}", title_justify="left", header_style="bold")
+        table = Table(title=Text(f"{model}: {profile}", style="italic"), title_justify="left", header_style="bold")
         for name in ("", "mean", "p50", "p90", "p99"):
             table.add_column(name, justify="right" if name else "left")
         for label, key in (("TTFT ms", "ttft"), ("TPOT ms", "tpot"), ("ITL ms", "itl"), ("E2E ms", "e2el"),
@@ -168,7 +169,7 @@ def load(
                           f"{100 * out['slo_attainment']:.1f} %.", highlight=False)
         warning = client_warning(out)
         if warning:
-            console.print(f"[yellow]{warning}[/]", highlight=False)
+            console.print(Text(warning, style="yellow"), highlight=False)
         if out["cost_per_1m_output_tokens_usd"] is not None:
             good = out["cost_per_good_request_usd"]
             console.print(f"Cost ${out['cost_per_1m_output_tokens_usd']:.4f} per 1M output tokens"
@@ -183,9 +184,9 @@ STOPS = {"max_seconds": "--max-seconds", "max_errors": "--max-errors",
 
 
 def _stored_as(ledger, fmt: str) -> None:
-    from rich.console import Console
+    from .render import SafeConsole
 
-    Console(stderr=fmt == "json").print(
+    SafeConsole(stderr=fmt == "json").print(
         f"Stored as run [bold]{ledger.run_id}[/]. Report: tryouts export {ledger.run_id} -f html; compare: tryouts "
         f"load compare {ledger.run_id} OTHER_RUN.", highlight=False)
 
@@ -212,7 +213,7 @@ def _points(model: str, fmt: str, ledger, run: object) -> int:
     if fmt == "json":
         print(json.dumps({"run_id": ledger.run_id, **out}, indent=2, default=str))
     else:
-        table = Table(title=f"{model}: {out['profile']} (ms)", title_justify="left", header_style="bold")
+        table = Table(title=Text(f"{model}: {out['profile']} (ms)", style="italic"), title_justify="left", header_style="bold")
         for c in cols:
             table.add_column(c, justify="left" if c == "point" else "right")
         for p in out["points"]:

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from . import app
 from .common import fmt_count
@@ -108,7 +109,7 @@ def memory(
     if too_long:
         from .render import make_console
 
-        make_console().print(f"[yellow]Note:[/] {too_long}", highlight=False)
+        make_console().print(f"[yellow]Note:[/] {escape(too_long)}", highlight=False)
 
 
 def _gb(n: float) -> str:
@@ -152,7 +153,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         t.add_row("[bold]total[/]", "", "", f"[bold]{_gb(e.total_bytes)}[/]")
         console.print(t)
         if target:
-            console.print(f"Fits on {gpu_label}: {_fit_text(row)}", highlight=False)
+            console.print(Text(f"Fits on {gpu_label}: {_fit_text(row)}"), highlight=False)
     else:
         t = Table(title=f"Memory by weight format (KV cache for {first.context:,} tokens × {first.batch})",
                   title_justify="left")
@@ -160,7 +161,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         for col in cols:
             t.add_column(col, justify="left" if col == "dtype" else "right")
         if target:
-            t.add_column(f"fits {target['name']}", justify="left")
+            t.add_column(Text(f"fits {target['name']}"), justify="left")
         for e, row in zip(estimates, rows, strict=True):
             name = f"file ({arch.stored_format.removeprefix('GGUF ')})" if e.dtype == "file" else e.dtype
             if e.dtype == "native":
@@ -179,7 +180,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
             p.add_row(cls, fmt_count(n), f"{100 * n / first.params_total:.1f}%")
         console.print(p)
         if target:
-            console.print(f"GPU: {gpu_label}", highlight=False)
+            console.print(Text(f"GPU: {gpu_label}"), highlight=False)
     notes = dict.fromkeys(a for e in estimates for a in e.assumptions if not a.startswith("KV cache values in "))
     kv: dict[str, list[str]] = {}
     for e in estimates:

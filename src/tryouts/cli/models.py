@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from . import app
 from .common import fmt_context, fmt_params
@@ -142,5 +143,6 @@ def models(
             console.print("local = open weights with no API price here: free to run on your own hardware.")
     for reason, ids in selection.left_out.items():
         more = f" and {len(ids) - 6} more" if len(ids) > 6 else ""
-        console.print(f"[dim]Left out, {reason}: {len(ids)} model(s): {', '.join(ids[:6])}{more}.[/]", highlight=False)
+        console.print(Text(f"Left out, {reason}: {len(ids)} model(s): {', '.join(ids[:6])}{more}.", style="dim"),
+                      highlight=False)
     return 0

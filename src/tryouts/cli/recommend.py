@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich.text import Text
 
 from ..usecases.recommend import advise_with_catalog
 from . import app
@@ -75,7 +76,7 @@ def recommend(
 
     console = make_console()
     for step in out["steps"]:
-        console.print(f"• {step}", highlight=False)
+        console.print(Text(f"• {step}"), highlight=False)
     if out["picks"]:
         table = Table(title="Recommended", title_justify="left", header_style="bold", show_lines=True)
         for name in ("#", "Model", "Why", "Memory, speed (est.)", "Price in/out per Mtok", "Your runs"):
@@ -102,8 +103,8 @@ def recommend(
         console.print(table)
     if out["excluded"]:
         shown = out["excluded"][:8]
-        console.print(f"[dim]Excluded ({len(out['excluded'])}): " + "; ".join(f"{x['id']}: {x['reason']}" for x in shown)
-                      + (" …" if len(out["excluded"]) > len(shown) else "") + "[/]", highlight=False)
+        console.print(Text(f"Excluded ({len(out['excluded'])}): " + "; ".join(f"{x['id']}: {x['reason']}" for x in shown)
+                           + (" …" if len(out["excluded"]) > len(shown) else ""), style="dim"), highlight=False)
     for line in out["advice"]:
-        console.print(line, highlight=False)
+        console.print(Text(line), highlight=False)
     return 0

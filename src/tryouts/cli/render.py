@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rich.console import Console, Group
 from rich.padding import Padding
 from rich.panel import Panel
+from rich.segment import Segment
 from rich.table import Table
-from rich.text import Text
+from rich.text import Span, Text
 
 from ..engine.events import CellDelta, CellStarted, ModelLoading, ResultStored
 from ..labels import short_label
+from ..report.safe_text import UNSAFE, has_controls, visible_char, visible_controls
 
 PANEL_LINES = 10
 PER_ROW = 3
@@ -143,7 +145,54 @@ def stacked(table: Table) -> Group:
     return Group(*blocks)
 
 
-class FitConsole(Console):
+class SafeConsole(Console):
+    """A console that prints stored and server-supplied text as text, whatever renderer prints it.
+
+    * Control characters in the data (ESC and every CSI/OSC sequence, C1 controls, BEL, backspace, a lone
+      carriage return, DEL, bidi overrides and isolates) are shown as visible escapes (``␛[2J``, ``\\u202e``;
+      :func:`~tryouts.report.safe_text.visible_controls`), newline and tab kept. This acts on the data (every
+      string and :class:`~rich.text.Text` before layout, and every text segment before it is written), never
+      on the styling and cursor codes Rich makes itself.
+    * No emoji codes: ``:x:`` in an error or an answer stays ``:x:`` (markup still works in the commands' own
+      strings; data printed in markup strings is escaped with :func:`rich.markup.escape`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs["emoji"] = False
+        return super().render_str(visible_controls(text), **kwargs)
+
+    def render(self, renderable: Any, options: Any = None) -> Iterable[Segment]:
+        if isinstance(renderable, Text) and has_controls(renderable.plain):
+            renderable = safe_text(renderable)
+        return super().render(renderable, options)
+
+    def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+        # the last guard: a text segment that reached the output some other way; control segments (Rich's own
+        # cursor and screen codes) pass as they are
+        return super()._render_buffer(
+            Segment(visible_controls(seg.text), seg.style) if seg.control is None and has_controls(seg.text) else seg
+            for seg in buffer)
+
+
+def safe_text(text: Text) -> Text:
+    """A copy of ``text`` with its control characters shown as visible escapes, its styles kept on the same
+    characters."""
+    plain = text.plain
+    pieces, offsets = [], [0]
+    for ch in plain:
+        piece = visible_char(ch) if UNSAFE.match(ch) else ch
+        pieces.append(piece)
+        offsets.append(offsets[-1] + len(piece))
+    copy = text.blank_copy("".join(pieces))
+    end = len(plain)
+    copy.spans = [Span(offsets[min(s.start, end)], offsets[min(s.end, end)], s.style) for s in text.spans]
+    return copy
+
+
+class FitConsole(SafeConsole):
     """A console that never cuts a table's cells: below :data:`STACK_BELOW` columns, a table whose narrowest
     layout (every cell's longest word whole) is wider than the terminal is printed :func:`stacked`."""
 
@@ -158,8 +207,8 @@ class FitConsole(Console):
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A console (:class:`FitConsole`); when output is not a terminal, ``COLUMNS`` wide when set, else wide
-    enough for the results table (140 columns)."""
+    """A console (:class:`FitConsole`, a :class:`SafeConsole`: every command prints through one); when output
+    is not a terminal, ``COLUMNS`` wide when set, else wide enough for the results table (140 columns)."""
     import os
 
     console = FitConsole(stderr=stderr)
@@ -197,7 +246,7 @@ def print_outputs(console: Console, results: Sequence[dict[str, Any]]) -> None:
     """Each model's full output in a panel."""
     for r in results:
         body = r["text"] if r["ok"] else (r["text"] + "\n" if r["text"] else "") + f"✗ {r.get('error')}"
-        console.print(Panel(Text(body or "(empty)", overflow="fold"), title=Text(short_label(r["model"]), style="bold")))
+        console.print(Panel(Text(visible_controls(body or "(empty)"), overflow="fold"), title=Text(short_label(r["model"]), style="bold")))
 
 
 #: reference metrics in the scores table, in this order, with their headings
@@ -224,7 +273,7 @@ def print_scores(console: Console, results: Sequence[dict[str, Any]]) -> None:
     if has_judge:
         table.add_column("Judge", justify="right")
     for name in customs:
-        table.add_column(f"Scorer {name}", justify="right")
+        table.add_column(Text(f"Scorer {name}"), justify="right")
     reasons = []
     for r in scored:
         s = r["scores"]

@@ -58,6 +58,10 @@ def export(
     if output is None and fmt == "html":
         output = f"tryouts-{data['run']['id']}.html"
     if output is None or output == "-":
+        if sys.stdout.isatty():  # shown on a terminal: its control characters as visible escapes, never run
+            from ..report.safe_text import visible_controls
+
+            text = visible_controls(text)
         sys.stdout.write(text)
         sys.stdout.flush()
         return 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from ..usecases.suites import cost_budget, execute_suite, plan_suite, start_suite
 from . import app
@@ -138,7 +139,7 @@ def run(
     from ..engine.events import BatchUpdate, CellRetry, LaneThrottled, ResultStored
 
     bars = Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.description}", markup=False), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("[red]{task.fields[failed]} failed[/] [dim]{task.fields[cached]} cached[/]"),
         TimeRemainingColumn(), console=console, disable=not (progress and console.is_terminal),
     )
@@ -162,8 +163,8 @@ def run(
             bars.console.print(f"[yellow]throttled[/] {escape(event.lane)}: {escape(event.reason)}" if event.reason
                                else f"[green]no longer throttled[/] {escape(event.lane)}", highlight=False)
 
-    def say(msg: str) -> None:
-        console.print(msg, highlight=False)
+    def say(msg: str) -> None:  # plain text that may quote an error: never markup
+        console.print(Text(msg), highlight=False)
 
     try:  # Ctrl-C or SIGTERM: generation stops, what is done stays recorded, the run is marked interrupted
         with bars:
@@ -189,18 +190,18 @@ def run(
     stop = outcome.meta.get("stopped") or {}
     if stop.get("reason") == "budget":
         left = len(cells) - len(store.done_cells(run_id))
-        from rich.console import Console
+        from .render import SafeConsole
 
-        Console(stderr=True).print(
+        SafeConsole(stderr=True).print(
             f"[yellow]Stopped at the budget:[/] ${stop['spent_usd']} spent of ${stop['budget_usd']}; {left} cells "
             f"not run. Resume with: tryouts run --resume {run_id} --budget USD", highlight=False)
         return 3
     code, reasons = gate(per_model, fail_on_error=fail_on_error, fail_on_assert=fail_on_assert,
                          min_pass_rate=pass_rate)
     if reasons:
-        from rich.console import Console
+        from .render import SafeConsole
 
-        err = Console(stderr=True)
+        err = SafeConsole(stderr=True)
         for reason in reasons:
             err.print(f"[red]Exit {code}:[/] {escape(reason)}", highlight=False)
     return code

@@ -25,6 +25,7 @@ def runs(
     import json
 
     from rich.table import Table
+    from rich.text import Text
 
     from .render import make_console
 
@@ -44,7 +45,7 @@ def runs(
     for r in rows:
         table.add_row(
             r["id"], r["started_at"][:19].replace("T", " "), r["kind"], r["status"],
-            "\n".join(r["models"]), str(r["n_results"]), str(r["n_failed"]),
+            Text("\n".join(r["models"])), str(r["n_results"]), str(r["n_failed"]),
         )
     console.print(table)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.text import Text
 
 from ..usecases.scoring import check_judge_ready
 from . import app
@@ -78,7 +79,7 @@ def score(
         policy.batch = True
     check_judge_ready(scoring)
     report = score_run(store, run_id, scoring, base_dir=base_dir, policy=policy,
-                       say=lambda msg: console.print(msg, highlight=False))
+                       say=lambda msg: console.print(Text(msg), highlight=False))
     data = store.get_run(run_id)
     labels = meta.get("labels") or data["run"]["models"]
     quality = quality_report(data["results"], labels)

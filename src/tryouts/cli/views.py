@@ -10,6 +10,8 @@ from typing import Any
 from rich.markup import escape
 from rich.text import Text
 
+from ..report.safe_text import visible_controls
+
 
 def print_plan(console, plans, n_cells: int, repeats: int, labels: list[str] | None = None) -> None:
     """The dry-run table: per model its cells, tokens, cost and time; with a batch column where the provider has
@@ -111,7 +113,7 @@ def print_summary(console, results: Iterable[dict], labels: list[str] | None = N
              "per 1k req"] + ([f"{metric_name(primary)} (95% CI)"] if primary else []) + (
              [f"pass@{repeats}", f"pass^{repeats}"] if repeats > 1 else [])
     for name in names:
-        table.add_column(name, justify="left" if name == "Model" else "right", overflow="fold")
+        table.add_column(Text(name), justify="left" if name == "Model" else "right", overflow="fold")
     for s in summaries:
         cost = "unknown" if s["cost_total_usd"] is None else f"${float(s['cost_total_usd']):.4f}"
         if s.get("cost_unknown") and s["cost_total_usd"] is not None:
@@ -214,7 +216,7 @@ def print_quality(console, quality: dict) -> None:
         table = Table(title="Quality (mean [95% CI] over cases)", title_justify="left", header_style="bold")
         table.add_column("Model", overflow="fold")
         for m in metrics:
-            table.add_column(metric_name(m), justify="right")
+            table.add_column(Text(metric_name(m)), justify="right")
         for q in quality["per_model"]:
             table.add_row(Text(short_label(q["label"])), *(_rate(q["metrics"].get(m)) for m in metrics))
         console.print(table)
@@ -231,7 +233,7 @@ def print_quality(console, quality: dict) -> None:
             interval = "" if p.get("low") is None else f" [{p['low']:+.3f}, {p['high']:+.3f}]"
             test = "exact" if str(p.get("test") or "").startswith("exact") else "bootstrap"
             table.add_row(
-                metric_name(p["metric"]), Text(short_label(p["label"])), Text(short_label(p["baseline_label"])), str(p["n"]),
+                Text(metric_name(p["metric"])), Text(short_label(p["label"])), Text(short_label(p["baseline_label"])), str(p["n"]),
                 f"{p['diff']:+.3f}{interval}", f"{_p(p['p_value'])} ({test})",
                 f"{st['wins_b']}/{st['wins_a']}/{st['ties']}, {_p(st['p_value'])}", p.get("verdict") or "",
             )
@@ -279,7 +281,7 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
 
     mode = f" ({report['mode']})" if report.get("mode") else ""
     console.print(
-        f"[bold]{task}{mode}[/] on {report['data']}: {report['n_cases']} cases, "
+        f"[bold]{escape(task)}{escape(mode)}[/] on {escape(str(report['data']))}: {report['n_cases']} cases, "
         f"{report['repeats']} repeat(s), {len(models)} model(s). Intervals: 95% bootstrap over cases."
     )
     digits = 1 if task == "translation" else 3
@@ -321,16 +323,16 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         for mm in models:
             conf = mm["metrics"]["confusion"]
             t = Table(
-                title=f"Confusion matrix: {numbered_label(mm['model'], mm['index'])} "
-                "(rows: gold, columns: predicted)",
+                title=Text(f"Confusion matrix: {numbered_label(mm['model'], mm['index'])} "
+                           "(rows: gold, columns: predicted)", style="italic"),
                 title_justify="left",
                 header_style="bold",
             )
             t.add_column("gold \\ predicted")
             for c in conf["columns"]:
-                t.add_column(c, justify="right")
+                t.add_column(Text(str(c)), justify="right")
             for label, row in zip(conf["labels"], conf["matrix"], strict=True):
-                t.add_row(Text(label), *(str(v) for v in row))
+                t.add_row(Text(str(label)), *(str(v) for v in row))
             console.print(t)
     if task == "code":
         t = Table(
@@ -354,8 +356,8 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
         console.print(t)
     if report.get("comparisons"):
         t = Table(
-            title=f"Paired comparisons with {numbered_label(models[0]['model'], 0)} ({_title(report['primary'])}, "
-            "same cases)",
+            title=Text(f"Paired comparisons with {numbered_label(models[0]['model'], 0)} ({_title(report['primary'])}, "
+                       "same cases)", style="italic"),
             title_justify="left",
             header_style="bold",
         )
@@ -417,7 +419,7 @@ def print_load_benchmarks(console: Any, benches: list[dict[str, Any]], side_by_s
     from rich.table import Table
 
     for b in benches:
-        table = Table(title=f"{b['run']['id']}  {escape(b['model'])}: {b['profile']} ({b['run']['status']}; ms)",
+        table = Table(title=f"{b['run']['id']}  {escape(b['model'])}: {escape(str(b['profile']))} ({b['run']['status']}; ms)",
                       title_justify="left", header_style="bold")
         for c in POINT_COLUMNS:
             table.add_column(c, justify="left" if c == "point" else "right")
@@ -461,9 +463,10 @@ def print_cases(console, results: Iterable[dict], labels: list[str] | None = Non
         title = f"Case {case.get('case_id') or index}" + (f" · prompt {case['prompt_id']}" if case.get("prompt_id") else "")
         console.print(Text(title, style="bold"))
         if case.get("vars"):
-            console.print(Text("  vars: " + ", ".join(f"{k}={v}" for k, v in case["vars"].items()), style="dim"))
+            console.print(Text(visible_controls("  vars: " + ", ".join(f"{k}={v}" for k, v in case["vars"].items())),
+                               style="dim"))
         if case.get("expected") is not None:
-            console.print(Text(f"  expected: {case['expected']}", style="dim"))
+            console.print(Text(visible_controls(f"  expected: {case['expected']}"), style="dim"))
         per_model: dict[int, list[dict]] = defaultdict(list)
         for r in rows:
             per_model[r["model_index"]].append(r)
@@ -485,6 +488,6 @@ def print_cases(console, results: Iterable[dict], labels: list[str] | None = Non
                 body = text if ok else (f"{text}\n" if text else "") + f"error: {error}"
                 if len(body) > width:
                     body = body[:width] + f"… ({len(body) - width:,} more characters; --format json has all)"
-                console.print(Text("    " + (body or "(empty)").replace("\n", "\n    ")), overflow="fold")
+                console.print(Text("    " + visible_controls(body or "(empty)").replace("\n", "\n    ")), overflow="fold")
         console.print()
 

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 from ..errors import UsageError
+from .safe_text import csv_safe
 
 #: the formats :func:`export_run` writes
 FORMATS = ("csv", "json", "jsonl", "html")
@@ -20,7 +21,9 @@ def export_run(data: dict[str, Any], fmt: str, *, full_paths: bool = False) -> s
     """A run (as :meth:`Store.get_run` returns it) in ``fmt``: csv, json, jsonl or html.
 
     * ``csv``: a header row, then one row per result with every flat field; lists and objects
-      (``itl_ms``, ``request``, ``case``...) as JSON, booleans as ``true``/``false``, null as empty;
+      (``itl_ms``, ``request``, ``case``...) as JSON, booleans as ``true``/``false``, null as empty; a text
+      cell a spreadsheet would run as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+      return) starts with ``'`` (:func:`~tryouts.report.safe_text.csv_safe`), numbers are written as they are;
     * ``json``: exactly what ``tryouts show RUN --format json`` prints;
     * ``jsonl``: one result per line, each with its ``run_id``;
     * ``html``: one self-contained page to share (inline CSS and SVG charts, no script, no external resource):
@@ -28,7 +31,8 @@ def export_run(data: dict[str, Any], fmt: str, *, full_paths: bool = False) -> s
       grid with each first failing check, an eval-task's report and the outputs side by side; every prompt,
       output and label is escaped, and local paths are cut to their last part unless ``full_paths``.
 
-    The data formats (csv, json, jsonl) are the stored values, whole: ``full_paths`` changes only the page.
+    The data formats are the stored values, whole (csv but for that ``'``; json and jsonl exactly):
+    ``full_paths`` changes only the page.
     """
     fmt = (fmt or "").lower()
     if fmt == "json":
@@ -57,13 +61,14 @@ def _review_of(review: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def _cell(value: Any) -> Any:
+    """A field as a csv cell: text a spreadsheet would run as a formula gets a leading ``'``."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str, ensure_ascii=False)
-    return value
+        return csv_safe(json.dumps(value, default=str, ensure_ascii=False))
+    return csv_safe(value)
 
 
 def columns(results: list[dict[str, Any]]) -> list[str]:
@@ -82,8 +87,13 @@ def to_csv(data: dict[str, Any]) -> str:
     cols = columns(results)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
+    # csv quotes a cell with a line feed but not one with a lone carriage return (not in the line terminator),
+    # which readers take as a line end: such a row is written with every cell quoted
+    quoted = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)
     writer.writerow(cols)
     for r in results:
         row = {"run_id": run_id, **r}
-        writer.writerow([_cell(row.get(c)) for c in cols])
+        cells = [_cell(row.get(c)) for c in cols]
+        cr = any(isinstance(c, str) and "\r" in c for c in cells)
+        (quoted if cr else writer).writerow(cells)
     return buf.getvalue()

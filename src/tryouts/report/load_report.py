@@ -162,11 +162,14 @@ def points_csv(bench: dict[str, Any]) -> str:
 
 
 def _csv(v: Any) -> Any:
+    """A figure as a csv cell; text a spreadsheet would run as a formula gets a leading ``'`` (csv_safe)."""
+    from .safe_text import csv_safe
+
     if v is None:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
-    return json.dumps(v) if isinstance(v, dict | list) else v
+    return csv_safe(json.dumps(v) if isinstance(v, dict | list) else v)
 
 
 CSS = """

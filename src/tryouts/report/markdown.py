@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from ..labels import short_label
+from .safe_text import visible_controls
 
 __all__ = ["code", "diff_markdown", "md"]
 
@@ -24,8 +25,9 @@ _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
 
 def md(value: Any, limit: int = 200) -> str:
     """``value`` as inert Markdown text on one line: ``<``, ``>`` and ``&`` as entities, every Markdown
-    punctuation backslash-escaped, line breaks as spaces, at most ``limit`` characters."""
-    text = " ".join(str(value).split())
+    punctuation backslash-escaped, line breaks as spaces, control characters (ESC, bidi overrides...) as visible
+    escapes (:func:`~tryouts.report.safe_text.visible_controls`), at most ``limit`` characters."""
+    text = visible_controls(" ".join(str(value).split()))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -33,8 +35,9 @@ def md(value: Any, limit: int = 200) -> str:
 
 
 def code(value: Any, limit: int = 200) -> str:
-    """``value`` as a Markdown code span on one line (its backticks replaced: a span cannot be closed early)."""
-    text = " ".join(str(value).replace("`", "'").split())
+    """``value`` as a Markdown code span on one line (its backticks replaced: a span cannot be closed early;
+    control characters as visible escapes)."""
+    text = visible_controls(" ".join(str(value).replace("`", "'").split()))
     return f"`{text[: limit - 1] + '…' if len(text) > limit else text}`"
 
 
