@@ -88,17 +88,23 @@ def test_a_non_loopback_bind_needs_the_token(db):
         from tryouts.web import create_app
 
         create_app(str(db), host="0.0.0.0", token=None)
-    with serve(db, host="0.0.0.0", token="s3cret-token") as (url, _):
+    with serve(db, host="0.0.0.0", token="s3cret-token") as (url, app):
         r = httpx.get(f"{url}/api/runs")
         assert r.status_code == 401 and "token" in r.json()["detail"]
         assert httpx.get(f"{url}/api/runs", headers={"Authorization": "Bearer nope"}).status_code == 403
         assert httpx.get(f"{url}/api/runs", headers={"Authorization": "Bearer s3cret-token"}).status_code == 200
         assert httpx.get(f"{url}/openapi.json").status_code == 401  # every request, docs included
-        with httpx.Client(follow_redirects=True) as client:
+        # 127.0.0.1 sends the browser to this start's random name; there the token becomes a cookie
+        port, name = url.rsplit(":", 1)[1], app.state.browser_host
+        r = httpx.get(f"{url}/api/runs?token=s3cret-token&limit=5")
+        assert r.status_code == 303 and r.headers["location"].startswith(f"http://{name}:{port}/api/runs?")
+        with httpx.Client(headers={"Host": f"{name}:{port}"}, follow_redirects=True) as client:
             r = client.get(f"{url}/api/runs?token=s3cret-token&limit=5")
             assert r.status_code == 200  # redirected without the token in the address, cookie set
             assert "token=" not in str(r.url) and "limit=5" in str(r.url)
             assert client.get(f"{url}/api/runs").status_code == 200  # the cookie carries it
+        # an address of this machine other than loopback keeps the cookie there (docs/security.md)
+        assert app.state.browser_host and httpx.get(f"{url}/api/runs", headers={"Host": "192.0.2.7:1"}).status_code == 401
         assert httpx.get(f"{url}/api/runs?token=wrong").status_code == 403
 
 

@@ -307,20 +307,76 @@ def test_a_non_loopback_bind_without_the_token_is_refused(browser, tmp_path):
         context = browser.new_context()
         try:
             page = context.new_page()
-            response = page.goto(f"{base}/?token={token}")
-            assert response.status == 200 and page.url == base + "/"  # the token left the address
+            response = page.goto(f"{base}/?token={token}")  # the address printed when serving on all addresses
+            # on to this start's random name under .localhost (Chromium resolves it), the token out of the address
+            assert response.status == 200 and re.fullmatch(rf"http://[0-9a-f]{{16}}\.localhost:{port}/", page.url)
             assert page.title().startswith("New comparison")
             page.wait_for_selector("#catalog-pick optgroup", state="attached")  # the page's API calls pass with the cookie
             cookies = {c["name"]: c for c in context.cookies()}
-            cookie = cookies[f"tryouts-token-{port}"]  # named by port: browsers share cookies across ports
+            cookie = cookies[f"tryouts-token-{port}"]
+            assert cookie["domain"] == page.url.split("//")[1].split(":")[0]  # that name only, never 127.0.0.1
             assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/"
-            assert page.goto(base + "/runs").status == 200
+            assert page.goto(page.url + "runs").status == 200
+            assert page.goto(base + "/runs").status == 401  # no cookie goes to 127.0.0.1
             assert token not in page.content()  # never on a page
         finally:
             context.close()
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_listener_on_another_loopback_port_never_receives_the_token_cookie(browser, tmp_path):
+    """The audit's p9: the owner opens the dashboard, then follows links to another program on 127.0.0.1 (as
+    another user of the machine could run), directly or by clicking on a cross-site page whose image is a
+    same-site subrequest. Cookies ignore the port, so none may live on 127.0.0.1; it lives on the random name."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(str(self.headers))
+            body = (b"" if self.path == "/pixel.png" else
+                    f'<html><body><img src="/pixel.png"><a id="go" href="http://127.0.0.1:{other}/x">go</a>'
+                    "</body></html>".encode())
+            self.send_response(200)
+            self.send_header("content-type", "image/png" if self.path == "/pixel.png" else "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+    other = server.server_address[1]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = "token-the-other-program-wants"
+    try:
+        with serve_dashboard(tmp_path / "p9.db", token=token) as (url, app):
+            context = browser.new_context()  # a browser that holds the token as the cookie, nothing else
+            try:
+                page = context.new_page()
+                assert page.goto(f"{url}/?token={token}").status == 200
+                page.wait_for_selector("#catalog-pick optgroup", state="attached")  # API calls pass by the cookie
+                for target in (f"http://127.0.0.1:{other}/", f"http://localhost:{other}/"):
+                    page.goto(target)
+                    page.wait_for_load_state("load")
+                page.goto(f"http://localhost:{other}/start")
+                page.click("#go")
+                page.wait_for_load_state("load")
+                assert len(seen) >= 6, seen
+                assert not [h for h in seen if token in h], seen  # the other program never gets the token
+                port = url.rsplit(":", 1)[1]
+                assert [c["domain"] for c in context.cookies()] == [app.state.browser_host]
+                assert page.goto(f"http://{app.state.browser_host}:{port}/runs").status == 200
+            finally:
+                context.close()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # ---- 5. charts -----------------------------------------------------------------------------------

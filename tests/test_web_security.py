@@ -98,26 +98,51 @@ def test_a_known_token_comes_from_the_environment(db, monkeypatch):
                          ).status_code == 200
 
 
-def test_the_token_becomes_a_port_scoped_cookie_and_the_redirect_stays_here(db):
-    with serve_dashboard(db, token="the-known-token") as (url, _app):
+def test_the_token_cookie_lives_only_on_this_starts_random_browser_name(db):
+    """Cookies ignore the port: one on 127.0.0.1 would reach every listener on 127.0.0.1, another user's too."""
+    import re
+
+    with serve_dashboard(db, token="the-known-token") as (url, app):
         port = url.rsplit(":", 1)[1]
-        r = httpx.get(f"{url}/runs?token=the-known-token&kind=suite")
+        name = app.state.browser_host
+        assert re.fullmatch(r"[0-9a-f]{16}\.localhost", name)
+        # on a shared loopback name: to the same address on the random name, token kept, no cookie set
+        for host in ("127.0.0.1", "localhost", "[::1]"):
+            r = httpx.get(f"{url}/runs?token=the-known-token&kind=suite", headers={"Host": f"{host}:{port}"})
+            assert r.status_code == 303 and "set-cookie" not in r.headers, host
+            assert r.headers["location"] == f"http://{name}:{port}/runs?token=the-known-token&kind=suite"
+        there = {"Host": f"{name}:{port}"}
+        r = httpx.get(f"{url}/runs?token=the-known-token&kind=suite", headers=there)
         assert r.status_code == 303 and r.headers["location"] == "/runs?kind=suite"
         cookie = r.headers["set-cookie"]
-        assert cookie.startswith(f"tryouts-token-{port}=the-known-token;")
+        assert cookie.startswith(f"tryouts-token-{port}=the-known-token;") and "domain" not in cookie.lower()
         assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/" in cookie
         # the open redirect: //evil.example/ would send the browser (and the address) to another host
         for path in ("//evil.example/", "/\\evil.example/", "///evil.example/x"):
-            r = httpx.get(f"{url}{path}?token=the-known-token")
-            assert r.status_code == 303
-            location = r.headers["location"]
+            location = httpx.get(f"{url}{path}?token=the-known-token", headers=there).headers["location"]
             assert location.startswith("/") and not location.startswith(("//", "/\\")), location
-        with httpx.Client(cookies={f"tryouts-token-{port}": "the-known-token"}) as c:
-            page = c.get(url + "/runs")
-            assert page.status_code == 200 and page.headers["cache-control"] == "no-store"  # pages too
-            assert "the-known-token" not in page.text
-        # a cookie for another port (another dashboard, or anything else on this host) is not this one's
-        assert httpx.get(url + "/runs", cookies={"tryouts_token": "the-known-token"}).status_code == 401
+            location = httpx.get(f"{url}{path}?token=the-known-token").headers["location"]
+            rest = location.removeprefix(f"http://{name}:{port}/")
+            assert rest != location and not rest.startswith(("/", "\\")), location
+        jar = {f"tryouts-token-{port}": "the-known-token"}
+        page = httpx.get(url + "/runs", cookies=jar, headers=there)
+        assert page.status_code == 200 and page.headers["cache-control"] == "no-store"  # pages too
+        assert "the-known-token" not in page.text
+        # the cookie counts only on the random name; scripts use Authorization anywhere
+        for host in ("127.0.0.1", "localhost", "[::1]"):
+            assert httpx.get(url + "/runs", cookies=jar, headers={"Host": f"{host}:{port}"}).status_code == 401
+        assert httpx.get(url + "/runs", headers={"Authorization": "Bearer the-known-token"}).status_code == 200
+        # another name under .localhost (a guess, or DNS rebinding) is not this dashboard's
+        other = {"Host": f"0123456789abcdef.localhost:{port}"}
+        assert httpx.get(url + "/runs", cookies=jar, headers=other).status_code == 421
+        assert "localhost" not in httpx.get(url + "/runs", headers=other).text  # the name is never told
+        assert httpx.get(url + "/runs", cookies={"tryouts_token": "the-known-token"}, headers=there).status_code == 401
+    from tryouts.web import browser_url, create_app
+
+    first, second = (create_app(str(db), token="the-known-token") for _ in range(2))
+    assert first.state.browser_host != second.state.browser_host  # a new name on every start
+    assert browser_url(first, 8765, "/runs") == f"http://{first.state.browser_host}:8765/runs?token=the-known-token"
+    assert create_app(str(db), host="127.0.0.2", token="the-known-token").state.browser_host is None  # unreachable
 
 
 # ---- where requests go, what runs ---------------------------------------------------------------

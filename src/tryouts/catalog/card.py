@@ -121,13 +121,14 @@ def _is_hub_id(text: str) -> bool:
     return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", text) is not None
 
 
-def _resolve(model: str) -> tuple[Entry | None, str | None, Path | None]:
-    """(catalog entry, Hub id, local folder) for what the user typed."""
+def _resolve(model: str, local_paths: bool = True) -> tuple[Entry | None, str | None, Path | None]:
+    """(catalog entry, Hub id, local folder) for what the user typed; ``local_paths=False`` never looks at the
+    disk (the dashboard: an existing folder and a missing one then give the same answer)."""
     text = model.strip()
     if text.lower().startswith("hf:"):
         text = text[3:]
     path = Path(text).expanduser()
-    if path.is_dir():
+    if local_paths and path.is_dir():
         try:
             entry = find_model(path.name)
         except NotInCatalogError:
@@ -334,18 +335,19 @@ def _read_card_into(info: CardInfo, where: str, path: str) -> None:
 # ---- the merge -------------------------------------------------------------------------------------
 
 
-def build_card(model: str, *, online: bool = False) -> CardInfo:
+def build_card(model: str, *, online: bool = False, local_paths: bool = True) -> CardInfo:
     """Merge the catalog entry, the model card and ``config.json`` for ``model``.
 
     ``model`` is a catalog name or alias, a Hub id (``org/name``, optionally ``hf:``-prefixed), a local
     folder or a GGUF file. Only ``online=True`` contacts the Hub. Raises :class:`~tryouts.errors.NotInCatalogError`
     (with suggestions) for a name that is none of these, and :class:`~tryouts.gguf_meta.NotGGUFError` for a
-    ``.gguf`` path that is not a GGUF file.
+    ``.gguf`` path that is not a GGUF file. ``local_paths=False`` reads no local folder or file, only the
+    catalog and the Hugging Face cache.
     """
-    gguf_path = _gguf_file(model)
+    gguf_path = _gguf_file(model) if local_paths else None
     if gguf_path is not None:
         return _gguf_card(model, gguf_path)
-    entry, hub_id, folder = _resolve(model)
+    entry, hub_id, folder = _resolve(model, local_paths)
     info = CardInfo(model=model, entry=entry, hub_id=hub_id, folder=str(folder) if folder else None)
     if entry is not None:
         info.price = entry_price(entry)

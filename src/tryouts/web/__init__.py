@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TOKEN_ENV", "create_app", "is_loopback", "new_token"]
+__all__ = ["TOKEN_ENV", "browser_url", "create_app", "is_loopback", "new_token"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -37,7 +37,8 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
 
     Args:
         db: the store (a path or database URL).
-        host, port: where it is served (the Host check and the token cookie's name depend on them).
+        host, port: where it is served (the Host check, the random browser name ``app.state.browser_host``
+            and the token cookie's name depend on them).
         token: the access token every request needs; required when ``host`` is not a loopback address. On
             loopback, None means ``$TRYOUTS_UI_TOKEN`` or a random one (``app.state.token``).
         allow_options: options the web may send beyond the safe ones (names, or ``all``); ``base_url`` also
@@ -58,7 +59,7 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     from .live import LiveRuns
     from .policy import Refused, WebPolicy, parse_allow_options
     from .review_api import router as review_router
-    from .security import TOKEN_ENV, Guard, is_loopback, new_token
+    from .security import TOKEN_ENV, Guard, browser_host, is_loopback, new_token
 
     if token is None and not is_loopback(host):
         raise UsageError(f"Serving on {host} (not this machine only) needs an access token: pass --token, or let "
@@ -75,6 +76,7 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
                   "objects (docs/json.md). State-changing requests need the X-Tryouts-CSRF header (GET /api/csrf).")
     app.state.store = Store(db)
     app.state.token = token
+    app.state.browser_host = browser_host(host)  # the random name the browser keeps its cookie on (security.py)
     app.state.csrf = new_token()
     app.state.policy = WebPolicy(allow_options=parse_allow_options(allow_options),
                                  allow_local_paths=allow_local_paths, suite_dir=root.resolve())
@@ -114,8 +116,18 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     from .docs import router as docs
 
     app.include_router(docs)
-    app.add_middleware(Guard, host=host, port=port, token=token, csrf=app.state.csrf)
+    app.add_middleware(Guard, host=host, port=port, token=token, csrf=app.state.csrf,
+                       browser_name=app.state.browser_host)
     return app
+
+
+def browser_url(app: Any, port: int, path: str = "/") -> str | None:
+    """The address to open in a browser, token included (``http://<random>.localhost:PORT/PATH?token=...``), or
+    None where the dashboard has no random name (a LAN address, or a loopback address other than 127.0.0.1/::1)."""
+    from urllib.parse import urlencode
+
+    name = app.state.browser_host
+    return None if name is None else f"http://{name}:{port}{path}?{urlencode({'token': app.state.token})}"
 
 
 def __getattr__(name: str) -> Any:  # what ``tryouts ui`` needs of the token, without importing starlette early

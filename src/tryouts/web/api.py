@@ -6,19 +6,28 @@ store's run objects; nothing here ever returns an API key or other secret (optio
 
 from __future__ import annotations
 
+import re
 import secrets
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from ..errors import TryoutsError
 from ..records import ResultsPage, RunRecord
 from ..stats import SUMMARY_FIELDS
-from .policy import Refused, WebPolicy
+from .policy import Refused, WebPolicy, resolve_without_paths
 
 router = APIRouter(prefix="/api")
+
+#: the longest prompt and system prompt, expected answer and assertion a live comparison takes (characters);
+#: the expected answer is scored by an edit distance costing its length times the output's, hence the bound on
+#: its length times max_tokens (1,000 characters with up to 4,000 tokens, 10,000 with up to 400)
+MAX_PROMPT = 200_000
+MAX_EXPECTED = 10_000
+MAX_EXPECTED_WORK = 4_000_000
+MAX_ASSERTION = 2_000
 
 View = Literal["all", "failures", "differ"]
 
@@ -26,15 +35,27 @@ View = Literal["all", "failures", "differ"]
 class CompareIn(BaseModel):
     """Start a live comparison: one prompt through several models."""
 
-    prompt: str = Field(min_length=1, description="The user prompt.")
+    prompt: str = Field(min_length=1, max_length=MAX_PROMPT, description="The user prompt.")
     models: list[str] = Field(min_length=1, max_length=12, description="Model references PROVIDER:MODEL.")
     options: list[dict[str, Any]] | None = Field(default=None, description="Provider options, one mapping per model.")
-    system: str | None = Field(default=None, description="An optional system prompt.")
+    system: str | None = Field(default=None, max_length=MAX_PROMPT, description="An optional system prompt.")
     max_tokens: int = Field(default=256, ge=1, le=32768)
     temperature: float | None = Field(default=None, ge=0)
-    expected: str | None = Field(default=None, description="The expected answer: each output gets reference metrics.")
-    asserts: list[str] = Field(default_factory=list, max_length=50, description="Checks on each output, as "
-                               "tryouts compare --assert takes them (contains:Paris, length:1-400, is-json, ...).")
+    expected: str | None = Field(default=None, max_length=MAX_EXPECTED,
+                                 description="The expected answer: each output gets reference metrics.")
+    asserts: list[Annotated[str, StringConstraints(max_length=MAX_ASSERTION)]] = Field(
+        default_factory=list, max_length=50, description="Checks on each output, as tryouts compare --assert "
+        "takes them (contains:Paris, length:1-400, is-json, ...).")
+
+
+    @model_validator(mode="after")
+    def _bounded_scoring(self) -> CompareIn:
+        if self.expected and len(self.expected) * self.max_tokens > MAX_EXPECTED_WORK:
+            raise ValueError(f"the expected answer's length times max_tokens is at most {MAX_EXPECTED_WORK:,} "
+                             f"(scoring compares them character by character): {len(self.expected):,} characters "
+                             f"allow max_tokens up to {MAX_EXPECTED_WORK // len(self.expected):,}. Shorten the "
+                             "expected answer or lower max_tokens.")
+        return self
 
 
 class CompareOut(BaseModel):
@@ -77,6 +98,8 @@ def _refuse(exc: Refused) -> HTTPException:
 MAX_CONTEXT = 10_000_000
 MAX_BATCH = 4096
 MAX_OFFSET = 1_000_000_000
+_DIGITS = re.compile(r"[0-9]{1,18}")
+"""An id or event number: ASCII digits only (``str.isdigit`` also takes '²' and '١', which ``int`` refuses)."""
 
 
 def _run(request: Request, ref: str) -> dict[str, Any]:
@@ -250,6 +273,8 @@ def models(request: Request, access: Literal["open", "commercial"] | None = None
     from ..catalog import load_catalog
     from ..catalog.query import Filters, parse_money, parse_size, parse_tokens, select
 
+    if not 1 <= context <= MAX_CONTEXT:  # the page passes its own numbers
+        raise HTTPException(400, f"context is between 1 and {MAX_CONTEXT:,}.")
     try:
         f = Filters(access=access, task=task or None,
                     min_context=parse_tokens(min_context) if min_context else None,
@@ -266,12 +291,13 @@ def models(request: Request, access: Literal["open", "commercial"] | None = None
 def card(request: Request, name: str) -> dict[str, Any]:
     from ..catalog.card import build_card
 
+    policy = _policy(request)
     try:
-        _policy(request).check_name(name)
+        name = policy.check_name(name)
     except Refused as exc:
         raise _refuse(exc) from None
     try:
-        return build_card(name, online=False).to_dict()
+        return build_card(name, online=False, local_paths=policy.allow_local_paths).to_dict()
     except TryoutsError as exc:
         raise _fail(exc, 404) from None
 
@@ -284,8 +310,9 @@ def memory(request: Request, model: str, dtype: str = "all", context: int = Quer
     from ..memory.gpus import find_gpu, parse_size
     from ..memory.resolve import resolve
 
+    policy = _policy(request)
     try:
-        _policy(request).check_name(model)
+        model = policy.check_name(model)
     except Refused as exc:
         raise _refuse(exc) from None
     if context > MAX_CONTEXT or batch > MAX_BATCH:  # the page passes its own numbers
@@ -293,7 +320,7 @@ def memory(request: Request, model: str, dtype: str = "all", context: int = Quer
     from ..catalog import lookup
 
     try:
-        arch = resolve(model, catalog=lookup)
+        arch = resolve(model, catalog=lookup) if policy.allow_local_paths else resolve_without_paths(model)
         gpu_bytes, gpu_name = None, None
         if gpu:
             g = find_gpu(gpu)
@@ -378,7 +405,7 @@ async def compare_events(request: Request, key: str) -> StreamingResponse:
         raise HTTPException(404, f"No live comparison {key[:40]!r}: finished ones are released a minute after "
                             "they end; open the run's page from Runs.")
     last = request.headers.get("last-event-id")
-    start = int(last) + 1 if last and last.isdigit() and len(last) < 10 else 0
+    start = int(last) + 1 if last and _DIGITS.fullmatch(last) else 0
 
     async def events():
         async for i, event in live.stream(start):
@@ -413,10 +440,10 @@ def _pair_ids(request: Request, run_id: str, key: str) -> tuple[int, int] | None
     import hmac
 
     parts = key.split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit() or len(key) > 100:
+    if len(parts) != 3 or not _DIGITS.fullmatch(parts[0]) or not _DIGITS.fullmatch(parts[1]) or len(key) > 100:
         return None
     a_id, b_id = int(parts[0]), int(parts[1])
-    return (a_id, b_id) if hmac.compare_digest(_pair_key(request, run_id, a_id, b_id), key) else None
+    return (a_id, b_id) if hmac.compare_digest(_pair_key(request, run_id, a_id, b_id).encode(), key.encode()) else None
 
 
 @router.get("/runs/{run}/arena/next", summary="The next blind pair to vote on (no model names)")

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from dataclasses import dataclass, field
 from time import perf_counter_ns
 from typing import Any
 
+from ..errors import TryoutsError
 from ..redact import redact
 from ..store import Store
 from ..types import finished_status
@@ -158,7 +160,12 @@ class LiveRuns:
                     store.finish_run(live.run_id, "interrupted")
             except Exception as exc:  # a bug, not a model failure (those are results): say it, end the stream
                 status = "failed"
-                live.emit_soon({"type": "error", "message": redact(f"{type(exc).__name__}: {exc}")})
+                if isinstance(exc, TryoutsError):  # written for users: its message, redacted and bounded
+                    message = redact(exc.message)[:1000]
+                else:  # its text may quote what it read (a file, an answer): the browser gets the type only
+                    logging.getLogger(__name__).exception("a live comparison failed")
+                    message = f"Unexpected {type(exc).__name__} (a bug in Tryouts; the server's log has the details)."
+                live.emit_soon({"type": "error", "message": message})
             finally:
                 live.done = True
                 live.emit_soon({"type": "end", "status": status, "run_id": live.run_id})

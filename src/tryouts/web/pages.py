@@ -11,6 +11,7 @@ Each page carries the CSRF token in ``<meta name="csrf-token">`` for the script'
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlencode
@@ -180,10 +181,10 @@ def error_page(request: Request, status: int, title: str, detail: str) -> HTMLRe
 def _int(value: str | None, default: int, name: str, minimum: int = 0) -> int:
     if value in (None, ""):
         return default
-    try:
-        n = int(str(value).replace("_", "").replace(",", ""))
-    except ValueError:
-        raise HTTPException(400, f"{name} must be a whole number, not {value!r}.") from None
+    text = str(value).replace("_", "").replace(",", "")
+    if not re.fullmatch(r"[+-]?[0-9]{1,18}", text.strip()):
+        raise HTTPException(400, f"{name} must be a whole number, not {str(value)[:40]!r}.")
+    n = int(text)
     if n < minimum:
         raise HTTPException(400, f"{name} must be at least {minimum}.")
     return n

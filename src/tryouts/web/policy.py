@@ -63,16 +63,43 @@ def parse_allow_options(text: str | Iterable[str] | None) -> frozenset[str]:
     return frozenset(p.strip() for p in parts if p.strip())
 
 
-def looks_local(name: str) -> bool:
-    """Whether a model name is a path on this machine rather than a catalog name or Hub id."""
+def path_shaped(name: str) -> bool:
+    """Whether a model name is written as a path (``/x``, ``./x``, ``~/x``, ``a/b/c``, ``x.gguf``, ``C:\\x``):
+    decided from the text alone, so the answer says nothing about this machine's files."""
     bare = name.strip()
     if bare.startswith(("/", ".", "~", "\\")) or "\\" in bare or bare.lower().endswith((".gguf", ".json")):
         return True
     if re.match(r"^[A-Za-z]:[\\/]", bare):  # C:\ or C:/
         return True
-    if bare.count("/") > 1 or ".." in bare.split("/"):
-        return True
-    return Path(bare).expanduser().exists()
+    return bare.count("/") > 1 or ".." in bare.split("/")
+
+
+def looks_local(name: str) -> bool:
+    """Whether a model name is a path on this machine rather than a catalog name or Hub id (a provider would
+    open an existing relative name, so existence counts here)."""
+    return path_shaped(name) or Path(name.strip()).expanduser().exists()
+
+
+_PREFIX = re.compile(r"(hf|llamacpp):", re.IGNORECASE)
+
+
+def normalise_name(name: str) -> str:
+    """``name`` stripped, with an ``hf:``/``llamacpp:`` prefix in lower case (``HF:x`` -> ``hf:x``), as the
+    calculator and the card read it; :class:`Refused` for two prefixes (``hf:HF:/etc``)."""
+    text = name.strip()
+    m = _PREFIX.match(text)
+    if m is None:
+        return text
+    rest = text[m.end():].strip()
+    if _PREFIX.match(rest):
+        raise Refused("Give one prefix at most (hf: or llamacpp:): a catalog name or a Hub id (org/name).")
+    return m.group(1).lower() + ":" + rest
+
+
+def bare_name(name: str) -> str:
+    """A :func:`normalise_name` result without its prefix."""
+    m = _PREFIX.match(name)
+    return name[m.end():] if m else name
 
 
 @dataclass(frozen=True)
@@ -111,15 +138,20 @@ class WebPolicy:
                           "allow them, or use a catalog name or Hub id.")
         self.check_options(options or {}, where)
 
-    def check_name(self, name: str) -> None:
-        """A model name for the memory calculator or a card: a catalog name or Hub id unless paths are allowed."""
+    def check_name(self, name: str) -> str:
+        """A model name for the memory calculator or a card, normalised (:func:`normalise_name`): pass *that* on.
+
+        Without ``--allow-local-paths`` a name written as a path is refused, and the caller resolves the rest
+        through the catalog and the Hugging Face cache only (never the disk), so an existing folder and a
+        missing one get the same answer."""
         if len(name) > MAX_MODEL_NAME:
             raise Refused(f"A model name is at most {MAX_MODEL_NAME} characters: give a catalog name or a "
                           "Hub id (org/name).")
-        bare = name.strip().removeprefix("hf:").removeprefix("llamacpp:")
-        if not self.allow_local_paths and looks_local(bare):
+        normal = normalise_name(name)
+        if not self.allow_local_paths and path_shaped(bare_name(normal)):
             raise Refused("Local paths are not allowed from the dashboard: give a catalog name or a Hub id "
                           "(org/name), or start it with 'tryouts ui --allow-local-paths'.")
+        return normal
 
     def suite_path(self, text: str) -> Path:
         """The suite file ``text`` names, resolved inside the suite folder, or :class:`Refused`."""
@@ -145,3 +177,29 @@ class WebPolicy:
             raise Refused("That suite file belongs to another user of this machine: the dashboard runs only "
                           "your own suite files (copy it, check it, and run the copy).", 403)
         return path
+
+
+def resolve_without_paths(name: str) -> Any:
+    """The memory calculator's :class:`~tryouts.memory.arch.Arch` for ``name`` (normalised) through the catalog
+    and the Hugging Face cache only, as :func:`tryouts.memory.resolve.resolve` finds a name that is no path:
+    whether a file of that name exists on this machine changes nothing."""
+    from ..catalog import lookup
+    from ..errors import UsageError
+    from ..memory.arch import Arch
+    from ..memory.resolve import cached_config, load_config_path
+
+    text = name.strip()
+    if not text:
+        raise UsageError("Name a model: a catalog name or a Hugging Face id (org/name).")
+    entry = lookup(text)
+    if entry is not None:
+        return Arch.from_catalog(entry)
+    ref = bare_name(text)
+    if ref.count("/") == 1 and not path_shaped(ref):
+        cached = cached_config(ref)
+        if cached is not None:
+            return load_config_path(cached, name=ref)
+        raise UsageError(f"{ref!r} is not in the model catalog and its config.json is not in the local Hugging "
+                         f"Face cache. Download the config once (hf download {ref} config.json).")
+    raise UsageError(f"{text!r} is not a catalog model or a Hugging Face id (org/name): see the catalog with "
+                     "'tryouts models'.")

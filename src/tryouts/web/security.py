@@ -1,12 +1,20 @@
 """The dashboard's guards: host check, access token, CSRF token, and strict response headers.
 
-* **Host.** Bound to a loopback address, only ``Host: 127.0.0.1|localhost|[::1]:PORT`` is served (a page on
-  another site cannot reach the dashboard through DNS rebinding).
+* **Browser address.** Each start picks a random host name under ``.localhost``
+  (``http://<16 hex digits>.localhost:PORT/``, :func:`browser_host`); browsers resolve ``*.localhost`` to this
+  machine by themselves. The browser keeps the token in a cookie set on, and accepted from, that name only:
+  cookies ignore the port, so a cookie on ``127.0.0.1`` would also go to every other program listening on
+  127.0.0.1 (another user's included), while one on a name nobody else knows goes nowhere else.
+* **Host.** Bound to a loopback address (or all addresses), only that name, ``127.0.0.1``, ``localhost``,
+  ``[::1]`` (and the bound address) are served to loopback clients: a page on another site cannot reach the
+  dashboard through DNS rebinding.
 * **Token.** Every request needs the access token, loopback included (another user of this machine can reach
-  127.0.0.1 too): ``Authorization: Bearer TOKEN``, or the cookie ``tryouts-token-PORT`` that opening
-  ``/?token=TOKEN`` once sets (HttpOnly, SameSite=Strict, Path=/; its name carries the port because browsers
-  share cookies between the ports of a host). The token is then dropped from the address by a redirect to a
-  same-origin path. Without it: 401 (403 for a wrong one).
+  127.0.0.1 too): ``Authorization: Bearer TOKEN`` on any served host name, or the cookie ``tryouts-token-PORT``
+  on the random name. Opening ``/?token=TOKEN`` on 127.0.0.1, localhost or [::1] redirects to the same address
+  on the random name (no cookie is ever set on those); there, it sets the cookie (HttpOnly, SameSite=Strict,
+  Path=/, no Domain) and drops the token from the address by a redirect to a same-origin path. On a
+  non-loopback address (``--host 0.0.0.0`` reached from another machine, or a LAN address) the cookie is set
+  on the address used, as nothing better exists there. Without the token: 401 (403 for a wrong one).
 * **CSRF.** Every state-changing request (POST, PUT, PATCH, DELETE) needs the header ``X-Tryouts-CSRF`` with
   the server's CSRF token (in each page's ``<meta name="csrf-token">`` and at ``GET /api/csrf``, which needs
   the access token like everything else), and an ``Origin``, when sent, equal to the dashboard's own.
@@ -37,8 +45,14 @@ TOKEN_ENV = "TRYOUTS_UI_TOKEN"
 """The environment variable that gives the dashboard a known access token (for scripts and tests)."""
 
 
+PLAIN_LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+"""The loopback names always served to scripts (with ``Authorization``); the browser's cookie never lives there."""
+NAMED_BINDS = ("127.0.0.1", "localhost", "::1", "[::1]", "0.0.0.0", "::", "")
+"""Binds a browser reaches through ``*.localhost`` (which browsers resolve to 127.0.0.1 and ::1)."""
+
+
 def token_cookie(port: int) -> str:
-    """The access token's cookie name for the dashboard on ``port`` (cookies are shared between ports)."""
+    """The access token's cookie name for the dashboard on ``port``."""
     return f"tryouts-token-{port}"
 
 
@@ -57,20 +71,53 @@ def new_token() -> str:
     return secrets.token_urlsafe(32)
 
 
+def browser_host(bind: str) -> str | None:
+    """A new random host name ``<16 hex digits>.localhost`` for a dashboard bound to ``bind``, or None where a
+    browser could not reach it by that name (a loopback address other than 127.0.0.1 and ::1, a LAN address)."""
+    return f"{secrets.token_hex(8)}.localhost" if bind.strip().lower() in NAMED_BINDS else None
+
+
+def split_host(header: str) -> tuple[str, str]:
+    """``Host`` as (name lowercased, port or ''): ``[::1]:8765`` -> (``[::1]``, ``8765``)."""
+    h = header.strip().lower()
+    if h.startswith("["):
+        end = h.find("]")
+        if end == -1:
+            return h, ""
+        return h[:end + 1], h[end + 2:] if h[end + 1:end + 2] == ":" else ""
+    name, sep, port = h.rpartition(":")
+    return (name, port) if sep else (h, "")
+
+
+def _same_origin_path(request: Request) -> str:
+    """The request's path as a relative reference that cannot name another host (``//evil/`` would)."""
+    path = "/" + request.url.path.lstrip("/\\")
+    return quote(path, safe="/:@!$&'()*+,;=-._~%")
+
+
 class Guard:
     """ASGI middleware applying the rules in the module docstring."""
 
-    def __init__(self, app: ASGIApp, *, host: str, port: int, token: str, csrf: str) -> None:
+    def __init__(self, app: ASGIApp, *, host: str, port: int, token: str, csrf: str,
+                 browser_name: str | None = None) -> None:
         self.app, self.bind_host, self.port, self.token, self.csrf = app, host, port, token, csrf
         self.cookie = token_cookie(port)
         self.loopback = is_loopback(host)
+        self.browser_name = browser_name.lower() if browser_name else None
+        bound = host.strip().lower()
+        bound = f"[{bound}]" if ":" in bound and not bound.startswith("[") else bound
+        self.names = {*PLAIN_LOOPBACK, bound} | ({self.browser_name} if self.browser_name else set())
 
-    def _host_ok(self, request: Request) -> bool:
+    def _host_ok(self, name: str) -> bool:
         if not self.loopback:
             return True  # the token guards a non-loopback bind
-        host = request.headers.get("host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        return is_loopback(name)
+        return name in self.names
+
+    def _cookie_host(self, name: str) -> bool:
+        """Whether the token cookie may be set on, and is accepted from, the host name ``name``."""
+        if self.browser_name is None:
+            return True  # no random name can reach this bind: the cookie lives on the address used
+        return name == self.browser_name or not is_loopback(name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -95,16 +142,22 @@ class Guard:
         await self.app(scope, receive, send_with_headers)
 
     def _check(self, request: Request) -> Response | None:
-        if not self._host_ok(request):
+        name, port = split_host(request.headers.get("host", ""))
+        if not self._host_ok(name):
             return JSONResponse({"detail": "Unknown Host header: open the dashboard at the address 'tryouts ui' "
-                                 "printed (127.0.0.1 or localhost)."}, status_code=421)
+                                 "printed."}, status_code=421)
         given = request.query_params.get("token")
         if given is not None and request.method in ("GET", "HEAD"):
             if not hmac.compare_digest(given.encode(), self.token.encode()):
                 return JSONResponse({"detail": "Wrong token: open the address 'tryouts ui' printed."}, status_code=403)
+            if not self._cookie_host(name):
+                return self._redirect_to_browser_name(request, port)
             return self._redirect_without_token(request)
         auth = request.headers.get("authorization", "")
-        presented = auth[7:].strip() if auth.lower().startswith("bearer ") else request.cookies.get(self.cookie)
+        if auth.lower().startswith("bearer "):
+            presented = auth[7:].strip()
+        else:
+            presented = request.cookies.get(self.cookie) if self._cookie_host(name) else None
         if not presented:
             return JSONResponse({"detail": "This dashboard needs its access token: open the address with "
                                  "?token=... that 'tryouts ui' printed, or send 'Authorization: Bearer TOKEN'."},
@@ -121,11 +174,18 @@ class Guard:
                                      "GET /api/csrf (pages send it for you)."}, status_code=403)
         return None
 
+    def _redirect_to_browser_name(self, request: Request, port: str) -> Response:
+        """From 127.0.0.1/localhost/[::1] to the same path and query (token included) on the random name, at
+        the port the browser used (a forwarded port stays forwarded). No cookie is set on a shared name."""
+        where = f"{self.browser_name}:{port}" if port.isascii() and port.isdigit() else self.browser_name
+        query = urlencode(request.query_params.multi_items())
+        return RedirectResponse(f"{request.url.scheme}://{where}{_same_origin_path(request)}?{query}",
+                                status_code=303)
+
     def _redirect_without_token(self, request: Request) -> Response:
         """To the same path without the token, as a relative reference that cannot leave this origin."""
         rest = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
-        path = "/" + request.url.path.lstrip("/\\")  # '//evil.example/' would be another host
-        target = quote(path, safe="/:@!$&'()*+,;=-._~%") + (("?" + urlencode(rest)) if rest else "")
+        target = _same_origin_path(request) + (("?" + urlencode(rest)) if rest else "")
         redirect = RedirectResponse(target, status_code=303)
         redirect.set_cookie(self.cookie, self.token, httponly=True, samesite="strict", path="/")
         return redirect
