@@ -212,3 +212,27 @@ def test_replicate_sends_its_token_only_to_its_own_hosts(monkeypatch):
         local._urls({"id": "p1", "urls": {"stream": "http://127.0.0.2:9/s/p1"}})
     assert local._urls({"id": "../x", "urls": {"stream": "http://127.0.0.1:9/s", "get": "http://127.0.0.2/g"}}) == {
         "stream": "http://127.0.0.1:9/s"}  # an id that is not one path segment: no get at all
+
+
+def test_the_timeout_option_bounds_the_warm_up_too(hostile, monkeypatch):
+    """A server on this machine gets an untimed warm-up first: it is bounded by the same option (the server, which
+    trickles for 10 s, sees Tryouts hang up instead of finishing its answer)."""
+    from tryouts.engine.execute import warm_up
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    url, seen = hostile
+    provider = create_provider(ModelSpec(ref="openai:trickle", provider="openai", model="trickle",
+                                         options={"base_url": url, "timeout": 0.5, "warmup": True}))
+
+    async def go():
+        await provider.load()
+        try:
+            return await warm_up(provider)
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(go()) is not None
+    deadline = time.monotonic() + 15
+    while "hung up" not in seen.get("trickle", {}):
+        assert time.monotonic() < deadline, "the warm-up was not bounded by the timeout option"
+        time.sleep(0.05)

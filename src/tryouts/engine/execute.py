@@ -267,11 +267,14 @@ async def attempt(
         stopped = True
         error = errors.StoppedError("Stopped before the answer ended; what streamed so far is kept.")
     except TimeoutError:
-        which = "first token" if waiting_first and first_token_timeout else "whole request"
+        first_fired = waiting_first and first_deadline is not None and (
+            total_deadline is None or first_deadline <= total_deadline)
+        which = "first token" if first_fired else "whole request"
         limit_s = first_token_timeout if which == "first token" else total_timeout
         error = errors.RequestTimeoutError(
             f"No {'first token' if which == 'first token' else 'end of the answer'} within {limit_s:g} s "
-            f"({which} timeout); what streamed so far is kept. Raise the timeout in the suite's 'timeouts'."
+            f"({which} timeout); what streamed so far is kept. Raise the suite's 'timeouts' (or the model's "
+            "'timeout' option, which bounds the whole request too)."
         )
     except ValidationError as exc:  # a field of the server's answer that fits no type (a count that is not a number)
         first = exc.errors()[0] if exc.errors() else {}
@@ -380,6 +383,8 @@ async def warm_up(provider: Provider, timeout_s: float = 120.0) -> float | None:
 
     request = Request(messages=[Message(role="system", content="Warm-up."), Message(role="user", content=WARMUP_PROMPT)],
                       params=GenParams(max_tokens=1, temperature=0))
+    own = _seconds(provider.spec.options.get("timeout"))  # the model's timeout option bounds its warm-up too
+    timeout_s = min(timeout_s, own) if own is not None else timeout_s
     t = perf_counter_ns()
     try:
         async with asyncio.timeout(timeout_s):
