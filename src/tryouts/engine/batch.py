@@ -27,7 +27,7 @@ from ..providers.batch import BatchAPI, BatchItem, BatchJob, batch_api
 from .cache import cache_entry
 from .events import BatchUpdate, CellLike
 from .execute import attempt, cell_failed
-from .scores import case_scores
+from .scores import scores_off_loop
 
 if TYPE_CHECKING:
     from .local import _Execution
@@ -255,7 +255,7 @@ class BatchModel:
         self.finish(cell, result)
         self.recorded.add(cid)
         result.case = case
-        result.scores = case_scores(case, result)
+        result.scores = await scores_off_loop(case, result)
         key = self.exe.key_for(cell)
         self.exe.record(cell, result, cache_entry(key, cell, result) if result.ok and key is not None else None)
 

@@ -49,7 +49,7 @@ from .gate import MachineGate
 from .limits import RateBudget
 from .policy import LaneLimits, Progress
 from .schedule import lane_order, make_provider
-from .scores import case_scores, warm_scoring
+from .scores import scores_off_loop, warm_scoring
 from .throttle import LaneThrottle
 
 
@@ -139,7 +139,7 @@ class _Execution:
         hit = await asyncio.to_thread(self.ctx.cache_get, key) if key is not None else None
         if hit is not None:
             result = cached_result(cell, hit, self.ctx.cases.get(cell.case_index))
-            result.scores = case_scores(result.case, result)
+            result.scores = await scores_off_loop(result.case, result)
             self.record(cell, result)
         return hit is not None
 
@@ -264,7 +264,7 @@ class _Execution:
         if spend is not None:
             spend.finish(cell, result.cost.total if result.cost else None)
         result.attempts, result.case = tries, case
-        result.scores = case_scores(case, result)
+        result.scores = await scores_off_loop(case, result)
         self.record(cell, result, cache_entry(key, cell, result) if result.ok and key is not None else None)
 
     # ---- models -------------------------------------------------------------------------------------------

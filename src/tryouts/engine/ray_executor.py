@@ -44,7 +44,7 @@ from .executor import ResultSink, RunContext, Schedule
 from .policy import LaneLimits, Progress
 from .ray_lanes import LaneWorker, ident
 from .schedule import lane_order
-from .scores import case_scores
+from .scores import scores_off_loop
 
 #: the Ray namespace of Tryouts' actors (a lane's actor is found by name by every driver)
 NAMESPACE = "tryouts"
@@ -264,7 +264,7 @@ class _RayRun:
                 rest.append(cell)
                 continue
             result = cached_result(cell, hit, self.ctx.cases.get(cell.case_index))
-            result.scores = case_scores(result.case, result)
+            result.scores = await scores_off_loop(result.case, result)
             self.record(cell, result)
         return rest
 

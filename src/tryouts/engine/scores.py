@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from ..types import Result
@@ -28,3 +29,11 @@ def case_scores(case: dict | None, result: Result) -> dict | None:
 
     cost = float(result.cost.total) if result.cost.total is not None else None
     return score_result(case, text=result.text, ok=result.ok, e2e_ms=result.timing.e2e_ms, cost_usd=cost)
+
+
+async def scores_off_loop(case: dict | None, result: Result) -> dict | None:
+    """:func:`case_scores` in a worker thread: scoring (a regex bounded at seconds, an edit distance over a long
+    answer) never holds the event loop, where other requests are being streamed and stamped."""
+    if not needs_scores(case):
+        return None
+    return await asyncio.to_thread(case_scores, case, result)

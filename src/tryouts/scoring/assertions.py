@@ -430,12 +430,18 @@ class _RegexWorker:
 
 
 _worker = _RegexWorker()
+#: texts up to this long are searched in process (an empty, failed answer: no pattern backtracks on it)
+REGEX_IN_PROCESS = 0
 
 
 def regex_search(pattern: str, text: str, timeout: float | None = None) -> str | None:
     """``re.search(pattern, text)``'s match (its first 200 characters), or None; :class:`RegexTimeout` past
     ``timeout`` seconds (default :data:`REGEX_TIMEOUT_S`). The search runs in a worker process that is killed
-    at the deadline, so an answer can never stall scoring."""
+    at the deadline, so an answer can never stall scoring. An empty text (a failed answer) is searched here: no
+    pattern backtracks on it, and it never waits for the worker, which another thread may hold for seconds."""
+    if len(text) <= REGEX_IN_PROCESS:
+        m = re.search(pattern, text)
+        return None if m is None else m.group(0)[:200]
     try:
         return _worker.search(pattern, text, REGEX_TIMEOUT_S if timeout is None else timeout)
     except (OSError, RuntimeError, ValueError):  # no worker (no Python to start): search here, unbounded
