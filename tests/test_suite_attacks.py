@@ -158,12 +158,24 @@ def test_a_control_character_from_a_variable_is_refused_naming_it(tmp_path, monk
     assert "TRYOUTS_T_ESC holds the control character U+001B (ESC)" in str(error)
 
 
-def test_text_expansion_for_task_files_refuses_a_line_break(monkeypatch):
-    from tryouts.suite.load import expand_env
+def test_task_files_replace_variables_inside_values_too(tmp_path, monkeypatch):
+    from tryouts.tasks.file import load_task_file
 
-    monkeypatch.setenv("TRYOUTS_T_DIR", "/m\nparams: {}")
-    with pytest.raises(SuiteError, match="TRYOUTS_T_DIR holds a line break"):
-        expand_env("data: ${TRYOUTS_T_DIR}/x.csv\n", "task.yaml")
+    monkeypatch.setenv("TRYOUTS_T_DIR", "/m\nmodels: [evil:x]\nrepeats: 99")
+    task = tmp_path / "task.yaml"
+    task.write_text("task: classification\ndata: ${TRYOUTS_T_DIR}/x.csv\nmodels: [openai:gpt-6-luna]\n")
+    spec, _ = load_task_file(task)
+    assert spec.models == ["openai:gpt-6-luna"] and spec.repeats == 1  # the value added no keys
+    assert spec.data == "/m\nmodels: [evil:x]\nrepeats: 99/x.csv"
+
+    monkeypatch.setenv("TRYOUTS_T_KEY", "sk-test-SECRET123456789abcdef")
+    task.write_text("task: classification\ndata: x.csv\nmodels:\n  - model: openai:gpt-6-luna\n"
+                    "    options: {api_key: '${TRYOUTS_T_KEY}'}\n")
+    assert load_task_file(task)[0].specs()[0][1] == {"api_key": "sk-test-SECRET123456789abcdef"}  # options: fine
+    task.write_text("task: classification\ndata: ${TRYOUTS_T_KEY}.csv\nmodels: [openai:gpt-6-luna]\n")
+    with pytest.raises(SuiteError, match="TRYOUTS_T_KEY holds a credential") as error:
+        load_task_file(task)
+    assert "SECRET" not in str(error.value) and error.value.issues[0].line == 2
 
 
 # ---- F9: only a regular file is read as a suite ----------------------------------------------------------

@@ -21,10 +21,10 @@ from typing import Any
 
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from .issues import Loc, Problem, SuiteError, SuiteIssue
+from .issues import Loc, Problem, SuiteIssue
 from .limits import CONTROL, SuiteLoader, control_char_name
 
-__all__ = ["EnvLoader", "expand_env", "is_credential_variable", "misplaced_credentials"]
+__all__ = ["EnvLoader", "is_credential_variable", "misplaced_credentials"]
 
 _ENV = re.compile(r"\$(\$)?\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -47,69 +47,6 @@ def _missing(name: str) -> str:
 def _control(name: str, ch: str) -> str:
     return (f"the environment variable {name} holds the control character {control_char_name(ch)}, which a "
             f"suite may not hold: remove it from {name}'s value.")
-
-
-def expand_env(text: str, label: str) -> str:
-    """Replace ``${NAME}`` and ``${NAME:-default}`` in ``text`` (``$${`` is a literal ``${``), for YAML files read
-    as text (task files); suites replace variables in their parsed values instead (:class:`EnvLoader`).
-
-    An unset variable without a default is an error naming its line. A ``${...}`` in a YAML comment is left
-    alone. A value holding a line break is refused: spliced into the text it would add keys to the file.
-    """
-    problems: list[SuiteIssue] = []
-    in_yaml = _yaml_spans(text)
-
-    def repl(m: re.Match) -> str:
-        escaped, name, default = m.group(1), m.group(2), m.group(3)
-        if in_yaml is not None and not in_yaml(m.start()):
-            return m.group(0)  # in a comment: not the file's, never required
-        if escaped:
-            return m.group(0)[1:]
-        value = os.environ.get(name)
-        line = text.count("\n", 0, m.start()) + 1
-        if value is None or (value == "" and default is not None):
-            if default is not None:
-                return default
-            problems.append(SuiteIssue(label, line, "", _missing(name)))
-            return m.group(0)
-        if "\n" in value or "\r" in value:
-            problems.append(SuiteIssue(label, line, "", (
-                f"the environment variable {name} holds a line break, which would add lines (and keys) to the "
-                f"file: give {name} a one-line value.")))
-            return m.group(0)
-        return value
-
-    out = _ENV.sub(repl, text)
-    if problems:
-        raise SuiteError(problems)
-    return out
-
-
-def _yaml_spans(text: str) -> Any:
-    """A test ``covered(index)``: whether a character is part of a YAML token (not a comment or blank space);
-    None when the text has no comment or does not scan as YAML (every ``${...}`` is then replaced)."""
-    import bisect
-
-    import yaml
-
-    if "#" not in text or "${" not in text:
-        return None
-    starts: list[int] = []
-    ends: list[int] = []
-    try:
-        for token in yaml.scan(text, Loader=yaml.SafeLoader):
-            a, b = token.start_mark.index, token.end_mark.index
-            if b > a:
-                starts.append(a)
-                ends.append(b)
-    except yaml.YAMLError:
-        return None
-
-    def covered(index: int) -> bool:
-        i = bisect.bisect_right(starts, index) - 1
-        return i >= 0 and index < ends[i]
-
-    return covered
 
 
 @dataclass

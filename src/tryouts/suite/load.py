@@ -18,12 +18,12 @@ import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 
-from .envvars import EnvLoader, expand_env, misplaced_credentials
+from .envvars import EnvLoader, misplaced_credentials
 from .issues import SKIP, Loc, Problem, SuiteError, SuiteIssue, describe, duplicate_keys, locate
 from .limits import MAX_SUITE_BYTES, LimitError, control_problem, nul_lines, nul_message
 from .schema import Suite
 
-__all__ = ["expand_env", "load_suite", "loads_suite"]  # expand_env: for task files (tasks/file.py)
+__all__ = ["load_suite", "loads_suite"]
 
 #: our own error kinds: their messages are complete
 _OWN_KINDS = {"model_reference", "prompt_no_user", "prompt_text_or_messages", "model_form", "prompt_form", "dataset_form"}

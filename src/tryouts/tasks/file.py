@@ -19,7 +19,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import UsageError
@@ -57,17 +56,20 @@ class TaskFile(BaseModel):
 
 def load_task_file(path: Path) -> tuple[TaskFile, Path]:
     """The task file at ``path`` and the data file's path (relative to it); UsageError naming the field."""
-    from ..suite.load import expand_env
+    from ..suite.envvars import misplaced_credentials
+    from ..suite.issues import SuiteError, locate
+    from ..suite.load import _compose
 
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
-    text = expand_env(text, str(path))
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML ({exc}).") from None
+    # as a suite is read: ${VAR} replaced inside each parsed value (it can add no keys), with the loader's limits;
+    # a credential from a variable only in a model's options (it would be sent as text and stored)
+    root, raw, credentials = _compose(text, str(path))
+    misplaced = misplaced_credentials(root, credentials)
+    if misplaced:
+        raise SuiteError(locate(misplaced, str(path), root))
     try:
         spec = TaskFile.model_validate(raw)
     except ValidationError as exc:
