@@ -348,6 +348,11 @@ cases: [{{vars: {{c: France}}, assert: [{{type: icontains, value: paris}}]}}, {{
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     first = Store(str(db)).resolve_run_id("latest")
+    # someone with write access to a shared store plants a suite in the run: the re-run reads the file instead
+    stored = Store(str(db)).get_run_row(first)["meta"]["suite"]
+    planted = json.loads(json.dumps(stored).replace("Lyon%20it%20is", "PLANTED"))
+    assert planted != stored
+    Store(str(db)).update_run_meta(first, {"suite": planted})
     with serve(db, suite_dir=tmp_path) as (url, app):
         r = web.post(f"{url}/api/runs/{first}/models/1/rerun", headers=csrf(app))
         assert r.status_code == 200, r.text

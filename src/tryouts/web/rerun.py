@@ -8,9 +8,10 @@ where requests go. They still pass the dashboard's policy (web/policy.py), exact
 * a **compare** run starts a live comparison of that one model (its stored options, redacted values left out:
   a redacted key is read from the environment again), the same prompt, system prompt, parameters, expected
   answer and checks; the model reference and its options go through :meth:`WebPolicy.check_model`;
-* a **suite** run runs the suite again (the suite stored with the run, as ``--resume`` uses it) with only that
-  model, in the background, as ``POST /api/suite-runs`` does; its suite file must still pass
-  :meth:`WebPolicy.suite_path` (a YAML file of the owner's in the suite folder);
+* a **suite** run runs its suite file again (read from the file, never from the suite text stored with the run,
+  which anyone with write access to a shared store could change) with only that model, in the background, as
+  ``POST /api/suite-runs`` does; the file must still pass :meth:`WebPolicy.suite_path` (a YAML file of the
+  owner's in the suite folder);
 * other kinds (eval tasks, load benchmarks) are refused: they are re-run from the terminal.
 """
 
@@ -97,7 +98,9 @@ def rerun_suite(request: Request, run: dict[str, Any], index: int) -> dict[str, 
         raise HTTPException(exc.status, f"Re-running a suite from the dashboard needs its suite file in the suite "
                                         f"folder: {exc.message}") from None
     try:
-        suite = suite_of_run(meta, None if meta.get("suite") else path)
+        # the file, never the suite text stored with the run: on a shared store anyone who can write a row could
+        # plant a suite there, and the owner's click would run its options; the file passed the policy above
+        suite = suite_of_run(meta, path)
         if index >= len(suite.models):
             raise HTTPException(404, f"The suite of run {run['id']} has no model {index}.")
         one = suite.model_copy(update={"models": [suite.models[index]]})
