@@ -308,3 +308,16 @@ def test_every_profile_runs_against_llamacpps_real_server(llamacpp_server_url, t
         assert pt["completed"] + pt["failed"] + pt["incomplete"] == pt["num_prompts"]
         assert pt["completed"] >= 1 and pt["mean_ttft_ms"] > 0 and pt["total_output_tokens"] <= 6 * pt["completed"]
     assert (p.returncode == 0) == all(pt["completed"] == pt["num_prompts"] for pt in points)
+
+
+def test_a_usage_value_that_is_text_is_never_echoed_in_the_error():
+    """A server can put the key it was sent in a usage field: the error says the type, never the value."""
+    from tryouts.load.client import _usage
+    from tryouts.load.metrics import RequestRecord
+
+    rec = RequestRecord(index=0, due_ns=0)
+    _usage(b'data: {"usage": {"prompt_tokens": "sk-test-SECRET123456789abcdef"}}', rec)
+    assert rec.status == "error" and "of type str" in rec.error and "SECRET" not in rec.error
+    rec = RequestRecord(index=0, due_ns=0)
+    _usage(b'data: {"usage": {"completion_tokens": -5}}', rec)
+    assert rec.error == "the server reported completion_tokens = -5, which no model produces"

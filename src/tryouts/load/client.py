@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 from ..errors import UsageError
 from ..providers import rawhttp
 from ..providers.rawhttp import MAX_HEAD
+from ..redact import redact
 from ..tokens import MAX_TOKENS
 from .metrics import RequestRecord
 
@@ -87,12 +88,13 @@ async def send(conn: Connection, payload: bytes, rec: RequestRecord) -> None:
     try:
         status, pairs = await rawhttp.read_head(reader)
         headers = dict(pairs)
-        rec.request_id = headers.get("x-request-id") or headers.get("request-id")
+        rid = headers.get("x-request-id") or headers.get("request-id")
+        rec.request_id = redact(rid)[:100] if rid else None  # a server's header: it may echo the key
         if status != 200:
             rec.status = "rate_limited" if status == 429 else "error"
             rec.error = f"HTTP {status}"
             if status == 429:
-                rec.rate_limit = dict([(k, v[:100]) for k, v in headers.items()
+                rec.rate_limit = dict([(k, redact(v)[:100]) for k, v in headers.items()
                                        if k == "retry-after" or RATE_HEADER.match(k)][:20])
             await _drain_error(reader, headers)
             if headers.get("connection", "").lower() == "close":
@@ -153,6 +155,8 @@ def _usage(line: bytes, rec: RequestRecord) -> None:
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
-            rec.status, rec.error = "error", f"the server reported {name} = {str(value)[:40]!r}, which no model produces"
+            shown = f"{value}" if isinstance(value, int) and not isinstance(value, bool) else \
+                f"a value of type {type(value).__name__}"  # never the value itself: it may be an echoed key
+            rec.status, rec.error = "error", f"the server reported {name} = {shown}, which no model produces"
             return
         setattr(rec, attr, value)
