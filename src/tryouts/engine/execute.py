@@ -44,9 +44,9 @@ _FINISH = {
 }
 
 
-#: what a finish reason or a service tier may look like: a short word; anything else a server sends there (a
-#: sentence, an echoed header, a key) is not kept
-_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,39}")
+#: what a finish reason or a service tier may look like: one word (up to 100 characters, no spaces); anything
+#: else a server sends there (a sentence, an echoed header, a key) is not kept
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
 #: server timings kept per answer: snake_case names (as llama.cpp, Ollama, Replicate and Bedrock write them)
 #: and finite numbers only, at most this many
 MAX_SERVER_TIMINGS = 64
