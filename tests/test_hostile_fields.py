@@ -236,3 +236,4 @@ def test_the_timeout_option_bounds_the_warm_up_too(hostile, monkeypatch):
     while "hung up" not in seen.get("trickle", {}):
         assert time.monotonic() < deadline, "the warm-up was not bounded by the timeout option"
         time.sleep(0.05)
+

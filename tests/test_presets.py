@@ -97,3 +97,15 @@ def test_providers_command_probes_local_servers(replay_server):
     assert by["lmstudio"]["ready"] and replay_server in by["lmstudio"]["status"]
     assert not by["vllm-server"]["ready"] and "nothing listening" in by["vllm-server"]["status"]
     assert not by["groq"]["ready"] and "GROQ_API_KEY" in by["groq"]["status"]
+
+
+def test_llamacpp_server_requests_ask_for_a_fresh_prompt_unless_told_otherwise():
+    """Repeats are independent samples: llama.cpp's server is asked not to reuse the previous prompt's cached
+    prefix (`cache_prompt: false`); `prefix_cache=true` or an explicit extra_body leaves it to the server."""
+    def body(ref: str, **options):
+        return create_provider(ModelSpec.parse(ref, {"base_url": "http://127.0.0.1:9/v1", **options})).body(REQ)
+
+    assert body("llamacpp-server:m")["cache_prompt"] is False
+    assert "cache_prompt" not in body("llamacpp-server:m", prefix_cache=True)
+    assert body("llamacpp-server:m", extra_body={"cache_prompt": True})["cache_prompt"] is True
+    assert "cache_prompt" not in body("openai:gpt-6-luna") and "cache_prompt" not in body("vllm-server:m")

@@ -128,6 +128,8 @@ class OpenAICompatProvider(HTTPProvider):
                 body[name] = value
         if self.spec.options.get("service_tier"):  # the response says which tier served it: priced at that tier
             body["service_tier"] = str(self.spec.options["service_tier"])
+        if not self.spec.options.get("prefix_cache", False):  # repeats are fresh samples (docs/metrics.md)
+            body.update(dict(self.preset.fresh_prompt))
         body.update(self.spec.options.get("extra_body") or {})
         return body
 

@@ -69,6 +69,9 @@ class OpenAIOptions(HTTPOptions):
                                              "chunks when it sends no usage (default: per preset)")
     include_usage: bool | None = Field(None, description="Ask for `stream_options.include_usage` (default true)")
     api_version: Text | None = Field(None, description="Azure's api-version (default 2024-10-21)")
+    prefix_cache: bool | None = Field(None, description="Let a local server reuse the previous prompt's cached "
+                                      "prefix (default false where the server can be told: llama.cpp's "
+                                      "`cache_prompt`; repeats are then fresh samples)")
     service_tier: Text | None = Field(None, description="The service tier asked for: OpenAI's `auto`, `default`, "
                                       "`flex`, `priority` (Groq's `on_demand`, `flex`...); the tier the response "
                                       "reports is priced with genai-prices' price for it, else the cost is unknown")

@@ -35,6 +35,9 @@ class Preset:
     one_token_per_chunk: bool = False
     #: requests in flight at once on one server unless the suite says otherwise (None: the engine's default)
     concurrency: int | None = None
+    #: body fields that make the server evaluate the whole prompt instead of reusing the previous request's
+    #: cached prefix (repeats are independent samples, docs/metrics.md); left out with ``prefix_cache=true``
+    fresh_prompt: tuple[tuple[str, object], ...] = ()
     example: str = ""
 
 
@@ -72,6 +75,7 @@ PRESETS: dict[str, Preset] = {
         Preset("llamacpp-server", "llama.cpp's server", "http://127.0.0.1:8080/v1", "LLAMACPP_API_KEY", False,
                base_url_env="LLAMACPP_BASE_URL", free=True, one_token_per_chunk=True,
                concurrency=1,  # llama-cpp-python's server aborts a running request when another arrives
+               fresh_prompt=(("cache_prompt", False),),  # llama.cpp's server; llama-cpp-python's ignores it
                example="llamacpp-server:default"),
     )
 }
