@@ -230,3 +230,37 @@ def test_a_catastrophic_regex_fails_the_check_instead_of_stalling(monkeypatch):
     # the next answer is searched as before (the stuck search was stopped, not left running)
     ok = evaluate(parse_assertion({"type": "regex", "value": "^(a+)+$"}, "a"), text="aaaa")
     assert ok["passed"] is True and ok["reason"] == "matches '^(a+)+$' at 'aaaa'"
+
+
+# ---- review of 2026-12-04: what honest suites still do ----------------------------------------------------
+
+
+def test_variables_work_inside_flow_collections(tmp_path, monkeypatch):
+    """[${P}] and {base_url: ${URL}}: a "{" after "$" would start a mapping if the text were parsed as written."""
+    monkeypatch.setenv("TRYOUTS_T_P", "Say hi, please: now")
+    monkeypatch.setenv("TRYOUTS_T_URL", "http://127.0.0.1:9/v1")
+    monkeypatch.setenv("TRYOUTS_T_DIR", "/models")
+    suite = load_suite(write(tmp_path, """
+        models:
+          - {model: "openai-compat:${TRYOUTS_T_URL}#m", options: {base_url: ${TRYOUTS_T_URL}}}
+          - hf:${TRYOUTS_T_DIR}/tiny-chat
+        prompts: [${TRYOUTS_T_P}, "literal $${TRYOUTS_T_P}"]
+        """))
+    assert [p.text for p in suite.prompts] == ["Say hi, please: now", "literal ${TRYOUTS_T_P}"]
+    assert suite.models[0].options["base_url"] == "http://127.0.0.1:9/v1"
+    assert suite.models[1].model == "hf:/models/tiny-chat"
+
+
+def test_prose_and_a_url_with_user_info_in_a_model_reference_are_not_credentials(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRYOUTS_T_URL", "http://user:pw@127.0.0.1:9/v1")
+    monkeypatch.setenv("TRYOUTS_T_Q", "password: hunter2 is a bad one")
+    suite = load_suite(write(tmp_path, """
+        models: ["openai-compat:${TRYOUTS_T_URL}#m"]
+        prompts: ["Is this a good password? ${TRYOUTS_T_Q}"]
+        """))
+    assert suite.prompts[0].text.endswith("hunter2 is a bad one")
+    error = refused(write(tmp_path, """
+        models: [openai:gpt-6-luna]
+        prompts: ["${TRYOUTS_T_URL}"]
+        """))  # the same URL as prompt text would be sent to every model
+    assert "TRYOUTS_T_URL holds a value that looks like a credential" in str(error)

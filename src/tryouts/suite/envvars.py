@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,11 +34,14 @@ def is_credential_variable(name: str, value: str = "") -> bool:
     """Whether the environment variable ``name`` (holding ``value``) holds a credential: its name says so
     (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ``*_PASSWORD``... as the redaction reads them), or the redaction
     would mask its value (a key's shape, ``user:pass@`` in a URL, a key Tryouts has read)."""
-    from ..redact import _ENV_SECRET, is_secret_name, redact
+    from ..redact import _ENV_SECRET, _SHAPES, _USERINFO, _known, is_secret_name
 
     if _ENV_SECRET.search(name) or is_secret_name(name):
         return True
-    return bool(value) and redact(value) != value
+    # by value: a key's shape, a key Tryouts has read, user:pass@ in a URL; not the prose patterns the redaction
+    # also masks in messages ("password: ..." in a prompt is text, not a credential)
+    return bool(value) and bool(_SHAPES.search(value) or _USERINFO.search(value)
+                                or any(secret in value for secret in _known()))
 
 
 def _missing(name: str) -> str:
@@ -56,6 +60,8 @@ class _Credential:
     name: str
     by_name: bool
     line: int
+    #: only user:pass@ in a URL (not a key, not by its name): allowed in a model reference too
+    userinfo_only: bool = False
 
 
 @dataclass
@@ -70,8 +76,20 @@ class EnvLoader(SuiteLoader):
     characters are collected in :attr:`env_problems`; scalars that took a credential in :attr:`credentials`."""
 
     def __init__(self, stream: str, label: str) -> None:
-        super().__init__(stream)
-        self._text = stream
+        # each ${...} is first swapped for a placeholder that is a plain word: in a flow collection ([${P}],
+        # {base_url: ${URL}}) a "{" would otherwise start a mapping; the placeholders are replaced by the
+        # variables' values in the parsed scalars only, so a value still adds no structure
+        nonce = secrets.token_hex(4)
+        self._table: list[str] = []
+
+        def hold(m: re.Match) -> str:
+            self._table.append(m.group(0))
+            return f"__tryouts_env_{nonce}_{len(self._table) - 1}__"
+
+        held = _ENV.sub(hold, stream)
+        super().__init__(held)
+        self._text = held
+        self._held = re.compile(rf"__tryouts_env_{nonce}_(\d+)__")
         self._label = label
         self._found = _Found()
 
@@ -87,7 +105,7 @@ class EnvLoader(SuiteLoader):
         event = self.get_event()
         value = event.value
         credential = None
-        if "${" in value:
+        if "__tryouts_env_" in value:
             value, credential = self._expand(value, event.start_mark, event.end_mark)
         tag = event.tag
         if tag is None or tag == "!":
@@ -99,15 +117,20 @@ class EnvLoader(SuiteLoader):
             self.anchors[anchor] = node
         return node
 
-    def _line(self, name: str, start: Any, end: Any) -> int:
-        """The file line of ``${name`` inside the scalar between the marks (its first line if not found)."""
-        i = self._text.find("${" + name, start.index, end.index)
+    def _line(self, held: str, start: Any, end: Any) -> int:
+        """The file line of the placeholder ``held`` inside the scalar between the marks (its first line if not
+        found): placeholders hold no line break, so lines are the file's own."""
+        i = self._text.find(held, start.index, end.index)
         return start.line + 1 + (self._text.count("\n", start.index, i) if i >= 0 else 0)
 
     def _expand(self, value: str, start: Any, end: Any) -> tuple[str, _Credential | None]:
         credential: list[_Credential] = []
 
-        def repl(m: re.Match) -> str:
+        def repl(h: re.Match) -> str:
+            held = h.group(0)
+            m = _ENV.fullmatch(self._table[int(h.group(1))])
+            if m is None:  # not a placeholder of ours after all
+                return held
             escaped, name, default = m.group(1), m.group(2), m.group(3)
             if escaped:
                 return m.group(0)[1:]
@@ -115,21 +138,38 @@ class EnvLoader(SuiteLoader):
             if raw is None or (raw == "" and default is not None):
                 if default is not None:
                     return default
-                self._found.problems.append(SuiteIssue(self._label, self._line(name, start, end), "", _missing(name)))
+                self._found.problems.append(SuiteIssue(self._label, self._line(held, start, end), "", _missing(name)))
                 return m.group(0)
             bad = CONTROL.search(raw)
             if bad:
                 self._found.problems.append(SuiteIssue(
-                    self._label, self._line(name, start, end), "", _control(name, bad.group())))
+                    self._label, self._line(held, start, end), "", _control(name, bad.group())))
                 return m.group(0)
             if not credential and is_credential_variable(name, raw):
                 from ..redact import _ENV_SECRET, is_secret_name
 
                 by_name = bool(_ENV_SECRET.search(name) or is_secret_name(name))
-                credential.append(_Credential(name, by_name, self._line(name, start, end)))
+                credential.append(_Credential(name, by_name, self._line(held, start, end),
+                                              userinfo_only=not by_name and _userinfo_only(raw)))
             return raw
 
-        return _ENV.sub(repl, value), (credential[0] if credential else None)
+        return self._held.sub(repl, value), (credential[0] if credential else None)
+
+
+def _userinfo_only(value: str) -> bool:
+    """Whether ``value`` counts as a credential only for a URL's ``user:pass@`` (no key shape, no known key)."""
+    from ..redact import _SHAPES, _USERINFO, _known
+
+    return bool(_USERINFO.search(value)) and not _SHAPES.search(value) and not any(k in value for k in _known())
+
+
+def _is_reference(loc: Loc) -> bool:
+    """Whether ``loc`` is a model reference (``models[i]``, ``models[i].model``, the judge's model): never sent as
+    text, and stored with a URL's user-info masked."""
+    path = [seg for seg in loc if seg != "<<"]
+    if len(path) >= 2 and path[0] == "models" and isinstance(path[1], int):
+        return path[2:] in ([], ["model"])
+    return path in (["scoring", "judge", "model"], ["scoring", "judge", "model", "model"])
 
 
 def _in_options(loc: Loc) -> bool:
@@ -161,7 +201,8 @@ def misplaced_credentials(root: Any, credentials: dict[int, _Credential]) -> lis
         node, loc = stack.pop()
         if isinstance(node, ScalarNode):
             c = credentials.get(id(node))
-            if c is not None and id(node) not in reported and not _in_options(loc):
+            if (c is not None and id(node) not in reported and not _in_options(loc)
+                    and not (c.userinfo_only and _is_reference(loc))):
                 reported.add(id(node))
                 problems.append(Problem(loc, _message(c), line=c.line))
         elif isinstance(node, SequenceNode):
