@@ -237,3 +237,19 @@ def test_the_timeout_option_bounds_the_warm_up_too(hostile, monkeypatch):
         assert time.monotonic() < deadline, "the warm-up was not bounded by the timeout option"
         time.sleep(0.05)
 
+
+
+def test_reasoning_counted_outside_completion_tokens_is_added_to_the_output():
+    """xAI's usage: total_tokens = prompt + completion + reasoning (grok-3-mini: completion 1, reasoning 386). The
+    request is not a lie, and its output (billed) is completion + reasoning, as OpenAI counts it."""
+    from tryouts.engine.execute import check_usage
+    from tryouts.providers.openai_compat import parse_usage
+
+    xai = parse_usage({"prompt_tokens": 10, "completion_tokens": 1, "total_tokens": 397,
+                       "completion_tokens_details": {"reasoning_tokens": 386}})
+    assert (xai.output_tokens, xai.reasoning_tokens) == (387, 386) and check_usage(xai, "x") is None
+    openai = parse_usage({"prompt_tokens": 10, "completion_tokens": 400, "total_tokens": 410,
+                          "completion_tokens_details": {"reasoning_tokens": 386}})
+    assert (openai.output_tokens, openai.reasoning_tokens) == (400, 386)
+    liar = parse_usage({"prompt_tokens": 10, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 50}})
+    assert check_usage(liar, "x") is not None  # no total that makes it consistent: still refused

@@ -189,12 +189,21 @@ def parse_usage(usage: dict[str, Any], *, service_tier: Any = None) -> Usage:
 
     ``prompt_tokens_details.cache_write_tokens`` (or the Responses API's ``input_tokens_details``) are the input
     tokens written to the cache, which GPT-5.6 and later models charge at 1.25 times the input price;
-    ``service_tier`` is the response's (the tier that served the request: default, flex, priority...)."""
+    ``service_tier`` is the response's (the tier that served the request: default, flex, priority...). A server
+    whose ``total_tokens`` is prompt + completion + reasoning (xAI's) counts reasoning outside
+    ``completion_tokens``: it is added to the output, as OpenAI counts it."""
     prompt_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
+    prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+    output = usage.get("completion_tokens", usage.get("output_tokens"))
+    reasoning, total = completion_details.get("reasoning_tokens"), usage.get("total_tokens")
+    counts = (prompt, output, reasoning, total)
+    if all(isinstance(n, int) and not isinstance(n, bool) for n in counts) and reasoning > 0 \
+            and total == prompt + output + reasoning:  # xAI counts reasoning outside completion_tokens (billed as output)
+        output += reasoning
     return Usage(
-        input_tokens=usage.get("prompt_tokens", usage.get("input_tokens")),
-        output_tokens=usage.get("completion_tokens", usage.get("output_tokens")),
+        input_tokens=prompt,
+        output_tokens=output,
         cached_input_tokens=prompt_details.get("cached_tokens"),
         cache_write_tokens=prompt_details.get("cache_write_tokens"),
         reasoning_tokens=completion_details.get("reasoning_tokens"),
