@@ -32,6 +32,7 @@ A ``not-`` prefix (``not-contains``) or ``negate: true`` inverts a check; a chec
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -185,6 +186,37 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
     return check
 
 
+#: nesting allowed in a command-line or dashboard assertion's YAML (a JSON Schema needs far less)
+MAX_ASSERTION_DEPTH = 64
+
+
+def _load_yaml(text: str) -> Any:
+    """``text`` as YAML, without aliases (``*a`` repeated in nested lists makes a few hundred characters stand for
+    billions of values, each walked when the schema is checked) and at most :data:`MAX_ASSERTION_DEPTH` deep
+    (deeper, Python's recursion gives out). Either is a ``yaml.YAMLError`` that says so."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        depth = 0
+
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.YAMLError("aliases (*name) are not accepted in an assertion: write the value out")
+            self.depth += 1
+            try:
+                if self.depth > MAX_ASSERTION_DEPTH:
+                    raise yaml.YAMLError(f"nested more than {MAX_ASSERTION_DEPTH} levels deep")
+                return super().compose_node(parent, index)
+            finally:
+                self.depth -= 1
+
+    loader = Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
 def from_cli(text: str) -> dict[str, Any]:
     """The assertion mapping of a command-line ``--assert`` (validated later by :func:`parse_assertion`).
 
@@ -198,9 +230,9 @@ def from_cli(text: str) -> dict[str, Any]:
     text = text.strip()
     if text.startswith("{"):
         try:
-            spec = yaml.safe_load(text)
+            spec = _load_yaml(text)
         except yaml.YAMLError as exc:
-            raise UsageError(f"--assert {text!r} is not a valid YAML mapping: {exc}") from None
+            raise UsageError(f"--assert {_short(text)} is not a valid YAML mapping: {exc}") from None
         if not isinstance(spec, dict):
             raise UsageError(f"--assert {text!r}: the full form is a mapping such as {{type: contains, value: x}}")
         return spec
@@ -210,9 +242,9 @@ def from_cli(text: str) -> dict[str, Any]:
         return {"type": kind}
     if base == "json-schema":
         try:
-            return {"type": kind, "value": yaml.safe_load(arg)}
+            return {"type": kind, "value": _load_yaml(arg)}
         except yaml.YAMLError as exc:
-            raise UsageError(f"--assert {text!r}: the schema is not valid JSON or YAML: {exc}") from None
+            raise UsageError(f"--assert {_short(text)}: the schema is not valid JSON or YAML: {exc}") from None
     if base in _BOUNDED:
         def number(v: str) -> float | str:
             try:
@@ -238,11 +270,47 @@ def _parse_json(text: str) -> Any:
 
 def schema_validator(schema: Any) -> Any:
     """A JSON Schema (2020-12) validator that never fetches: its registry is empty, so a ``$ref`` to a URL or a
-    ``file:`` path is unresolvable instead of read (jsonschema's default registry would ``urlopen`` it)."""
-    from jsonschema import Draft202012Validator
+    ``file:`` path is unresolvable instead of read (jsonschema's default registry would ``urlopen`` it). Its
+    ``pattern``, ``patternProperties`` and ``additionalProperties`` match with :func:`regex_search`, bounded in
+    time like a ``regex`` check (jsonschema's own ``re.search`` on a model's answer could run for hours)."""
     from referencing import Registry
 
-    return Draft202012Validator(schema, registry=Registry())
+    return _bounded_validator_class()(schema, registry=Registry())
+
+
+@functools.cache
+def _bounded_validator_class() -> Any:
+    from jsonschema import Draft202012Validator, validators
+    from jsonschema.exceptions import ValidationError
+
+    def matches(pattern: str, text: str) -> bool:
+        return regex_search(pattern, text) is not None
+
+    def pattern(validator: Any, patrn: str, instance: Any, schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not matches(patrn, instance):
+            yield ValidationError(f"{_short(instance)} does not match {_short(patrn)}")
+
+    def pattern_properties(validator: Any, patterns: dict, instance: Any, schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        for patrn, subschema in patterns.items():
+            for key, value in instance.items():
+                if matches(patrn, key):
+                    yield from validator.descend(value, subschema, path=key, schema_path=patrn)
+
+    def additional_properties(validator: Any, additional: Any, instance: Any, schema: Any) -> Any:
+        if not validator.is_type(instance, "object"):
+            return
+        known, patterns = schema.get("properties", {}), schema.get("patternProperties", {})
+        extras = [k for k in instance if k not in known and not any(matches(p, k) for p in patterns)]
+        if validator.is_type(additional, "object"):
+            for extra in extras:
+                yield from validator.descend(instance[extra], additional, path=extra)
+        elif not additional and extras:
+            yield ValidationError(f"additional properties are not allowed ({', '.join(_short(e) for e in extras[:5])})")
+
+    return validators.extend(Draft202012Validator, {
+        "pattern": pattern, "patternProperties": pattern_properties, "additionalProperties": additional_properties})
 
 
 def _outside_refs(schema: Any, depth: int = 0) -> str | None:
@@ -307,6 +375,8 @@ def _raw(check: Check, text: str, e2e_ms: float | None, cost_usd: float | None) 
             check._validator = schema_validator(v)
         try:
             errors = sorted(check._validator.iter_errors(doc), key=lambda e: list(e.path))
+        except RegexTimeout as exc:
+            return False, f"fails the schema: {exc}"
         except Exception:  # a reference it cannot resolve (nothing is fetched), a pattern Python cannot compile
             return False, ("the schema could not be applied (a reference outside the schema, which is never fetched, "
                            "or a pattern Python cannot read): fix the schema")
@@ -391,7 +461,11 @@ class _RegexWorker:
         if self._proc is None and self._lines is None:
             atexit.register(self.stop)
         self._proc, self._lines = proc, lines
-        if self._next(60.0) != "ready":
+        try:
+            ready = self._next(60.0) == "ready"
+        except Exception:  # no answer in time (TimeoutError is an OSError): never leave a worker that may answer late
+            ready = False
+        if not ready:
             self.stop()
             raise RuntimeError("the regex worker did not start")
 
