@@ -253,3 +253,19 @@ def test_reasoning_counted_outside_completion_tokens_is_added_to_the_output():
     assert (openai.output_tokens, openai.reasoning_tokens) == (400, 386)
     liar = parse_usage({"prompt_tokens": 10, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 50}})
     assert check_usage(liar, "x") is not None  # no total that makes it consistent: still refused
+
+
+def test_a_replicate_proxy_gets_no_sibling_stream_hosts(monkeypatch):
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_testSECRET1234567890")
+    monkeypatch.setenv("REPLICATE_BASE_URL", "https://proxy.corp.co.uk")
+    proxy = create_provider(ModelSpec.parse("replicate:meta/llama"))
+    assert proxy._may_follow("https://proxy.corp.co.uk/v1/streams/abc", stream=True)
+    assert not proxy._may_follow("https://evil.co.uk/v1/streams/abc", stream=True)
+    assert not proxy._may_follow("https://stream.replicate.com/v1/streams/abc", stream=True)
+
+
+def test_a_timing_name_that_is_a_known_key_is_dropped(monkeypatch):
+    from tryouts.engine.execute import clean_server_timings
+
+    monkeypatch.setenv("DEEPSEEK_API_KEY", "sk-0123456789abcdef0123456789abcdef")
+    assert clean_server_timings({"0123456789abcdef0123456789abcdef": 1, "prompt_ms": 2.5}) == {"prompt_ms": 2.5}

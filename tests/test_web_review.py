@@ -362,6 +362,14 @@ cases: [{{vars: {{c: France}}, assert: [{{type: icontains, value: paris}}]}}, {{
     data = Store(str(db)).get_run(new)
     assert data["run"]["status"] == "done" and data["run"]["meta"]["labels"] == ["lyon"]
     assert sorted(r["text"] for r in data["results"]) == ["Lyon it is", "Lyon it is"]
+    # the file changed since the run (its models swapped): the re-run refuses rather than run another model
+    text = suite.read_text()
+    swapped = text.replace("Paris%20it%20is", "@@").replace("Lyon%20it%20is", "Paris%20it%20is").replace("@@", "Lyon")
+    assert swapped != text
+    suite.write_text(swapped)
+    with serve(db, suite_dir=tmp_path) as (url, app):
+        r = web.post(f"{url}/api/runs/{first}/models/1/rerun", headers=csrf(app))
+        assert r.status_code == 409 and "no longer the one" in r.json()["detail"]
     # a suite outside the dashboard's suite folder is refused, as POST /api/suite-runs refuses it
     with serve(db, suite_dir=tmp_path / "user-data") as (url, app):
         r = web.post(f"{url}/api/runs/{first}/models/0/rerun", headers=csrf(app))

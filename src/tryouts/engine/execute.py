@@ -74,7 +74,7 @@ def clean_server_timings(data: object) -> dict[str, float | int]:
         if len(kept) >= MAX_SERVER_TIMINGS:
             break
         if (isinstance(name, str) and _TIMING_NAME.fullmatch(name) and isinstance(value, int | float)
-                and not isinstance(value, bool) and math.isfinite(value)):
+                and not isinstance(value, bool) and math.isfinite(value) and redact(name) == name):
             kept[name] = value
     return kept
 

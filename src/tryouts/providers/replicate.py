@@ -238,15 +238,16 @@ class ReplicateProvider(HTTPProvider):
 
     def _may_follow(self, url: str, *, stream: bool) -> bool:
         """Whether ``url`` may get the token: the API's own scheme, host and port; for a stream, also an https
-        host of Replicate's stream sites when the API is Replicate's own (https) or one under the same site."""
+        host of Replicate's stream sites when the API is Replicate's own (https)."""
         a, b = urlsplit(url), urlsplit(self.base_url)
         if a.scheme in ("http", "https") and (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port):
             return True
         if not stream or a.scheme != "https" or b.scheme != "https" or not a.hostname or not b.hostname:
             return False
         site = ".".join(b.hostname.split(".")[-2:])
-        sites = STREAM_SITES if site in STREAM_SITES else (site,)
-        return any(a.hostname == s or a.hostname.endswith("." + s) for s in sites) and "." in site
+        if site not in STREAM_SITES:  # another API (a proxy): its own host only, never a sibling under .co.uk
+            return False
+        return any(a.hostname == s or a.hostname.endswith("." + s) for s in STREAM_SITES)
 
     async def _metrics(self, client: httpx.AsyncClient, url: str) -> list[Event]:
         """The finished prediction's usage and server timings; nothing when they cannot be had."""

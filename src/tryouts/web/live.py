@@ -163,7 +163,12 @@ class LiveRuns:
                 if isinstance(exc, TryoutsError):  # written for users: its message, redacted and bounded
                     message = redact(exc.message)[:1000]
                 else:  # its text may quote what it read (a file, an answer): the browser gets the type only
-                    logging.getLogger(__name__).exception("a live comparison failed")
+                    import traceback
+
+                    from ..report.safe_text import visible_controls
+
+                    logging.getLogger(__name__).error(  # the server's terminal: redacted, no control codes
+                        "a live comparison failed: %s", visible_controls(redact(traceback.format_exc()))[-4000:])
                     message = f"Unexpected {type(exc).__name__} (a bug in Tryouts; the server's log has the details)."
                 live.emit_soon({"type": "error", "message": message})
             finally:

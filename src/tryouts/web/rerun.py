@@ -25,6 +25,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 
 from ..errors import TryoutsError
+from ..redact import redact
 from .policy import Refused
 
 #: a stored option value that redaction replaced (store/rows.py): sent again it would be a wrong key
@@ -103,6 +104,10 @@ def rerun_suite(request: Request, run: dict[str, Any], index: int) -> dict[str, 
         suite = suite_of_run(meta, path)
         if index >= len(suite.models):
             raise HTTPException(404, f"The suite of run {run['id']} has no model {index}.")
+        ran = (run.get("models") or [])[index:index + 1]
+        if ran and redact(suite.models[index].model) != ran[0]:  # the file changed: never re-run another model
+            raise HTTPException(409, f"The suite file's model {index} is no longer the one this run ran (the file "
+                                     "changed since): re-run it from a terminal with 'tryouts run'.")
         one = suite.model_copy(update={"models": [suite.models[index]]})
         check_scorers(one)
         plan = SuitePlan(suite=one, cells=list(one.cells()), policy=suite_policy(one, False), path=path)
