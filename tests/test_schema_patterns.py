@@ -42,3 +42,11 @@ def test_assertion_yaml_refuses_aliases_and_deep_nesting():
     with pytest.raises(UsageError, match="nested more than 64"):
         from_cli("json-schema:" + "[" * 3000 + "]" * 3000)
     assert from_cli("json-schema:{type: object, required: [a]}")["value"] == {"type": "object", "required": ["a"]}
+
+
+def test_unevaluated_properties_with_pattern_properties_is_refused():
+    """jsonschema matches patternProperties with its own re when it evaluates unevaluatedProperties: refused."""
+    with pytest.raises(UsageError, match="unevaluatedProperties together with patternProperties"):
+        check({"type": "object", "patternProperties": {"^(a+)+$": {}}, "unevaluatedProperties": False})
+    assert evaluate(check({"type": "object", "properties": {"a": {}}, "unevaluatedProperties": False}),
+                    text='{"a": 1}')["passed"]

@@ -164,6 +164,9 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
             path = "/".join(str(p) for p in exc.path)
             at = f" at {path!r}" if path else ""
             raise _fail(where, "value", f"invalid JSON Schema{at}: {exc.message}") from None
+        if _has_key(value, "unevaluatedProperties") and _has_key(value, "patternProperties"):
+            raise _fail(where, "value", "unevaluatedProperties together with patternProperties is not accepted (jsonschema "
+                                        "would match those patterns with no time limit): use additionalProperties")
         outside = _outside_refs(value)
         if outside:
             raise _fail(where, "value", f"the schema refers outside itself ({_short(outside)}): only references within "
@@ -311,6 +314,17 @@ def _bounded_validator_class() -> Any:
 
     return validators.extend(Draft202012Validator, {
         "pattern": pattern, "patternProperties": pattern_properties, "additionalProperties": additional_properties})
+
+
+def _has_key(schema: Any, key: str, depth: int = 0) -> bool:
+    """Whether ``key`` is a key of ``schema`` or of any mapping inside it."""
+    if depth > 200:
+        return False
+    if isinstance(schema, dict):
+        return key in schema or any(_has_key(v, key, depth + 1) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_key(v, key, depth + 1) for v in schema)
+    return False
 
 
 def _outside_refs(schema: Any, depth: int = 0) -> str | None:
