@@ -255,3 +255,31 @@ for _f in gc.get_objects():
             elif _c.cell_contents == socket.AF_UNIX:
                 _c.cell_contents = socket.AF_INET
 """
+
+
+@contextmanager
+def serve_http(handler: type):
+    """``handler`` (a ``BaseHTTPRequestHandler``) served on a free 127.0.0.1 port in a thread; yields the base URL
+    ``http://127.0.0.1:PORT`` and stops the server afterwards."""
+    from http.server import ThreadingHTTPServer
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def events_until_end(c: httpx.Client, url: str, events: str, headers: dict | None = None) -> list[dict]:
+    """A live comparison's server-sent events (``url + events``) up to and including its ``end`` event."""
+    out = []
+    with c.stream("GET", url + events, headers=headers or {}) as stream:
+        assert stream.status_code == 200
+        for line in stream.iter_lines():
+            if line.startswith("data: "):
+                out.append(json.loads(line[6:]))
+                if out[-1]["type"] == "end":
+                    break
+    return out

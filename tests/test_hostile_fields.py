@@ -9,13 +9,12 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from helpers import REQ, run_provider
+from helpers import REQ, run_provider, serve_http
 from tryouts.providers import create_provider
 from tryouts.store.rows import result_row
 from tryouts.types import ModelSpec
@@ -56,8 +55,8 @@ def answer(mode: str, key: str) -> tuple[int, dict[str, str], bytes]:
     if mode == "reasoning-over-output":
         return 200, sse, WORDS + chunk({}, "stop") + usage(
             prompt_tokens=10, completion_tokens=3, completion_tokens_details={"reasoning_tokens": 50}) + DONE
-    if mode in ("count-true", "count-text"):
-        value = True if mode == "count-true" else "7"
+    if mode in ("count-true", "count-text", "count-key"):
+        value = {"count-true": True, "count-text": "7", "count-key": key + "-" + "x" * 40}[mode]
         return 200, sse, WORDS + chunk({}, "stop") + usage(prompt_tokens=5, completion_tokens=value) + DONE
     if mode == "usage-not-object":
         return 200, sse, WORDS + chunk({}, "stop") + b'data: {"id": "x", "choices": [], "usage": [1, 2]}\n\n' + DONE
@@ -103,11 +102,8 @@ def hostile():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
-    server.shutdown()
-    server.server_close()
+    with serve_http(Handler) as url:
+        yield f"{url}/v1", seen
 
 
 def run(url: str, mode: str, monkeypatch, **options):
@@ -141,6 +137,7 @@ def test_a_key_echoed_as_the_service_tier_fails_the_request(hostile, monkeypatch
     ("reasoning-over-output", "50 reasoning tokens within 3 output tokens"),
     ("count-true", "a token count must be a whole number"),
     ("count-text", "a token count must be a whole number"),
+    ("count-key", "of type str"),  # the value (here the key, too long for the redaction to know) is never echoed
     ("usage-not-object", "could not be read"),
 ])
 def test_usage_that_cannot_be_fails_its_request_and_is_never_priced(hostile, monkeypatch, mode, words):

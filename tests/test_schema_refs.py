@@ -4,11 +4,11 @@ call an internal address, and the answer's reason echoed what it read)."""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from helpers import serve_http
 from tryouts.errors import UsageError
 from tryouts.scoring.assertions import Check, evaluate, parse_assertion
 
@@ -29,11 +29,8 @@ def listener():
         def log_message(self, *args):
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    server.shutdown()
-    server.server_close()
+    with serve_http(Handler) as url:
+        yield url, hits
 
 
 def test_a_reference_outside_the_schema_is_refused_when_the_assertion_is_read(listener, tmp_path):

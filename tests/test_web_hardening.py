@@ -14,7 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from helpers import serve_dashboard, text_model
+from helpers import events_until_end, serve_dashboard, text_model
 
 SECRET = "TOP-SECRET-README-CONTENT 42"
 
@@ -38,16 +38,6 @@ def _model_folder(path):
     return path
 
 
-def _end(c: httpx.Client, url: str, events: str, headers: dict | None = None) -> list[dict]:
-    out = []
-    with c.stream("GET", url + events, headers=headers or {}) as stream:
-        assert stream.status_code == 200
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                out.append(json.loads(line[6:]))
-                if out[-1]["type"] == "end":
-                    break
-    return out
 
 
 # ---- 3. a prefix in upper case is still a prefix ---------------------------------------------------
@@ -138,12 +128,12 @@ def test_non_ascii_digits_in_pair_keys_and_last_event_id_are_no_server_error(db,
         r = c.post(f"{url}/api/compare", json={"prompt": "Capital of France?", "models": models})
         assert r.status_code == 200, r.text
         key, events = r.json()["key"], r.json()["events"]
-        run_id = _end(c, url, events)[-1]["run_id"]
+        run_id = events_until_end(c, url, events)[-1]["run_id"]
         for last in ("²".encode("latin-1"), "١".encode(), "1²".encode(), b"\xb2\xb2", b"12345678901234567890"):
-            got = _end(c, url, events, headers={"Last-Event-ID": last})  # the whole history again, or the end
+            got = events_until_end(c, url, events, headers={"Last-Event-ID": last})  # the whole history again, or the end
             assert got and got[-1]["type"] == "end"
-        everything = _end(c, url, events)
-        assert len(_end(c, url, events, headers={"Last-Event-ID": "1"})) == len(everything) - 2  # ASCII resumes
+        everything = events_until_end(c, url, events)
+        assert len(events_until_end(c, url, events, headers={"Last-Event-ID": "1"})) == len(everything) - 2  # ASCII resumes
         pair = c.get(f"{url}/api/runs/{run_id}/arena/next").json()["pair"]
         a, b, sig = pair.split(".")
         for forged in (f"².{b}.{sig}", f"١.{b}.{sig}", f"{a}.١.{sig}", f"{a}.{b}.١{sig[1:]}", f"{a}.{b}.{sig[:-1]}é",

@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from helpers import free_port, serve_dashboard, text_model
+from helpers import events_until_end, free_port, serve_dashboard, text_model
 
 OWNER_KEY = "sk-owner-secret-5a4b3c2d1e"
 SECRET_LINE = "root:$6$SECRETHASHxyz$abcdef:19000:0:99999:7:::"
@@ -65,15 +65,6 @@ def client(app) -> httpx.Client:
                         timeout=30)
 
 
-def _wait_end(c: httpx.Client, url: str, events: str) -> list[dict]:
-    out = []
-    with c.stream("GET", url + events) as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data: "):
-                out.append(json.loads(line[6:]))
-                if out[-1]["type"] == "end":
-                    break
-    return out
 
 
 # ---- the token ----------------------------------------------------------------------------------
@@ -137,11 +128,10 @@ def test_the_token_cookie_lives_only_on_this_starts_random_browser_name(db):
         assert httpx.get(url + "/runs", cookies=jar, headers=other).status_code == 421
         assert "localhost" not in httpx.get(url + "/runs", headers=other).text  # the name is never told
         assert httpx.get(url + "/runs", cookies={"tryouts_token": "the-known-token"}, headers=there).status_code == 401
-    from tryouts.web import browser_url, create_app
+    from tryouts.web import create_app
 
     first, second = (create_app(str(db), token="the-known-token") for _ in range(2))
     assert first.state.browser_host != second.state.browser_host  # a new name on every start
-    assert browser_url(first, 8765, "/runs") == f"http://{first.state.browser_host}:8765/runs?token=the-known-token"
     assert create_app(str(db), host="127.0.0.2", token="the-known-token").state.browser_host is None  # unreachable
 
 
@@ -180,7 +170,7 @@ def test_allow_options_lets_the_owner_choose_and_a_finished_comparison_is_releas
         r = c.post(f"{url}/api/compare", json={"prompt": "hi", "models": ["openai:gpt-4o-mini"],
                                                "options": [{"base_url": target}]})
         assert r.status_code == 200, r.text
-        events = _wait_end(c, url, r.json()["events"])
+        events = events_until_end(c, url, r.json()["events"])
         assert events[-1]["type"] == "end"
         assert seen and seen[0]["authorization"] == f"Bearer {OWNER_KEY}"  # the owner allowed exactly this
         r2 = c.post(f"{url}/api/compare", json={"prompt": "hi", "models": ["openai:gpt-4o-mini"],

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TOKEN_ENV", "browser_url", "create_app", "is_loopback", "new_token"]
+__all__ = ["TOKEN_ENV", "create_app", "is_loopback", "new_token"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -119,15 +119,6 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     app.add_middleware(Guard, host=host, port=port, token=token, csrf=app.state.csrf,
                        browser_name=app.state.browser_host)
     return app
-
-
-def browser_url(app: Any, port: int, path: str = "/") -> str | None:
-    """The address to open in a browser, token included (``http://<random>.localhost:PORT/PATH?token=...``), or
-    None where the dashboard has no random name (a LAN address, or a loopback address other than 127.0.0.1/::1)."""
-    from urllib.parse import urlencode
-
-    name = app.state.browser_host
-    return None if name is None else f"http://{name}:{port}{path}?{urlencode({'token': app.state.token})}"
 
 
 def __getattr__(name: str) -> Any:  # what ``tryouts ui`` needs of the token, without importing starlette early
