@@ -34,6 +34,7 @@ import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, Request, UsageReport
+from .http import decoded, read_capped, same_origin, transport_error
 
 __all__ = ["MAX_RESULTS_BYTES", "AnthropicBatch", "BatchAPI", "BatchItem", "BatchJob", "batch_api"]
 
@@ -108,8 +109,6 @@ class BatchAPI:
     async def _body(self, method: str, url: str, **kw: Any) -> bytes:
         """The body of a successful answer, read up to :data:`MAX_RESULTS_BYTES`; an error status becomes the
         provider's error (its body read up to 64 KB), a transport failure Tryouts' own."""
-        from .http import decoded, read_capped, transport_error
-
         buf = bytearray()
         try:
             async with self.client.stream(method, url, **kw) as response:
@@ -117,9 +116,6 @@ class BatchAPI:
                     raise self.provider._http_error(await read_capped(response))
                 async for chunk in decoded(response, self.where(), limit=MAX_RESULTS_BYTES):
                     buf += chunk
-                    if len(buf) > MAX_RESULTS_BYTES:
-                        raise errors.BadResponseError(
-                            f"{self.where()}: an answer is over {MAX_RESULTS_BYTES:,} bytes; stopped reading it.")
         except httpx.HTTPError as exc:
             raise transport_error(exc, self.where()) from exc
         return bytes(buf)
@@ -139,25 +135,16 @@ class BatchAPI:
     async def _lines(self, url: str) -> Iterable[Any]:
         """The JSON values of a JSONL file at ``url``, read up to :data:`MAX_RESULTS_BYTES` (None for a bad line)."""
         out: list[Any] = []
-        size = 0
         buf = b""
         try:
             async with self.client.stream("GET", url) as response:
-                from .http import decoded, read_capped
-
                 if response.status_code >= 400:
                     raise self.provider._http_error(await read_capped(response))
                 async for chunk in decoded(response, self.where(), limit=MAX_RESULTS_BYTES):
-                    size += len(chunk)
-                    if size > MAX_RESULTS_BYTES:
-                        raise errors.BadResponseError(
-                            f"{self.where()}: a result file is over {MAX_RESULTS_BYTES:,} bytes; stopped reading it.")
                     buf += chunk
                     *lines, buf = buf.split(b"\n")
                     out.extend(_loads(line) for line in lines if line.strip())
         except httpx.HTTPError as exc:
-            from .http import transport_error
-
             raise transport_error(exc, self.where()) from exc
         if buf.strip():
             out.append(_loads(buf))
@@ -334,10 +321,8 @@ class AnthropicBatch(BatchAPI):
         path. The key goes with the request: never to a host the server names."""
         ours = f"{self.root}/{self._id(job.id, 'batch id')}/results"
         given = job.info.get("results_url")
-        if isinstance(given, str):
-            a, b = urllib.parse.urlsplit(given), urllib.parse.urlsplit(self.base_url)
-            if (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port) and a.scheme in ("http", "https"):
-                return given
+        if isinstance(given, str) and same_origin(given, self.base_url):
+            return given
         return ours
 
     async def results(self, job: BatchJob, wanted: set[str]) -> Collected:

@@ -21,7 +21,8 @@ from ..types import Event, Finish, Request, Sent
 from .base import Provider
 
 __all__ = [
-    "ClientSlots", "HTTPProvider", "http_status_error", "retry_after", "ssl_context", "stream_http",
+    "ClientSlots", "HTTPProvider", "decoded", "http_status_error", "read_capped", "retry_after", "same_origin",
+    "ssl_context", "stream_http",
     "transport_error",
 ]
 
@@ -183,6 +184,15 @@ async def stream_http(
         slots.checkin(client)
 
 
+def same_origin(url: str, base_url: str) -> bool:
+    """Whether ``url`` (named by a server) is on ``base_url``'s scheme, host and port: the one place a request
+    that carries the key may follow it (a server never chooses where the key goes)."""
+    from urllib.parse import urlsplit
+
+    a, b = urlsplit(url), urlsplit(base_url)
+    return a.scheme in ("http", "https") and (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port)
+
+
 #: an error answer is read up to this many bytes (a message, or the start of a page): no server can make
 #: Tryouts hold an endless error body in memory
 MAX_ERROR_BODY = 64 * 1024
@@ -227,6 +237,9 @@ async def decoded(response: httpx.Response, where: str, *, compressed: bool = Tr
                     "model's answer, so the request is counted as failed. Check the server.")
             if piece:
                 yield piece
+    rest = inflate.flush() if inflate is not None else b""
+    if rest and total + len(rest) <= limit:
+        yield rest
 
 
 async def read_capped(response: httpx.Response, limit: int = MAX_ERROR_BODY) -> httpx.Response:
@@ -239,7 +252,7 @@ async def read_capped(response: httpx.Response, limit: int = MAX_ERROR_BODY) -> 
 
     body = bytearray()
     try:
-        async for chunk in decoded(response, str(response.url), limit=16 * limit):
+        async for chunk in decoded(response, str(response.url)):  # inflated in steps: stops soon after the limit
             body += chunk
             if len(body) >= limit:
                 break

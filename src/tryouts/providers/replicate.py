@@ -44,7 +44,7 @@ import httpx
 
 from .. import errors
 from ..types import Delta, Event, Finish, ModelSpec, Request, Sent, ServerTimings, Usage, UsageReport
-from .http import ClientSlots, HTTPProvider, decoded, read_capped, ssl_context, transport_error
+from .http import ClientSlots, HTTPProvider, decoded, read_capped, same_origin, ssl_context, transport_error
 from .sse import SSEDecoder
 
 KEY_ENV = "REPLICATE_API_TOKEN"
@@ -239,9 +239,9 @@ class ReplicateProvider(HTTPProvider):
     def _may_follow(self, url: str, *, stream: bool) -> bool:
         """Whether ``url`` may get the token: the API's own scheme, host and port; for a stream, also an https
         host of Replicate's stream sites when the API is Replicate's own (https)."""
-        a, b = urlsplit(url), urlsplit(self.base_url)
-        if a.scheme in ("http", "https") and (a.scheme, a.hostname, a.port) == (b.scheme, b.hostname, b.port):
+        if same_origin(url, self.base_url):
             return True
+        a, b = urlsplit(url), urlsplit(self.base_url)
         if not stream or a.scheme != "https" or b.scheme != "https" or not a.hostname or not b.hostname:
             return False
         site = ".".join(b.hostname.split(".")[-2:])
