@@ -18,6 +18,12 @@ from .errors import UsageError
 Role = Literal["system", "user", "assistant"]
 
 
+#: a request's default time limits in seconds: the suite's ``timeouts`` and every other entry point (the engine's
+#: Policy) start from these
+DEFAULT_FIRST_TOKEN_S = 120.0
+DEFAULT_TOTAL_S = 600.0
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -53,14 +53,19 @@ MAX_SERVER_TIMINGS = 64
 _TIMING_NAME = re.compile(r"[a-z][a-z0-9_]{0,47}")
 
 
+def _is_word(value: object) -> bool:
+    """Whether a server's ``value`` is one word (:data:`_WORD`) that holds no known key."""
+    return isinstance(value, str) and _WORD.fullmatch(value) is not None and redact(value) == value
+
+
 def normalize_finish(reason: object) -> str | None:
     """``stop``, ``length``, ``tool_calls`` or ``content_filter`` for the common spellings; another short word
     as sent (lower-cased); anything else (not a text, a sentence, a credential the server echoed) ``other``."""
     if reason is None:
         return None
-    if not isinstance(reason, str) or not _WORD.fullmatch(reason) or redact(reason) != reason:
+    if not _is_word(reason):
         return "other"
-    key = reason.lower()
+    key = str(reason).lower()
     return _FINISH.get(key, key)
 
 
@@ -154,7 +159,7 @@ def check_usage(usage: Usage, where: str) -> errors.BadResponseError | None:
             return errors.BadResponseError(
                 f"{where}: the server reported {part:,} {name} within {whole:,} {what}, which cannot be (a part "
                 "larger than its whole); the request is counted as failed. Check the server or its proxy.")
-    if u.service_tier is not None and (not _WORD.fullmatch(u.service_tier) or redact(u.service_tier) != u.service_tier):
+    if u.service_tier is not None and not _is_word(u.service_tier):
         return errors.BadResponseError(
             f"{where}: the server named a service tier that is not a tier name ({len(u.service_tier)} characters); "
             "the request is counted as failed. Check the server or its proxy.")
@@ -258,8 +263,8 @@ async def attempt(
                 elif isinstance(ev, UsageReport):
                     got.usage = ev.usage
                 elif isinstance(ev, ServerTimings):
-                    got.server_timings = clean_server_timings({**(got.server_timings or {}),
-                                                               **clean_server_timings(ev.data)}) or None
+                    new = ev.data if isinstance(ev.data, dict) else {}
+                    got.server_timings = clean_server_timings({**(got.server_timings or {}), **new}) or None
                 elif isinstance(ev, Finish):
                     got.finish_reason = normalize_finish(ev.reason) or got.finish_reason
                     got.finished = True
@@ -280,7 +285,7 @@ async def attempt(
         first = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(x) for x in first.get("loc", ())) or "a field"
         error = errors.BadResponseError(
-            f"{spec.ref}: the server sent {field} = {str(first.get('input'))[:40]!r}, which is not a valid value "
+            f"{spec.ref}: the server sent {field} of type {type(first.get('input')).__name__}, which is not a valid value "
             f"({first.get('msg', 'invalid')}); the request is counted as failed. Check the server or its proxy."
         )
     except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:  # a server's field of a wrong shape

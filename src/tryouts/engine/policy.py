@@ -6,6 +6,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from ..types import DEFAULT_FIRST_TOKEN_S, DEFAULT_TOTAL_S
 from .limits import RateBudget
 
 
@@ -71,8 +72,8 @@ class Policy:
     connect_timeout_s: float | None = None
     #: the suite's defaults (suite/settings.py), for every entry point: a server that trickles keep-alive bytes
     #: forever never reaches httpx's read timeout, so only these end it
-    first_token_timeout_s: float | None = 120.0
-    total_timeout_s: float | None = 600.0
+    first_token_timeout_s: float | None = DEFAULT_FIRST_TOKEN_S
+    total_timeout_s: float | None = DEFAULT_TOTAL_S
     use_cache: bool = True
     #: one cell at a time in the whole run (``tryouts compare --sequential``)
     sequential: bool = False

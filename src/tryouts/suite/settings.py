@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..types import DEFAULT_FIRST_TOKEN_S, DEFAULT_TOTAL_S
+
 __all__ = ["RateLimit", "Retries", "Timeouts"]
 
 
@@ -44,5 +46,6 @@ class Timeouts(_Strict):
     """Time limits of one request, in seconds; null means no limit."""
 
     connect_s: float | None = Field(default=10.0, gt=0, description="To open the connection to an API.")
-    first_token_s: float | None = Field(default=120.0, gt=0, description="From sending the request to the first token.")
-    total_s: float | None = Field(default=600.0, gt=0, description="From sending the request to the last token.")
+    first_token_s: float | None = Field(default=DEFAULT_FIRST_TOKEN_S, gt=0,
+                                        description="From sending the request to the first token.")
+    total_s: float | None = Field(default=DEFAULT_TOTAL_S, gt=0, description="From sending the request to the last token.")
