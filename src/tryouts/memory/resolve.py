@@ -20,28 +20,31 @@ from ..errors import UsageError
 from .arch import Arch
 
 
-def resolve(model: str, *, catalog: Callable[[str], Any | None] | None = None) -> Arch:
+def resolve(model: str, *, catalog: Callable[[str], Any | None] | None = None, local_paths: bool = True) -> Arch:
     """The :class:`Arch` for ``model``: a config.json path or folder, a catalog name, or a cached Hub id.
 
     ``catalog`` finds a catalog entry by name, alias or route (None when there is none), e.g.
-    :func:`tryouts.catalog.lookup`; without it, catalog names are not tried.
+    :func:`tryouts.catalog.lookup`; without it, catalog names are not tried. ``local_paths=False`` (the
+    dashboard without ``--allow-local-paths``) never looks at the disk beyond the Hugging Face cache, so whether
+    a file of that name exists changes nothing in the answer.
     """
     text = model.strip()
     if not text:
         raise UsageError("Name a model: a path to its config.json, a catalog name, or a Hugging Face id.")
     ref = text.removeprefix("hf:").removeprefix("llamacpp:")
     path = Path(ref).expanduser()
-    if ref.lower().endswith(".gguf") or (path.is_file() and _is_gguf(path)):
-        return load_gguf_path(path)
-    if path.is_dir() and not (path / "config.json").is_file():
-        found = _gguf_files(path)
-        if len(found) == 1:
-            return load_gguf_path(found[0])
-        if found:
-            raise UsageError(f"The folder {str(path)!r} holds several GGUF files ({', '.join(p.name for p in found)}); "
-                             "pass one of them.")
-    if path.exists() or ref.endswith(".json"):
-        return load_config_path(path)
+    if local_paths:
+        if ref.lower().endswith(".gguf") or (path.is_file() and _is_gguf(path)):
+            return load_gguf_path(path)
+        if path.is_dir() and not (path / "config.json").is_file():
+            found = _gguf_files(path)
+            if len(found) == 1:
+                return load_gguf_path(found[0])
+            if found:
+                raise UsageError(f"The folder {str(path)!r} holds several GGUF files "
+                                 f"({', '.join(p.name for p in found)}); pass one of them.")
+        if path.exists() or ref.endswith(".json"):
+            return load_config_path(path)
 
     entry = catalog(text) if catalog is not None else None
     if entry is not None:

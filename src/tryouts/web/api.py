@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints, model_validator
 from ..errors import TryoutsError
 from ..records import ResultsPage, RunRecord
 from ..stats import SUMMARY_FIELDS
-from .policy import Refused, WebPolicy, resolve_without_paths
+from .policy import Refused, WebPolicy
 
 router = APIRouter(prefix="/api")
 
@@ -320,7 +320,7 @@ def memory(request: Request, model: str, dtype: str = "all", context: int = Quer
     from ..catalog import lookup
 
     try:
-        arch = resolve(model, catalog=lookup) if policy.allow_local_paths else resolve_without_paths(model)
+        arch = resolve(model, catalog=lookup, local_paths=policy.allow_local_paths)
         gpu_bytes, gpu_name = None, None
         if gpu:
             g = find_gpu(gpu)

@@ -177,29 +177,3 @@ class WebPolicy:
             raise Refused("That suite file belongs to another user of this machine: the dashboard runs only "
                           "your own suite files (copy it, check it, and run the copy).", 403)
         return path
-
-
-def resolve_without_paths(name: str) -> Any:
-    """The memory calculator's :class:`~tryouts.memory.arch.Arch` for ``name`` (normalised) through the catalog
-    and the Hugging Face cache only, as :func:`tryouts.memory.resolve.resolve` finds a name that is no path:
-    whether a file of that name exists on this machine changes nothing."""
-    from ..catalog import lookup
-    from ..errors import UsageError
-    from ..memory.arch import Arch
-    from ..memory.resolve import cached_config, load_config_path
-
-    text = name.strip()
-    if not text:
-        raise UsageError("Name a model: a catalog name or a Hugging Face id (org/name).")
-    entry = lookup(text)
-    if entry is not None:
-        return Arch.from_catalog(entry)
-    ref = bare_name(text)
-    if ref.count("/") == 1 and not path_shaped(ref):
-        cached = cached_config(ref)
-        if cached is not None:
-            return load_config_path(cached, name=ref)
-        raise UsageError(f"{ref!r} is not in the model catalog and its config.json is not in the local Hugging "
-                         f"Face cache. Download the config once (hf download {ref} config.json).")
-    raise UsageError(f"{text!r} is not a catalog model or a Hugging Face id (org/name): see the catalog with "
-                     "'tryouts models'.")
