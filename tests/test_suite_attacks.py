@@ -264,3 +264,12 @@ def test_prose_and_a_url_with_user_info_in_a_model_reference_are_not_credentials
         prompts: ["${TRYOUTS_T_URL}"]
         """))  # the same URL as prompt text would be sent to every model
     assert "TRYOUTS_T_URL holds a value that looks like a credential" in str(error)
+
+
+def test_a_task_file_that_is_a_fifo_is_refused_without_waiting(tmp_path):
+    from tryouts.tasks.file import load_task_file
+
+    fifo = tmp_path / "task.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(SuiteError, match="is a FIFO .*give the task's YAML file"):
+        load_task_file(fifo)

@@ -68,7 +68,6 @@ class Check:
     min: float | None = None
     max: float | None = None
     description: str | None = None
-    _pattern: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
     _validator: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -139,7 +138,7 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
             raise _fail(where, "value", f"{base} needs a string, got {type(value).__name__}")
         if base == "regex":
             try:
-                check._pattern = re.compile(value)
+                re.compile(value)  # checked here; searched in the worker (regex_search)
             except re.error as exc:
                 raise _fail(where, "value", f"invalid regular expression {value!r}: {exc}") from None
     elif base in {"contains", "icontains"}:
@@ -164,10 +163,11 @@ def parse_assertion(spec: dict[str, Any], where: str) -> Check:
             path = "/".join(str(p) for p in exc.path)
             at = f" at {path!r}" if path else ""
             raise _fail(where, "value", f"invalid JSON Schema{at}: {exc.message}") from None
-        if _has_key(value, "unevaluatedProperties") and _has_key(value, "patternProperties"):
+        keys = {k for k, _ in _schema_items(value)}
+        if {"unevaluatedProperties", "patternProperties"} <= keys:
             raise _fail(where, "value", "unevaluatedProperties together with patternProperties is not accepted (jsonschema "
                                         "would match those patterns with no time limit): use additionalProperties")
-        outside = _outside_refs(value)
+        outside = _outside_ref(value)
         if outside:
             raise _fail(where, "value", f"the schema refers outside itself ({_short(outside)}): only references within "
                                         "the schema ('#/$defs/...') are followed; copy the referenced schema under $defs")
@@ -316,34 +316,23 @@ def _bounded_validator_class() -> Any:
         "pattern": pattern, "patternProperties": pattern_properties, "additionalProperties": additional_properties})
 
 
-def _has_key(schema: Any, key: str, depth: int = 0) -> bool:
-    """Whether ``key`` is a key of ``schema`` or of any mapping inside it."""
+def _schema_items(schema: Any, depth: int = 0) -> Any:
+    """Every (key, value) of every mapping inside ``schema``, depth first (at most 200 levels)."""
     if depth > 200:
-        return False
-    if isinstance(schema, dict):
-        return key in schema or any(_has_key(v, key, depth + 1) for v in schema.values())
-    if isinstance(schema, list):
-        return any(_has_key(v, key, depth + 1) for v in schema)
-    return False
-
-
-def _outside_refs(schema: Any, depth: int = 0) -> str | None:
-    """The first ``$ref``/``$dynamicRef`` of ``schema`` that is not a fragment of the schema itself, or None."""
-    if depth > 200:
-        return None
+        return
     if isinstance(schema, dict):
         for key, value in schema.items():
-            if key in ("$ref", "$dynamicRef") and isinstance(value, str) and not value.startswith("#"):
-                return value
-            found = _outside_refs(value, depth + 1)
-            if found:
-                return found
+            yield key, value
+            yield from _schema_items(value, depth + 1)
     elif isinstance(schema, list):
         for value in schema:
-            found = _outside_refs(value, depth + 1)
-            if found:
-                return found
-    return None
+            yield from _schema_items(value, depth + 1)
+
+
+def _outside_ref(schema: Any) -> str | None:
+    """The first ``$ref``/``$dynamicRef`` of ``schema`` that is not a fragment of the schema itself, or None."""
+    return next((v for k, v in _schema_items(schema) if k in ("$ref", "$dynamicRef") and isinstance(v, str)
+                 and not v.startswith("#")), None)
 
 
 def _short(s: Any, n: int = 60) -> str:
@@ -389,8 +378,8 @@ def _raw(check: Check, text: str, e2e_ms: float | None, cost_usd: float | None) 
             check._validator = schema_validator(v)
         try:
             errors = sorted(check._validator.iter_errors(doc), key=lambda e: list(e.path))
-        except RegexTimeout as exc:
-            return False, f"fails the schema: {exc}"
+        except RegexTimeout as exc:  # as a regex check: failed, negated or not
+            return None, str(exc)
         except Exception:  # a reference it cannot resolve (nothing is fetched), a pattern Python cannot compile
             return False, ("the schema could not be applied (a reference outside the schema, which is never fetched, "
                            "or a pattern Python cannot read): fix the schema")

@@ -23,7 +23,7 @@ from .issues import SKIP, Loc, Problem, SuiteError, SuiteIssue, describe, duplic
 from .limits import MAX_SUITE_BYTES, LimitError, control_problem, nul_lines, nul_message
 from .schema import Suite
 
-__all__ = ["load_suite", "loads_suite"]
+__all__ = ["compose_yaml", "load_suite", "loads_suite", "read_yaml_file"]
 
 #: our own error kinds: their messages are complete
 _OWN_KINDS = {"model_reference", "prompt_no_user", "prompt_text_or_messages", "model_form", "prompt_form", "dataset_form"}
@@ -39,21 +39,26 @@ _WORDS = [
 
 def load_suite(path: str | Path) -> Suite:
     """Read, validate and expand the suite file at ``path``; :class:`SuiteError` names file, line and field."""
+    return _load(read_yaml_file(path), str(path), Path(path))
+
+
+def read_yaml_file(path: str | Path, what: str = "suite") -> str:
+    """The text of the ``what`` file (a suite, a task file) at ``path``: a regular file of at most 4 MB of UTF-8;
+    anything else is a :class:`SuiteError` that says what to do."""
     label = str(path)
     p = Path(path)
     try:
-        raw = _read_regular(p, label)
+        raw = _read_regular(p, label, what)
         _check_size(len(raw), label)
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except FileNotFoundError:
-        raise SuiteError([SuiteIssue(label, None, "", f"no such suite file ({p.resolve()}): check the path.")]) from None
+        raise SuiteError([SuiteIssue(label, None, "", f"no such {what} file ({p.resolve()}): check the path.")]) from None
     except IsADirectoryError:
-        raise SuiteError([SuiteIssue(label, None, "", "is a folder: give the suite's YAML file.")]) from None
+        raise SuiteError([SuiteIssue(label, None, "", f"is a folder: give the {what}'s YAML file.")]) from None
     except UnicodeDecodeError as e:
         raise SuiteError([SuiteIssue(label, None, "", f"is not UTF-8 text ({e.reason}): save it as UTF-8.")]) from None
     except OSError as e:
         raise SuiteError([SuiteIssue(label, None, "", f"cannot be read ({e.strerror}).")]) from None
-    return _load(text, label, p)
 
 
 def loads_suite(text: str, *, source: str | Path | None = None) -> Suite:
@@ -63,7 +68,7 @@ def loads_suite(text: str, *, source: str | Path | None = None) -> Suite:
     return _load(text, label, None if source is None else Path(source))
 
 
-def _read_regular(p: Path, label: str) -> bytes:
+def _read_regular(p: Path, label: str, what: str = "suite") -> bytes:
     """The first bytes of the regular file ``p``; a FIFO, a device, a socket or a folder is refused before it is
     read (reading a FIFO or /dev/zero would wait forever or never end). Opened without blocking, and checked
     again once open, so a file swapped for a FIFO in between is refused too."""
@@ -76,7 +81,7 @@ def _read_regular(p: Path, label: str) -> bytes:
             raise IsADirectoryError
         if kind is not None:
             raise SuiteError([SuiteIssue(label, None, "", (
-                f"is {kind}, not a regular file: give the suite's YAML file (a suite is read whole before it "
+                f"is {kind}, not a regular file: give the {what}'s YAML file (a {what} is read whole before it "
                 "runs, so it cannot come from a pipe or a device)."))])
         os.set_blocking(fd, True)
         with os.fdopen(fd, "rb") as f:
@@ -116,7 +121,7 @@ def _load(text: str, label: str, source: Path | None) -> Suite:
     found = control_problem(text)
     if found:
         raise SuiteError([SuiteIssue(label, found[0], "", found[1])])
-    root, data, credentials = _compose(text, label)
+    root, data, credentials = compose_yaml(text, label)
     problems = duplicate_keys(root)
     problems += misplaced_credentials(root, credentials)
     problems += [Problem((), "a value " + nul_message(), line=line) for line in nul_lines(root)]
@@ -143,7 +148,7 @@ def _load(text: str, label: str, source: Path | None) -> Suite:
     return suite
 
 
-def _compose(text: str, label: str) -> tuple[yaml.Node | None, Any, dict[int, Any]]:
+def compose_yaml(text: str, label: str) -> tuple[yaml.Node | None, Any, dict[int, Any]]:
     """The YAML node tree (for line numbers), the data built from it, in one parse, with ``${...}`` replaced
     in each value (suite/envvars.py); and the scalars that took a credential from a variable."""
     loader = EnvLoader(text, label)

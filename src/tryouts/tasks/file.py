@@ -58,15 +58,12 @@ def load_task_file(path: Path) -> tuple[TaskFile, Path]:
     """The task file at ``path`` and the data file's path (relative to it); UsageError naming the field."""
     from ..suite.envvars import misplaced_credentials
     from ..suite.issues import SuiteError, locate
-    from ..suite.load import _compose
+    from ..suite.load import compose_yaml, read_yaml_file
 
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    text = read_yaml_file(path, "task")  # a regular UTF-8 file of at most 4 MB (a FIFO would wait forever)
     # as a suite is read: ${VAR} replaced inside each parsed value (it can add no keys), with the loader's limits;
     # a credential from a variable only in a model's options (it would be sent as text and stored)
-    root, raw, credentials = _compose(text, str(path))
+    root, raw, credentials = compose_yaml(text, str(path))
     misplaced = misplaced_credentials(root, credentials)
     if misplaced:
         raise SuiteError(locate(misplaced, str(path), root))
