@@ -271,5 +271,5 @@ def test_a_task_file_that_is_a_fifo_is_refused_without_waiting(tmp_path):
 
     fifo = tmp_path / "task.yaml"
     os.mkfifo(fifo)
-    with pytest.raises(SuiteError, match="is a FIFO .*give the task's YAML file"):
+    with pytest.raises(SuiteError, match=r"is a FIFO .*give the task's YAML file"):
         load_task_file(fifo)
