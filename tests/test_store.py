@@ -151,3 +151,35 @@ def test_cell_keys_and_timing_validity_are_stored_and_a_key_is_stored_once(tmp_p
     assert [(r["case_index"], r["cell_key"][0], r["timing_valid"]) for r in rows] == [(0, "a", False), (1, "b", True)]
     records = store.records(run_id)
     assert records[0].timing_valid is False and records[1].cell_key == "b" * 64
+
+
+def _open_at_once(db, barrier, errors):
+    barrier.wait()
+    try:
+        Store(db).close()
+    except Exception as exc:
+        errors.put(str(exc))
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path):
+    """The drivers of a sharded run start together on one new SQLite file. Switching it to WAL used to
+    answer "database is locked" at once, without the busy wait, to a few of them (1 opener in 30 here)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    errors = ctx.Queue()
+    for round_ in range(25):
+        db = tmp_path / f"r{round_}.db"
+        barrier = ctx.Barrier(6)
+        procs = [ctx.Process(target=_open_at_once, args=(db, barrier, errors)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(60)
+        assert all(p.exitcode == 0 for p in procs)
+        assert errors.empty(), errors.get()
+        store = Store(db)
+        with store.engine.connect() as conn:  # a working ledger, in WAL
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert store.list_runs() == []
+        store.close()

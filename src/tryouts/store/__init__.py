@@ -7,6 +7,8 @@ SQLite runs in WAL mode, so a reader (``tryouts runs``, the dashboard) never blo
 from __future__ import annotations
 
 import secrets
+import sqlite3
+import time
 import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -548,10 +550,31 @@ def interrupt_held_runs() -> list[tuple[str, str]]:
     return marked
 
 
+#: how long a SQLite connection waits for another process's lock (the drivers of a sharded run share a file)
+_BUSY_TIMEOUT_S = 10.0
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    """Per-connection settings: wait for locks, WAL (readers never block the writer), foreign keys.
+
+    Switching a file to WAL can answer "database is locked" at once, without waiting on the busy timeout,
+    while another process is creating or converting the same file (two drivers starting together), so the
+    switch is retried until the timeout; a file that is already WAL needs no switch.
+    """
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.close()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+        deadline = time.monotonic() + _BUSY_TIMEOUT_S
+        while True:
+            try:
+                if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    cur.execute("PRAGMA journal_mode=WAL")
+                break
+            except sqlite3.OperationalError as exc:
+                if ("locked" not in str(exc) and "busy" not in str(exc)) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cur.close()
