@@ -153,32 +153,56 @@ def test_cell_keys_and_timing_validity_are_stored_and_a_key_is_stored_once(tmp_p
     assert records[0].timing_valid is False and records[1].cell_key == "b" * 64
 
 
-def _open_at_once(db, barrier, errors):
-    barrier.wait()
+
+#: a driver: imports the store, then opens a new ledger each round as soon as the round's go-file appears
+_OPENER = """
+import os, sys, time
+from tryouts.store import Store
+folder, me, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+open(os.path.join(folder, f"ready-{me}"), "w").close()
+for r in range(rounds):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(folder, f"go-{r}")):
+        if time.monotonic() > deadline:
+            sys.exit("no go-file")
+        time.sleep(0.0005)
     try:
-        Store(db).close()
+        Store(os.path.join(folder, f"r{r}.db")).close()
     except Exception as exc:
-        errors.put(str(exc))
+        sys.exit(f"round {r}: {exc}")
+    open(os.path.join(folder, f"done-{r}-{me}"), "w").close()
+"""
 
 
 def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path):
     """The drivers of a sharded run start together on one new SQLite file. Switching it to WAL used to
-    answer "database is locked" at once, without the busy wait, to a few of them (1 opener in 30 here)."""
-    import multiprocessing
+    answer "database is locked" at once, without the busy wait, to a few of them (about 1 opener in 30)."""
+    import subprocess
+    import sys
+    import time
 
-    ctx = multiprocessing.get_context("fork")
-    errors = ctx.Queue()
-    for round_ in range(25):
-        db = tmp_path / f"r{round_}.db"
-        barrier = ctx.Barrier(6)
-        procs = [ctx.Process(target=_open_at_once, args=(db, barrier, errors)) for _ in range(6)]
+    n, rounds = 6, 25
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER, str(tmp_path), str(i), str(rounds)],
+                              stderr=subprocess.PIPE, text=True) for i in range(n)]
+    try:
+        def wait_for(names):
+            deadline = time.monotonic() + 120
+            while not all((tmp_path / name).exists() for name in names):
+                assert all(p.poll() is None for p in procs), [p.communicate()[1] for p in procs if p.poll()]
+                assert time.monotonic() < deadline, "the openers stalled"
+                time.sleep(0.005)
+
+        wait_for([f"ready-{i}" for i in range(n)])
+        for r in range(rounds):
+            (tmp_path / f"go-{r}").touch()  # every opener starts at once
+            wait_for([f"done-{r}-{i}" for i in range(n)])
+        errs = [p.communicate(timeout=60)[1] for p in procs]
+        assert all(p.returncode == 0 for p in procs), errs
+    finally:
         for p in procs:
-            p.start()
-        for p in procs:
-            p.join(60)
-        assert all(p.exitcode == 0 for p in procs)
-        assert errors.empty(), errors.get()
-        store = Store(db)
+            p.kill() if p.poll() is None else None
+    for r in range(rounds):
+        store = Store(tmp_path / f"r{r}.db")
         with store.engine.connect() as conn:  # a working ledger, in WAL
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert store.list_runs() == []
