@@ -9,6 +9,7 @@ neither torch nor any provider SDK.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -105,7 +106,28 @@ def main(argv: list[str] | None = None) -> None:
         # the message may quote a file, a URL or a server's words: text, never markup, emoji codes or terminal
         # control codes (SafeConsole); never broken into lines by us (soft_wrap), so a path or a command in it
         # can be copied whole
-        SafeConsole(stderr=True).print(Text.assemble(("Error:", "bold red"), " ", exc.message), highlight=False,
-                                       soft_wrap=True)
+        SafeConsole(stderr=True, markup=False).print(Text.assemble(("Error:", "bold red"), " ", exc.message),
+                                                     highlight=False, soft_wrap=True)
+        code = EXIT_ERROR
+    except Exception as exc:  # a bug, or a row of a results database someone edited: one line, never a traceback
+        if os.environ.get("TRYOUTS_DEBUG"):
+            raise
+        print(f"Error: {unexpected(exc)}", file=sys.stderr)
+        _interrupt_held_runs()  # what was recorded stays; a suite run can be resumed
         code = EXIT_ERROR
     sys.exit(code if isinstance(code, int) else EXIT_OK)
+
+
+def unexpected(exc: BaseException) -> str:
+    """What to say of an exception no part of Tryouts expected: its type and where it was raised (never its
+    text, which may quote a stored value), and what to do."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "tryouts" in f.filename.replace("\\", "/")]
+    where = ""
+    if frames:
+        path = frames[-1].filename.replace("\\", "/")
+        where = f" at {path[path.rfind('tryouts/'):]}:{frames[-1].lineno}"
+    return (f"Tryouts stopped on an unexpected {type(exc).__name__}{where}. If the command read stored runs, a row "
+            "of the results database may be malformed (edited by someone or something else); otherwise this is a "
+            "bug in Tryouts. Run it again with TRYOUTS_DEBUG=1 to see the traceback, and report it.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from ..usecases.arena import arena_pairs, identical_pairs, rankings
@@ -29,7 +28,7 @@ def arena(
     from rich.panel import Panel
     from rich.text import Text
 
-    from .render import make_console, short_label
+    from .render import make_console, short_label, styled
 
     store = open_store(db)
     data = store.get_run(run)
@@ -52,9 +51,9 @@ def arena(
                        "case.") + skipped)
         return 0
     total = min(len(pairs), limit) if limit else len(pairs)
-    console.print(f"Arena on run [bold]{run_id}[/]: {len(pairs)} pairs to vote on. "
-                  "Keys: [bold]a[/] A better · [bold]b[/] B better · [bold]t[/] tie · [bold]x[/] both bad · "
-                  "[bold]s[/] skip · [bold]q[/] quit")
+    console.print(styled("Arena on run [bold]{}[/]: {} pairs to vote on. "
+                         "Keys: [bold]a[/] A better · [bold]b[/] B better · [bold]t[/] tie · [bold]x[/] both bad · "
+                         "[bold]s[/] skip · [bold]q[/] quit", run_id, len(pairs)))
     if skipped:
         console.print(Text(skipped.strip(), style="dim"))
     n_votes = 0
@@ -81,7 +80,7 @@ def arena(
                        result_b=y["id"], model_a=label(x), model_b=label(y), verdict=KEYS[key], source="human")
         n_votes += 1
         if reveal:
-            console.print(f"[dim]A was {escape(short_label(label(x)))}, B was {escape(short_label(label(y)))}.[/]")
+            console.print(Text(f"A was {short_label(label(x))}, B was {short_label(label(y))}.", style="dim"))
     console.print(f"{n_votes} votes stored. Ratings: tryouts rank {run_id}")
     return 0
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from . import app
@@ -49,7 +48,7 @@ def _kv_table(rows: list[tuple[str, str]]):
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     for k, v in rows:
-        table.add_row(k, Text(v))  # values come from the model's own files: text, not markup
+        table.add_row(Text(k), Text(v))  # keys and values come from the model's own files: text, not markup
     return table
 
 
@@ -59,11 +58,12 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
     from rich.table import Table
 
     from .common import fmt_context, fmt_params
+    from .render import styled
 
     e = info.entry
     gguf_file = info.gguf["path"] if info.gguf and not info.config else None
     title = f"{e.name} ({e.id})" if e else (info.hub_id or gguf_file or info.folder or info.model)
-    console.print(f"[bold]{escape(title)}[/]")
+    console.print(Text(title, style="bold"))
     if e is not None:
         a = e.arch
         arch = "undisclosed" if a is None else (
@@ -109,25 +109,24 @@ def _print_card(console, info, full: bool, titles: dict[str, str]) -> None:
             text = sec["text"]
             if not full and len(text) > PREVIEW_CHARS:
                 text = text[:PREVIEW_CHARS].rstrip() + f"\n\n… ({len(sec['text']) - PREVIEW_CHARS} more characters: --full)"
-            console.print(Panel(Markdown(text), title=Text(f"{label} — “{sec['heading']}”"), title_align="left"))
+            console.print(Panel(Markdown(text, hyperlinks=False), title=Text(f"{label} — “{sec['heading']}”"), title_align="left"))
         if info.metrics:
             table = Table(title="Metrics (model-index)", title_justify="left", header_style="bold")
             for col in ("Task", "Dataset", "Metric", "Value"):
                 table.add_column(col, justify="right" if col == "Value" else "left", overflow="fold")
             for r in info.metrics:
-                table.add_row(str(r["task"] or "-"), str(r["dataset"] or "-") + (f" ({r['split']})" if r.get("split") else ""),
-                              str(r["metric"] or "-"), str(r["value"]))
+                table.add_row(*(Text(x) for x in (
+                    str(r["task"] or "-"), str(r["dataset"] or "-") + (f" ({r['split']})" if r.get("split") else ""),
+                    str(r["metric"] or "-"), str(r["value"]))))
             console.print(table)
     for line in info.mismatches:
-        console.print(f"[yellow]Catalog and {'GGUF' if info.gguf else 'config.json'} differ — {escape(line)}[/]")
+        console.print(Text(f"Catalog and {'GGUF' if info.gguf else 'config.json'} differ — {line}", style="yellow"))
     for note in info.notes:
-        console.print(f"[yellow]Note:[/] {escape(note)}", highlight=False)
+        console.print(styled("[yellow]Note:[/] {}", note))
 
 
 def _gguf_rows(g: dict) -> list[tuple[str, str]]:
-    """The GGUF panel: the file's own metadata (values escaped: a chat template is full of brackets)."""
-    from rich.markup import escape
-
+    """The GGUF panel: the file's own metadata (printed as text: a chat template is full of brackets)."""
     from .common import fmt_count
 
     def tok(text, tid) -> str:
@@ -160,4 +159,4 @@ def _gguf_rows(g: dict) -> list[tuple[str, str]]:
              for k, v in g["general"].items()]
     rows.append(("File", f"{g['file_size'] / 1e6:,.1f} MB ({g['file_size']:,} bytes; tensor data "
                          f"{g['tensor_bytes']:,}), GGUF v{g['gguf_version']}: {g['path']}"))
-    return [(k, escape(v)) for k, v in rows]
+    return rows

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from ..redact import redact
@@ -79,7 +78,7 @@ def compare(
     from ..pricing import PriceOverride
     from ..types import GenParams, ModelSpec
     from ..usecases.compare import compare as run_compare
-    from .render import LiveView, make_console, print_outputs, print_results, print_scores
+    from .render import LiveView, make_console, print_outputs, print_results, print_scores, styled
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
@@ -166,7 +165,8 @@ def compare(
     for note in scoring_notes:
         console.print(Text(note), highlight=False)  # may quote a scorer's or a judge's error: text, never markup
     if fmt != "json":
-        console.print(f"Stored as run [bold]{outcome.run_id}[/] in {escape(str(store.url))}. Show it again: tryouts show {outcome.run_id}")
+        console.print(styled("Stored as run [bold]{}[/] in {}. Show it again: tryouts show {}", outcome.run_id, store.url,
+                             outcome.run_id))
     if not outcome.all_ok or judge_failed:
         return 2
     from ..usecases.gates import ModelFailures, failures, gate
@@ -179,5 +179,5 @@ def compare(
         more_code, more = gate([together], min_pass_rate=rate)
         code, reasons = code or more_code, reasons + more
     for reason in reasons:
-        console.print(f"[red]Exit {code}:[/] {escape(reason)}", highlight=False)
+        console.print(styled("[red]Exit {}:[/] {}", code, reason))
     return code

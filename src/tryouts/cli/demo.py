@@ -39,7 +39,7 @@ def demo(
     from ..engine.interrupt import run_interruptible
     from ..types import GenParams, ModelSpec
     from ..usecases.compare import compare as run_compare
-    from .render import LiveView, make_console, print_outputs, print_results
+    from .render import LiveView, make_console, print_outputs, print_results, styled
 
     if path:  # e.g. TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml
         from ..demo.models import ensure_demo_models
@@ -48,8 +48,8 @@ def demo(
         return 0
     console = make_console()
     with console.status("Preparing the demo model…") as status:
-        gguf = ensure_smollm2(progress=lambda msg: status.update(msg))
-    console.print(f"Demo model: [bold]{GGUF_FILE}[/] (SmolLM2-135M-Instruct, Apache-2.0) in {gguf.parent}")
+        gguf = ensure_smollm2(progress=lambda msg: status.update(Text(msg)))  # Spinner parses a str as markup
+    console.print(styled("Demo model: [bold]{}[/] (SmolLM2-135M-Instruct, Apache-2.0) in {}", GGUF_FILE, gguf.parent))
     store = open_store(db)
     with contextlib.ExitStack() as stack:
         with console.status("Starting llama.cpp's server on 127.0.0.1…"):
@@ -79,17 +79,17 @@ def demo(
     run = store.get_run(outcome.run_id)
     print_outputs(console, run["results"])
     print_results(console, run["results"], title=f"Run {outcome.run_id}")
-    console.print(
-        f"\nStored as run [bold]{outcome.run_id}[/] in {store.url}.\n"
+    console.print(styled(
+        "\nStored as run [bold]{}[/] in {}.\n"
         "One real model, three local routes: the same weights give the same greedy answer; the timings show "
         "what each route costs (Load ms: loading, and the server's warm-up request, kept out of TTFT).\n"
         "Next: [bold]tryouts runs[/] lists runs; [bold]tryouts show latest[/] prints this one again; a suite "
         "on tiny offline models: TRYOUTS_DEMO=$(tryouts demo --path) tryouts run examples/offline.yaml\n"
         "Your own models: tryouts compare \"your prompt\" -m hf:Qwen/Qwen2.5-0.5B-Instruct "
         "-m llamacpp:./model.gguf -m ollama:llama3.1 -m openai:gpt-6-luna (set OPENAI_API_KEY); "
-        "tryouts providers lists them all."
-    )
+        "tryouts providers lists them all.", outcome.run_id, store.url
+    ))
     ui = f"tryouts ui --run {outcome.run_id}" + ("" if db is None else f" --db {db}")
-    console.print(f"\nOpen the dashboard on this run: [bold]{ui}[/] (it opens the run's page in your browser, "
-                  "with the access token every request needs).", highlight=False)
+    console.print(styled("\nOpen the dashboard on this run: [bold]{}[/] (it opens the run's page in your browser, "
+                         "with the access token every request needs).", ui))
     return 0 if outcome.all_ok else 2

@@ -108,7 +108,7 @@ def eval_task(
     from ..tasks.evaluate import EvalSettings, evaluate
     from ..types import ModelSpec
     from .common import parse_options
-    from .render import make_console
+    from .render import make_console, styled
 
     if tiny_models:
         _tiny_models()
@@ -198,10 +198,10 @@ def eval_task(
             bars.update(test_bars[m], advance=1, failed=failed[("t", m)])
 
     def on_run(run_id: str) -> None:
-        console.print(
-            f"Run [bold]{run_id}[/]: {spec.name} on {data} — {len(dataset.cases)} cases × {len(specs)} "
-            f"model(s){f' × {repeats} repeats' if repeats > 1 and spec.name != 'embeddings' else ''}."
-        )
+        console.print(styled(
+            "Run [bold]{}[/]: {} on {} — {} cases × {} model(s){}.", run_id, spec.name, data, len(dataset.cases),
+            len(specs), f" × {repeats} repeats" if repeats > 1 and spec.name != "embeddings" else ""
+        ))
 
     with bars:
         run_id, report = evaluate(
@@ -211,7 +211,7 @@ def eval_task(
         print(json.dumps({"run_id": run_id, **report}, indent=2, default=str))
     else:
         print_report(console, report)
-        console.print(
-            f"Stored as run [bold]{run_id}[/]. Next: tryouts show {run_id} · tryouts export {run_id} --format csv"
-        )
+        console.print(styled(
+            "Stored as run [bold]{}[/]. Next: tryouts show {} · tryouts export {} --format csv", run_id, run_id, run_id
+        ))
     return 2 if any(m["failed"] for m in report["models"]) else 0

@@ -32,13 +32,13 @@ def init(
     """
     import shlex
 
-    from rich.markup import escape
+    from rich.text import Text
 
     from ..errors import UsageError
     from ..usecases.init import detect as find_models
     from ..usecases.init import given_models
     from ..usecases.init_text import refuse_overwrite, write_starter
-    from .render import make_console
+    from .render import make_console, styled
 
     if path is not None and output is not None and path != output:
         raise UsageError(f"Give the suite file once: PATH ({path}) or --output ({output}), not both.")
@@ -50,15 +50,15 @@ def init(
         detection = given
     else:
         with console.status("Looking for models ready here…") as status:
-            detection = find_models(look=detect, progress=lambda msg: status.update(escape(msg)))
-    console.print("[bold]Models ready here[/]" if not models else "[bold]Models[/]")
+            detection = find_models(look=detect, progress=lambda msg: status.update(Text(msg)))
+    console.print(styled("[bold]Models ready here[/]" if not models else "[bold]Models[/]"))
     for ok, line in detection.report:
-        console.print(("  [green]✓[/] " if ok else "  [dim]-[/] ") + escape(line), highlight=False)
+        console.print(styled("  [green]✓[/] {}" if ok else "  [dim]-[/] {}", line))
     written = write_starter(target, detection, force=force, scorers=scorers)
     n = len(detection.models)
-    console.print(f"\nWrote [bold]{escape(str(written[0]))}[/] ({n} model{'s' * (n != 1)} x 3 cases)"
-                  + (f" and [bold]{escape(str(written[1]))}[/]" if len(written) > 1 else "") + ".", highlight=False)
-    shown = escape(shlex.quote(str(target)))
-    console.print(f"Next: [bold]tryouts run {shown} --dry-run[/] (the plan and its cost; sends nothing), then "
-                  f"[bold]tryouts run {shown}[/]. Edit the file to add your own prompts and cases.", highlight=False)
+    console.print(styled("\nWrote [bold]{}[/] ({} model{} x 3 cases)", written[0], n, "s" * (n != 1))
+                  + (styled(" and [bold]{}[/]", written[1]) if len(written) > 1 else "") + ".")
+    shown = shlex.quote(str(target))
+    console.print(styled("Next: [bold]tryouts run {} --dry-run[/] (the plan and its cost; sends nothing), then "
+                         "[bold]tryouts run {}[/]. Edit the file to add your own prompts and cases.", shown, shown))
     return 0

@@ -184,11 +184,11 @@ STOPS = {"max_seconds": "--max-seconds", "max_errors": "--max-errors",
 
 
 def _stored_as(ledger, fmt: str) -> None:
-    from .render import SafeConsole
+    from .render import SafeConsole, styled
 
-    SafeConsole(stderr=fmt == "json").print(
-        f"Stored as run [bold]{ledger.run_id}[/]. Report: tryouts export {ledger.run_id} -f html; compare: tryouts "
-        f"load compare {ledger.run_id} OTHER_RUN.", highlight=False)
+    SafeConsole(stderr=fmt == "json", markup=False).print(styled(
+        "Stored as run [bold]{}[/]. Report: tryouts export {} -f html; compare: tryouts load compare {} OTHER_RUN.",
+        ledger.run_id, ledger.run_id, ledger.run_id))
 
 
 def _points(model: str, fmt: str, ledger, run: object) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from . import app
@@ -107,18 +106,19 @@ def memory(
         return
     _print_tables(arch, estimates, rows, target)
     if too_long:
-        from .render import make_console
+        from .render import make_console, styled
 
-        make_console().print(f"[yellow]Note:[/] {escape(too_long)}", highlight=False)
+        make_console().print(styled("[yellow]Note:[/] {}", too_long))
 
 
 def _gb(n: float) -> str:
     return f"{n / 1e9:,.2f} GB"
 
 
-def _fit_text(row: dict[str, Any]) -> str:
+def _fit_text(row: dict[str, Any]) -> Text:
     spare = row["headroom_bytes"]
-    return f"[green]yes[/] ({_gb(spare)} spare)" if row["fits"] else f"[red]no[/] ({_gb(-spare)} short)"
+    return (Text.assemble(("yes", "green"), f" ({_gb(spare)} spare)") if row["fits"] else
+            Text.assemble(("no", "red"), f" ({_gb(-spare)} short)"))
 
 
 def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], target: dict[str, Any] | None) -> None:
@@ -130,7 +130,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
     first = estimates[0]
     active = f", {fmt_count(first.params_active)} active per token" if first.params_active else ""
     stored = f"{arch.stored_format} file, " if arch.stored_format else ""
-    console.print(f"[bold]{escape(first.model)}[/] ({stored}{arch.model_type}; {arch.source})", highlight=False)
+    console.print(Text.assemble((first.model, "bold"), f" ({stored}{arch.model_type}; {arch.source})"))
     console.print(f"{fmt_count(first.params_total)} parameters{active} · context {first.context:,} tokens × batch "
                   f"{first.batch}", highlight=False)
     gpu_label = None
@@ -139,21 +139,21 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
 
     if len(estimates) == 1:
         e, row = first, rows[0]
-        t = Table(title=f"Memory at {e.dtype_label}", title_justify="left")
+        t = Table(title=Text(f"Memory at {e.dtype_label}", style="table.title"), title_justify="left")
         for col, justify in (("Part", "left"), ("Parameters", "right"), ("Stored as", "left"), ("Memory", "right")):
             t.add_column(col, justify=justify)  # type: ignore[arg-type]
         for cls, n in e.params_by_class.items():
-            t.add_row(cls, fmt_count(n), e.storage.get(cls, ""), _gb(e.weight_bytes_by_class[cls]))
+            t.add_row(Text(cls), fmt_count(n), Text(e.storage.get(cls, "")), _gb(e.weight_bytes_by_class[cls]))
         t.add_section()
-        t.add_row("[bold]weights[/]", fmt_count(e.params_total), f"{e.bits_per_weight:.2f} bits per weight",
+        t.add_row(Text("weights", style="bold"), fmt_count(e.params_total), f"{e.bits_per_weight:.2f} bits per weight",
                   _gb(e.weights_bytes))
-        t.add_row("KV cache", "", f"{e.context:,} tokens × {e.batch}, {e.kv_dtype}", _gb(e.kv_bytes))
+        t.add_row("KV cache", "", Text(f"{e.context:,} tokens × {e.batch}, {e.kv_dtype}"), _gb(e.kv_bytes))
         t.add_row("overhead", "", "1 GiB + 5% of weights and KV", _gb(e.overhead_bytes))
         t.add_section()
-        t.add_row("[bold]total[/]", "", "", f"[bold]{_gb(e.total_bytes)}[/]")
+        t.add_row(Text("total", style="bold"), "", "", Text(_gb(e.total_bytes), style="bold"))
         console.print(t)
         if target:
-            console.print(Text(f"Fits on {gpu_label}: {_fit_text(row)}"), highlight=False)
+            console.print(Text(f"Fits on {gpu_label}: ") + _fit_text(row))
     else:
         t = Table(title=f"Memory by weight format (KV cache for {first.context:,} tokens × {first.batch})",
                   title_justify="left")
@@ -166,7 +166,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
             name = f"file ({arch.stored_format.removeprefix('GGUF ')})" if e.dtype == "file" else e.dtype
             if e.dtype == "native":
                 name = f"native ({arch.native_format})"
-            cells = [name, f"{e.bits_per_weight:.2f}", _gb(e.weights_bytes), _gb(e.kv_bytes), _gb(e.overhead_bytes),
+            cells = [Text(name), f"{e.bits_per_weight:.2f}", _gb(e.weights_bytes), _gb(e.kv_bytes), _gb(e.overhead_bytes),
                      _gb(e.total_bytes)]
             if target:
                 cells.append(_fit_text(row))
@@ -177,7 +177,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
         p.add_column("Parameters", justify="right")
         p.add_column("Share", justify="right")
         for cls, n in first.params_by_class.items():
-            p.add_row(cls, fmt_count(n), f"{100 * n / first.params_total:.1f}%")
+            p.add_row(Text(cls), fmt_count(n), f"{100 * n / first.params_total:.1f}%")
         console.print(p)
         if target:
             console.print(Text(f"GPU: {gpu_label}"), highlight=False)
@@ -192,7 +192,7 @@ def _print_tables(arch: Any, estimates: list[Any], rows: list[dict[str, Any]], t
     else:
         notes = {"KV cache values (--kv-dtype sets them): " + "; ".join(
             f"{k} for {', '.join(v)}" for k, v in kv.items()): None, **notes}
-    console.print("[dim]Assumptions:[/]")
+    console.print(Text("Assumptions:", style="dim"))
     for note in notes:
-        console.print(f"[dim] - {escape(note)}[/]", highlight=False)
-    console.print("[dim]Formulas: docs/memory.md[/]")
+        console.print(Text(f" - {note}", style="dim"))
+    console.print(Text("Formulas: docs/memory.md", style="dim"))

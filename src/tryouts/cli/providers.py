@@ -14,6 +14,7 @@ def providers(fmt: str = typer.Option("table", "--format", "-f", help="Output: t
     import json
 
     from rich.table import Table
+    from rich.text import Text
 
     from ..errors import UsageError
     from ..providers import all_providers
@@ -34,6 +35,6 @@ def providers(fmt: str = typer.Option("table", "--format", "-f", help="Output: t
         table.add_column(name, overflow="fold")
     for r in rows:
         table.add_row(r["name"], r["description"], r["example"], "\n".join(r["env"]),
-                      ("[green]✓[/] " if r["ready"] else "[red]✗[/] ") + r["status"])
+                      Text.assemble(("✓ ", "green") if r["ready"] else ("✗ ", "red"), r["status"]))
     make_console().print(table)
     return 0

@@ -98,7 +98,7 @@ def recommend(
                 if m.get("quality") is not None:
                     parts.append(f"quality {m['quality']:.2f}")
                 runs = ", ".join(parts) or f"{m['n']} results"
-            table.add_row(str(i), f"{p['name']}\n[dim]{p['routes'][0] if p['routes'] else p['id']}[/]",
+            table.add_row(str(i), Text.assemble(p["name"], "\n", (p["routes"][0] if p["routes"] else p["id"], "dim")),
                           "\n".join(p["reasons"]), memory, price_s, runs)
         console.print(table)
     if out["excluded"]:

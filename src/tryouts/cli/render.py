@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -153,12 +155,20 @@ class SafeConsole(Console):
       :func:`~tryouts.report.safe_text.visible_controls`), newline and tab kept. This acts on the data (every
       string and :class:`~rich.text.Text` before layout, and every text segment before it is written), never
       on the styling and cursor codes Rich makes itself.
-    * No emoji codes: ``:x:`` in an error or an answer stays ``:x:`` (markup still works in the commands' own
-      strings; data printed in markup strings is escaped with :func:`rich.markup.escape`)."""
+    * No emoji codes: ``:x:`` in an error or an answer stays ``:x:``.
+    * No terminal hyperlinks (OSC 8): a link in a style (``[link=…]`` markup, a Markdown link) is dropped when
+      the output is written; the text stays. Tryouts makes no links of its own in the terminal.
+
+    The commands' consoles (:func:`make_console`) also parse no markup: every ``str`` they print, in a table cell,
+    a title or a status line, is text. The commands style their own words with :func:`styled`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("emoji", False)
         super().__init__(*args, **kwargs)
+
+    def status(self, status: Any, **kwargs: Any) -> Any:
+        # Rich's spinner parses a str as markup whatever the console's setting: give it text when markup is off
+        return super().status(Text(status) if isinstance(status, str) and not self._markup else status, **kwargs)
 
     def render_str(self, text: str, **kwargs: Any) -> Text:
         kwargs["emoji"] = False
@@ -172,9 +182,20 @@ class SafeConsole(Console):
     def _render_buffer(self, buffer: Iterable[Segment]) -> str:
         # the last guard: a text segment that reached the output some other way; control segments (Rich's own
         # cursor and screen codes) pass as they are
-        return super()._render_buffer(
-            Segment(visible_controls(seg.text), seg.style) if seg.control is None and has_controls(seg.text) else seg
-            for seg in buffer)
+        return super()._render_buffer(_inert(seg) for seg in buffer)
+
+
+def _inert(seg: Segment) -> Segment:
+    """A text segment with its control characters visible and its style without a link (OSC 8, which Rich
+    writes itself from a ``link`` style); a control segment (Rich's own cursor codes) as it is."""
+    if seg.control is not None:
+        return seg
+    text, style = seg.text, seg.style
+    if has_controls(text):
+        text = visible_controls(text)
+    if style is not None and style.link:
+        style = style.update_link(None)
+    return seg if text is seg.text and style is seg.style else Segment(text, style)
 
 
 def safe_text(text: Text) -> Text:
@@ -207,14 +228,63 @@ class FitConsole(SafeConsole):
 
 
 def make_console(stderr: bool = False) -> Console:
-    """A console (:class:`FitConsole`, a :class:`SafeConsole`: every command prints through one); when output
-    is not a terminal, ``COLUMNS`` wide when set, else wide enough for the results table (140 columns)."""
+    """A console (:class:`FitConsole`, a :class:`SafeConsole`: every command prints through one) that parses
+    no markup: a ``str`` is printed as text wherever it goes (a table cell, a title, a rule, a status line), so
+    a run id, a label or an error read from the store or a server can never style, link or crash the output.
+    The commands' own styling goes through :func:`styled` or :class:`~rich.text.Text`.
+
+    When output is not a terminal: ``COLUMNS`` wide when set, else wide enough for the results table (140 columns)."""
     import os
 
-    console = FitConsole(stderr=stderr)
+    console = FitConsole(stderr=stderr, markup=False)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
-        console = FitConsole(stderr=stderr, width=max(console.width, 140))
+        console = FitConsole(stderr=stderr, markup=False, width=max(console.width, 140))
     return console
+
+
+class _DataFormatter(string.Formatter):
+    """Formats each field as usual, then stands it in for a placeholder that markup cannot touch."""
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        self.values.append(super().format_field(value, format_spec))
+        return f"\x00{len(self.values) - 1}\x00"
+
+
+_FIELD = re.compile("\x00([0-9]+)\x00")
+
+
+def styled(template: str, *args: Any, **kwargs: Any) -> Text:
+    """The commands' own markup with data in it as text: ``styled("Run [bold]{}[/]: {:,} cells", run_id, n)``.
+
+    ``template`` (a literal: the command's own words) is parsed as Rich markup; each ``{}`` field is formatted
+    as :meth:`str.format` would (``{:,}``, ``{!r}``, names) and inserted as plain text, styled by the tags around
+    it. A value is never parsed: ``[link=…]`` or ``[/]`` in it shows as written. No emoji codes either."""
+    fmt = _DataFormatter()
+    marked = Text.from_markup(fmt.vformat(template, args, kwargs), emoji=False)
+    plain, pieces, shifts, last, delta = marked.plain, [], [], 0, 0
+    for m in _FIELD.finditer(plain):
+        value = fmt.values[int(m[1])]
+        pieces += [plain[last:m.start()], value]
+        last, delta = m.end(), delta + len(value) - (m.end() - m.start())
+        shifts.append((m.end(), delta))
+    if not shifts:
+        return marked
+    pieces.append(plain[last:])
+
+    def moved(pos: int) -> int:  # a span never starts or ends inside a placeholder (it holds no brackets)
+        return pos + next((d for end, d in reversed(shifts) if end <= pos), 0)
+
+    text = marked.blank_copy("".join(pieces))
+    text.spans = [Span(moved(s.start), moved(s.end), s.style) for s in marked.spans]
+    return text
+
+
+def data_text(value: Any, style: str = "") -> Text:
+    """A value from the store, a file or a server as a table cell or a line: text, never markup."""
+    return value if isinstance(value, Text) else Text("" if value is None else str(value), style=style)
 
 
 def print_results(console: Console, results: Sequence[dict[str, Any]], title: str | None = None) -> None:

@@ -55,8 +55,11 @@ def export(
 
             data = with_reviews(data, store.reviews(data["run"]["id"]))
         text = export_run(data, fmt, full_paths=full_paths)
-    if output is None and fmt == "html":
-        output = f"tryouts-{data['run']['id']}.html"
+    default_name = output is None and fmt == "html"
+    if default_name:  # in the current folder, whatever the stored run id holds (a shared ledger may hold anything)
+        from .common import default_file_name
+
+        output = default_file_name("tryouts-", str(data["run"]["id"]), ".html")
     if output is None or output == "-":
         if sys.stdout.isatty():  # shown on a terminal: its control characters as visible escapes, never run
             from ..report.safe_text import visible_controls
@@ -67,7 +70,8 @@ def export(
         return 0
     path = Path(output).expanduser()
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not default_name:  # the folders of a path the user gave; never those of a name made from data
+            path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as exc:
         raise UsageError(f"Cannot write {path} ({exc.strerror or exc}); pass another path with --output.") from exc

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
 from ..usecases.suites import cost_budget, execute_suite, plan_suite, start_suite
@@ -70,7 +69,7 @@ def run(
 
     from ..errors import UsageError
     from ..store.drivers import parse_shard
-    from .render import make_console
+    from .render import make_console, styled
 
     if fmt not in ("table", "json"):
         raise UsageError(f"--format must be table or json, not {fmt!r}.")
@@ -131,8 +130,8 @@ def run(
         return 0
 
     run_id = start_suite(store, plan).run_id
-    console.print(f"Run [bold]{run_id}[/]: {plan.to_run()} of {len(cells)} cells to run "
-                  f"({len(labels)} models, {len(suite.case_items())} cases, {suite.repeats} repeats).")
+    console.print(styled("Run [bold]{}[/]: {} of {} cells to run ({} models, {} cases, {} repeats).", run_id,
+                         plan.to_run(), len(cells), len(labels), len(suite.case_items()), suite.repeats))
 
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -154,14 +153,13 @@ def run(
             cached[m] += event.result.cached
             bars.update(tasks[m], advance=1, failed=failed[m], cached=cached[m])
         elif isinstance(event, CellRetry):
-            bars.console.print(f"[yellow]retry[/] {escape(labels[event.model_index])} case {event.cell.case_index}: "
-                               f"{escape(event.message)}", highlight=False)
+            bars.console.print(styled("[yellow]retry[/] {} case {}: {}", labels[event.model_index],
+                                      event.cell.case_index, event.message))
         elif isinstance(event, BatchUpdate):
-            bars.console.print(f"[cyan]batch[/] {escape(labels[event.model_index])}: {escape(event.message)}",
-                               highlight=False)
+            bars.console.print(styled("[cyan]batch[/] {}: {}", labels[event.model_index], event.message))
         elif isinstance(event, LaneThrottled):
-            bars.console.print(f"[yellow]throttled[/] {escape(event.lane)}: {escape(event.reason)}" if event.reason
-                               else f"[green]no longer throttled[/] {escape(event.lane)}", highlight=False)
+            bars.console.print(styled("[yellow]throttled[/] {}: {}", event.lane, event.reason) if event.reason
+                               else styled("[green]no longer throttled[/] {}", event.lane))
 
     def say(msg: str) -> None:  # plain text that may quote an error: never markup
         console.print(Text(msg), highlight=False)
@@ -185,23 +183,23 @@ def run(
     else:
         per_model = print_summary(console, store.iter_results(run_id, SUMMARY_FIELDS), labels,
                                   outcome.meta.get("quality"))
-        console.print(f"Stored as run [bold]{run_id}[/] ({outcome.n_failed} failed cells). "
-                      f"Next: tryouts show {run_id} · tryouts export {run_id} --format html")
+        console.print(styled("Stored as run [bold]{}[/] ({} failed cells). Next: tryouts show {} · tryouts export {} "
+                             "--format html", run_id, outcome.n_failed, run_id, run_id))
     stop = outcome.meta.get("stopped") or {}
     if stop.get("reason") == "budget":
         left = len(cells) - len(store.done_cells(run_id))
         from .render import SafeConsole
 
-        SafeConsole(stderr=True).print(
-            f"[yellow]Stopped at the budget:[/] ${stop['spent_usd']} spent of ${stop['budget_usd']}; {left} cells "
-            f"not run. Resume with: tryouts run --resume {run_id} --budget USD", highlight=False)
+        SafeConsole(stderr=True, markup=False).print(styled(
+            "[yellow]Stopped at the budget:[/] ${} spent of ${}; {} cells not run. Resume with: tryouts run --resume "
+            "{} --budget USD", stop["spent_usd"], stop["budget_usd"], left, run_id))
         return 3
     code, reasons = gate(per_model, fail_on_error=fail_on_error, fail_on_assert=fail_on_assert,
                          min_pass_rate=pass_rate)
     if reasons:
         from .render import SafeConsole
 
-        err = SafeConsole(stderr=True)
+        err = SafeConsole(stderr=True, markup=False)
         for reason in reasons:
-            err.print(f"[red]Exit {code}:[/] {escape(reason)}", highlight=False)
+            err.print(styled("[red]Exit {}:[/] {}", code, reason))
     return code

@@ -25,9 +25,8 @@ def runs(
     import json
 
     from rich.table import Table
-    from rich.text import Text
 
-    from .render import make_console
+    from .render import data_text, make_console
 
     _check_format(fmt)
     rows = open_store(db).list_runs(limit or None)
@@ -44,8 +43,8 @@ def runs(
                          no_wrap=name == "Run", min_width=20 if name == "Run" else None)  # a run id is never split
     for r in rows:
         table.add_row(
-            r["id"], r["started_at"][:19].replace("T", " "), r["kind"], r["status"],
-            Text("\n".join(r["models"])), str(r["n_results"]), str(r["n_failed"]),
+            *(data_text(x) for x in (r["id"], r["started_at"][:19].replace("T", " "), r["kind"], r["status"],
+                                     "\n".join(r["models"]), r["n_results"], r["n_failed"])),
         )
     console.print(table)
     return 0
@@ -80,16 +79,19 @@ def show(
     if fmt == "json":
         print(json.dumps(data, indent=2, default=str))
         return 0
-    from rich.markup import escape
+    from rich.text import Text
+
+    from .render import styled
 
     console = make_console()
     r = data["run"]
     prompt = "\n".join(f"{m['role']}: {m['content']}" for m in r["request"].get("messages", []))
-    console.print(f"[bold]Run {r['id']}[/] · {r['kind']} · {r['status']} · started {r['started_at'][:19]} UTC")
-    console.print(f"[dim]{escape(prompt)}[/]")
+    console.print(styled("[bold]Run {}[/] · {} · {} · started {} UTC", r["id"], r["kind"], r["status"],
+                         r["started_at"][:19]))
+    console.print(Text(prompt, style="dim"))
     if r.get("stale_reason"):  # marked running, but its process is gone
         resume = f"; resume with: tryouts run --resume {r['id']}" if r["kind"] == "suite" else ""
-        console.print(f"[yellow]Stale:[/] {escape(r['stale_reason'])}{resume}", highlight=False)
+        console.print(styled("[yellow]Stale:[/] {}{}", r["stale_reason"], resume))
     if r["kind"] == "eval-task" and r["meta"].get("eval_task"):  # the task report; rows via --format json
         from .views import print_report
 

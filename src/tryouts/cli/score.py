@@ -45,7 +45,7 @@ def score(
     from ..scoring.summary import quality_report
     from ..suite import load_suite
     from ..usecases.scoring import score_run
-    from ..usecases.suites import suite_of_run, suite_policy
+    from ..usecases.suites import suite_of_run, suite_policy, trusted
     from .render import make_console
     from .views import print_summary
 
@@ -55,13 +55,16 @@ def score(
     console = make_console()
     explicit = judge or rubric or pairwise or embedding or scorer
     suite = None
-    suite_path = suite_file or (Path(meta["suite_path"]) if meta.get("suite_path") else None)
-    if suite_file is None and meta.get("suite") and not explicit:  # the suite as it ran, stored with the run
-        suite = suite_of_run(meta)
-    elif suite_path is not None and (suite_file is not None or not explicit):
-        if not suite_path.is_file():
-            raise UsageError(f"The suite file {suite_path} is gone; pass --suite FILE or scoring options such as --judge.")
-        suite = load_suite(suite_path)
+    gone = "The suite file {} is gone; pass --suite FILE or scoring options such as --judge."
+    if suite_file is not None:
+        if not suite_file.is_file():
+            raise UsageError(gone.format(suite_file))
+        suite = load_suite(suite_file)
+    elif not explicit and (meta.get("suite") or meta.get("suite_path")):
+        # the suite as it ran, stored with the run, or its file: only when this user signed them (trust.py)
+        if not meta.get("suite") and trusted(meta) and not Path(str(meta["suite_path"])).is_file():
+            raise UsageError(gone.format(meta["suite_path"]))
+        suite = suite_of_run(meta, run_id=run_id, command=f"tryouts score {run_id} --suite {{file}}")
     if explicit:
         scoring = scoring_from_options(judge=judge, rubric=rubric, scale=scale, pairwise=pairwise,
                                        embedding=embedding, scorers=scorer, judge_options=option)

@@ -7,7 +7,6 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from rich.markup import escape
 from rich.text import Text
 
 from ..report.safe_text import visible_controls
@@ -159,19 +158,20 @@ def print_failures(console, per_model: list) -> None:
     check), so a log says why without ``tryouts show`` (:class:`~tryouts.usecases.gates.ModelFailures`)."""
     from ..labels import short_label
     from ..usecases.gates import kinds_text
+    from .render import styled
 
     lines = []
     for f in per_model:
         if f.failed:
-            lines.append(f"[red]{escape(short_label(f.label))}[/]: {f.failed} of {f.cells} cells failed "
-                         f"({escape(kinds_text(f.kinds))}). First: {escape(_clip(f.first_error))}")
+            lines.append(styled("[red]{}[/]: {} of {} cells failed ({}). First: {}", short_label(f.label), f.failed,
+                                f.cells, kinds_text(f.kinds), _clip(f.first_error)))
         if f.checked and f.passed < f.checked:
-            lines.append(f"[yellow]{escape(short_label(f.label))}[/]: {f.checked - f.passed} of {f.checked} cells "
-                         f"failed their assertions. First: {escape(_clip(f.first_check))}")
+            lines.append(styled("[yellow]{}[/]: {} of {} cells failed their assertions. First: {}",
+                                short_label(f.label), f.checked - f.passed, f.checked, _clip(f.first_check)))
     if lines:
-        console.print("Failures", style="bold")
+        console.print(Text("Failures", style="bold"))
         for line in lines:
-            console.print(line, highlight=False)
+            console.print(line)
 
 
 def _clip(text: str | None, limit: int = 300) -> str:
@@ -198,7 +198,7 @@ def print_failure_kinds(console, counts: dict, labels: dict[int, str]) -> None:
             continue
         label = labels.get(m, str(m))
         cells = "cell" if n == 1 else "cells"
-        console.print(f"[yellow]{escape(short_label(label))}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.[/]")
+        console.print(Text(f"{short_label(label)}: {n} {cells} failed ({kind}): {_FAILURE_ADVICE[kind]}.", style="yellow"))
 
 
 def _p(value: float) -> str:
@@ -275,15 +275,15 @@ def print_report(console: Any, report: dict[str, Any]) -> None:
     """The task report as tables: metrics per model, then task details, then paired comparisons."""
     from rich.table import Table
 
-    from .render import fmt_cost
+    from .render import fmt_cost, styled
 
     task, models = report["task"], report["models"]
 
     mode = f" ({report['mode']})" if report.get("mode") else ""
-    console.print(
-        f"[bold]{escape(task)}{escape(mode)}[/] on {escape(str(report['data']))}: {report['n_cases']} cases, "
-        f"{report['repeats']} repeat(s), {len(models)} model(s). Intervals: 95% bootstrap over cases."
-    )
+    console.print(styled(
+        "[bold]{}{}[/] on {}: {} cases, {} repeat(s), {} model(s). Intervals: 95% bootstrap over cases.",
+        task, mode, report["data"], report["n_cases"], report["repeats"], len(models)
+    ))
     digits = 1 if task == "translation" else 3
     table = Table(title="Task metrics", title_justify="left", header_style="bold")
     names = list(models[0]["intervals"]) if models else []
@@ -418,16 +418,18 @@ def print_load_benchmarks(console: Any, benches: list[dict[str, Any]], side_by_s
     ``side_by_side`` one row per benchmark of its headline figures."""
     from rich.table import Table
 
+    from .render import data_text
+
     for b in benches:
-        table = Table(title=f"{b['run']['id']}  {escape(b['model'])}: {escape(str(b['profile']))} ({b['run']['status']}; ms)",
-                      title_justify="left", header_style="bold")
+        table = Table(title=Text(f"{b['run']['id']}  {b['model']}: {b['profile']} ({b['run']['status']}; ms)",
+                                 style="table.title"), title_justify="left", header_style="bold")
         for c in POINT_COLUMNS:
             table.add_column(c, justify="left" if c == "point" else "right")
         for p in b["points"]:
-            table.add_row(*(escape(x) for x in point_row(p)))
+            table.add_row(*(data_text(x) for x in point_row(p)))
         console.print(table)
         for w in b.get("warnings", []):
-            console.print(f"[yellow]{escape(w)}[/]", highlight=False)
+            console.print(Text(w, style="yellow"))
     if not side_by_side:
         return
     table = Table(title="Side by side", title_justify="left", header_style="bold")
@@ -438,7 +440,7 @@ def print_load_benchmarks(console: Any, benches: list[dict[str, Any]], side_by_s
         table.add_column(h, justify="right")
     for b in benches:
         h = b["headline"]
-        table.add_row(b["run"]["id"], escape(b["model"]), _ms(h["max_request_throughput"]),
+        table.add_row(data_text(b["run"]["id"]), data_text(b["model"]), _ms(h["max_request_throughput"]),
                       _ms(h["max_output_throughput"]), _ms(h["min_p50_ttft_ms"]), _ms(h["max_request_goodput"]),
                       _ms(h["goodput_rate"]), _usd(h["min_cost_per_good_request_usd"]),
                       _usd(h["min_cost_per_1m_output_tokens_usd"]))
