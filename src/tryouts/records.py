@@ -25,8 +25,15 @@ ErrorKind = Literal[
 #: where a cost came from; also a batch answer's ``genai-prices (batch)`` or ``... x catalog batch rate``, a service
 #: tier's ``genai-prices (flex)``, and the catalog's own dated price ``catalog (YYYY-MM-DD)`` (docs/metrics.md)
 CostSource = Literal["genai-prices", "override", "local", "cache", "unknown"]
-#: what kind of run
-RunKind = Literal["compare", "suite", "eval-task"]
+#: what kind of run: every kind ``Store.create_run`` is given (``tryouts compare``, ``run``, ``eval-task``, ``load``)
+RunKind = Literal["compare", "suite", "eval-task", "load"]
+
+
+def index_in(value: Any, n: int) -> bool:
+    """Whether a stored index (a result's ``model_index``) is a position in a list of ``n`` (the run's models):
+    a whole number ``0 <= value < n``. A shared ledger's row may hold any value, so readers skip a result that
+    fails this rather than trust it, and never pad a list up to a stored number."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < n
 
 
 class _Record(BaseModel):

@@ -16,6 +16,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
+from ..records import index_in
 from ..stats import decimal_str, result_cost, summarize, to_decimal
 
 if TYPE_CHECKING:
@@ -132,6 +133,9 @@ def _header(data: dict[str, Any], names: Names) -> str:
         ("Models", ", ".join(names.label(i) for i in range(len(names.refs)))),
         ("Results", f"{len(results)} ({outcome})"),
     ]
+    if data.get("left_out"):
+        rows.append(("Left out", f"{data['left_out']} result(s) whose model index is not one of the run's "
+                                 f"{len(names.refs)} models: the ledger may have been edited"))
     if meta.get("suite_path"):
         rows.insert(2, ("Suite", names.path(meta["suite_path"])))
     if meta.get("description"):
@@ -282,6 +286,11 @@ def render_html(data: dict[str, Any], full_paths: bool = False) -> str:
 
     run = data["run"]
     names = hq.Names.of(data, full_paths)
+    # a result whose model index is not one of the run's models is left out (and said): a stored index is
+    # never trusted to size a list (a shared ledger's row may hold any number)
+    kept = [r for r in data["results"] if index_in(r.get("model_index"), len(names.refs))]
+    if len(kept) < len(data["results"]):
+        data = {**data, "results": kept, "left_out": len(data["results"]) - len(kept)}
     summaries = summarize(data["results"])
     total = [c for c in (result_cost(r) for r in data["results"]) if c is not None]
     total_text = _cost(decimal_str(sum(total)) if total else None)

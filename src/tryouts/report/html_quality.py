@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..labels import short_paths, short_ref
+from ..records import index_in
 from .html import e
 from .quality import case_verdicts, has_assertions, pass_at_k_figures, run_labels, run_quality
 
@@ -58,11 +59,14 @@ class Names:
     def of(cls, data: dict[str, Any], full_paths: bool = False) -> Names:
         """The names of a run's models (``data`` as :meth:`Store.get_run` returns it)."""
         run = data["run"]
-        refs = list(run.get("models") or [])
-        for r in data["results"]:
-            i = int(r.get("model_index") or 0)
-            while len(refs) <= i:
-                refs.append(r.get("model") or str(len(refs)))
+        models = run.get("models")
+        refs = [str(m) for m in models] if isinstance(models, list) else []
+        if not refs:  # a run without its model list: the models its results name (never more than its results)
+            named: dict[int, str] = {}
+            for r in data["results"]:
+                if index_in(r.get("model_index"), len(data["results"])):
+                    named.setdefault(r["model_index"], str(r.get("model") or r["model_index"]))
+            refs = [named.get(i, str(i)) for i in range(max(named) + 1)] if named else []
         labels = run_labels({**run, "models": refs})
         return cls(labels=labels, refs=refs, full_paths=full_paths)
 

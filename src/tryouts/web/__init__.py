@@ -116,6 +116,9 @@ def create_app(db: str | Path, *, host: str = "127.0.0.1", port: int = 8765, tok
     from .docs import router as docs
 
     app.include_router(docs)
+    from .unreadable import MalformedRows
+
+    app.add_middleware(MalformedRows)  # inside the Guard: an error while answering is a clear 500 (unreadable.py)
     app.add_middleware(Guard, host=host, port=port, token=token, csrf=app.state.csrf,
                        browser_name=app.state.browser_host)
     return app

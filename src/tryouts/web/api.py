@@ -10,7 +10,7 @@ import re
 import secrets
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
@@ -119,22 +119,18 @@ def csrf(request: Request) -> dict[str, str]:
 
 
 @router.get("/runs", summary="Run history, newest first, with filters")
-def runs(request: Request, limit: int = Query(100, ge=0, le=10000), kind: str | None = None,
+def runs(request: Request, response: Response, limit: int = Query(100, ge=0, le=10000), kind: str | None = None,
          status: str | None = None, model: str | None = Query(None, description="A substring of a model reference."),
          q: str | None = Query(None, description="Text in the run id, a model, a label, a tag or an output."),
          tag: str | None = None) -> list[RunRecord]:
-    """Each run carries its ``tags``; ``tag`` keeps the runs tagged so (review_api.search_runs)."""
-    from .review_api import search_runs
+    """Each run carries its ``tags``; ``tag`` keeps the runs tagged so (review_api.search_runs). A run whose row
+    cannot be read is left out, counted in the ``X-Tryouts-Unreadable-Runs`` header (web/unreadable.py)."""
+    from .unreadable import UNREADABLE_HEADER, run_list
 
-    rows = _store(request).list_runs(None)
-    if kind:
-        rows = [r for r in rows if r["kind"] == kind]
-    if status:
-        rows = [r for r in rows if r["status"] == status]
-    if model:
-        rows = [r for r in rows if any(model.lower() in m.lower() for m in r["models"])]
-    rows = search_runs(_store(request), rows, q=q, tag=tag)
-    return rows[:limit] if limit else rows
+    rows, unreadable = run_list(_store(request), limit=limit, kind=kind, status=status, model=model, q=q, tag=tag)
+    if unreadable:
+        response.headers[UNREADABLE_HEADER] = str(len(unreadable))
+    return rows
 
 
 #: what a run's summary needs of each result (a fraction of the row: no texts, requests or gaps)
@@ -184,7 +180,7 @@ def run_digest(request: Request, ref: str) -> tuple[dict[str, Any], Any]:
 def summary_from(run: dict[str, Any], d: Any) -> dict[str, Any]:
     """:func:`run_summary` of a run from its digest (the same figures; read-only: they are shared)."""
     return {"run": run, "labels": _labels({"run": run}), "summary": d.summary, "quality": d.quality,
-            "n_results": d.n_results, "n_failed": d.n_failed, "n_cases": d.n_cases}
+            "n_results": d.n_results, "n_failed": d.n_failed, "n_cases": d.n_cases, "n_skipped": d.n_skipped}
 
 
 def summary_of(request: Request, ref: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..records import index_in
 from ..stats import TIMING_FIELDS
 
 #: runs whose figures a dashboard keeps (least recently used first out)
@@ -49,6 +50,7 @@ class Digest:
     n_results: int
     n_failed: int
     n_cases: int
+    n_skipped: int = 0  # results left out: a model index not one of the run's models, or a case or repeat not >= 0
     ids: array = field(default_factory=lambda: array("q"))
     cases: array = field(default_factory=lambda: array("q"))
     flags: bytearray = field(default_factory=bytearray)
@@ -110,6 +112,8 @@ def compute(store: Any, run: dict[str, Any], labels: list[str]) -> Digest:
     rows_of_case: list[tuple[int, int]] = []  # (position, repeat) of the current case's rows
     current_case: int | None = None
     flags = digest.flags
+    models = run.get("models")
+    n_models = len(models) if isinstance(models, list) else 0
 
     def close_case() -> None:
         differing = {rep for rep, seen in texts.items() if len(seen) > 1}
@@ -128,8 +132,11 @@ def compute(store: Any, run: dict[str, Any], labels: list[str]) -> Digest:
             if r["timing_valid"] is not None:
                 r["timing_valid"] = bool(r["timing_valid"])
             r["cost_usd_exact"] = r.pop("cost_total")
-            acc.add(r)
             case, rep, model = r["case_index"], r["repeat_index"], r["model_index"]
+            if not (index_in(model, n_models) and index_in(case, 1 << 62) and index_in(rep, 1 << 62)):
+                digest.n_skipped += 1  # a stored index is never trusted to size anything (records.index_in)
+                continue
+            acc.add(r)
             if case != current_case:
                 close_case()
                 current_case = case

@@ -48,7 +48,9 @@ def load_run_page(request: Request, run_id: str) -> HTMLResponse:
         return error_page(request, 404, "No such load point",
                           f"Run {bench['run']['id']} has load points {indices[0]} to {indices[-1]}, not {chosen}.")
     timeline = point_records(store, bench["run"]["id"], chosen) if indices else None
-    others = [r for r in store.list_runs(50) if r["kind"] == "load" and r["id"] != bench["run"]["id"]]
+    from .unreadable import readable_runs
+
+    others = [r for r in readable_runs(store, 50)[0] if r["kind"] == "load" and r["id"] != bench["run"]["id"]]
     return render(request, "load.html", page="run", title=f"Load benchmark {bench['run']['id']}", benches=[bench],
                   charts=_charts([bench], timeline), chosen=chosen if indices else None, others=others)
 

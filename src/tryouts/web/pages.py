@@ -218,16 +218,21 @@ def compare_page(request: Request) -> HTMLResponse:
 
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(request: Request) -> HTMLResponse:
-    """Run history, newest first, with filters; pick two runs to diff."""
+    """Run history, newest first, with filters; pick two runs to diff. A run that cannot be read is listed
+    apart, with why (web/unreadable.py)."""
+    from .unreadable import run_list
+
     q = request.query_params
     filters = {k: q.get(k, "").strip() for k in ("kind", "status", "model", "q", "tag")}
     try:
         limit = _int(q.get("limit"), 200, "limit")
     except HTTPException as exc:
         return error_page(request, 400, "Bad filter", exc.detail)
-    rows = api.runs(request, limit=limit, kind=filters["kind"] or None, status=filters["status"] or None,
-                    model=filters["model"] or None, q=filters["q"] or None, tag=filters["tag"] or None)
-    return render(request, "runs.html", page="runs", title="Runs", runs=rows, filters=filters, limit=limit)
+    rows, unreadable = run_list(request.app.state.store, limit=limit, kind=filters["kind"] or None,
+                                status=filters["status"] or None, model=filters["model"] or None,
+                                q=filters["q"] or None, tag=filters["tag"] or None)
+    return render(request, "runs.html", page="runs", title="Runs", runs=rows, filters=filters, limit=limit,
+                  unreadable=unreadable)
 
 
 def _prompt_of(result: dict[str, Any]) -> str:
@@ -237,14 +242,18 @@ def _prompt_of(result: dict[str, Any]) -> str:
 
 
 def output_grid(labels: list[str], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows of the outputs grid: one per case, with each model's results (repeats in order) in label order."""
+    """Rows of the outputs grid: one per case, with each model's results (repeats in order) in label order. A
+    result whose model index is not one of ``labels`` is left out (the digest counts it: web/digest.py); a
+    stored index never sizes the grid."""
+    from ..records import index_in
+
     cases: dict[int, dict[str, Any]] = {}
     for r in rows:
+        i = r["model_index"]
+        if not index_in(i, len(labels)):
+            continue
         case = cases.setdefault(r["case_index"], {"index": r["case_index"], "case": r.get("case") or {},
                                                   "prompt": _prompt_of(r), "cells": [[] for _ in labels]})
-        i = r["model_index"]
-        while i >= len(case["cells"]):
-            case["cells"].append([])
         case["cells"][i].append(r)
     for case in cases.values():
         for cell in case["cells"]:
@@ -306,9 +315,11 @@ def run_page(request: Request, run: str) -> HTMLResponse:
 @router.get("/diff", response_class=HTMLResponse)
 def diff_page(request: Request) -> HTMLResponse:
     """Two runs compared result by result (B − A): per-model deltas and each changed output's diff."""
+    from .unreadable import readable_runs
+
     q = request.query_params
     a, b = q.get("a", "").strip(), q.get("b", "").strip()
-    runs = request.app.state.store.list_runs(200)
+    runs, _ = readable_runs(request.app.state.store, 200)
     result = None
     if a and b:
         try:

@@ -8,6 +8,7 @@ takes nothing from the request but the run and the model's index: see web/rerun.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
@@ -228,7 +229,8 @@ def model_results(request: Request, run: str, index: ModelIndex,
     data = with_reviews({"run": {**row, "meta": meta}, "results": store.model_results(row["id"], index)},
                         store.reviews(row["id"]))
     out = {"run": data["run"], "model_index": index, "model": ref, "label": label, "results": data["results"]}
-    headers = {"Content-Disposition": f'attachment; filename="tryouts-{row["id"]}-model-{index}.json"'} if download else {}
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(row["id"]))[:100]  # a row's id may hold quotes or line breaks
+    headers = {"Content-Disposition": f'attachment; filename="tryouts-{name}-model-{index}.json"'} if download else {}
     return FastJSON(out, headers=headers)
 
 
