@@ -14,7 +14,7 @@ from typing import Any
 from ..pricing import PriceOverride
 from ..store import Store
 from ..types import Result
-from .cache import cache_key
+from .cache import cache_key, trusted_reader
 from .events import CellLike, OnEvent, ignore
 from .executor import Cancel, Executor, ResultSink, RunContext
 from .policy import Policy, Progress
@@ -70,7 +70,7 @@ async def run_cells(
     result_sink: ResultSink = (StoreSink(store, run_id, emit) if sink is None else CallbackSink(sink, emit))
     ctx = RunContext(
         policy=policy, cases=cases or {}, prices=prices or {}, on_event=emit, cancel=cancel or Cancel(),
-        cache_get=store.cache_get if sink is None and allow_cache and policy.use_cache else None,
+        cache_get=trusted_reader(store.cache_get) if sink is None and allow_cache and policy.use_cache else None,
         stream_deltas=stream_deltas, budget=budget,
         jobs=store if run_id else None, run_id=run_id or "", batch_purpose=batch_purpose,
     )

@@ -104,6 +104,27 @@ async def compare(
         status = finished_status(len(specs), sum(not r.ok for r in done) + len(specs) - len(done))
     finally:
         if store is not None and run_id is not None:
+            _sign(store, run_id, specs, results)
             store.finish_run(run_id, status)
         emit(RunFinished(run_id, status))
     return CompareOutcome(run_id, [r for r in results if r is not None])
+
+
+def signed_fields(models: Sequence[Any], options: Sequence[Any]) -> dict[str, Any]:
+    """What a compare run's signature covers (trust.py): its stored model references and each model's stored
+    options (None for a model with no row), as JSON hands them back, so a database's round trip verifies."""
+    import json
+
+    return json.loads(json.dumps({"models": list(models), "options": list(options)}, default=str))
+
+
+def _sign(store: Store, run_id: str, specs: Sequence[ModelSpec], results: Sequence[Result | None]) -> None:
+    """Sign what a re-run of this comparison would take from the store, from this process's own values (never
+    read back: a row changed meanwhile would not be signed); the dashboard re-runs a signed model with its
+    own permissions, an unsigned one only as a dashboard with no ``--allow-*`` flag would."""
+    from ..redact import redact
+    from ..store.rows import result_row
+    from ..trust import sign
+
+    stored = [result_row(run_id, r)["options"] if r is not None else None for r in results]
+    store.update_run_meta(run_id, {"signature": sign(signed_fields([redact(s.ref) for s in specs], stored))})

@@ -71,9 +71,9 @@ def create_suite_run(store, suite: Any, suite_file: Path, cells: list) -> str:
     """Record a new suite run (its meta: path, fingerprint, labels...) and return its id."""
     from ..engine.plan import fingerprint
 
-    meta = {"suite_path": str(suite_file.resolve()), "fingerprint": fingerprint(cells), "n_cells": len(cells),
-            "labels": suite.model_labels(), "repeats": suite.repeats,
-            "description": stored_description(suite), **stored_suite(suite)}
+    meta = signed({"suite_path": str(suite_file.resolve()), "fingerprint": fingerprint(cells), "n_cells": len(cells),
+                   "labels": suite.model_labels(), "repeats": suite.repeats,
+                   "description": stored_description(suite), **stored_suite(suite)})
     return store.create_run("suite", [s.ref for s in suite.model_specs()],
                             {"suite": meta["suite_path"], "cases": len(suite.case_items())}, meta)
 
@@ -118,17 +118,64 @@ def stored_suite(suite: Any) -> dict:
     return {"suite": data} if data is not None else {"suite_not_stored": why}
 
 
-def suite_of_run(meta: dict, suite_file: Path | None = None) -> Any:
+def _signed_fields(meta: dict) -> dict:
+    """The values of a run's meta that choose what runs, where and with which key: the suite as it ran, its
+    file's path, and the fingerprint of its cells (as JSON hands them back, so a database's round trip verifies)."""
+    import json
+
+    fields = {"suite": meta.get("suite"), "suite_path": meta.get("suite_path"), "fingerprint": meta.get("fingerprint")}
+    return json.loads(json.dumps(fields, default=str))
+
+
+def signed(meta: dict) -> dict:
+    """``meta`` with ``signature``: this user's MAC over its suite, suite path and fingerprint (trust.py)."""
+    from ..trust import sign
+
+    return {**meta, "signature": sign(_signed_fields(meta))}
+
+
+def trusted(meta: dict) -> bool:
+    """True when this user recorded the run's suite and path as they are now (its signature verifies)."""
+    from ..trust import verify
+
+    return verify(_signed_fields(meta), meta.get("signature"))
+
+
+def untrusted_error(run_id: str, meta: dict, command: str) -> Exception:
+    """Why a run's stored suite is not used, and which command to give instead."""
+    from ..errors import UsageError
+
+    path = meta.get("suite_path")
+    file = path if isinstance(path, str) and path and len(path) < 300 and path.isprintable() else "SUITE.yaml"
+    return UsageError(
+        f"Run {run_id}'s stored suite is not signed by you: another user or machine recorded it, an older Tryouts "
+        "did, or the row was changed since. Anyone who can write to the results database could have put it "
+        "there, so Tryouts will not run its models, options or scorers with your keys. Pass the suite file you "
+        f"trust instead: {command.format(file=file)}"
+    )
+
+
+def suite_of_run(meta: dict, suite_file: Path | None = None, *, run_id: str = "this run",
+                 command: str = "tryouts run {file} --resume RUN") -> Any:
     """The suite of a run: ``suite_file`` when given, else the suite stored with the run (no file, dataset or
-    variable needed), else the file it ran from."""
+    variable needed), else the file it ran from. The stored suite and path are used only when this user signed
+    them (:func:`trusted`); otherwise UsageError says to pass the file (``command``, with ``{file}``)."""
     from ..suite import load_suite
 
-    if suite_file is None and meta.get("suite"):
+    if suite_file is not None:
+        return load_suite(suite_file)
+    if not trusted(meta):
+        raise untrusted_error(run_id, meta, command)
+    if meta.get("suite"):
         from ..suite.resolved import load_resolved
 
         return load_resolved(meta["suite"], meta.get("suite_path"))
-    path = suite_file or Path(meta["suite_path"])
-    return load_suite(path)
+    if not meta.get("suite_path"):
+        from ..errors import UsageError
+
+        raise UsageError(f"Run {run_id} kept neither its suite nor its file's path: pass the file, "
+                         f"{command.format(file='SUITE.yaml')}")
+    return load_suite(Path(meta["suite_path"]))
 
 
 def load_for_resume(store: Any, run_ref: str, suite_file: Path | None = None) -> tuple[str, Any, list]:
@@ -142,15 +189,19 @@ def load_for_resume(store: Any, run_ref: str, suite_file: Path | None = None) ->
     run_id, meta = row["id"], row["meta"]
     if row["kind"] != "suite":
         raise UsageError(f"Run {run_id} is a {row['kind']} run; only suite runs can be resumed.")
-    path = suite_file or Path(meta["suite_path"])
-    suite = suite_of_run(meta, suite_file)
+    command = f"tryouts run {{file}} --resume {run_id}"
+    suite = suite_of_run(meta, suite_file, run_id=run_id, command=command)
+    path = suite_file or (Path(meta["suite_path"]) if meta.get("suite_path") else None)  # the user's, or signed
     cells = list(suite.cells())
-    if fingerprint(cells) != meta.get("fingerprint") and suite_file is None and meta.get("suite") and path.is_file():
-        suite = suite_of_run({**meta, "suite": None})  # a stored suite that no longer expands the same: the file
+    if (fingerprint(cells) != meta.get("fingerprint") and suite_file is None and meta.get("suite")
+            and path is not None and path.is_file()):
+        from ..suite import load_suite
+
+        suite = load_suite(path)  # a stored suite that no longer expands the same: the file it was signed with
         cells = list(suite.cells())
     if fingerprint(cells) != meta.get("fingerprint"):
         raise UsageError(
-            f"{path} no longer describes run {run_id} (its prompts, cases, models or dataset changed). "
+            f"{path or 'The suite'} no longer describes run {run_id} (its prompts, cases, models or dataset changed). "
             "Resume with the suite as it was, or start a new run."
         )
     return run_id, suite, cells
@@ -327,9 +378,9 @@ def join_shared_run(store: Any, plan: SuitePlan) -> None:
 
     run_id = shared_run_id(plan)
     fp = fingerprint(plan.cells)
-    meta = {"suite_path": str(plan.path.resolve()) if plan.path else None, "fingerprint": fp,
-            "n_cells": len(plan.cells), "labels": plan.suite.model_labels(), "repeats": plan.suite.repeats,
-            "description": stored_description(plan.suite), **stored_suite(plan.suite)}
+    meta = signed({"suite_path": str(plan.path.resolve()) if plan.path else None, "fingerprint": fp,
+                   "n_cells": len(plan.cells), "labels": plan.suite.model_labels(), "repeats": plan.suite.repeats,
+                   "description": stored_description(plan.suite), **stored_suite(plan.suite)})
     store.create_shared_run(run_id, "suite", [s.ref for s in plan.suite.model_specs()],
                             {"suite": meta["suite_path"], "cases": len(plan.suite.case_items())}, meta)
     row = store.get_run_row(run_id)

@@ -138,6 +138,18 @@ class WebPolicy:
                           "allow them, or use a catalog name or Hub id.")
         self.check_options(options or {}, where)
 
+    def check_stored_model(self, ref: str, options: dict[str, Any] | None = None) -> None:
+        """Refuse a model reference and options read back from the results database (a re-run) unless a dashboard
+        started with no ``--allow-*`` flag would take them: anyone with write access to a shared database could
+        have written them, so this dashboard's permissions (given to the token's holder) do not extend to them."""
+        try:
+            WebPolicy(suite_dir=self.suite_dir).check_model(ref, options)
+        except Refused as exc:
+            raise Refused("A re-run takes its model and options from the results database, where anyone with write "
+                          "access could have written them, so it runs only what a dashboard started with no "
+                          "--allow-* flag would. Start a new comparison with this model instead. "
+                          f"({exc.message})", exc.status) from None
+
     def check_name(self, name: str) -> str:
         """A model name for the memory calculator or a card, normalised (:func:`normalise_name`): pass *that* on.
 

@@ -7,7 +7,10 @@ where requests go. They still pass the dashboard's policy (web/policy.py), exact
 
 * a **compare** run starts a live comparison of that one model (its stored options, redacted values left out:
   a redacted key is read from the environment again), the same prompt, system prompt, parameters, expected
-  answer and checks; the model reference and its options go through :meth:`WebPolicy.check_model`;
+  answer and checks; the model reference and its options go through :meth:`WebPolicy.check_model` when this
+  user's Tryouts signed them (usecases/compare.py, trust.py), else through :meth:`WebPolicy.check_stored_model`
+  (what a dashboard with no ``--allow-*`` flag allows: a row anyone could have written is not the token
+  holder's word);
 * a **suite** run runs its suite file again (read from the file, never from the suite text stored with the run,
   which anyone with write access to a shared store could change) with only that model, in the background, as
   ``POST /api/suite-runs`` does; the file must still pass :meth:`WebPolicy.suite_path` (a YAML file of the
@@ -37,6 +40,17 @@ def _options(stored: dict[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (stored or {}).items() if not (isinstance(v, str) and REDACTED in v)}
 
 
+def _signed(run: dict[str, Any], rows: list[dict[str, Any]]) -> bool:
+    """True when this user's Tryouts signed the compare run's stored models and options (usecases/compare.py)."""
+    from ..trust import verify
+    from ..usecases.compare import signed_fields
+
+    models = run.get("models") if isinstance(run.get("models"), list) else []
+    by_index = {r.get("model_index"): r.get("options") for r in rows}
+    fields = signed_fields(models, [by_index.get(i) for i in range(len(models))])
+    return verify(fields, (run.get("meta") or {}).get("signature") if isinstance(run.get("meta"), dict) else None)
+
+
 def _prompt(run: dict[str, Any]) -> tuple[str, str | None]:
     """(prompt, system) of a compare run's request; 400 for messages the dashboard cannot start again."""
     messages = (run.get("request") or {}).get("messages") or []
@@ -61,7 +75,10 @@ async def rerun_compare(request: Request, run: dict[str, Any], index: int) -> di
     options = _options(mine[0]["options"] if mine else {})
     case = (mine[0].get("case") if mine else None) or None
     try:
-        policy.check_model(ref, options)
+        if _signed(run, rows):  # what this user's own comparison stored: this dashboard's permissions apply
+            policy.check_model(ref, options)
+        else:  # anyone with write access to the store could have written it: only what no --allow-* flag allows
+            policy.check_stored_model(ref, options)
     except Refused as exc:
         raise HTTPException(exc.status, exc.message) from None
     try:
