@@ -372,3 +372,40 @@ def test_compare_export_and_diff_on_postgresql(replay_server, pg_url):
     diff = json.loads(p.stdout)
     assert len(diff["pairs"]) == 2 and diff["only_in_a"]["results"] == diff["only_in_b"]["results"] == 0
     assert all(pair["ok_a"] and pair["ok_b"] and not pair["output_changed"] for pair in diff["pairs"])
+
+
+def test_signatures_verify_after_a_postgresql_round_trip(pg_url, replay_server, tmp_path):
+    """What Tryouts signs (trust.py) comes back from PostgreSQL's JSON as it went in: the cache answers, a run
+    resumes from its stored suite, and a comparison's options verify for the dashboard's re-run."""
+    import psycopg
+
+    from helpers import text_model
+    from tryouts.web.rerun import _signed
+
+    path = tmp_path / "suite.yaml"
+    path.write_text(f"""
+models:
+  - model: "{text_model(replay_server, 'Paris, é ✓')}"
+    options: {{timeout: 30.5}}
+prompts: ["Capital of {{{{ c }}}}?"]
+cases: [{{vars: {{c: France}}, expected: Paris}}, {{vars: {{c: Spain}}, expected: Madrid}}]
+""")
+    first = tryouts("run", str(path), "--db", pg_url, "--no-progress", "-f", "json")
+    assert first.returncode == 0, first.stderr
+    run_id = json.loads(first.stdout)["run"]["id"]
+    second = tryouts("run", str(path), "--db", pg_url, "--no-progress", "-f", "json")
+    assert second.returncode == 0, second.stderr
+    assert all(r["cached"] for r in json.loads(second.stdout)["results"])  # the signed entries verify
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("DELETE FROM results WHERE run_id = %s", (run_id,))
+        conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = %s", (run_id,))
+    path.unlink()  # only the stored suite is left
+    resumed = tryouts("run", "--resume", run_id, "--db", pg_url, "--no-progress", "--no-cache")
+    assert resumed.returncode == 0 and "2 of 2 cells to run" in resumed.stdout, resumed.stdout + resumed.stderr
+    assert_clean(resumed)
+    compared = tryouts("compare", "Say hi", "-m", text_model(replay_server, "hi"), "-o", "timeout=12.5",
+                       "--db", pg_url, "-f", "json")
+    assert compared.returncode == 0, compared.stderr
+    store = Store(pg_url)
+    run = store.get_run(json.loads(compared.stdout)["run"]["id"])
+    assert run["results"][0]["options"] and _signed(run["run"], run["results"])
