@@ -249,3 +249,22 @@ def test_a_malformed_row_stops_a_command_with_one_line_never_a_traceback(tmp_pat
     assert "abc" not in p.stderr  # the stored value is not echoed
     debug = tryouts("show", run_id, "--db", str(db), env={"TRYOUTS_DEBUG": "1"})
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_one_unreadable_run_leaves_tryouts_runs_listing_the_others(tmp_path, replay_server):
+    db = tmp_path / "ledger.db"
+    _, good = first_run(tmp_path, replay_server, db, scoring=False)
+    _, bad = first_run(tmp_path, replay_server, db, scoring=False)
+    _, wrong = first_run(tmp_path, replay_server, db, scoring=False)
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET meta = '{oops' WHERE id = ?", (bad,))  # not JSON: the whole query used to fail
+    con.execute("UPDATE runs SET models = '{\"a\": 1}' WHERE id = ?", (wrong,))
+    con.commit()
+    con.close()
+    table = tryouts("runs", "--db", str(db))
+    assert table.returncode == 0, table.stderr
+    assert good in table.stdout and bad not in table.stdout and wrong not in table.stdout
+    assert f"Run {bad} could not be read" in table.said and f"Run {wrong} could not be read" in table.said
+    assert "oops" not in table.said and "Traceback" not in table.stderr
+    listed = tryouts("runs", "--db", str(db), "-f", "json")
+    assert [r["id"] for r in json.loads(listed.stdout)] == [good]

@@ -26,16 +26,21 @@ def runs(
 
     from rich.table import Table
 
+    from ..store.readable import readable_runs
     from .render import data_text, make_console
 
     _check_format(fmt)
-    rows = open_store(db).list_runs(limit or None)
+    rows, unreadable = readable_runs(open_store(db), limit or None)
+    for bad in unreadable:  # a run a shared database's writer broke costs only itself (store/readable.py)
+        make_console(stderr=True).print(
+            f"Run {bad['id']} could not be read ({bad['problem']}): left out. The results database may have been "
+            "edited.", highlight=False, soft_wrap=True)
     if fmt == "json":
         print(json.dumps(rows, indent=2, default=str))
         return 0
     console = make_console()
     if not rows:
-        console.print("No runs yet. Try: tryouts demo")
+        console.print("No runs yet. Try: tryouts demo" if not unreadable else "No run that can be read.")
         return 0
     table = Table(header_style="bold")
     for name in ("Run", "Started (UTC)", "Kind", "Status", "Models", "Results", "Failed"):

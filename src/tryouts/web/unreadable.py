@@ -5,7 +5,7 @@ A shared ledger holds whatever anyone with write access put there: a run whose `
 bytes. The store checks what it can; the dashboard adds two guards of its own, one per kind of answer:
 
 * **Run lists** (``/runs``, ``/api/runs``, the pickers of the diff and load pages) read through
-  :func:`readable_runs`: each run is checked against the run record (:class:`tryouts.records.RunRecord`: id,
+  :func:`tryouts.store.readable.readable_runs`, as ``tryouts runs`` does: each run is checked against the run record (:class:`tryouts.records.RunRecord`: id,
   kind, status, models, request and meta of their types, labels a list of text). A run that fails is left out
   of the list and reported (a line on ``/runs``, the ``X-Tryouts-Unreadable-Runs`` header of ``/api/runs``),
   and the other runs are listed as usual. When the store cannot decode the list at all (one row fails the whole
@@ -22,40 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import traceback
 from typing import Any
+
+from ..store.readable import describe, readable_runs, shown_ref
 
 log = logging.getLogger("tryouts.web")
 
 #: the header of ``GET /api/runs`` counting the runs left out because they could not be read
 UNREADABLE_HEADER = "X-Tryouts-Unreadable-Runs"
-
-_SHOWN_REF = re.compile(r"[A-Za-z0-9._-]{1,64}")
-"""A run reference as it may be repeated in a message (anything else is "the run asked for")."""
-
-_KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (("JSONDecodeError",), "a column that is not valid JSON"),
-    (("UnicodeDecodeError", "UnicodeEncodeError", "UnicodeError"), "text that is not valid UTF-8"),
-    (("ValidationError", "ResponseValidationError"), "a value outside what the column may hold"),
-    (("Overflow", "InvalidOperation", "DivisionByZero", "DivisionUndefined", "OverflowError", "ZeroDivisionError",
-      "ArithmeticError", "DecimalException"), "a number out of range"),
-    (("TypeError", "UndefinedError"), "a value of the wrong type"),
-    (("KeyError", "IndexError", "LookupError", "AttributeError"), "a missing or misplaced field"),
-    (("ValueError",), "a value of the wrong form"),
-    (("MemoryError", "RecursionError"), "a value too large or too deeply nested"),
-)
-
-
-def describe(exc: BaseException) -> str:
-    """The kind of problem ``exc`` says a row has, in words and the exception's type, never its message (which
-    may quote the stored value)."""
-    names = [c.__name__ for c in type(exc).__mro__]
-    for found, words in _KINDS:
-        if any(n in found for n in names):
-            return f"{words}: {type(exc).__name__}"
-    return type(exc).__name__
-
 
 def _where(exc: BaseException) -> str:
     """``file.py:line`` of the innermost frame of Tryouts' own code that raised ``exc`` (for the log)."""
@@ -64,11 +39,6 @@ def _where(exc: BaseException) -> str:
         return "?"
     f = frames[-1]
     return f"{f.filename.replace(chr(92), '/').rsplit('/tryouts/', 1)[-1]}:{f.lineno}"
-
-
-def shown_ref(ref: Any) -> str:
-    """A run reference for a message: as given when it looks like one, else a neutral phrase."""
-    return str(ref) if isinstance(ref, str) and _SHOWN_REF.fullmatch(ref) else "(an id that cannot be shown)"
 
 
 def unreadable_message(refs: list[str], exc: BaseException) -> str:
@@ -83,110 +53,6 @@ def unreadable_message(refs: list[str], exc: BaseException) -> str:
 
 
 # ---- run lists ------------------------------------------------------------------------------------
-
-
-def _problem(row: Any) -> str | None:
-    """Why a run of a list cannot be shown (None: it can): the columns that fail the run record."""
-    from pydantic import ValidationError
-
-    from ..records import RunRecord
-
-    if not isinstance(row, dict):
-        return "not a run"
-    if row.get("unreadable"):  # the store's own placeholder for a row it could not read
-        why = row["unreadable"]
-        return why[:300] if isinstance(why, str) else "the store could not read it"
-    try:
-        RunRecord.model_validate({k: v for k, v in row.items() if k != "tags"})
-    except ValidationError as exc:
-        columns = []
-        for err in exc.errors(include_input=False, include_url=False)[:4]:
-            loc = err.get("loc") or ("?",)
-            msg = str(err.get("msg") or "not valid")  # pydantic's own words: what was expected, never the value
-            columns.append(f"column {loc[0]}: {msg[:1].lower()}{msg[1:120]}")
-        return "; ".join(dict.fromkeys(columns))
-    labels = row["meta"].get("labels")
-    if labels is not None and not (isinstance(labels, list) and all(isinstance(x, str) for x in labels)):
-        return "column meta: labels is not a list of text"
-    return None
-
-
-def _placeholder(row: Any, why: str) -> dict[str, Any]:
-    run_id = row.get("id") if isinstance(row, dict) else None
-    return {"id": shown_ref(run_id), "problem": why}
-
-
-def readable_runs(store: Any, limit: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The runs of :meth:`Store.list_runs` that can be shown, and ``{id, problem}`` for each that cannot."""
-    try:
-        rows = store.list_runs(limit)
-    except Exception as exc:  # one row the store cannot decode fails the whole query
-        log.warning("the run list could not be read at once (%s at %s): reading it run by run", describe(exc),
-                    _where(exc))
-        rows = _one_by_one(store, limit)
-    good: list[dict[str, Any]] = []
-    bad: list[dict[str, Any]] = []
-    for row in rows:
-        why = _problem(row)
-        if why is None:
-            good.append(row)
-        else:
-            bad.append(_placeholder(row, why))
-    return good, bad
-
-
-def _counts(conn: Any) -> dict[Any, tuple[int, int]]:
-    """Results and failures per run (a load benchmark's measured requests and those not completed), as
-    :meth:`Store.list_runs` counts them; empty when they cannot be counted."""
-    from sqlalchemy import Integer, func, select
-
-    from ..store import schema
-
-    res, lr = schema.results, schema.load_requests
-    out: dict[Any, tuple[int, int]] = {}
-    try:
-        for run_id, n, failed in conn.execute(select(res.c.run_id, func.count(), func.sum(func.cast(~res.c.ok, Integer)))
-                                              .group_by(res.c.run_id)):
-            out[run_id] = (int(n or 0), int(failed or 0))
-        for run_id, n, bad in conn.execute(select(lr.c.run_id, func.count(), func.sum(func.cast(lr.c.status != "ok",
-                                                                                                Integer)))
-                                           .where(lr.c.phase == "measured").group_by(lr.c.run_id)):
-            before = out.get(run_id, (0, 0))
-            out[run_id] = (before[0] + int(n or 0), before[1] + int(bad or 0))
-    except Exception as exc:  # counts are a nicety of the list
-        log.warning("the run list's counts could not be read (%s)", describe(exc))
-        return {}
-    return out
-
-
-def _one_by_one(store: Any, limit: int | None) -> list[dict[str, Any]]:
-    """:meth:`Store.list_runs`, one run at a time: a run that cannot be read becomes ``{id, unreadable}``."""
-    from sqlalchemy import select
-
-    from ..store import schema
-    from ..store.rows import run_dict
-
-    r = schema.runs
-    q = select(r.c.id).order_by(r.c.started_at.desc(), r.c.id.desc())
-    if limit:
-        q = q.limit(limit)
-    out: list[dict[str, Any]] = []
-    with store.engine.connect() as conn:
-        ids = list(conn.execute(q).scalars())
-        counts = _counts(conn)
-        for run_id in ids:
-            try:
-                run = run_dict(conn.execute(select(r).where(r.c.id == run_id)).mappings().one())
-            except Exception as exc:  # this run only
-                out.append({"id": run_id, "unreadable": f"a row in the results database is malformed "
-                                                        f"({describe(exc)})"})
-                continue
-            meta = run.get("meta")
-            if isinstance(meta, dict) and isinstance(meta.get("suite"), dict):  # as list_runs shows it
-                run["meta"] = {**meta, "suite": "stored"}
-            n, failed = counts.get(run_id, (0, 0))
-            out.append({**run, "n_results": n, "n_failed": failed})
-    return out
 
 
 def run_list(store: Any, *, limit: int = 0, kind: str | None = None, status: str | None = None,
