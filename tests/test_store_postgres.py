@@ -409,3 +409,9 @@ cases: [{{vars: {{c: France}}, expected: Paris}}, {{vars: {{c: Spain}}, expected
     store = Store(pg_url)
     run = store.get_run(json.loads(compared.stdout)["run"]["id"])
     assert run["results"][0]["options"] and _signed(run["run"], run["results"])
+
+
+def test_a_run_list_never_reads_a_stored_suite_or_a_huge_value_on_postgresql(pg_url):
+    from test_store import _list_with_a_huge_value
+
+    _list_with_a_huge_value(pg_url)

@@ -27,6 +27,7 @@ from .drivers import SHARED, DriverStore
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .load import LoadStore
 from .migrations import migrate
+from .readable import MAX_LISTED_META, MAX_LISTED_REQUEST, listed_columns
 from .reviews import ReviewStore
 from .rows import _dec, _jsonable, flat_result, result_row, run_dict
 
@@ -124,11 +125,15 @@ def _dialect_insert(conn: Any) -> Any:
     return sqlite_insert
 
 
-def _listed(run: dict[str, Any]) -> dict[str, Any]:
-    """A run as run lists show it: its stored suite (up to 4 MB) left to ``get_run``, marked ``"stored"``."""
-    meta = run.get("meta") or {}
-    if isinstance(meta.get("suite"), dict):
-        run["meta"] = {**meta, "suite": "stored"}
+def _listed(row: Any) -> dict[str, Any]:
+    """A run as run lists show it (its columns from :func:`~.readable.listed_columns`): its stored suite left to
+    ``get_run``, marked ``"stored"``; a ``meta`` or ``request`` over its cap marks the run unreadable."""
+    run = run_dict(row)
+    if row["suite_type"] == "object" and isinstance(run["meta"], dict):
+        run["meta"] = {**run["meta"], "suite": "stored"}
+    for name, cap in (("meta", MAX_LISTED_META), ("request", MAX_LISTED_REQUEST)):
+        if (row[f"{name}_size"] or 0) > cap:
+            run["unreadable"] = f"column {name}: over {cap:,} characters"
     return run
 
 
@@ -420,8 +425,10 @@ class Store(LoadStore, DriverStore, BatchStore, ReviewStore):
                    func.sum(func.cast(lr.c.status != "ok", schema.Integer)).label("n_bad"))
             .where(lr.c.phase == "measured").group_by(lr.c.run_id).subquery()
         )
+        plain = [c for c in r.c if c.name not in ("meta", "request")]  # those two are computed by the database
         q = (
-            select(r, counts.c.n_results, counts.c.n_failed, load.c.n_requests, load.c.n_bad)
+            select(*plain, *listed_columns(self.engine.dialect.name), counts.c.n_results, counts.c.n_failed,
+                   load.c.n_requests, load.c.n_bad)
             .outerjoin(counts, counts.c.run_id == r.c.id)
             .outerjoin(load, load.c.run_id == r.c.id)
             .order_by(r.c.started_at.desc(), r.c.id.desc())
@@ -431,7 +438,7 @@ class Store(LoadStore, DriverStore, BatchStore, ReviewStore):
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [
-            {**_listed(run_dict(row)), "n_results": int(row["n_results"] or 0) + int(row["n_requests"] or 0),
+            {**_listed(row), "n_results": int(row["n_results"] or 0) + int(row["n_requests"] or 0),
              "n_failed": int(row["n_failed"] or 0) + int(row["n_bad"] or 0)}
             for row in rows
         ]
