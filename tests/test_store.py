@@ -210,14 +210,14 @@ def test_processes_opening_a_new_database_at_once_all_open_it(tmp_path):
 
 
 def _list_with_a_huge_value(target):
-    from tryouts.store.readable import MAX_LISTED_META, readable_runs
+    from tryouts.store.readable import MAX_LISTED, readable_runs
 
     store = Store(target)
     ok = store.create_run("suite", ["openai:x"], {"messages": []}, {"labels": ["a"], "suite": {"models": [{"m": 1}]}})
-    huge = store.create_run("compare", ["openai:x"], {"messages": []}, {"pad": "x" * (MAX_LISTED_META + 10)})
+    huge = store.create_run("compare", ["openai:x"], {"messages": []}, {"pad": "x" * (MAX_LISTED + 10)})
     rows = {r["id"]: r for r in store.list_runs()}
     assert rows[ok]["meta"] == {"labels": ["a"], "suite": "stored"} and "unreadable" not in rows[ok]
-    assert rows[huge]["meta"] is None and "over 4,000,000 characters" in rows[huge]["unreadable"]
+    assert rows[huge]["meta"] is None and "over 16,000,000 characters" in rows[huge]["unreadable"]
     good, bad = readable_runs(store)
     assert [r["id"] for r in good] == [ok] and [b["id"] for b in bad] == [huge]
     assert store.get_run(ok)["run"]["meta"]["suite"] == {"models": [{"m": 1}]}  # get_run still reads it whole

@@ -27,7 +27,7 @@ from .drivers import SHARED, DriverStore
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .load import LoadStore
 from .migrations import migrate
-from .readable import MAX_LISTED_META, MAX_LISTED_REQUEST, listed_columns
+from .readable import MAX_LISTED, listed_columns
 from .reviews import ReviewStore
 from .rows import _dec, _jsonable, flat_result, result_row, run_dict
 
@@ -131,9 +131,9 @@ def _listed(row: Any) -> dict[str, Any]:
     run = run_dict(row)
     if row["suite_type"] == "object" and isinstance(run["meta"], dict):
         run["meta"] = {**run["meta"], "suite": "stored"}
-    for name, cap in (("meta", MAX_LISTED_META), ("request", MAX_LISTED_REQUEST)):
-        if (row[f"{name}_size"] or 0) > cap:
-            run["unreadable"] = f"column {name}: over {cap:,} characters"
+    for name in ("meta", "request"):
+        if (row[f"{name}_size"] or 0) > MAX_LISTED:
+            run["unreadable"] = f"column {name}: over {MAX_LISTED:,} characters"
     return run
 
 

@@ -151,24 +151,25 @@ def _one_by_one(store: Any, limit: int | None) -> list[dict[str, Any]]:
     return out
 
 
-#: the most characters of a run's ``meta`` (its stored suite left out) that a run list reads; a legitimate one
-#: (labels, description, quality summary) is far smaller, and over it the run is listed as unreadable
-MAX_LISTED_META = 4_000_000
-#: the same for a run's ``request`` (a comparison's prompt is capped at 200k characters where it is made)
-MAX_LISTED_REQUEST = 4_000_000
+#: the most characters of a run's ``meta`` or ``request`` that a run list reads: a legitimate ``meta`` is its
+#: stored suite (at most 4 MB, suite/resolved.py) and a few small fields; over it the run is listed as unreadable
+MAX_LISTED = 16_000_000
 
 
 def listed_columns(dialect: str) -> list[Any]:
     """The columns a run list selects in place of ``meta`` and ``request``, computed by the database so that a
-    huge value never reaches this process: ``meta`` without its stored suite (up to 4 MB, only ``get_run`` reads
-    it) and ``suite_type`` (its JSON type, to mark it ``"stored"``), each NULL when over its cap, with
-    ``meta_size`` and ``request_size`` to say so. On SQLite a ``meta`` that is not JSON fails the query, and
+    huge value is never parsed, nor handed to this process: ``meta`` without its stored suite (only ``get_run``
+    reads it) and ``suite_type`` (its JSON type, to mark it ``"stored"``), each NULL when the column is over
+    :data:`MAX_LISTED` characters, with ``meta_size`` and ``request_size`` to say so. (SQLite still reads a
+    huge text once to measure it.) On SQLite a ``meta`` that is not JSON fails the query, and
     :func:`readable_runs` then reads the runs one by one."""
     from sqlalchemy import JSON, Text, case, cast, func, type_coerce
 
     from . import schema
 
     r = schema.runs
+    meta_size = func.length(cast(r.c.meta, Text))
+    request_size = func.length(cast(r.c.request, Text))
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import JSONB
 
@@ -177,11 +178,10 @@ def listed_columns(dialect: str) -> list[Any]:
     else:
         meta = type_coerce(func.json_remove(r.c.meta, "$.suite"), JSON)
         suite_type = func.json_type(r.c.meta, "$.suite")
-    meta_size = func.length(cast(meta, Text))
-    request_size = func.length(cast(r.c.request, Text))
+    small = meta_size <= MAX_LISTED  # tested first: a huge value is never parsed
     return [
-        type_coerce(case((meta_size > MAX_LISTED_META, None), else_=meta), JSON).label("meta"),
-        suite_type.label("suite_type"), meta_size.label("meta_size"),
-        type_coerce(case((request_size > MAX_LISTED_REQUEST, None), else_=r.c.request), JSON).label("request"),
+        type_coerce(case((small, meta), else_=None), JSON).label("meta"),
+        case((small, suite_type), else_=None).label("suite_type"), meta_size.label("meta_size"),
+        type_coerce(case((request_size <= MAX_LISTED, r.c.request), else_=None), JSON).label("request"),
         request_size.label("request_size"),
     ]
