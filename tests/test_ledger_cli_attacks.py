@@ -200,7 +200,7 @@ def test_export_html_with_an_output_path_still_makes_its_folders(ledger, tmp_pat
     ("", "tryouts-.html"),
 ])
 def test_default_file_name_is_one_safe_name(run_id, name):
-    from tryouts.cli.common import default_file_name
+    from tryouts.paths import default_file_name
 
     assert default_file_name("tryouts-", run_id, ".html") == name
     long = default_file_name("tryouts-", "a" * 1000, ".html")

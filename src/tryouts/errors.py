@@ -207,3 +207,15 @@ class BadResponseError(PermanentError):
     writes in a request, a count that is not a number). The request fails; the run goes on."""
 
     kind = "bad_response"
+
+
+def raised_at(exc: BaseException) -> str:
+    """``tryouts/PATH.py:LINE`` of the innermost frame of Tryouts' own code that raised ``exc``, or ``?``: where
+    to look, for a message that must not quote the exception's text (it may hold a stored value)."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "tryouts" in f.filename.replace("\\", "/")]
+    if not frames:
+        return "?"
+    path = frames[-1].filename.replace("\\", "/")
+    return f"{path[path.rfind('tryouts/'):]}:{frames[-1].lineno}"

@@ -44,3 +44,13 @@ def config_dir() -> Path:
 def default_db() -> str:
     """The database to use when ``--db`` is not given: ``TRYOUTS_DB`` or ``<data>/tryouts.db``."""
     return os.environ.get("TRYOUTS_DB") or str(data_dir() / "tryouts.db")
+
+
+def default_file_name(prefix: str, name: str, suffix: str, max_len: int = 100) -> str:
+    """A file name for the current folder built from a stored value (a run id): ``prefix + name + suffix``, with
+    every character but ``A-Z a-z 0-9 . _ -`` in ``name`` made ``_``, no leading dot, at most ``max_len``
+    characters. Never a path: a run id from a shared ledger such as ``x/../../etc/f`` gives ``tryouts-x_.._.._etc_f``."""
+    import re
+
+    stem = (prefix + re.sub(r"[^A-Za-z0-9._-]", "_", name))[: max_len - len(suffix)].lstrip(".")
+    return (stem or "run") + suffix

@@ -65,8 +65,11 @@ def _key(create: bool) -> bytes | None:
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:
-    """One byte string for the same values however a database hands them back (key order, JSON or JSONB)."""
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str).encode()
+    """One byte string for the same values as they go into a database and as it hands them back: first as JSON
+    stores them (tuples as lists, keys as text, other values as their ``str``), then in one order and spacing
+    (key order, JSON or JSONB)."""
+    stored = json.loads(json.dumps(fields, default=str))
+    return json.dumps(stored, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def sign(fields: dict[str, Any]) -> str:

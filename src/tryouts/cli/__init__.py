@@ -121,13 +121,9 @@ def main(argv: list[str] | None = None) -> None:
 def unexpected(exc: BaseException) -> str:
     """What to say of an exception no part of Tryouts expected: its type and where it was raised (never its
     text, which may quote a stored value), and what to do."""
-    import traceback
+    from ..errors import raised_at
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "tryouts" in f.filename.replace("\\", "/")]
-    where = ""
-    if frames:
-        path = frames[-1].filename.replace("\\", "/")
-        where = f" at {path[path.rfind('tryouts/'):]}:{frames[-1].lineno}"
-    return (f"Tryouts stopped on an unexpected {type(exc).__name__}{where}. If the command read stored runs, a row "
-            "of the results database may be malformed (edited by someone or something else); otherwise this is a "
-            "bug in Tryouts. Run it again with TRYOUTS_DEBUG=1 to see the traceback, and report it.")
+    return (f"Tryouts stopped on an unexpected {type(exc).__name__} at {raised_at(exc)}. If the command read "
+            "stored runs, a row of the results database may be malformed (edited by someone or something else); "
+            "otherwise this is a bug in Tryouts. Run it again with TRYOUTS_DEBUG=1 to see the traceback, and "
+            "report it.")

@@ -39,16 +39,6 @@ def open_store(db: str | None):
     return Store(db or default_db())
 
 
-def default_file_name(prefix: str, name: str, suffix: str, max_len: int = 100) -> str:
-    """A file name for the current folder built from a stored value (a run id): ``prefix + name + suffix``, with
-    every character but ``A-Z a-z 0-9 . _ -`` in ``name`` made ``_``, no leading dot, at most ``max_len``
-    characters. Never a path: a run id from a shared ledger such as ``x/../../etc/f`` gives ``tryouts-x_.._.._etc_f``."""
-    import re
-
-    stem = (prefix + re.sub(r"[^A-Za-z0-9._-]", "_", name))[: max_len - len(suffix)].lstrip(".")
-    return (stem or "run") + suffix
-
-
 def fmt_params(total: int | None, active: int | None = None, is_open: bool = False) -> str:
     """Billions: ``70.6``, ``8.03``, ``0.110``; MoE adds the active count in brackets; None = undisclosed (or not recorded)."""
     if total is None:

@@ -57,7 +57,7 @@ def export(
         text = export_run(data, fmt, full_paths=full_paths)
     default_name = output is None and fmt == "html"
     if default_name:  # in the current folder, whatever the stored run id holds (a shared ledger may hold anything)
-        from .common import default_file_name
+        from ..paths import default_file_name
 
         output = default_file_name("tryouts-", str(data["run"]["id"]), ".html")
     if output is None or output == "-":

@@ -30,9 +30,8 @@ def cache_key(spec: ModelSpec, request: Request) -> str:
 
 
 def _signed_fields(key: str, response: dict[str, Any]) -> dict[str, Any]:
-    """What a cache entry's signature covers: its key and its answer, as JSON hands them back."""
-    body = {k: v for k, v in response.items() if k != "signature"}
-    return json.loads(json.dumps({"key": key, "response": body}, default=str))
+    """What a cache entry's signature covers: its key and its answer."""
+    return {"key": key, "response": {k: v for k, v in response.items() if k != "signature"}}
 
 
 def cache_entry(key: str, cell: CellLike, result: Result) -> CacheEntry:

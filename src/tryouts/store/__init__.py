@@ -27,7 +27,7 @@ from .drivers import SHARED, DriverStore
 from .liveness import STALE_AFTER_S, Heartbeat, staleness, this_owner
 from .load import LoadStore
 from .migrations import migrate
-from .readable import MAX_LISTED, listed_columns
+from .readable import listed, listed_query, run_counts
 from .reviews import ReviewStore
 from .rows import _dec, _jsonable, flat_result, result_row, run_dict
 
@@ -123,18 +123,6 @@ def _dialect_insert(conn: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
-
-
-def _listed(row: Any) -> dict[str, Any]:
-    """A run as run lists show it (its columns from :func:`~.readable.listed_columns`): its stored suite left to
-    ``get_run``, marked ``"stored"``; a ``meta`` or ``request`` over its cap marks the run unreadable."""
-    run = run_dict(row)
-    if row["suite_type"] == "object" and isinstance(run["meta"], dict):
-        run["meta"] = {**run["meta"], "suite": "stored"}
-    for name in ("meta", "request"):
-        if (row[f"{name}_size"] or 0) > MAX_LISTED:
-            run["unreadable"] = f"column {name}: over {MAX_LISTED:,} characters"
-    return run
 
 
 class Store(LoadStore, DriverStore, BatchStore, ReviewStore):
@@ -408,40 +396,14 @@ class Store(LoadStore, DriverStore, BatchStore, ReviewStore):
 
     def list_runs(self, limit: int | None = 50) -> list[dict[str, Any]]:
         """Runs, newest first, each with its counts of results and failures (a load benchmark's: its measured
-        requests, and those that did not complete)."""
-        r, res = schema.runs, schema.results
-        counts = (
-            select(
-                res.c.run_id,
-                func.count().label("n_results"),
-                func.sum(func.cast(~res.c.ok, schema.Integer)).label("n_failed"),
-            )
-            .group_by(res.c.run_id)
-            .subquery()
-        )
-        lr = schema.load_requests  # a load benchmark's results are its measured requests
-        load = (
-            select(lr.c.run_id, func.count().label("n_requests"),
-                   func.sum(func.cast(lr.c.status != "ok", schema.Integer)).label("n_bad"))
-            .where(lr.c.phase == "measured").group_by(lr.c.run_id).subquery()
-        )
-        plain = [c for c in r.c if c.name not in ("meta", "request")]  # those two are computed by the database
-        q = (
-            select(*plain, *listed_columns(self.engine.dialect.name), counts.c.n_results, counts.c.n_failed,
-                   load.c.n_requests, load.c.n_bad)
-            .outerjoin(counts, counts.c.run_id == r.c.id)
-            .outerjoin(load, load.c.run_id == r.c.id)
-            .order_by(r.c.started_at.desc(), r.c.id.desc())
-        )
+        requests, and those that did not complete); store/readable.py says what a list reads of each."""
+        q = listed_query(self.engine.dialect.name)
         if limit:
             q = q.limit(limit)
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
-        return [
-            {**_listed(row), "n_results": int(row["n_results"] or 0) + int(row["n_requests"] or 0),
-             "n_failed": int(row["n_failed"] or 0) + int(row["n_bad"] or 0)}
-            for row in rows
-        ]
+            counts = run_counts(conn)
+        return [{**listed(row), **counts.get(row["id"], {"n_results": 0, "n_failed": 0})} for row in rows]
 
     def resolve_run_id(self, ref: str) -> str:
         """A full run id from an id, a unique prefix of one, or ``latest``."""

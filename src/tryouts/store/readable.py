@@ -97,28 +97,54 @@ def readable_runs(store: Any, limit: int | None = None) -> tuple[list[dict[str, 
     return good, bad
 
 
-def _counts(conn: Any) -> dict[Any, tuple[int, int]]:
-    """Results and failures per run (a load benchmark's measured requests and those not completed), as
-    :meth:`Store.list_runs` counts them; empty when they cannot be counted."""
+def run_counts(conn: Any) -> dict[Any, dict[str, int]]:
+    """``{"n_results", "n_failed"}`` per run: its results and failures (a load benchmark's: its measured requests
+    and those not completed); empty when they cannot be counted (counts are a nicety of a list)."""
     from sqlalchemy import Integer, func, select
 
     from . import schema
 
     res, lr = schema.results, schema.load_requests
-    out: dict[Any, tuple[int, int]] = {}
+    out: dict[Any, dict[str, int]] = {}
     try:
-        for run_id, n, failed in conn.execute(select(res.c.run_id, func.count(), func.sum(func.cast(~res.c.ok, Integer)))
-                                              .group_by(res.c.run_id)):
-            out[run_id] = (int(n or 0), int(failed or 0))
-        for run_id, n, bad in conn.execute(select(lr.c.run_id, func.count(), func.sum(func.cast(lr.c.status != "ok",
-                                                                                                Integer)))
-                                           .where(lr.c.phase == "measured").group_by(lr.c.run_id)):
-            before = out.get(run_id, (0, 0))
-            out[run_id] = (before[0] + int(n or 0), before[1] + int(bad or 0))
-    except Exception as exc:  # counts are a nicety of the list
+        rows = [*conn.execute(select(res.c.run_id, func.count(), func.sum(func.cast(~res.c.ok, Integer)))
+                              .group_by(res.c.run_id)),
+                *conn.execute(select(lr.c.run_id, func.count(), func.sum(func.cast(lr.c.status != "ok", Integer)))
+                              .where(lr.c.phase == "measured").group_by(lr.c.run_id))]
+        for run_id, n, failed in rows:
+            before = out.get(run_id, {"n_results": 0, "n_failed": 0})
+            out[run_id] = {"n_results": before["n_results"] + int(n or 0),
+                           "n_failed": before["n_failed"] + int(failed or 0)}
+    except Exception as exc:
         log.warning("the run list's counts could not be read (%s)", describe(exc))
         return {}
     return out
+
+
+def listed_query(dialect: str) -> Any:
+    """The select of a run list, newest first: every column of ``runs``, with :func:`listed_columns` in place of
+    ``meta`` and ``request``; :func:`listed` makes a row of it a run."""
+    from sqlalchemy import select
+
+    from . import schema
+
+    r = schema.runs
+    plain = [c for c in r.c if c.name not in ("meta", "request")]
+    return select(*plain, *listed_columns(dialect)).order_by(r.c.started_at.desc(), r.c.id.desc())
+
+
+def listed(row: Any) -> dict[str, Any]:
+    """A row of :func:`listed_query` as run lists show it: its stored suite (left to ``get_run``) marked
+    ``"stored"``; a ``meta`` or ``request`` over :data:`MAX_LISTED` marks the run unreadable."""
+    from .rows import run_dict
+
+    run = run_dict(row)
+    if row["suite_type"] == "object" and isinstance(run["meta"], dict):
+        run["meta"] = {**run["meta"], "suite": "stored"}
+    for name in ("meta", "request"):
+        if (row[f"{name}_size"] or 0) > MAX_LISTED:
+            run["unreadable"] = f"column {name}: over {MAX_LISTED:,} characters"
+    return run
 
 
 def _one_by_one(store: Any, limit: int | None) -> list[dict[str, Any]]:
@@ -126,7 +152,6 @@ def _one_by_one(store: Any, limit: int | None) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from . import schema
-    from .rows import run_dict
 
     r = schema.runs
     q = select(r.c.id).order_by(r.c.started_at.desc(), r.c.id.desc())
@@ -135,19 +160,16 @@ def _one_by_one(store: Any, limit: int | None) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with store.engine.connect() as conn:
         ids = list(conn.execute(q).scalars())
-        counts = _counts(conn)
+        counts = run_counts(conn)
+        one = listed_query(store.engine.dialect.name)
         for run_id in ids:
             try:
-                run = run_dict(conn.execute(select(r).where(r.c.id == run_id)).mappings().one())
+                run = listed(conn.execute(one.where(r.c.id == run_id)).mappings().one())
             except Exception as exc:  # this run only
                 out.append({"id": run_id, "unreadable": f"a row in the results database is malformed "
                                                         f"({describe(exc)})"})
                 continue
-            meta = run.get("meta")
-            if isinstance(meta, dict) and isinstance(meta.get("suite"), dict):  # as list_runs shows it
-                run["meta"] = {**meta, "suite": "stored"}
-            n, failed = counts.get(run_id, (0, 0))
-            out.append({**run, "n_results": n, "n_failed": failed})
+            out.append({**run, **counts.get(run_id, {"n_results": 0, "n_failed": 0})})
     return out
 
 

@@ -112,10 +112,8 @@ async def compare(
 
 def signed_fields(models: Sequence[Any], options: Sequence[Any]) -> dict[str, Any]:
     """What a compare run's signature covers (trust.py): its stored model references and each model's stored
-    options (None for a model with no row), as JSON hands them back, so a database's round trip verifies."""
-    import json
-
-    return json.loads(json.dumps({"models": list(models), "options": list(options)}, default=str))
+    options (None for a model with no row)."""
+    return {"models": list(models), "options": list(options)}
 
 
 def _sign(store: Store, run_id: str, specs: Sequence[ModelSpec], results: Sequence[Result | None]) -> None:

@@ -120,11 +120,8 @@ def stored_suite(suite: Any) -> dict:
 
 def _signed_fields(meta: dict) -> dict:
     """The values of a run's meta that choose what runs, where and with which key: the suite as it ran, its
-    file's path, and the fingerprint of its cells (as JSON hands them back, so a database's round trip verifies)."""
-    import json
-
-    fields = {"suite": meta.get("suite"), "suite_path": meta.get("suite_path"), "fingerprint": meta.get("fingerprint")}
-    return json.loads(json.dumps(fields, default=str))
+    file's path, and the fingerprint of its cells."""
+    return {"suite": meta.get("suite"), "suite_path": meta.get("suite_path"), "fingerprint": meta.get("fingerprint")}
 
 
 def signed(meta: dict) -> dict:

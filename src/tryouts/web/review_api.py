@@ -8,13 +8,13 @@ takes nothing from the request but the run and the model's index: see web/rerun.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from ..errors import TryoutsError, UsageError
+from ..paths import default_file_name
 from ..store.reviews import MAX_COMMENT, MAX_TAGS, RunBusy, UnknownResult
 from .api import FastJSON
 
@@ -229,8 +229,8 @@ def model_results(request: Request, run: str, index: ModelIndex,
     data = with_reviews({"run": {**row, "meta": meta}, "results": store.model_results(row["id"], index)},
                         store.reviews(row["id"]))
     out = {"run": data["run"], "model_index": index, "model": ref, "label": label, "results": data["results"]}
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(row["id"]))[:100]  # a row's id may hold quotes or line breaks
-    headers = {"Content-Disposition": f'attachment; filename="tryouts-{name}-model-{index}.json"'} if download else {}
+    name = default_file_name("tryouts-", str(row["id"]), f"-model-{index}.json")  # an id may hold quotes, breaks
+    headers = {"Content-Disposition": f'attachment; filename="{name}"'} if download else {}
     return FastJSON(out, headers=headers)
 
 

@@ -22,24 +22,15 @@ from __future__ import annotations
 
 import json
 import logging
-import traceback
 from typing import Any
 
+from ..errors import raised_at
 from ..store.readable import describe, readable_runs, shown_ref
 
 log = logging.getLogger("tryouts.web")
 
 #: the header of ``GET /api/runs`` counting the runs left out because they could not be read
 UNREADABLE_HEADER = "X-Tryouts-Unreadable-Runs"
-
-def _where(exc: BaseException) -> str:
-    """``file.py:line`` of the innermost frame of Tryouts' own code that raised ``exc`` (for the log)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if "tryouts" in f.filename.replace("\\", "/")]
-    if not frames:
-        return "?"
-    f = frames[-1]
-    return f"{f.filename.replace(chr(92), '/').rsplit('/tryouts/', 1)[-1]}:{f.lineno}"
-
 
 def unreadable_message(refs: list[str], exc: BaseException) -> str:
     """The message of an answer that failed on a malformed row (see the module docstring)."""
@@ -118,7 +109,7 @@ class MalformedRows:
                 raise
             log.warning("%s %s: answered 500 (%s at %s); a row of the results database may be malformed",
                         scope.get("method", "GET"), ascii(scope.get("path", ""))[1:-1][:200], describe(exc),
-                        _where(exc))
+                        raised_at(exc))
             response = _answer(scope, _refs(scope), exc)
             await response(scope, receive, send)
 
