@@ -38,10 +38,16 @@ def key_path() -> Path:
     return config_dir() / KEY_FILE
 
 
+#: keys read, by file: a run signs and checks once per cached cell, so the file is read once per process
+_KEYS: dict[Path, bytes] = {}
+
+
 def _key(create: bool) -> bytes | None:
     """This user's key: read, or made once (32 random bytes, mode 600) when ``create``; None when there is none
     or it cannot be read (then nothing verifies, and nothing is lost: a signature is only ever a permission)."""
     path = key_path()
+    if path in _KEYS:
+        return _KEYS[path]
     try:
         data = path.read_bytes().strip()
     except FileNotFoundError:
@@ -61,7 +67,10 @@ def _key(create: bool) -> bytes | None:
         data = path.read_bytes().strip()
     except OSError:
         return None
-    return data if len(data) >= 32 else None
+    if len(data) < 32:
+        return None
+    _KEYS[path] = data
+    return data
 
 
 def _canonical(fields: dict[str, Any]) -> bytes:
