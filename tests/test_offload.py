@@ -90,6 +90,7 @@ def test_every_sse_provider_works_offloaded(replay_server, monkeypatch, prefix, 
         assert b[0].text == " w0 w1 w2 w3" and b[0].timing.ttft_ms >= 10
 
 
+@pytest.mark.timing  # our stamps against the server's clock within ms: one delayed read can shorten the next gap
 def test_the_worker_stamps_on_the_servers_clock(replay_server):
     _, (r, _) = _results(f"openai-compat:{replay_server}#tokens=4;ttft_ms=30;itl_ms=10;id=off-stamp")
     log = server_log(replay_server, "off-stamp")
